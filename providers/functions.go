@@ -1,0 +1,101 @@
+package providers
+
+import (
+	"context"
+	"time"
+)
+
+// Tenancy modes of a function, as Lambda's TenancyConfig names them.
+const (
+	TenancyNone      = ""
+	TenancyPerTenant = "PER_TENANT"
+)
+
+// FunctionSpec is what a tenant deploys.
+type FunctionSpec struct {
+	Tenant  string
+	Name    string
+	Zip     []byte // a zip with bootstrap at its root
+	Timeout time.Duration
+	// MemoryMB is the memory limit, enforced where the machine allows.
+	MemoryMB int
+	Env      map[string]string
+	// MaxEnvsPerSubTenant caps concurrent environments of one sub-tenant;
+	// 0 means the platform default (10).
+	MaxEnvsPerSubTenant int
+	Tenancy             string
+}
+
+// Function is a deployed function.
+type Function struct {
+	Tenant              string
+	Name                string
+	Version             string
+	CodeSHA256          string
+	Timeout             time.Duration
+	MemoryMB            int
+	Env                 map[string]string
+	MaxEnvsPerSubTenant int
+	Tenancy             string
+	LastModified        time.Time
+}
+
+// InvokeInput is one invocation of a function for a sub-tenant.
+type InvokeInput struct {
+	Tenant    string
+	Function  string
+	SubTenant string // Lambda's TenantId
+	Payload   []byte
+	// Async selects the Event invocation type.
+	Async     bool
+	RequestID string
+}
+
+// InvokeResult is a successful invocation. EnvironmentID and ColdStart come
+// from the local cloud's response headers and are empty/false on AWS.
+type InvokeResult struct {
+	Payload       []byte
+	EnvironmentID string
+	ColdStart     bool
+	Duration      time.Duration
+}
+
+// Environment is one execution environment: a process that serves exactly one
+// (tenant, function version, sub-tenant).
+type Environment struct {
+	ID          string
+	Function    string
+	Version     string
+	SubTenant   string
+	State       string // "idle", "busy", "retired"
+	Invocations int
+	Started     time.Time
+	LastUsed    time.Time
+}
+
+// Functions is the Lambda-style contract the function activities use. Every
+// method acts as Tenant and can never see another tenant's functions: a
+// function of another tenant is reported as NotFoundError.
+type Functions interface {
+	// Deploy creates the function, or publishes its code and configuration as
+	// a new version if it exists. It returns InvalidError for bad names or
+	// code.
+	Deploy(ctx context.Context, spec FunctionSpec) (Function, error)
+	// Get returns NotFoundError if the tenant has no such function.
+	Get(ctx context.Context, tenant, name string) (Function, error)
+	List(ctx context.Context, tenant string) ([]Function, error)
+	// Delete returns NotFoundError if the tenant has no such function.
+	Delete(ctx context.Context, tenant, name string) error
+	// Invoke runs the function in the sub-tenant's environment. It returns
+	// *FunctionError when the handler failed, crashed or timed out,
+	// TooManyRequestsError when a concurrency limit is reached,
+	// NotFoundError, and InvalidError for bad input (a missing sub-tenant on
+	// a PER_TENANT function, a payload over 6 MB, bad JSON).
+	Invoke(ctx context.Context, in InvokeInput) (InvokeResult, error)
+	// Environments lists the function's environments; ErrUnsupported where
+	// the cloud does not expose them.
+	Environments(ctx context.Context, tenant, name string) ([]Environment, error)
+	// Logs returns the captured stdout and stderr of the sub-tenant's
+	// environments, oldest first; ErrUnsupported where unavailable.
+	Logs(ctx context.Context, tenant, name, subTenant string) (string, error)
+}
