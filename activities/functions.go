@@ -1,0 +1,319 @@
+package activities
+
+import (
+	"archive/zip"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/gust-dev/gust/providers"
+)
+
+// Functions runs the Lambda-style function activities against a provider.
+//
+// Activity type names are the method names. They carry a "Function" prefix
+// or suffix because every domain's activities share one worker registry,
+// where generic names such as Get or Delete would collide.
+type Functions struct {
+	// Functions is the provider; never nil on a worker.
+	Functions providers.Functions
+}
+
+// Code limits of DeployFunction.
+const (
+	// MaxFunctionCodeBytes is the largest code a deploy accepts, zipped or a single
+	// executable (Lambda's 50 MB direct-upload limit).
+	MaxFunctionCodeBytes = 50 * 1024 * 1024
+	// MaxFunctionLogBytes is the most log output FunctionLogs returns: the tail,
+	// kept well under Temporal's payload size limit.
+	MaxFunctionLogBytes = 1024 * 1024
+)
+
+// InvokeFunctionInput is one invocation. Payload is JSON (empty means {}).
+type InvokeFunctionInput struct {
+	RequestID string
+	Tenant    string
+	Function  string
+	SubTenant string
+	Payload   json.RawMessage
+	Async     bool
+}
+
+// InvokeFunctionResult is a successful invocation. A response that is not
+// valid JSON arrives as a JSON string, so the result always encodes.
+type InvokeFunctionResult struct {
+	Payload       json.RawMessage
+	EnvironmentID string
+	ColdStart     bool
+	DurationMS    int64
+}
+
+// FunctionErrorDetails are the details of the non-retryable ApplicationError
+// of type providers.ErrTypeFunctionError that InvokeFunction returns when
+// the function itself failed.
+type FunctionErrorDetails struct {
+	Type    string
+	Message string
+}
+
+// InvokeFunction runs the function for the sub-tenant. The provider picks a
+// warm environment of the sub-tenant or starts one.
+//
+// Errors: FunctionError (non-retryable, FunctionErrorDetails attached),
+// TooManyRequests (retryable: concurrency limits are full), NotFound,
+// InvalidRequest and Unsupported (non-retryable).
+func (f *Functions) InvokeFunction(ctx context.Context, in InvokeFunctionInput) (InvokeFunctionResult, error) {
+	payload := []byte(in.Payload)
+	if len(payload) == 0 {
+		payload = []byte("{}")
+	}
+	start := time.Now()
+	res, err := f.Functions.Invoke(ctx, providers.InvokeInput{
+		Tenant:    in.Tenant,
+		Function:  in.Function,
+		SubTenant: in.SubTenant,
+		Payload:   payload,
+		Async:     in.Async,
+		RequestID: in.RequestID,
+	})
+	if err != nil {
+		return InvokeFunctionResult{}, fnError("invoking function", err)
+	}
+	d := res.Duration
+	if d <= 0 {
+		d = time.Since(start)
+	}
+	return InvokeFunctionResult{
+		Payload:       fnJSONPayload(res.Payload),
+		EnvironmentID: res.EnvironmentID,
+		ColdStart:     res.ColdStart,
+		DurationMS:    d.Milliseconds(),
+	}, nil
+}
+
+// fnJSONPayload returns p if it is JSON, null if it is empty, and p as a JSON
+// string otherwise (Lambda responses are bytes; most handlers return JSON).
+func fnJSONPayload(p []byte) json.RawMessage {
+	if len(bytes.TrimSpace(p)) == 0 {
+		return nil
+	}
+	if json.Valid(p) {
+		return p
+	}
+	s, _ := json.Marshal(string(p)) // a string always marshals
+	return s
+}
+
+// DeployFunctionInput is a function to deploy. The code is either inline in
+// Code or, when it is too big for a Temporal payload, a file at CodePath on
+// this worker's machine whose SHA-256 must be CodeSHA256.
+type DeployFunctionInput struct {
+	Tenant string
+	Name   string
+	// Code is a zip with bootstrap at its root, or a single executable.
+	Code []byte
+	// CodePath is an absolute path the worker can read; CodeSHA256 (hex) is
+	// its content hash as the deployer saw it. A file changed since fails
+	// the deploy instead of deploying something else.
+	CodePath            string
+	CodeSHA256          string
+	Timeout             time.Duration
+	MemoryMB            int
+	Env                 map[string]string
+	MaxEnvsPerSubTenant int
+}
+
+// DeployFunction creates the function or publishes a new version of it.
+// A single executable is wrapped in a zip as bootstrap. Errors:
+// InvalidRequest for bad code or configuration (including a CodePath that
+// is missing, too big or changed), retryable errors otherwise.
+func (f *Functions) DeployFunction(ctx context.Context, in DeployFunctionInput) (providers.Function, error) {
+	code := in.Code
+	if in.CodePath != "" {
+		var err error
+		if code, err = fnReadCode(in.CodePath, in.CodeSHA256); err != nil {
+			return providers.Function{}, fnNonRetryable(providers.ErrTypeInvalid, err)
+		}
+	}
+	zipped, err := BootstrapZip(code)
+	if err != nil {
+		return providers.Function{}, fnNonRetryable(providers.ErrTypeInvalid, err)
+	}
+	fn, err := f.Functions.Deploy(ctx, providers.FunctionSpec{
+		Tenant:              in.Tenant,
+		Name:                in.Name,
+		Zip:                 zipped,
+		Timeout:             in.Timeout,
+		MemoryMB:            in.MemoryMB,
+		Env:                 in.Env,
+		MaxEnvsPerSubTenant: in.MaxEnvsPerSubTenant,
+		Tenancy:             providers.TenancyPerTenant,
+	})
+	if err != nil {
+		return providers.Function{}, fnError("deploying function", err)
+	}
+	return fn, nil
+}
+
+// fnReadCode reads the code file and checks its size and hash.
+func fnReadCode(path, wantSHA256 string) ([]byte, error) {
+	if !filepath.IsAbs(path) {
+		return nil, fmt.Errorf("code path %q is not absolute", path)
+	}
+	file, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading code on the worker (deploying a large file needs a worker on the same machine), %w", err)
+	}
+	defer file.Close()
+	code, err := io.ReadAll(io.LimitReader(file, MaxFunctionCodeBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading code %s, %w", path, err)
+	}
+	if len(code) > MaxFunctionCodeBytes {
+		return nil, fmt.Errorf("code %s is larger than %d MB", path, MaxFunctionCodeBytes>>20)
+	}
+	sum := sha256.Sum256(code)
+	if got := hex.EncodeToString(sum[:]); got != wantSHA256 {
+		return nil, fmt.Errorf("code %s changed since the deploy started (sha256 %s, expected %s)", path, got, wantSHA256)
+	}
+	return code, nil
+}
+
+// BootstrapZip returns code as a deployment zip: a zip is checked for a
+// bootstrap file at its root and returned unchanged; anything else is taken
+// as the bootstrap executable and wrapped. The wrapping is deterministic, so
+// the same executable always gives the same zip and the same code hash.
+func BootstrapZip(code []byte) ([]byte, error) {
+	if len(code) == 0 {
+		return nil, errors.New("code is empty")
+	}
+	if len(code) > MaxFunctionCodeBytes {
+		return nil, fmt.Errorf("code is larger than %d MB", MaxFunctionCodeBytes>>20)
+	}
+	if bytes.HasPrefix(code, []byte("PK\x03\x04")) || bytes.HasPrefix(code, []byte("PK\x05\x06")) {
+		zr, err := zip.NewReader(bytes.NewReader(code), int64(len(code)))
+		if err != nil {
+			return nil, fmt.Errorf("code looks like a zip but cannot be read, %w", err)
+		}
+		for _, file := range zr.File {
+			if file.Name == "bootstrap" && !file.FileInfo().IsDir() {
+				return code, nil
+			}
+		}
+		return nil, errors.New("code zip has no bootstrap file at its root")
+	}
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	hdr := &zip.FileHeader{
+		Name:     "bootstrap",
+		Method:   zip.Deflate,
+		Modified: time.Date(1980, 1, 1, 0, 0, 0, 0, time.UTC),
+	}
+	hdr.SetMode(0o755)
+	w, err := zw.CreateHeader(hdr)
+	if err != nil {
+		return nil, fmt.Errorf("zipping code, %w", err)
+	}
+	if _, err := w.Write(code); err != nil {
+		return nil, fmt.Errorf("zipping code, %w", err)
+	}
+	if err := zw.Close(); err != nil {
+		return nil, fmt.Errorf("zipping code, %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// GetFunction returns the tenant's function; NotFound if it has none.
+func (f *Functions) GetFunction(ctx context.Context, tenant, name string) (providers.Function, error) {
+	fn, err := f.Functions.Get(ctx, tenant, name)
+	if err != nil {
+		return providers.Function{}, fnError("getting function", err)
+	}
+	return fn, nil
+}
+
+// ListFunctions returns the tenant's functions.
+func (f *Functions) ListFunctions(ctx context.Context, tenant string) ([]providers.Function, error) {
+	fns, err := f.Functions.List(ctx, tenant)
+	if err != nil {
+		return nil, fnError("listing functions", err)
+	}
+	return fns, nil
+}
+
+// DeleteFunction deletes the tenant's function; NotFound if it has none.
+func (f *Functions) DeleteFunction(ctx context.Context, tenant, name string) error {
+	if err := f.Functions.Delete(ctx, tenant, name); err != nil {
+		return fnError("deleting function", err)
+	}
+	return nil
+}
+
+// FunctionEnvironments lists the function's execution environments;
+// Unsupported where the provider cannot list them.
+func (f *Functions) FunctionEnvironments(ctx context.Context, tenant, name string) ([]providers.Environment, error) {
+	envs, err := f.Functions.Environments(ctx, tenant, name)
+	if err != nil {
+		return nil, fnError("listing environments", err)
+	}
+	return envs, nil
+}
+
+// FunctionLogsResult is the tail of a sub-tenant's captured output.
+type FunctionLogsResult struct {
+	Logs string
+	// Truncated is set when older output was cut to keep MaxFunctionLogBytes.
+	Truncated bool
+}
+
+// FunctionLogs returns the captured stdout and stderr of the sub-tenant's
+// environments, at most the last MaxFunctionLogBytes.
+func (f *Functions) FunctionLogs(ctx context.Context, tenant, name, subTenant string) (FunctionLogsResult, error) {
+	logs, err := f.Functions.Logs(ctx, tenant, name, subTenant)
+	if err != nil {
+		return FunctionLogsResult{}, fnError("reading logs", err)
+	}
+	if len(logs) <= MaxFunctionLogBytes {
+		return FunctionLogsResult{Logs: logs}, nil
+	}
+	return FunctionLogsResult{Logs: logs[len(logs)-MaxFunctionLogBytes:], Truncated: true}, nil
+}
+
+// fnError turns a provider error into the ApplicationError whose
+// type (providers.ErrType*) workflows and retry policies match on. Errors of
+// no known type are returned wrapped and stay retryable.
+func fnError(doing string, err error) error {
+	var fe *providers.FunctionError
+	switch {
+	case errors.As(err, &fe):
+		return temporal.NewApplicationErrorWithOptions(fe.Error(), providers.ErrTypeFunctionError, temporal.ApplicationErrorOptions{
+			NonRetryable: true,
+			Details:      []any{FunctionErrorDetails{Type: fe.Type, Message: fe.Message}},
+		})
+	case providers.IsTooManyRequests(err):
+		return temporal.NewApplicationErrorWithCause(doing+": "+err.Error(), providers.ErrTypeTooManyRequests, err)
+	case providers.IsThrottled(err):
+		return temporal.NewApplicationErrorWithCause(doing+": "+err.Error(), providers.ErrTypeThrottled, err)
+	case providers.IsNotFound(err):
+		return fnNonRetryable(providers.ErrTypeNotFound, fmt.Errorf("%s, %w", doing, err))
+	case providers.IsInvalid(err):
+		return fnNonRetryable(providers.ErrTypeInvalid, fmt.Errorf("%s, %w", doing, err))
+	case errors.Is(err, providers.ErrUnsupported):
+		return fnNonRetryable(providers.ErrTypeUnsupported, fmt.Errorf("%s, %w", doing, err))
+	}
+	return fmt.Errorf("%s, %w", doing, err)
+}
+
+func fnNonRetryable(errType string, err error) error {
+	return temporal.NewNonRetryableApplicationError(err.Error(), errType, err)
+}

@@ -1,0 +1,265 @@
+package workflows
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Invocation contract.
+//
+// One InvokeWorkflow runs per invocation, on TaskQueue, with the workflow id
+// InvokeWorkflowID(tenant, function, requestID). A starter should:
+//
+//   - call InvokeInput.Validate first and exit 2 on error, so a bad request
+//     never reaches Temporal (the workflow validates again, for starters that
+//     skip this);
+//   - start with client.StartWorkflowOptions{ID: InvokeWorkflowID(...),
+//     TaskQueue: TaskQueue, EnableEagerStart: true}. Eager start saves the
+//     first workflow task's round trip through matching, but only when the
+//     starting client is also the client of a running worker in the same
+//     process (gust bench, gust demo, an embedded starter) and the server has
+//     system.enableEagerWorkflowStart on. A standalone `gust fn invoke`
+//     process has no local worker, so there the flag is harmless and ignored;
+//   - treat a successful workflow whose InvokeResult.FunctionError is set as
+//     "the function failed": print FunctionError.Type and Message, exit 1.
+//     A failed workflow means gust itself could not run the invocation (see
+//     the error types below).
+//
+// Payloads travel inline through Temporal history. Temporal's default blob
+// size limit (limit.blobSize.error, 2 MB) is below Lambda's 6 MB, so the
+// server gust runs must raise it (and the gRPC message size) for payloads
+// between 2 and 6 MB to be accepted.
+
+// Invocation limits, as AWS Lambda sets them.
+const (
+	// MaxPayloadBytes is the largest request payload (Lambda's 6 MB
+	// synchronous invocation limit).
+	MaxPayloadBytes = 6 * 1024 * 1024
+	// MaxSubTenantLen is the longest sub-tenant id (Lambda's TenantId).
+	MaxSubTenantLen = 256
+	// MaxNameLen is the longest tenant id or function name.
+	MaxNameLen = 64
+	// MaxRequestIDLen is the longest request id.
+	MaxRequestIDLen = 128
+)
+
+// Invocation deadlines. The deadline bounds the whole invocation: waiting
+// for a free environment while concurrency limits are reached (gust's
+// durable queue) plus running the function.
+const (
+	DefaultInvokeDeadline = 5 * time.Minute
+	MaxInvokeDeadline     = 24 * time.Hour
+)
+
+// Error types of a failed InvokeWorkflow, besides the provider types
+// (providers.ErrTypeInvalid "InvalidRequest", providers.ErrTypeNotFound
+// "NotFound", providers.ErrTypeUnsupported "Unsupported"). All are
+// non-retryable. A function's own error is not a workflow failure: it is
+// InvokeResult.FunctionError.
+const (
+	// ErrTypeDeadlineExceeded means the invocation could not be run before
+	// its deadline, typically because the function's concurrency limits
+	// stayed full (TooManyRequests) the whole time.
+	ErrTypeDeadlineExceeded = "DeadlineExceeded"
+)
+
+// ActivityMode selects how InvokeWorkflow runs the invoke step.
+type ActivityMode string
+
+const (
+	// ActivityModeDefault uses DefaultInvokeActivityMode.
+	ActivityModeDefault ActivityMode = ""
+	// ActivityModeLocal runs the invoke step as a local activity, in the
+	// worker that runs the workflow task. It saves the activity task's trip
+	// through the server's matching service and two history events, but a
+	// worker crash retries the attempt only after the workflow task times
+	// out.
+	ActivityModeLocal ActivityMode = "local"
+	// ActivityModeRegular runs the invoke step as a regular activity,
+	// dispatched through the task queue to any worker.
+	ActivityModeRegular ActivityMode = "regular"
+)
+
+// DefaultInvokeActivityMode is the mode an invocation with
+// ActivityModeDefault uses. `gust bench fn` measures both modes; see
+// docs/benchmarks.md. Changing this constant changes the commands of
+// in-flight workflows, so it must go behind workflow.GetVersion.
+const DefaultInvokeActivityMode = ActivityModeLocal
+
+// InvokeInput is one invocation of a deployed function for a sub-tenant.
+type InvokeInput struct {
+	// RequestID identifies the invocation; it is part of the workflow id and
+	// is passed to the provider for idempotency and logs. 1 to 128 characters
+	// from [a-zA-Z0-9._:-].
+	RequestID string
+	Tenant    string
+	Function  string
+	// SubTenant is Lambda's TenantId: the tenant's customer this invocation
+	// runs for. Its environments serve nobody else.
+	SubTenant string
+	// Payload is the JSON event; empty means {}. At most MaxPayloadBytes.
+	Payload json.RawMessage
+	// Async selects Lambda's Event invocation type: the result carries no
+	// payload.
+	Async bool
+	// Deadline bounds the whole invocation, including the wait for a free
+	// environment; 0 means DefaultInvokeDeadline.
+	Deadline time.Duration
+	// ActivityMode selects a local or a regular activity for the invoke step;
+	// empty means DefaultInvokeActivityMode.
+	ActivityMode ActivityMode
+}
+
+// InvokeResult is a completed invocation. Its JSON form is the fixed output
+// of `gust fn invoke --output json`.
+type InvokeResult struct {
+	// Payload is the function's response; a response that is not valid JSON
+	// arrives as a JSON string. null for Async invocations and function
+	// errors.
+	Payload json.RawMessage `json:"payload"`
+	// EnvironmentID and ColdStart are reported by the local cloud; AWS
+	// reports neither (empty and false).
+	EnvironmentID string `json:"environment_id"`
+	ColdStart     bool   `json:"cold_start"`
+	// DurationMS is how long the invocation ran, in milliseconds.
+	DurationMS int64 `json:"duration_ms"`
+	// FunctionError is set when the function's handler failed, crashed or
+	// timed out. The workflow still succeeds: the CLI prints Type and
+	// Message and exits 1.
+	FunctionError *FunctionErrorInfo `json:"function_error,omitempty"`
+}
+
+// FunctionErrorInfo is a function's own error, as its runtime reported it.
+type FunctionErrorInfo struct {
+	Type    string `json:"type"`    // e.g. "Runtime.ExitError"
+	Message string `json:"message"` // e.g. "exit status 2"
+}
+
+// InvokeWorkflowID is the workflow id of one invocation:
+// invoke-<tenant>-<function>-<requestID>. Inputs that pass Validate are used
+// unchanged, so distinct valid requests get distinct ids; any other
+// character is replaced with '_' and each part is truncated, so the id is
+// always a safe workflow id.
+func InvokeWorkflowID(tenant, function, requestID string) string {
+	return "invoke-" + sanitizeIDPart(tenant, MaxNameLen) + "-" +
+		sanitizeIDPart(function, MaxNameLen) + "-" + sanitizeIDPart(requestID, MaxRequestIDLen)
+}
+
+func sanitizeIDPart(s string, maxLen int) string {
+	var b strings.Builder
+	for _, r := range s {
+		if b.Len() >= maxLen {
+			break
+		}
+		if r < utf8.RuneSelf && (isAlnum(byte(r)) || strings.ContainsRune("._:-", r)) {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('_')
+		}
+	}
+	if b.Len() == 0 {
+		return "_"
+	}
+	return b.String()
+}
+
+func isAlnum(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+}
+
+var (
+	nameRE      = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_-]*$`)
+	subTenantRE = regexp.MustCompile(`^[a-zA-Z0-9._:/=+\-@ ]+$`)
+	requestIDRE = regexp.MustCompile(`^[a-zA-Z0-9._:-]+$`)
+)
+
+// ValidateTenantID checks a tenant id: 1 to 64 characters from
+// [a-zA-Z0-9_-], starting with a letter or digit. Tenant ids name
+// directories and database keys, so path separators and ".." can never
+// appear.
+func ValidateTenantID(tenant string) error { return validateName("tenant id", tenant) }
+
+// ValidateFunctionName checks a function name with the same rule as
+// ValidateTenantID (Lambda's function-name charset, without the ARN forms).
+func ValidateFunctionName(name string) error { return validateName("function name", name) }
+
+func validateName(what, s string) error {
+	switch {
+	case s == "":
+		return fmt.Errorf("%s is required", what)
+	case len(s) > MaxNameLen:
+		return fmt.Errorf("%s %.20q... is longer than %d characters", what, s, MaxNameLen)
+	case strings.ContainsAny(s, `/\`) || strings.Contains(s, ".."):
+		return fmt.Errorf("%s %q must not contain path separators or \"..\"", what, s)
+	case !nameRE.MatchString(s):
+		return fmt.Errorf("%s %q must start with a letter or digit and contain only letters, digits, '-' and '_'", what, s)
+	}
+	return nil
+}
+
+// ValidateSubTenant checks a sub-tenant id with Lambda's TenantId rule: 1 to
+// 256 characters from [a-zA-Z0-9._:/=+\-@ ]. Sub-tenant ids may contain '/',
+// so they must never be used as a path.
+func ValidateSubTenant(subTenant string) error {
+	switch {
+	case subTenant == "":
+		return errors.New("sub-tenant id is required")
+	case len(subTenant) > MaxSubTenantLen:
+		return fmt.Errorf("sub-tenant id is %d characters, more than %d", len(subTenant), MaxSubTenantLen)
+	case !subTenantRE.MatchString(subTenant):
+		return fmt.Errorf("sub-tenant id %q may contain only letters, digits, spaces and . _ : / = + - @", subTenant)
+	}
+	return nil
+}
+
+// ValidateRequestID checks a request id: 1 to 128 characters from
+// [a-zA-Z0-9._:-] (a UUID fits).
+func ValidateRequestID(id string) error {
+	switch {
+	case id == "":
+		return errors.New("request id is required")
+	case len(id) > MaxRequestIDLen:
+		return fmt.Errorf("request id is longer than %d characters", MaxRequestIDLen)
+	case !requestIDRE.MatchString(id):
+		return fmt.Errorf("request id %q may contain only letters, digits and . _ : -", id)
+	}
+	return nil
+}
+
+// Validate checks the invocation before it starts. The CLI calls it to exit
+// 2 on a usage error; InvokeWorkflow calls it again and fails with a
+// non-retryable "InvalidRequest" ApplicationError.
+func (in InvokeInput) Validate() error {
+	if err := ValidateRequestID(in.RequestID); err != nil {
+		return err
+	}
+	if err := ValidateTenantID(in.Tenant); err != nil {
+		return err
+	}
+	if err := ValidateFunctionName(in.Function); err != nil {
+		return err
+	}
+	if err := ValidateSubTenant(in.SubTenant); err != nil {
+		return err
+	}
+	if len(in.Payload) > MaxPayloadBytes {
+		return fmt.Errorf("payload is %d bytes, more than the %d byte (6 MB) limit", len(in.Payload), MaxPayloadBytes)
+	}
+	if len(in.Payload) > 0 && !json.Valid(in.Payload) {
+		return errors.New("payload is not valid JSON")
+	}
+	if in.Deadline < 0 || in.Deadline > MaxInvokeDeadline {
+		return fmt.Errorf("deadline %s is outside 0 (default %s) to %s", in.Deadline, DefaultInvokeDeadline, MaxInvokeDeadline)
+	}
+	switch in.ActivityMode {
+	case ActivityModeDefault, ActivityModeLocal, ActivityModeRegular:
+	default:
+		return fmt.Errorf("activity mode %q is not %q or %q", in.ActivityMode, ActivityModeLocal, ActivityModeRegular)
+	}
+	return nil
+}
