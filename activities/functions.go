@@ -289,10 +289,13 @@ func (f *Functions) FunctionLogs(ctx context.Context, tenant, name, subTenant st
 	return FunctionLogsResult{Logs: logs[len(logs)-MaxFunctionLogBytes:], Truncated: true}, nil
 }
 
-// fnError turns a provider error into the ApplicationError whose
-// type (providers.ErrType*) workflows and retry policies match on. Errors of
-// no known type are returned wrapped and stay retryable.
+// fnError turns a provider error into the ApplicationError whose type
+// (providers.ErrType*) workflows and retry policies match on. The message
+// keeps the provider's text; the typed Go error itself does not cross the
+// Temporal boundary. Errors of no known type are returned wrapped and stay
+// retryable.
 func fnError(doing string, err error) error {
+	msg := doing + ", " + err.Error()
 	var fe *providers.FunctionError
 	switch {
 	case errors.As(err, &fe):
@@ -301,19 +304,19 @@ func fnError(doing string, err error) error {
 			Details:      []any{FunctionErrorDetails{Type: fe.Type, Message: fe.Message}},
 		})
 	case providers.IsTooManyRequests(err):
-		return temporal.NewApplicationErrorWithCause(doing+": "+err.Error(), providers.ErrTypeTooManyRequests, err)
+		return temporal.NewApplicationError(msg, providers.ErrTypeTooManyRequests)
 	case providers.IsThrottled(err):
-		return temporal.NewApplicationErrorWithCause(doing+": "+err.Error(), providers.ErrTypeThrottled, err)
+		return temporal.NewApplicationError(msg, providers.ErrTypeThrottled)
 	case providers.IsNotFound(err):
-		return fnNonRetryable(providers.ErrTypeNotFound, fmt.Errorf("%s, %w", doing, err))
+		return temporal.NewNonRetryableApplicationError(msg, providers.ErrTypeNotFound, nil)
 	case providers.IsInvalid(err):
-		return fnNonRetryable(providers.ErrTypeInvalid, fmt.Errorf("%s, %w", doing, err))
+		return temporal.NewNonRetryableApplicationError(msg, providers.ErrTypeInvalid, nil)
 	case errors.Is(err, providers.ErrUnsupported):
-		return fnNonRetryable(providers.ErrTypeUnsupported, fmt.Errorf("%s, %w", doing, err))
+		return temporal.NewNonRetryableApplicationError(msg, providers.ErrTypeUnsupported, nil)
 	}
 	return fmt.Errorf("%s, %w", doing, err)
 }
 
 func fnNonRetryable(errType string, err error) error {
-	return temporal.NewNonRetryableApplicationError(err.Error(), errType, err)
+	return temporal.NewNonRetryableApplicationError(err.Error(), errType, nil)
 }
