@@ -14,8 +14,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"go.temporal.io/sdk/temporal"
-
 	"github.com/gust-dev/gust/providers"
 )
 
@@ -58,20 +56,15 @@ type InvokeFunctionResult struct {
 	DurationMS    int64
 }
 
-// FunctionErrorDetails are the details of the non-retryable ApplicationError
-// of type providers.ErrTypeFunctionError that InvokeFunction returns when
-// the function itself failed.
-type FunctionErrorDetails struct {
-	Type    string
-	Message string
-}
-
 // InvokeFunction runs the function for the sub-tenant. The provider picks a
 // warm environment of the sub-tenant or starts one.
 //
-// Errors: FunctionError (non-retryable, FunctionErrorDetails attached),
-// TooManyRequests (retryable: concurrency limits are full), NotFound,
-// InvalidRequest and Unsupported (non-retryable).
+// Errors are converted by ProviderError: FunctionError, InvalidRequest and
+// Unsupported are non-retryable (a FunctionError carries the
+// providers.FunctionError as its details); TooManyRequests (concurrency
+// limits are full), Throttled and NotFound keep their types, and the
+// workflow's retry policy decides (InvokeWorkflow waits out TooManyRequests
+// until the deadline and treats NotFound as final).
 func (f *Functions) InvokeFunction(ctx context.Context, in InvokeFunctionInput) (InvokeFunctionResult, error) {
 	payload := []byte(in.Payload)
 	if len(payload) == 0 {
@@ -87,7 +80,7 @@ func (f *Functions) InvokeFunction(ctx context.Context, in InvokeFunctionInput) 
 		RequestID: in.RequestID,
 	})
 	if err != nil {
-		return InvokeFunctionResult{}, fnError("invoking function", err)
+		return InvokeFunctionResult{}, ProviderErrorf("invoking function", err)
 	}
 	d := res.Duration
 	if d <= 0 {
@@ -142,12 +135,12 @@ func (f *Functions) DeployFunction(ctx context.Context, in DeployFunctionInput) 
 	if in.CodePath != "" {
 		var err error
 		if code, err = fnReadCode(in.CodePath, in.CodeSHA256); err != nil {
-			return providers.Function{}, fnNonRetryable(providers.ErrTypeInvalid, err)
+			return providers.Function{}, ProviderErrorf("deploying function", providers.NewInvalidError(err))
 		}
 	}
 	zipped, err := BootstrapZip(code)
 	if err != nil {
-		return providers.Function{}, fnNonRetryable(providers.ErrTypeInvalid, err)
+		return providers.Function{}, ProviderErrorf("deploying function", providers.NewInvalidError(err))
 	}
 	fn, err := f.Functions.Deploy(ctx, providers.FunctionSpec{
 		Tenant:              in.Tenant,
@@ -160,7 +153,7 @@ func (f *Functions) DeployFunction(ctx context.Context, in DeployFunctionInput) 
 		Tenancy:             providers.TenancyPerTenant,
 	})
 	if err != nil {
-		return providers.Function{}, fnError("deploying function", err)
+		return providers.Function{}, ProviderErrorf("deploying function", err)
 	}
 	return fn, nil
 }
@@ -237,7 +230,7 @@ func BootstrapZip(code []byte) ([]byte, error) {
 func (f *Functions) GetFunction(ctx context.Context, tenant, name string) (providers.Function, error) {
 	fn, err := f.Functions.Get(ctx, tenant, name)
 	if err != nil {
-		return providers.Function{}, fnError("getting function", err)
+		return providers.Function{}, ProviderErrorf("getting function", err)
 	}
 	return fn, nil
 }
@@ -246,7 +239,7 @@ func (f *Functions) GetFunction(ctx context.Context, tenant, name string) (provi
 func (f *Functions) ListFunctions(ctx context.Context, tenant string) ([]providers.Function, error) {
 	fns, err := f.Functions.List(ctx, tenant)
 	if err != nil {
-		return nil, fnError("listing functions", err)
+		return nil, ProviderErrorf("listing functions", err)
 	}
 	return fns, nil
 }
@@ -254,7 +247,7 @@ func (f *Functions) ListFunctions(ctx context.Context, tenant string) ([]provide
 // DeleteFunction deletes the tenant's function; NotFound if it has none.
 func (f *Functions) DeleteFunction(ctx context.Context, tenant, name string) error {
 	if err := f.Functions.Delete(ctx, tenant, name); err != nil {
-		return fnError("deleting function", err)
+		return ProviderErrorf("deleting function", err)
 	}
 	return nil
 }
@@ -264,7 +257,7 @@ func (f *Functions) DeleteFunction(ctx context.Context, tenant, name string) err
 func (f *Functions) FunctionEnvironments(ctx context.Context, tenant, name string) ([]providers.Environment, error) {
 	envs, err := f.Functions.Environments(ctx, tenant, name)
 	if err != nil {
-		return nil, fnError("listing environments", err)
+		return nil, ProviderErrorf("listing environments", err)
 	}
 	return envs, nil
 }
@@ -281,42 +274,10 @@ type FunctionLogsResult struct {
 func (f *Functions) FunctionLogs(ctx context.Context, tenant, name, subTenant string) (FunctionLogsResult, error) {
 	logs, err := f.Functions.Logs(ctx, tenant, name, subTenant)
 	if err != nil {
-		return FunctionLogsResult{}, fnError("reading logs", err)
+		return FunctionLogsResult{}, ProviderErrorf("reading logs", err)
 	}
 	if len(logs) <= MaxFunctionLogBytes {
 		return FunctionLogsResult{Logs: logs}, nil
 	}
 	return FunctionLogsResult{Logs: logs[len(logs)-MaxFunctionLogBytes:], Truncated: true}, nil
-}
-
-// fnError turns a provider error into the ApplicationError whose type
-// (providers.ErrType*) workflows and retry policies match on. The message
-// keeps the provider's text; the typed Go error itself does not cross the
-// Temporal boundary. Errors of no known type are returned wrapped and stay
-// retryable.
-func fnError(doing string, err error) error {
-	msg := doing + ", " + err.Error()
-	var fe *providers.FunctionError
-	switch {
-	case errors.As(err, &fe):
-		return temporal.NewApplicationErrorWithOptions(fe.Error(), providers.ErrTypeFunctionError, temporal.ApplicationErrorOptions{
-			NonRetryable: true,
-			Details:      []any{FunctionErrorDetails{Type: fe.Type, Message: fe.Message}},
-		})
-	case providers.IsTooManyRequests(err):
-		return temporal.NewApplicationError(msg, providers.ErrTypeTooManyRequests)
-	case providers.IsThrottled(err):
-		return temporal.NewApplicationError(msg, providers.ErrTypeThrottled)
-	case providers.IsNotFound(err):
-		return temporal.NewNonRetryableApplicationError(msg, providers.ErrTypeNotFound, nil)
-	case providers.IsInvalid(err):
-		return temporal.NewNonRetryableApplicationError(msg, providers.ErrTypeInvalid, nil)
-	case errors.Is(err, providers.ErrUnsupported):
-		return temporal.NewNonRetryableApplicationError(msg, providers.ErrTypeUnsupported, nil)
-	}
-	return fmt.Errorf("%s, %w", doing, err)
-}
-
-func fnNonRetryable(errType string, err error) error {
-	return temporal.NewNonRetryableApplicationError(err.Error(), errType, nil)
 }

@@ -118,7 +118,7 @@ func (v *invocation) failed(err error) (InvokeResult, error) {
 		switch appErr.Type() {
 		case providers.ErrTypeFunctionError:
 			info := &FunctionErrorInfo{Type: "Unhandled", Message: appErr.Message()}
-			var d activities.FunctionErrorDetails
+			var d providers.FunctionError
 			if appErr.HasDetails() && appErr.Details(&d) == nil {
 				info = &FunctionErrorInfo{Type: d.Type, Message: d.Message}
 			}
