@@ -1,0 +1,331 @@
+package activities
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/gust-dev/gust/providers"
+)
+
+// FleetRunTagKey is the second tag every fleet instance carries: the first
+// run id of the LaunchFleetWorkflow chain that launched it. A fleet id can be
+// reused after its workflow ended, so the running count of one launch filters
+// by both tags.
+const FleetRunTagKey = "gust:fleet-run"
+
+// terminateBatch is the most instance ids one TerminateInstances call takes
+// (EC2 accepts up to 1000).
+const terminateBatch = 1000
+
+// Fleet holds the fleet activities. Workers register one *Fleet on both task
+// queues; LaunchFleetWorkflow decides which queue each call goes to.
+type Fleet struct {
+	// Compute is the cloud. Never nil on a worker.
+	Compute providers.Compute
+	// Now is the clock, for tests; nil means time.Now.
+	Now func() time.Time
+}
+
+func (a *Fleet) now() time.Time {
+	if a.Now != nil {
+		return a.Now()
+	}
+	return time.Now()
+}
+
+// CheckInstanceTypeInput asks whether the cloud offers an instance type.
+type CheckInstanceTypeInput struct {
+	InstanceType string
+}
+
+// CheckInstanceTypeResult answers CheckInstanceType.
+type CheckInstanceTypeResult struct {
+	Known bool
+	// Offered is the number of instance types the cloud offers, for the
+	// error message when Known is false.
+	Offered int
+}
+
+// CheckInstanceType reports whether the cloud offers in.InstanceType.
+func (a *Fleet) CheckInstanceType(ctx context.Context, in CheckInstanceTypeInput) (CheckInstanceTypeResult, error) {
+	types, err := a.Compute.InstanceTypes(ctx)
+	if err != nil {
+		return CheckInstanceTypeResult{}, ProviderErrorf("listing instance types", err)
+	}
+	return CheckInstanceTypeResult{Known: slices.Contains(types, in.InstanceType), Offered: len(types)}, nil
+}
+
+// ReserveCapacityInput asks for a capacity reservation of Count instances in
+// one of Zones (any zone when empty).
+type ReserveCapacityInput struct {
+	FleetID      string
+	InstanceType string
+	Zones        []string
+	Count        int
+	// ClientToken makes the call idempotent; the workflow derives it from the
+	// fleet id, its run chain and the attempt.
+	ClientToken string
+	Tags        map[string]string
+}
+
+// ReserveCapacityResult is the reservation that holds the fleet's minimum.
+type ReserveCapacityResult struct {
+	ReservationID string
+	Zone          string
+	Count         int
+}
+
+// ReserveCapacity creates a capacity reservation. The provider tries each
+// zone. It fails with an InsufficientCapacity ApplicationError when no zone
+// can hold Count instances, which the workflow handles by its capacity policy.
+func (a *Fleet) ReserveCapacity(ctx context.Context, in ReserveCapacityInput) (ReserveCapacityResult, error) {
+	res, err := a.Compute.Reserve(ctx, providers.ReserveInput{
+		InstanceType: in.InstanceType,
+		Zones:        in.Zones,
+		Count:        in.Count,
+		ClientToken:  in.ClientToken,
+		Tags:         in.Tags,
+	})
+	if err != nil {
+		return ReserveCapacityResult{}, ProviderErrorf(fmt.Sprintf("reserving %d %s", in.Count, in.InstanceType), err)
+	}
+	activity.GetLogger(ctx).Info("capacity reserved", "FleetID", in.FleetID, "ReservationID", res.ID, "Zone", res.Zone, "Count", res.Count)
+	return ReserveCapacityResult{ReservationID: res.ID, Zone: res.Zone, Count: res.Count}, nil
+}
+
+// ReleaseReservationInput names the reservation to cancel.
+type ReleaseReservationInput struct {
+	ReservationID string
+}
+
+// ReleaseReservationResult reports whether the reservation still existed.
+type ReleaseReservationResult struct {
+	Released bool
+}
+
+// ReleaseReservation cancels a reservation, releasing its unused capacity.
+// Instances already launched into it keep running. A reservation that no
+// longer exists is not an error (Released is false).
+func (a *Fleet) ReleaseReservation(ctx context.Context, in ReleaseReservationInput) (ReleaseReservationResult, error) {
+	err := a.Compute.CancelReservation(ctx, in.ReservationID)
+	if providers.IsNotFound(err) {
+		return ReleaseReservationResult{}, nil
+	}
+	if err != nil {
+		return ReleaseReservationResult{}, ProviderErrorf("cancelling reservation "+in.ReservationID, err)
+	}
+	return ReleaseReservationResult{Released: true}, nil
+}
+
+// LaunchInput is one RunInstances call of a fleet: a burst chunk
+// (MinCount == MaxCount, against the reservation) or a fill round
+// (MinCount 1).
+type LaunchInput struct {
+	FleetID      string
+	InstanceType string
+	ImageID      string
+	Zone         string
+	MinCount     int
+	MaxCount     int
+	// ClientToken is deterministic per fleet, run chain and step, so a retried
+	// or replayed call returns the instances of the first call instead of
+	// launching more.
+	ClientToken   string
+	ReservationID string
+	// Tags go on every instance; they include providers.FleetTagKey.
+	Tags map[string]string
+}
+
+// LaunchResult lists the instances one call launched.
+type LaunchResult struct {
+	InstanceIDs []string
+	Zone        string
+}
+
+// LaunchBurstChunk launches one all-or-nothing chunk of the burst. Workflows
+// schedule it on workflows.TaskQueue, outside the platform rate limiter.
+func (a *Fleet) LaunchBurstChunk(ctx context.Context, in LaunchInput) (LaunchResult, error) {
+	return a.launch(ctx, "launching burst chunk", in)
+}
+
+// LaunchFill launches up to MaxCount instances of the fill path. Workflows
+// schedule it on workflows.LaunchTaskQueue, whose server-enforced activity
+// rate is the platform launch rate limiter.
+func (a *Fleet) LaunchFill(ctx context.Context, in LaunchInput) (LaunchResult, error) {
+	return a.launch(ctx, "launching fill round", in)
+}
+
+func (a *Fleet) launch(ctx context.Context, doing string, in LaunchInput) (LaunchResult, error) {
+	if in.FleetID == "" || in.ClientToken == "" || in.MinCount < 1 || in.MaxCount < in.MinCount {
+		return LaunchResult{}, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("%s: bad launch input (fleet %q, token %q, count %d..%d)", doing, in.FleetID, in.ClientToken, in.MinCount, in.MaxCount),
+			providers.ErrTypeInvalid, nil)
+	}
+	tags := make(map[string]string, len(in.Tags)+1)
+	for k, v := range in.Tags {
+		tags[k] = v
+	}
+	tags[providers.FleetTagKey] = in.FleetID
+	instances, err := a.Compute.Run(ctx, providers.RunInput{
+		InstanceType:  in.InstanceType,
+		ImageID:       in.ImageID,
+		Zone:          in.Zone,
+		MinCount:      in.MinCount,
+		MaxCount:      in.MaxCount,
+		ClientToken:   in.ClientToken,
+		ReservationID: in.ReservationID,
+		Tags:          tags,
+	})
+	if err != nil {
+		return LaunchResult{}, ProviderErrorf(fmt.Sprintf("%s (%d..%d %s)", doing, in.MinCount, in.MaxCount, in.InstanceType), err)
+	}
+	res := LaunchResult{InstanceIDs: make([]string, 0, len(instances)), Zone: in.Zone}
+	for _, inst := range instances {
+		res.InstanceIDs = append(res.InstanceIDs, inst.ID)
+		if inst.Zone != "" {
+			res.Zone = inst.Zone
+		}
+	}
+	if len(res.InstanceIDs) > in.MaxCount {
+		// A cloud that returns more than MaxCount breaks the fleet's
+		// exactness; fail loudly rather than silently over-launch.
+		return LaunchResult{}, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("%s: cloud returned %d instances for MaxCount %d", doing, len(res.InstanceIDs), in.MaxCount),
+			"TooManyInstances", nil, res)
+	}
+	return res, nil
+}
+
+// CountRunningInput selects a fleet's instances by its tags.
+type CountRunningInput struct {
+	FleetID string
+	// RunTag, when set, also requires FleetRunTagKey == RunTag.
+	RunTag string
+}
+
+// CountRunningResult counts a fleet's instances by state.
+type CountRunningResult struct {
+	Running int
+	Pending int
+	// Gone counts instances that are shutting down, terminated, stopping or
+	// stopped.
+	Gone       int
+	Total      int
+	ObservedAt time.Time
+}
+
+// CountRunning counts the fleet's instances by state with one
+// DescribeInstances (by tag). The workflow polls it with durable timers in
+// between to learn when min and target are running.
+func (a *Fleet) CountRunning(ctx context.Context, in CountRunningInput) (CountRunningResult, error) {
+	tags := map[string]string{providers.FleetTagKey: in.FleetID}
+	if in.RunTag != "" {
+		tags[FleetRunTagKey] = in.RunTag
+	}
+	instances, err := a.Compute.Describe(ctx, providers.InstanceFilter{Tags: tags})
+	if err != nil {
+		return CountRunningResult{}, ProviderErrorf("describing fleet instances", err)
+	}
+	res := CountRunningResult{Total: len(instances), ObservedAt: a.now()}
+	for _, inst := range instances {
+		switch inst.State {
+		case providers.StateRunning:
+			res.Running++
+		case providers.StatePending:
+			res.Pending++
+		default:
+			res.Gone++
+		}
+	}
+	return res, nil
+}
+
+// TerminateInput lists instances to terminate.
+type TerminateInput struct {
+	IDs []string
+}
+
+// TerminateResult counts what Terminate did.
+type TerminateResult struct {
+	Terminated int
+	// NotFound counts ids the cloud did not know; they are not an error.
+	NotFound int
+}
+
+// Terminate terminates the instances in batches, heartbeating between
+// batches. Already terminated instances are fine; unknown ids are counted in
+// NotFound rather than failing the whole call.
+func (a *Fleet) Terminate(ctx context.Context, in TerminateInput) (TerminateResult, error) {
+	var res TerminateResult
+	for start := 0; start < len(in.IDs); start += terminateBatch {
+		batch := in.IDs[start:min(start+terminateBatch, len(in.IDs))]
+		n, missing, err := a.terminateBatch(ctx, batch)
+		if err != nil {
+			return res, err
+		}
+		res.Terminated += n
+		res.NotFound += missing
+		activity.RecordHeartbeat(ctx, start+len(batch))
+	}
+	return res, nil
+}
+
+// terminateBatch terminates ids in one call; if the cloud rejects the call
+// because some id is unknown, it falls back to one call per id so the known
+// ones still go.
+func (a *Fleet) terminateBatch(ctx context.Context, ids []string) (terminated, notFound int, err error) {
+	err = a.Compute.Terminate(ctx, ids)
+	if err == nil {
+		return len(ids), 0, nil
+	}
+	if !providers.IsNotFound(err) {
+		return 0, 0, ProviderErrorf("terminating instances", err)
+	}
+	for _, id := range ids {
+		err := a.Compute.Terminate(ctx, []string{id})
+		switch {
+		case err == nil:
+			terminated++
+		case providers.IsNotFound(err):
+			notFound++
+		default:
+			return terminated, notFound, ProviderErrorf("terminating "+id, err)
+		}
+	}
+	return terminated, notFound, nil
+}
+
+// TerminateFleetInput selects every instance of one fleet launch by its tags.
+type TerminateFleetInput struct {
+	FleetID string
+	RunTag  string
+}
+
+// TerminateFleet terminates every pending or running instance carrying the
+// fleet's tags, including any the workflow never learned the id of. It is
+// the cancel path's sweep.
+func (a *Fleet) TerminateFleet(ctx context.Context, in TerminateFleetInput) (TerminateResult, error) {
+	tags := map[string]string{providers.FleetTagKey: in.FleetID}
+	if in.RunTag != "" {
+		tags[FleetRunTagKey] = in.RunTag
+	}
+	instances, err := a.Compute.Describe(ctx, providers.InstanceFilter{
+		Tags:   tags,
+		States: []string{providers.StatePending, providers.StateRunning},
+	})
+	if err != nil {
+		return TerminateResult{}, ProviderErrorf("describing fleet instances", err)
+	}
+	ids := make([]string, 0, len(instances))
+	for _, inst := range instances {
+		if inst.State == providers.StatePending || inst.State == providers.StateRunning {
+			ids = append(ids, inst.ID)
+		}
+	}
+	return a.Terminate(ctx, TerminateInput{IDs: ids})
+}

@@ -1,0 +1,418 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/gust-dev/gust/activities"
+	"github.com/gust-dev/gust/providers"
+)
+
+// Fleet contract.
+//
+// One LaunchFleetWorkflow runs per fleet, on TaskQueue, with the fleet id as
+// its workflow id: a second request with the same id joins the running
+// workflow instead of launching twice. A starter should call
+// LaunchFleetInput.Validate first and exit 2 on error; the workflow validates
+// again (and also checks the instance type against the cloud) and fails with
+// a non-retryable ApplicationError of type providers.ErrTypeInvalid
+// ("InvalidRequest") before launching anything.
+//
+// The workflow goes through the phases
+//
+//	validating → reserving → bursting → filling → fulfilled
+//
+// and ends in one of the terminal states below. It completes (the workflow
+// returns a FleetResult) when the fleet is fulfilled, when the minimum's
+// capacity is not there (insufficient_capacity), or when it is cancelled
+// through the cancel update or signal. A cancellation of the workflow itself
+// (Web UI, `temporal workflow cancel`) runs the same cleanup and then ends
+// the workflow as Canceled, with the FleetResult as the CanceledError's
+// details. A fleet that cannot reach its target for another reason fails the
+// workflow with an ApplicationError of type ErrTypeFleetFailed whose details
+// are the FleetResult.
+//
+// Scale and cancel act on a fleet whose workflow is still open, that is
+// until the target is running. The instances of a fulfilled fleet stay; they
+// carry the tags providers.FleetTagKey (the fleet id) and
+// activities.FleetRunTagKey (Origin, the first run id of the launch) so they
+// can be found later.
+
+// Message names.
+const (
+	// StatusQuery returns a FleetStatus.
+	StatusQuery = "status"
+	// ScaleUpdate takes a ScaleInput and returns a ScaleResult. Raising the
+	// target launches more through the fill path and returns at once;
+	// lowering it terminates the newest instances first and returns once
+	// they are terminated.
+	ScaleUpdate = "scale"
+	// CancelUpdate takes a CancelInput and returns a CancelResult once the
+	// fleet's instances are terminated (or kept). The workflow then ends with
+	// state cancelled.
+	CancelUpdate = "cancel"
+	// CancelSignal is the fire-and-forget form of CancelUpdate; it takes a
+	// CancelInput.
+	CancelSignal = "cancel"
+)
+
+// Fleet phases. The last four are also the terminal states of FleetResult.
+const (
+	PhaseValidating           = "validating"
+	PhaseReserving            = "reserving"
+	PhaseBursting             = "bursting"
+	PhaseFilling              = "filling"
+	PhaseFulfilled            = "fulfilled"
+	PhaseInsufficientCapacity = "insufficient_capacity"
+	PhaseCancelled            = "cancelled"
+	PhaseFailed               = "failed"
+)
+
+// Capacity policies: what the fleet does when no zone has capacity for min.
+const (
+	// CapacityPolicyFail ends the fleet at once with state
+	// insufficient_capacity, having launched nothing. The default.
+	CapacityPolicyFail = "fail"
+	// CapacityPolicyWait retries the reservation with backoff (1s doubling to
+	// 30s, on durable timers) until the wait deadline, then ends with state
+	// insufficient_capacity.
+	CapacityPolicyWait = "wait"
+)
+
+// ErrTypeFleetFailed is the type of the ApplicationError a fleet fails with
+// when it cannot reach its target for a reason other than capacity, for
+// example instances terminated by someone else. Its details are the
+// FleetResult.
+const ErrTypeFleetFailed = "FleetFailed"
+
+// Fleet limits.
+const (
+	// MaxFleetSize is the largest min or target.
+	MaxFleetSize = 100000
+	// DefaultWaitTimeout is how long CapacityPolicyWait waits when neither
+	// WaitTimeout nor WaitDeadline is set.
+	DefaultWaitTimeout = 15 * time.Minute
+	// MaxUserTags is the most tags a user may add: EC2 allows 50 per
+	// instance and gust adds two.
+	MaxUserTags = 48
+)
+
+// LaunchFleetInput asks for a fleet of at least Min and up to Target
+// instances.
+type LaunchFleetInput struct {
+	// FleetID is also the workflow id and the value of the instances'
+	// providers.FleetTagKey tag.
+	FleetID      string
+	InstanceType string
+	// Zones the fleet may use; empty lets the cloud choose.
+	Zones []string
+	// ImageID is passed to RunInstances as is; empty lets the provider pick
+	// its default.
+	ImageID string
+	// Tags go on every instance, besides gust's own tags. Keys must not start
+	// with "gust:" or "aws:".
+	Tags map[string]string
+	// Min is launched in one burst once capacity for it is reserved; Target
+	// is filled through the rate limiter. 1 <= Min <= Target <= MaxFleetSize.
+	Min, Target int
+	// Burst launches Min in parallel, outside the launch rate limiter. The
+	// CLI defaults it to true (--no-burst sets false). Without the burst the
+	// minimum's capacity is still verified and reserved, and the fill path
+	// launches into the reservation first: the same fleet, but every
+	// instance goes through the rate limiter, which is the baseline the
+	// benchmark compares against (time to min ≈ Min / launch rate).
+	Burst bool
+	// CapacityPolicy is CapacityPolicyFail (also when empty) or
+	// CapacityPolicyWait.
+	CapacityPolicy string
+	// WaitTimeout and WaitDeadline bound CapacityPolicyWait: it gives up at
+	// the earlier of fleet start + WaitTimeout and WaitDeadline (each when
+	// set; DefaultWaitTimeout when neither is).
+	WaitTimeout  time.Duration
+	WaitDeadline time.Time
+	// FillTimeout, when positive, bounds the fill: a fleet that has not
+	// launched its target by fleet start + FillTimeout ends with state
+	// insufficient_capacity and keeps the instances it has. Zero fills for as
+	// long as it takes.
+	FillTimeout time.Duration
+	// Tuning holds optional knobs; the zero value is right for production.
+	Tuning FleetTuning
+	// Resume is internal: the state a run hands to the next one through
+	// continue-as-new. Starters leave it nil.
+	Resume *FleetState `json:",omitempty"`
+}
+
+// FleetTuning holds the workflow's knobs. Zero values mean the defaults.
+type FleetTuning struct {
+	// PollInterval is the pause between running counts while instances are
+	// launching or booting (default 500ms). Time to min is measured at this
+	// resolution.
+	PollInterval time.Duration
+	// IdlePollInterval is the pause between running counts when nothing is
+	// pending (default 10s).
+	IdlePollInterval time.Duration
+	// MaxFillInFlight bounds the fill activities outstanding at once
+	// (default 32): enough to keep the rate-limited queue busy, never
+	// thousands of pending activities.
+	MaxFillInFlight int
+	// ContinueAsNewAfter is how many activities a run schedules before it
+	// continues as new (default 500); the server's suggestion also triggers
+	// it.
+	ContinueAsNewAfter int
+	// BurstChunk overrides the burst chunk size (see burstChunkSize).
+	BurstChunk int
+}
+
+// FleetState is what one run of LaunchFleetWorkflow hands to the next
+// through continue-as-new. It is compact: the live instance ids plus
+// counters.
+type FleetState struct {
+	// Origin is the first run id of the chain. Client tokens and the
+	// activities.FleetRunTagKey tag derive from it, never from the current
+	// run id, which continue-as-new changes.
+	Origin    string
+	StartedAt time.Time
+	Phase     string
+	Target    int
+	Runs      int
+
+	ReserveAttempts     int
+	ReservationID       string
+	ReservationZone     string
+	ReservedLeft        int
+	ReservationReleased bool
+
+	BurstDone     bool
+	BurstLaunched int
+	BurstFailed   int
+
+	FillRound       int
+	FillLaunched    int
+	CapacityRetries int
+	Backoff         time.Duration
+	BackoffUntil    time.Time
+
+	// InstanceIDs are the live instances, oldest first.
+	InstanceIDs []string
+	// Terminated counts the instances gust terminated (scale down).
+	Terminated int
+
+	Running, Pending, Gone int
+	MinReachedAt           time.Time
+	TargetReachedAt        time.Time
+}
+
+// FleetStatus answers StatusQuery.
+type FleetStatus struct {
+	FleetID string `json:"fleet_id"`
+	Phase   string `json:"phase"`
+	Min     int    `json:"min"`
+	Target  int    `json:"target"`
+	Burst   bool   `json:"burst"`
+	// Launched counts the live instances: launched and not terminated by gust.
+	Launched int `json:"launched"`
+	// Running and Pending are the last observed counts (polled).
+	Running int `json:"running"`
+	Pending int `json:"pending"`
+	// Terminated counts the instances gust terminated (scale down, cancel).
+	Terminated int `json:"terminated"`
+	// Lost counts instances that left running without gust terminating them.
+	Lost            int    `json:"lost"`
+	BurstLaunched   int    `json:"burst_launched"`
+	BurstFailed     int    `json:"burst_failed"`
+	FillLaunched    int    `json:"fill_launched"`
+	FillRounds      int    `json:"fill_rounds"`
+	InFlight        int    `json:"in_flight"`
+	CapacityRetries int    `json:"capacity_retries"`
+	ReservationID   string `json:"reservation_id,omitempty"`
+	// StartedAt is when the fleet's first run started; TimeToMin and
+	// TimeToTarget are measured from it (see FleetResult).
+	StartedAt       time.Time     `json:"started_at"`
+	MinReachedAt    time.Time     `json:"min_reached_at"`
+	TargetReachedAt time.Time     `json:"target_reached_at"`
+	TimeToMin       time.Duration `json:"time_to_min_ns"`
+	TimeToTarget    time.Duration `json:"time_to_target_ns"`
+	Runs            int           `json:"runs"`
+	HistoryLength   int           `json:"history_events"`
+	Message         string        `json:"message,omitempty"`
+}
+
+// FleetResult is the workflow's result. The JSON names of the first eight
+// fields are a contract: `gust fleet launch --wait --output json` prints it.
+type FleetResult struct {
+	FleetID string `json:"fleet_id"`
+	// State is PhaseFulfilled, PhaseInsufficientCapacity, PhaseCancelled or
+	// PhaseFailed.
+	State  string `json:"state"`
+	Min    int    `json:"min"`
+	Target int    `json:"target"`
+	// Running is the last observed count of running instances.
+	Running     int      `json:"running"`
+	InstanceIDs []string `json:"instance_ids"`
+	// TimeToMinMS is the time from the fleet's start (the first run's start
+	// time, so validation and the reservation count) until a poll first saw
+	// at least Min instances running; 0 if it never did. TimeToTargetMS is
+	// the same for Target with every instance launched.
+	TimeToMinMS    int64 `json:"time_to_min_ms"`
+	TimeToTargetMS int64 `json:"time_to_target_ms"`
+
+	Launched      int    `json:"launched"`
+	BurstLaunched int    `json:"burst_launched"`
+	BurstFailed   int    `json:"burst_failed"`
+	FillLaunched  int    `json:"fill_launched"`
+	FillRounds    int    `json:"fill_rounds"`
+	Terminated    int    `json:"terminated"`
+	Burst         bool   `json:"burst"`
+	Runs          int    `json:"runs"`
+	HistoryEvents int    `json:"history_events"`
+	Message       string `json:"message,omitempty"`
+}
+
+// ScaleInput changes a running fleet's target. Min <= Target <= MaxFleetSize:
+// a fleet never goes below its minimum; cancel it instead.
+type ScaleInput struct {
+	Target int
+}
+
+// ScaleResult answers ScaleUpdate.
+type ScaleResult struct {
+	PreviousTarget int
+	Target         int
+	// Launched is the live instance count when the update returned.
+	Launched int
+}
+
+// CancelInput cancels a fleet. Keep leaves its instances running.
+type CancelInput struct {
+	Keep bool
+}
+
+// CancelResult answers CancelUpdate.
+type CancelResult struct {
+	// Terminated counts the instances the cancel terminated.
+	Terminated int
+	// Kept counts the instances left running because of Keep.
+	Kept int
+}
+
+var (
+	fleetIDRe      = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+	instanceTypeRe = regexp.MustCompile(`^[a-z][a-z0-9-]*\.[a-z0-9]+$`)
+	zoneRe         = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?$`)
+)
+
+// Validate checks the request without asking the cloud; the workflow also
+// checks that the cloud offers InstanceType. Its errors are one-line and
+// meant for the user.
+func (in LaunchFleetInput) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if !fleetIDRe.MatchString(in.FleetID) {
+		bad("fleet id %q must be 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit", in.FleetID)
+	}
+	if in.InstanceType == "" {
+		bad("instance type is required")
+	} else if !instanceTypeRe.MatchString(in.InstanceType) {
+		bad("instance type %q is not of the form family.size (e.g. m5.large)", in.InstanceType)
+	}
+	if in.Min < 1 || in.Min > MaxFleetSize {
+		bad("min %d must be between 1 and %d", in.Min, MaxFleetSize)
+	}
+	if in.Target < 1 || in.Target > MaxFleetSize {
+		bad("target %d must be between 1 and %d", in.Target, MaxFleetSize)
+	}
+	if in.Min > in.Target {
+		bad("min %d must not exceed target %d", in.Min, in.Target)
+	}
+	seen := make(map[string]bool, len(in.Zones))
+	for _, z := range in.Zones {
+		switch {
+		case !zoneRe.MatchString(z):
+			bad("zone %q is not a zone name (e.g. us-east-1a)", z)
+		case seen[z]:
+			bad("zone %q is listed twice", z)
+		}
+		seen[z] = true
+	}
+	if len(in.ImageID) > 256 || strings.ContainsAny(in.ImageID, " \t\r\n") {
+		bad("image id %q is not an image id", in.ImageID)
+	}
+	if len(in.Tags) > MaxUserTags {
+		bad("%d tags: at most %d are allowed", len(in.Tags), MaxUserTags)
+	}
+	for _, k := range sortedKeys(in.Tags) {
+		v := in.Tags[k]
+		lower := strings.ToLower(k)
+		switch {
+		case k == "" || len(k) > 128:
+			bad("tag key %q must be 1-128 characters", k)
+		case len(v) > 256:
+			bad("tag %q: value longer than 256 characters", k)
+		case k == providers.FleetTagKey:
+			if v != in.FleetID {
+				bad("tag %s is set by gust to the fleet id %q", k, in.FleetID)
+			}
+		case strings.HasPrefix(lower, "gust:"):
+			bad("tag key %q: the gust: prefix is reserved", k)
+		case strings.HasPrefix(lower, "aws:"):
+			bad("tag key %q: the aws: prefix is reserved", k)
+		}
+	}
+	switch in.CapacityPolicy {
+	case "", CapacityPolicyFail, CapacityPolicyWait:
+	default:
+		bad("capacity policy %q must be %q or %q", in.CapacityPolicy, CapacityPolicyFail, CapacityPolicyWait)
+	}
+	if in.WaitTimeout < 0 {
+		bad("wait timeout %s must not be negative", in.WaitTimeout)
+	}
+	if in.FillTimeout < 0 {
+		bad("fill timeout %s must not be negative", in.FillTimeout)
+	}
+	t := in.Tuning
+	if t.PollInterval < 0 || t.IdlePollInterval < 0 || t.MaxFillInFlight < 0 || t.ContinueAsNewAfter < 0 || t.BurstChunk < 0 {
+		bad("tuning values must not be negative")
+	}
+	if in.Resume != nil && in.Resume.Origin == "" {
+		bad("resume state without an origin run id")
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	msgs := make([]string, len(errs))
+	for i, err := range errs {
+		msgs[i] = err.Error()
+	}
+	return errors.New(strings.Join(msgs, "; "))
+}
+
+// Validate checks a scale request against the fleet's min.
+func (in ScaleInput) Validate(minimum int) error {
+	if in.Target < minimum || in.Target > MaxFleetSize {
+		return fmt.Errorf("target %d must be between the fleet's min %d and %d (cancel the fleet to go below min)", in.Target, minimum, MaxFleetSize)
+	}
+	return nil
+}
+
+// launchTags are the tags on every instance of the fleet: the user's plus
+// gust's two.
+func (in LaunchFleetInput) launchTags(origin string) map[string]string {
+	tags := make(map[string]string, len(in.Tags)+2)
+	for _, k := range sortedKeys(in.Tags) {
+		tags[k] = in.Tags[k]
+	}
+	tags[providers.FleetTagKey] = in.FleetID
+	tags[activities.FleetRunTagKey] = origin
+	return tags
+}
+
+// sortedKeys returns m's keys in order, so workflow code never depends on
+// map iteration order.
+func sortedKeys(m map[string]string) []string {
+	return workflow.DeterministicKeys(m)
+}
