@@ -1,0 +1,713 @@
+package ec2
+
+import (
+	"context"
+	"database/sql"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// defaultImageID is used when RunInstances names no image: the local cloud
+// boots nothing, and requiring an AMI would only make the CLI harder to use.
+const defaultImageID = "ami-0000000000000000a"
+
+// maxRunCount caps MaxCount so a typo cannot insert a billion rows.
+const maxRunCount = 100000
+
+// ownerID is the account every resource belongs to.
+const ownerID = "000000000000"
+
+var instanceIDPattern = regexp.MustCompile(`^i-[0-9a-f]{8,17}$`)
+
+// EC2's instance state codes.
+var stateCodes = map[string]int{
+	"pending": 0, "running": 16, "shutting-down": 32, "terminated": 48, "stopping": 64, "stopped": 80,
+}
+
+type instance struct {
+	seq           int64
+	id            string
+	reservationID string
+	instanceType  string
+	zone          string
+	imageID       string
+	launchIndex   int
+	launchNs      int64
+	terminatedNs  sql.NullInt64
+	crID          string
+	clientToken   string
+	tags          map[string]string
+}
+
+func (c *Cloud) state(in *instance, now int64) string {
+	switch {
+	case in.terminatedNs.Valid:
+		return "terminated"
+	case now-in.launchNs < c.cfg.BootDelay.Nanoseconds():
+		return "pending"
+	}
+	return "running"
+}
+
+const instanceColumns = `seq, id, reservation_id, instance_type, zone, image_id, launch_index, launch_ns, terminated_ns, cr_id, client_token`
+
+// queryInstances loads the instances matching where (a condition on the
+// instances table), in launch order, at most limit of them (all if limit
+// < 0), with their tags.
+func queryInstances(ctx context.Context, tx *sql.Tx, where string, args []any, limit int) ([]*instance, error) {
+	page := `SELECT ` + instanceColumns + ` FROM instances WHERE ` + where + ` ORDER BY seq LIMIT ?`
+	args = append(args[:len(args):len(args)], limit)
+	rows, err := tx.QueryContext(ctx, page, args...)
+	if err != nil {
+		return nil, fmt.Errorf("querying instances, %w", err)
+	}
+	var out []*instance
+	bySeq := map[int64]*instance{}
+	for rows.Next() {
+		in := &instance{}
+		if err := rows.Scan(&in.seq, &in.id, &in.reservationID, &in.instanceType, &in.zone, &in.imageID,
+			&in.launchIndex, &in.launchNs, &in.terminatedNs, &in.crID, &in.clientToken); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("reading instances, %w", err)
+		}
+		out = append(out, in)
+		bySeq[in.seq] = in
+	}
+	if err := rows.Close(); err != nil {
+		return nil, fmt.Errorf("reading instances, %w", err)
+	}
+	if len(out) == 0 {
+		return nil, nil
+	}
+	rows, err = tx.QueryContext(ctx, `SELECT seq, key, value FROM tags WHERE seq IN (SELECT seq FROM instances WHERE `+
+		where+` ORDER BY seq LIMIT ?)`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("querying tags, %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var seq int64
+		var k, v string
+		if err := rows.Scan(&seq, &k, &v); err != nil {
+			return nil, fmt.Errorf("reading tags, %w", err)
+		}
+		if in := bySeq[seq]; in != nil {
+			if in.tags == nil {
+				in.tags = map[string]string{}
+			}
+			in.tags[k] = v
+		}
+	}
+	return out, rows.Err()
+}
+
+func (c *Cloud) runInstances(ctx context.Context, p params, w *xmlWriter) error {
+	typ, err := p.required("InstanceType")
+	if err != nil {
+		return err
+	}
+	if _, err := p.required("MinCount"); err != nil {
+		return err
+	}
+	if _, err := p.required("MaxCount"); err != nil {
+		return err
+	}
+	minCount, err := p.integer("MinCount", 0)
+	if err != nil {
+		return err
+	}
+	maxCount, err := p.integer("MaxCount", 0)
+	if err != nil {
+		return err
+	}
+	switch {
+	case minCount < 1:
+		return apiErrorf(codeInvalidParameterValue, "Invalid value '%d' for minCount. Must be at least 1", minCount)
+	case maxCount < minCount:
+		return apiErrorf(codeInvalidParameterValue, "Invalid value '%d' for maxCount. Must be at least minCount (%d)", maxCount, minCount)
+	case maxCount > maxRunCount:
+		return apiErrorf(codeInvalidParameterValue, "Invalid value '%d' for maxCount. Must be at most %d", maxCount, maxRunCount)
+	}
+	image := p.get("ImageId")
+	if image == "" {
+		image = defaultImageID
+	}
+	zone := p.get("Placement.AvailabilityZone")
+	if zone != "" && !c.zones[zone] {
+		return apiErrorf(codeInvalidParameterValue, "Invalid availability zone: [%s]", zone)
+	}
+	crID := p.get("CapacityReservationSpecification.CapacityReservationTarget.CapacityReservationId")
+	if crID != "" && p.get("CapacityReservationSpecification.CapacityReservationPreference") == "none" {
+		return apiErrorf(codeInvalidParameterCombo, "CapacityReservationPreference none cannot be combined with a CapacityReservationTarget")
+	}
+	token := p.get("ClientToken")
+	if len(token) > 64 {
+		return apiErrorf(codeInvalidParameterValue, "ClientToken must be at most 64 characters")
+	}
+	tags, err := p.tags("TagSpecification", "instance")
+	if err != nil {
+		return err
+	}
+	digest := p.digest()
+
+	return c.write(ctx, func(tx *sql.Tx) error {
+		now := c.cfg.Now().UnixNano()
+		if token != "" {
+			var d, resID string
+			err := tx.QueryRowContext(ctx, `SELECT digest, reservation_id FROM run_tokens WHERE token = ?`, token).Scan(&d, &resID)
+			switch {
+			case err == nil:
+				if d != digest {
+					return apiErrorf(codeIdempotentMismatch, "Arguments on this idempotent request are inconsistent with arguments used in previous request(s).")
+				}
+				return c.writeReservation(ctx, tx, w, resID, now)
+			case !errors.Is(err, sql.ErrNoRows):
+				return fmt.Errorf("looking up client token, %w", err)
+			}
+		}
+		ok, err := knownType(ctx, tx, typ)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return apiErrorf(codeInvalidParameterValue, "Invalid value '%s' for InstanceType.", typ)
+		}
+
+		// available is what the chosen source can give; all of a call's
+		// instances land in one zone, as they do in one EC2 subnet.
+		available, launchZone := 0, zone
+		if crID != "" {
+			cr, err := loadReservation(ctx, tx, crID)
+			if err != nil {
+				return err
+			}
+			switch {
+			case cr.state != "active":
+				return apiErrorf(codeInvalidParameterValue, "Capacity Reservation %s is %s and cannot be launched into", crID, cr.state)
+			case cr.instanceType != typ:
+				return apiErrorf(codeInvalidParameterCombo, "Instance type %s does not match Capacity Reservation %s (%s)", typ, crID, cr.instanceType)
+			case zone != "" && cr.zone != zone:
+				return apiErrorf(codeInvalidParameterCombo, "Availability zone %s does not match Capacity Reservation %s (%s)", zone, crID, cr.zone)
+			}
+			available, launchZone = cr.available, cr.zone
+		} else {
+			candidates := c.cfg.Zones
+			if zone != "" {
+				candidates = []string{zone}
+			}
+			best := -1
+			for _, z := range candidates {
+				free, ok, err := accrue(ctx, tx, typ, z, now)
+				if err != nil {
+					return err
+				}
+				if ok && free > best {
+					best, launchZone = free, z
+				}
+			}
+			available = max(best, 0)
+		}
+
+		// The resource throttle goes first: a throttled call says nothing
+		// about capacity, and launches nothing.
+		n := min(maxCount, available)
+		var tokens float64
+		if c.cfg.ResourceBucket >= 0 {
+			tokens, err = bucketTokens(ctx, tx, "resource:RunInstances", float64(c.cfg.ResourceBucket), c.cfg.ResourceRefill, now)
+			if err != nil {
+				return err
+			}
+			if int(tokens) < minCount {
+				return apiErrorf(codeRequestLimitExceeded, "Request limit exceeded.")
+			}
+			n = min(n, int(tokens))
+		}
+		if n < minCount {
+			if crID != "" {
+				return apiErrorf(codeReservationExceeded, "The requested number of instances exceeds the capacity available in the Capacity Reservation %s (%d available).", crID, available)
+			}
+			where := "the Availability Zone you requested (" + zone + ")"
+			if zone == "" {
+				where = "any Availability Zone"
+			}
+			return apiErrorf(codeInsufficientCapacity, "We currently do not have sufficient %s capacity in %s. Our system will be working on provisioning additional capacity.", typ, where)
+		}
+
+		if c.cfg.ResourceBucket >= 0 {
+			if err := setBucket(ctx, tx, "resource:RunInstances", tokens-float64(n), now); err != nil {
+				return err
+			}
+		}
+		if crID != "" {
+			if _, err := tx.ExecContext(ctx, `UPDATE capacity_reservations SET available = available - ? WHERE id = ?`, n, crID); err != nil {
+				return fmt.Errorf("drawing from capacity reservation, %w", err)
+			}
+		} else if err := addFree(ctx, tx, typ, launchZone, -n); err != nil {
+			return err
+		}
+		resID := newID("r-")
+		if err := insertInstances(ctx, tx, n, resID, typ, launchZone, image, now, crID, token, tags); err != nil {
+			return err
+		}
+		if token != "" {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO run_tokens (token, digest, reservation_id) VALUES (?, ?, ?)`, token, digest, resID); err != nil {
+				return fmt.Errorf("recording client token, %w", err)
+			}
+		}
+		return c.writeReservation(ctx, tx, w, resID, now)
+	})
+}
+
+// insertInstances inserts n instances and their tags with two prepared
+// statements, so a launch of hundreds stays one quick transaction.
+func insertInstances(ctx context.Context, tx *sql.Tx, n int, resID, typ, zone, image string, now int64, crID, token string, tags map[string]string) error {
+	ins, err := tx.PrepareContext(ctx, `INSERT INTO instances (id, reservation_id, instance_type, zone, image_id, launch_index, launch_ns, cr_id, client_token)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		return fmt.Errorf("preparing instance insert, %w", err)
+	}
+	defer ins.Close()
+	tag, err := tx.PrepareContext(ctx, `INSERT INTO tags (seq, key, value) VALUES (?, ?, ?)`)
+	if err != nil {
+		return fmt.Errorf("preparing tag insert, %w", err)
+	}
+	defer tag.Close()
+	for i := range n {
+		res, err := ins.ExecContext(ctx, newID("i-"), resID, typ, zone, image, i, now, crID, token)
+		if err != nil {
+			return fmt.Errorf("inserting instance, %w", err)
+		}
+		seq, err := res.LastInsertId()
+		if err != nil {
+			return fmt.Errorf("inserting instance, %w", err)
+		}
+		for k, v := range tags {
+			if _, err := tag.ExecContext(ctx, seq, k, v); err != nil {
+				return fmt.Errorf("inserting tag, %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// writeReservation writes the elements of RunInstances' response: the
+// reservation with its instances in their current state.
+func (c *Cloud) writeReservation(ctx context.Context, tx *sql.Tx, w *xmlWriter, resID string, now int64) error {
+	list, err := queryInstances(ctx, tx, "reservation_id = ?", []any{resID}, -1)
+	if err != nil {
+		return err
+	}
+	w.text("reservationId", resID)
+	w.text("ownerId", ownerID)
+	w.open("groupSet")
+	w.close("groupSet")
+	w.open("instancesSet")
+	for _, in := range list {
+		c.writeInstance(w, in, now)
+	}
+	w.close("instancesSet")
+	return nil
+}
+
+func (c *Cloud) writeInstance(w *xmlWriter, in *instance, now int64) {
+	st := c.state(in, now)
+	w.open("item")
+	w.text("instanceId", in.id)
+	w.text("imageId", in.imageID)
+	w.open("instanceState")
+	w.int("code", stateCodes[st])
+	w.text("name", st)
+	w.close("instanceState")
+	if st != "terminated" {
+		ip := fmt.Sprintf("10.%d.%d.%d", in.seq>>16&255, in.seq>>8&255, in.seq&255)
+		w.text("privateDnsName", "ip-"+strings.ReplaceAll(ip, ".", "-")+".ec2.internal")
+		w.text("privateIpAddress", ip)
+		w.text("reason", "")
+	} else {
+		t := time.Unix(0, in.terminatedNs.Int64).UTC()
+		w.text("privateDnsName", "")
+		w.text("reason", "User initiated ("+t.Format("2006-01-02 15:04:05")+" GMT)")
+	}
+	w.text("dnsName", "")
+	w.int("amiLaunchIndex", in.launchIndex)
+	w.text("instanceType", in.instanceType)
+	w.time("launchTime", time.Unix(0, in.launchNs))
+	w.open("placement")
+	w.text("availabilityZone", in.zone)
+	w.text("groupName", "")
+	w.text("tenancy", "default")
+	w.close("placement")
+	w.open("monitoring")
+	w.text("state", "disabled")
+	w.close("monitoring")
+	if st == "terminated" {
+		w.open("stateReason")
+		w.text("code", "Client.UserInitiatedShutdown")
+		w.text("message", "Client.UserInitiatedShutdown: User initiated shutdown")
+		w.close("stateReason")
+	}
+	w.text("architecture", "x86_64")
+	w.text("rootDeviceType", "ebs")
+	w.text("rootDeviceName", "/dev/xvda")
+	w.text("virtualizationType", "hvm")
+	w.text("hypervisor", "xen")
+	if in.clientToken != "" {
+		w.text("clientToken", in.clientToken)
+	}
+	w.tagSet(in.tags)
+	w.open("capacityReservationSpecification")
+	if in.crID != "" {
+		w.open("capacityReservationTarget")
+		w.text("capacityReservationId", in.crID)
+		w.close("capacityReservationTarget")
+	} else {
+		w.text("capacityReservationPreference", "open")
+	}
+	w.close("capacityReservationSpecification")
+	if in.crID != "" {
+		w.text("capacityReservationId", in.crID)
+	}
+	w.close("item")
+}
+
+// instanceWhere turns DescribeInstances' ids and filters into a condition
+// on the instances table. Values within a filter are ORed, filters ANDed.
+func (c *Cloud) instanceWhere(ids []string, filters []filter, now int64) (string, []any, error) {
+	var conds []string
+	var args []any
+	in := func(column string, values []string) string {
+		for _, v := range values {
+			args = append(args, v)
+		}
+		return column + " IN (" + placeholders(len(values)) + ")"
+	}
+	if c.cfg.TerminatedRetention >= 0 {
+		conds = append(conds, "(terminated_ns IS NULL OR terminated_ns > ?)")
+		args = append(args, now-c.cfg.TerminatedRetention.Nanoseconds())
+	}
+	if len(ids) > 0 {
+		conds = append(conds, in("id", ids))
+	}
+	for _, f := range filters {
+		if len(f.Values) == 0 {
+			return "", nil, apiErrorf(codeInvalidParameterValue, "The filter '%s' has no values", f.Name)
+		}
+		switch key, isTag := strings.CutPrefix(f.Name, "tag:"); {
+		case isTag:
+			args = append(args, key)
+			conds = append(conds, "seq IN (SELECT seq FROM tags WHERE key = ? AND "+in("value", f.Values)+")")
+		case f.Name == "tag-key":
+			conds = append(conds, "seq IN (SELECT seq FROM tags WHERE "+in("key", f.Values)+")")
+		case f.Name == "tag-value":
+			conds = append(conds, "seq IN (SELECT seq FROM tags WHERE "+in("value", f.Values)+")")
+		case f.Name == "instance-id":
+			conds = append(conds, in("id", f.Values))
+		case f.Name == "instance-type":
+			conds = append(conds, in("instance_type", f.Values))
+		case f.Name == "availability-zone":
+			conds = append(conds, in("zone", f.Values))
+		case f.Name == "reservation-id":
+			conds = append(conds, in("reservation_id", f.Values))
+		case f.Name == "client-token":
+			conds = append(conds, in("client_token", f.Values))
+		case f.Name == "capacity-reservation-id":
+			conds = append(conds, in("cr_id", f.Values))
+		case f.Name == "instance-state-name":
+			booted := now - c.cfg.BootDelay.Nanoseconds()
+			var ors []string
+			for _, v := range f.Values {
+				switch v {
+				case "pending":
+					ors = append(ors, "(terminated_ns IS NULL AND launch_ns > ?)")
+					args = append(args, booted)
+				case "running":
+					ors = append(ors, "(terminated_ns IS NULL AND launch_ns <= ?)")
+					args = append(args, booted)
+				case "terminated":
+					ors = append(ors, "terminated_ns IS NOT NULL")
+				default: // shutting-down, stopping, stopped: never true here
+					ors = append(ors, "0")
+				}
+			}
+			conds = append(conds, "("+strings.Join(ors, " OR ")+")")
+		default:
+			return "", nil, apiErrorf(codeInvalidParameterValue, "The filter '%s' is invalid", f.Name)
+		}
+	}
+	if len(conds) == 0 {
+		return "1", nil, nil
+	}
+	return strings.Join(conds, " AND "), args, nil
+}
+
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?,", n), ",")
+}
+
+// Page tokens are opaque to clients; inside they are the last seq served.
+func encodePageToken(seq int64) string {
+	return base64.RawURLEncoding.EncodeToString([]byte("seq:" + strconv.FormatInt(seq, 10)))
+}
+
+func decodePageToken(tok string) (int64, error) {
+	b, err := base64.RawURLEncoding.DecodeString(tok)
+	if err == nil {
+		if s, ok := strings.CutPrefix(string(b), "seq:"); ok {
+			if seq, err := strconv.ParseInt(s, 10, 64); err == nil {
+				return seq, nil
+			}
+		}
+	}
+	return 0, apiErrorf(codeInvalidNextToken, "The token '%s' is invalid.", tok)
+}
+
+func (c *Cloud) describeInstances(ctx context.Context, p params, w *xmlWriter) error {
+	ids := p.list("InstanceId")
+	filters, err := p.filters()
+	if err != nil {
+		return err
+	}
+	limit := -1
+	if p.has("MaxResults") {
+		if len(ids) > 0 {
+			return apiErrorf(codeInvalidParameterCombo, "The parameter instancesSet cannot be used with the parameter maxResults")
+		}
+		if limit, err = p.integer("MaxResults", 0); err != nil {
+			return err
+		}
+		if limit < 5 || limit > 1000 {
+			return apiErrorf(codeInvalidParameterValue, "Value ( %d ) for parameter maxResults is invalid. Expecting a value between 5 and 1000.", limit)
+		}
+	}
+	var after int64
+	if tok := p.get("NextToken"); tok != "" {
+		if after, err = decodePageToken(tok); err != nil {
+			return err
+		}
+	}
+	now := c.cfg.Now().UnixNano()
+	where, args, err := c.instanceWhere(ids, filters, now)
+	if err != nil {
+		return err
+	}
+	var list []*instance
+	err = c.read(ctx, func(tx *sql.Tx) error {
+		if len(ids) > 0 {
+			if err := c.checkInstancesExist(ctx, tx, ids, now); err != nil {
+				return err
+			}
+		}
+		fetch := limit
+		if fetch > 0 {
+			fetch++ // one more tells whether there is a next page
+		}
+		list, err = queryInstances(ctx, tx, where+" AND seq > ?", append(args, after), fetch)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	next := ""
+	if limit > 0 && len(list) > limit {
+		list = list[:limit]
+		next = encodePageToken(list[limit-1].seq)
+	}
+	w.b.Grow(len(list) * 1200)
+	w.open("reservationSet")
+	// EC2 groups instances by reservation; a reservation whose instances
+	// straddle a page boundary appears on both pages.
+	for i := 0; i < len(list); {
+		j := i
+		for j < len(list) && list[j].reservationID == list[i].reservationID {
+			j++
+		}
+		w.open("item")
+		w.text("reservationId", list[i].reservationID)
+		w.text("ownerId", ownerID)
+		w.open("groupSet")
+		w.close("groupSet")
+		w.open("instancesSet")
+		for _, in := range list[i:j] {
+			c.writeInstance(w, in, now)
+		}
+		w.close("instancesSet")
+		w.close("item")
+		i = j
+	}
+	w.close("reservationSet")
+	if next != "" {
+		w.text("nextToken", next)
+	}
+	return nil
+}
+
+// checkInstancesExist fails with InvalidInstanceID.NotFound, naming every
+// missing id, unless all ids are visible instances, as EC2 does for
+// explicitly listed ids.
+func (c *Cloud) checkInstancesExist(ctx context.Context, tx *sql.Tx, ids []string, now int64) error {
+	for _, id := range ids {
+		if !instanceIDPattern.MatchString(id) {
+			return apiErrorf(codeInstanceMalformed, "Invalid id: \"%s\"", id)
+		}
+	}
+	where, args, err := c.instanceWhere(ids, nil, now)
+	if err != nil {
+		return err
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT id FROM instances WHERE `+where, args...)
+	if err != nil {
+		return fmt.Errorf("looking up instances, %w", err)
+	}
+	defer rows.Close()
+	found := map[string]bool{}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return fmt.Errorf("looking up instances, %w", err)
+		}
+		found[id] = true
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("looking up instances, %w", err)
+	}
+	var missing []string
+	for _, id := range ids {
+		if !found[id] {
+			missing = append(missing, id)
+		}
+	}
+	switch len(missing) {
+	case 0:
+		return nil
+	case 1:
+		return apiErrorf(codeInstanceNotFound, "The instance ID '%s' does not exist", missing[0])
+	}
+	return apiErrorf(codeInstanceNotFound, "The instance IDs '%s' do not exist", strings.Join(missing, ", "))
+}
+
+func (c *Cloud) terminateInstances(ctx context.Context, p params, w *xmlWriter) error {
+	var ids []string
+	seen := map[string]bool{}
+	for _, id := range p.list("InstanceId") {
+		if !seen[id] {
+			seen[id] = true
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		return apiErrorf(codeMissingParameter, "The request must contain the parameter InstanceId")
+	}
+	if len(ids) > 1000 {
+		return apiErrorf(codeInvalidParameterValue, "At most 1000 instance IDs can be terminated in one call")
+	}
+	type change struct{ id, prev string }
+	var changes []change
+	err := c.write(ctx, func(tx *sql.Tx) error {
+		now := c.cfg.Now().UnixNano()
+		if err := c.checkInstancesExist(ctx, tx, ids, now); err != nil {
+			return err
+		}
+		where, args, err := c.instanceWhere(ids, nil, now)
+		if err != nil {
+			return err
+		}
+		list, err := queryInstances(ctx, tx, where, args, -1)
+		if err != nil {
+			return err
+		}
+		byID := map[string]*instance{}
+		for _, in := range list {
+			byID[in.id] = in
+		}
+		// Capacity goes back where it came from: to its reservation while
+		// that is active, else to the pool of its type and zone.
+		type source struct{ typ, zone, cr string }
+		returned := map[source]int{}
+		var order []source
+		var live []string
+		for _, id := range ids {
+			in := byID[id]
+			prev := c.state(in, now)
+			changes = append(changes, change{id, prev})
+			if prev == "terminated" {
+				continue
+			}
+			live = append(live, id)
+			s := source{in.instanceType, in.zone, in.crID}
+			if returned[s] == 0 {
+				order = append(order, s)
+			}
+			returned[s]++
+		}
+		if len(live) > 0 {
+			args := append([]any{now}, anys(live)...)
+			if _, err := tx.ExecContext(ctx, `UPDATE instances SET terminated_ns = ? WHERE id IN (`+placeholders(len(live))+`)`, args...); err != nil {
+				return fmt.Errorf("terminating instances, %w", err)
+			}
+		}
+		for _, s := range order {
+			n := returned[s]
+			if s.cr != "" {
+				res, err := tx.ExecContext(ctx, `UPDATE capacity_reservations SET available = available + ? WHERE id = ? AND state = 'active'`, n, s.cr)
+				if err != nil {
+					return fmt.Errorf("returning capacity to reservation, %w", err)
+				}
+				if k, _ := res.RowsAffected(); k > 0 {
+					continue
+				}
+			}
+			if err := addFree(ctx, tx, s.typ, s.zone, n); err != nil {
+				return err
+			}
+		}
+		return c.purgeTerminated(ctx, tx, now)
+	})
+	if err != nil {
+		return err
+	}
+	w.open("instancesSet")
+	for _, ch := range changes {
+		w.open("item")
+		w.text("instanceId", ch.id)
+		w.open("currentState")
+		w.int("code", stateCodes["terminated"])
+		w.text("name", "terminated")
+		w.close("currentState")
+		w.open("previousState")
+		w.int("code", stateCodes[ch.prev])
+		w.text("name", ch.prev)
+		w.close("previousState")
+		w.close("item")
+	}
+	w.close("instancesSet")
+	return nil
+}
+
+// purgeTerminated deletes instances terminated longer ago than the
+// retention, which Describe no longer shows anyway.
+func (c *Cloud) purgeTerminated(ctx context.Context, tx *sql.Tx, now int64) error {
+	if c.cfg.TerminatedRetention < 0 {
+		return nil
+	}
+	cutoff := now - c.cfg.TerminatedRetention.Nanoseconds()
+	if _, err := tx.ExecContext(ctx, `DELETE FROM tags WHERE seq IN (SELECT seq FROM instances WHERE terminated_ns <= ?)`, cutoff); err != nil {
+		return fmt.Errorf("purging terminated instances, %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM instances WHERE terminated_ns <= ?`, cutoff); err != nil {
+		return fmt.Errorf("purging terminated instances, %w", err)
+	}
+	return nil
+}
+
+func anys(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
+}
