@@ -1,6 +1,8 @@
 package workflows
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -61,6 +63,11 @@ func (v *invocation) setup() error {
 	v.deadline = v.in.Deadline
 	if v.deadline == 0 {
 		v.deadline = DefaultInvokeDeadline
+	}
+	// A nil payload arrives as JSON null (the converter's encoding of an
+	// empty json.RawMessage), so both mean "no payload", sent as {}.
+	if p := bytes.TrimSpace(v.in.Payload); len(p) == 0 || bytes.Equal(p, []byte("null")) {
+		v.in.Payload = json.RawMessage("{}")
 	}
 	v.mode = v.in.ActivityMode
 	if v.mode == ActivityModeDefault {

@@ -102,7 +102,8 @@ type InvokeInput struct {
 	// SubTenant is Lambda's TenantId: the tenant's customer this invocation
 	// runs for. Its environments serve nobody else.
 	SubTenant string
-	// Payload is the JSON event; empty means {}. At most MaxPayloadBytes.
+	// Payload is the JSON event; empty or null is sent as {}. At most
+	// MaxPayloadBytes.
 	Payload json.RawMessage
 	// Async selects Lambda's Event invocation type: the result carries no
 	// payload.
