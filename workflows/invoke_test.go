@@ -271,7 +271,9 @@ func TestInvokeInputValidate(t *testing.T) {
 		func(in *InvokeInput) { in.SubTenant = strings.Repeat("a", 256) },
 		func(in *InvokeInput) { in.SubTenant = "org/team:a=b+c-d@e.f g_h" },
 		func(in *InvokeInput) { in.Payload = nil },
-		func(in *InvokeInput) { in.Payload = json.RawMessage(`"` + strings.Repeat("x", MaxPayloadBytes-2) + `"`) },
+		func(in *InvokeInput) {
+			in.Payload = json.RawMessage(`"` + strings.Repeat("x", MaxPayloadBytes-2) + `"`)
+		},
 		func(in *InvokeInput) { in.Deadline = MaxInvokeDeadline },
 		func(in *InvokeInput) { in.RequestID = "6f1c2a6e-3b7d-4f0a-9c1e-2d5b8a7f4e10" },
 	}
@@ -282,9 +284,11 @@ func TestInvokeInputValidate(t *testing.T) {
 	}
 
 	invalid := map[string]func(*InvokeInput){
-		"bad JSON":              func(in *InvokeInput) { in.Payload = json.RawMessage(`{"a":`) },
-		"not JSON":              func(in *InvokeInput) { in.Payload = json.RawMessage(`hello`) },
-		"payload over 6 MB":     func(in *InvokeInput) { in.Payload = json.RawMessage(`"` + strings.Repeat("x", MaxPayloadBytes-1) + `"`) },
+		"bad JSON": func(in *InvokeInput) { in.Payload = json.RawMessage(`{"a":`) },
+		"not JSON": func(in *InvokeInput) { in.Payload = json.RawMessage(`hello`) },
+		"payload over 6 MB": func(in *InvokeInput) {
+			in.Payload = json.RawMessage(`"` + strings.Repeat("x", MaxPayloadBytes-1) + `"`)
+		},
 		"sub-tenant 257":        func(in *InvokeInput) { in.SubTenant = strings.Repeat("a", 257) },
 		"sub-tenant newline":    func(in *InvokeInput) { in.SubTenant = "a\nb" },
 		"sub-tenant unicode":    func(in *InvokeInput) { in.SubTenant = "café" },
