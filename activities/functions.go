@@ -37,7 +37,8 @@ const (
 	MaxFunctionLogBytes = 1024 * 1024
 )
 
-// InvokeFunctionInput is one invocation. Payload is JSON (empty means {}).
+// InvokeFunctionInput is one invocation. Payload is JSON; empty or null is
+// sent as {}.
 type InvokeFunctionInput struct {
 	RequestID string
 	Tenant    string
@@ -66,9 +67,9 @@ type InvokeFunctionResult struct {
 // workflow's retry policy decides (InvokeWorkflow waits out TooManyRequests
 // until the deadline and treats NotFound as final).
 func (f *Functions) InvokeFunction(ctx context.Context, in InvokeFunctionInput) (InvokeFunctionResult, error) {
-	payload := []byte(in.Payload)
-	if len(payload) == 0 {
-		payload = []byte("{}")
+	payload := bytes.TrimSpace(in.Payload)
+	if len(payload) == 0 || bytes.Equal(payload, []byte("null")) {
+		payload = []byte("{}") // an empty json.RawMessage travels as null
 	}
 	start := time.Now()
 	res, err := f.Functions.Invoke(ctx, providers.InvokeInput{
