@@ -25,7 +25,21 @@ import (
 type Functions struct {
 	// Functions is the provider; never nil on a worker.
 	Functions providers.Functions
+	// MaxResponseBytes caps a function's response, which travels through
+	// Temporal history; 0 means DefaultMaxResponseBytes. Raise it only with
+	// the server's limit.blobSize.error.
+	MaxResponseBytes int
 }
+
+// DefaultMaxResponseBytes keeps a response, with its encoding overhead,
+// under Temporal's default 2 MB blob size limit. Lambda allows 6 MB; a
+// larger response fails as Lambda's does, with a function error of type
+// ResponseTooLargeErrorType, instead of failing the workflow inside Temporal.
+const DefaultMaxResponseBytes = 1536 * 1024
+
+// ResponseTooLargeErrorType is the function error type of a response over
+// the limit, as Lambda names it.
+const ResponseTooLargeErrorType = "Function.ResponseSizeTooLarge"
 
 // Code limits of DeployFunction.
 const (
@@ -82,6 +96,16 @@ func (f *Functions) InvokeFunction(ctx context.Context, in InvokeFunctionInput) 
 	})
 	if err != nil {
 		return InvokeFunctionResult{}, ProviderErrorf("invoking function", err)
+	}
+	limit := f.MaxResponseBytes
+	if limit <= 0 {
+		limit = DefaultMaxResponseBytes
+	}
+	if len(res.Payload) > limit {
+		return InvokeFunctionResult{}, ProviderErrorf("invoking function", &providers.FunctionError{
+			Type:    ResponseTooLargeErrorType,
+			Message: fmt.Sprintf("response payload size (%d bytes) exceeded the limit (%d bytes)", len(res.Payload), limit),
+		})
 	}
 	d := res.Duration
 	if d <= 0 {

@@ -376,3 +376,25 @@ func TestFunctionAdminActivityErrors(t *testing.T) {
 	_, err = env.ExecuteActivity(a.FunctionLogs, "acme", "b", "s")
 	require.Equal(t, providers.ErrTypeUnsupported, fnAppError(t, err).Type())
 }
+
+func TestInvokeFunctionResponseTooLarge(t *testing.T) {
+	fake := &fnFake{result: providers.InvokeResult{Payload: []byte(`"` + strings.Repeat("x", 100) + `"`)}}
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestActivityEnvironment()
+	env.RegisterActivity(&activities.Functions{Functions: fake, MaxResponseBytes: 50})
+	var a *activities.Functions
+
+	_, err := env.ExecuteActivity(a.InvokeFunction, activities.InvokeFunctionInput{Tenant: "acme", Function: "f", SubTenant: "s"})
+	appErr := fnAppError(t, err)
+	require.Equal(t, providers.ErrTypeFunctionError, appErr.Type())
+	require.True(t, appErr.NonRetryable())
+	var d providers.FunctionError
+	require.NoError(t, appErr.Details(&d))
+	require.Equal(t, activities.ResponseTooLargeErrorType, d.Type)
+	require.Contains(t, d.Message, "102 bytes")
+
+	// The default limit lets a normal response through.
+	env = newFnEnv(fake)
+	_, err = env.ExecuteActivity(a.InvokeFunction, activities.InvokeFunctionInput{Tenant: "acme", Function: "f", SubTenant: "s"})
+	require.NoError(t, err)
+}

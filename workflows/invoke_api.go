@@ -30,10 +30,17 @@ import (
 //     A failed workflow means gust itself could not run the invocation (see
 //     the error types below).
 //
-// Payloads travel inline through Temporal history. Temporal's default blob
-// size limit (limit.blobSize.error, 2 MB) is below Lambda's 6 MB, so the
-// server gust runs must raise it (and the gRPC message size) for payloads
-// between 2 and 6 MB to be accepted.
+//   - leave WorkflowExecutionTimeout unset, or set it above the deadline:
+//     the deadline already bounds the invocation.
+//
+// Payloads travel inline through Temporal history. Validate accepts
+// Lambda's 6 MB, but Temporal's default blob size limit (limit.blobSize.error,
+// 2 MB) and the frontend's 4 MB gRPC message limit are lower: with default
+// server settings a request payload over about 2 MB is refused when the
+// workflow starts (nothing runs, nothing is half done), and a response over
+// activities.DefaultMaxResponseBytes (1.5 MB) comes back as a function error
+// of type "Function.ResponseSizeTooLarge", as Lambda reports responses over
+// its limit.
 
 // Invocation limits, as AWS Lambda sets them.
 const (
