@@ -1,0 +1,127 @@
+package workflows
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/gust-dev/gust/providers"
+)
+
+// Activity options of LaunchFleetWorkflow. Throttling (providers.ErrTypeThrottled)
+// is always left to Temporal's retry with backoff, so a throttled call
+// never fails or re-sends anything else; errors that no retry can fix are
+// non-retryable.
+
+// launchNonRetryable are the launch errors the workflow handles itself:
+// InsufficientCapacity falls through to the fill path (burst) or backs off
+// on a durable timer (fill); the others fail the fleet.
+var launchNonRetryable = []string{
+	providers.ErrTypeInvalid,
+	providers.ErrTypeIdempotencyMismatch,
+	providers.ErrTypeInsufficientCapacity,
+}
+
+// burstOptions: a chunk on TaskQueue (no platform rate limit). A throttled
+// chunk retries at 1s, 2s, 4s … 20s for up to 15 minutes, then its count
+// falls through to the fill path.
+func burstOptions(summary string) workflow.ActivityOptions {
+	return workflow.ActivityOptions{
+		TaskQueue:              TaskQueue,
+		StartToCloseTimeout:    time.Minute,
+		ScheduleToCloseTimeout: 15 * time.Minute,
+		WaitForCancellation:    true,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        time.Second,
+			BackoffCoefficient:     2,
+			MaximumInterval:        20 * time.Second,
+			NonRetryableErrorTypes: launchNonRetryable,
+		},
+		Summary: summary,
+	}
+}
+
+// fillOptions: a fill round on LaunchTaskQueue, whose server-enforced rate is
+// the platform launch rate limiter. No schedule-to-close timeout: waiting in
+// the rate-limited queue is the point. Throttled rounds retry at 1s … 30s
+// without limit.
+func fillOptions(summary string) workflow.ActivityOptions {
+	return workflow.ActivityOptions{
+		TaskQueue:           LaunchTaskQueue,
+		StartToCloseTimeout: time.Minute,
+		WaitForCancellation: true,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        time.Second,
+			BackoffCoefficient:     2,
+			MaximumInterval:        30 * time.Second,
+			NonRetryableErrorTypes: launchNonRetryable,
+		},
+		Summary: summary,
+	}
+}
+
+// controlOptions: short cloud calls on TaskQueue (instance type check,
+// reservation release), retried at 1s … 10s for up to 5 minutes.
+func controlOptions(summary string) workflow.ActivityOptions {
+	return workflow.ActivityOptions{
+		TaskQueue:              TaskQueue,
+		StartToCloseTimeout:    30 * time.Second,
+		ScheduleToCloseTimeout: 5 * time.Minute,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        time.Second,
+			BackoffCoefficient:     2,
+			MaximumInterval:        10 * time.Second,
+			NonRetryableErrorTypes: []string{providers.ErrTypeInvalid, providers.ErrTypeIdempotencyMismatch},
+		},
+		Summary: summary,
+	}
+}
+
+// reserveOptions: like controlOptions, but InsufficientCapacity comes back
+// to the workflow, which applies the capacity policy.
+func reserveOptions(summary string) workflow.ActivityOptions {
+	o := controlOptions(summary)
+	o.RetryPolicy.NonRetryableErrorTypes = []string{
+		providers.ErrTypeInvalid, providers.ErrTypeIdempotencyMismatch, providers.ErrTypeInsufficientCapacity,
+	}
+	return o
+}
+
+// countOptions: the running-count poll. It is abandoned, not awaited, when
+// the workflow stops polling.
+func countOptions() workflow.ActivityOptions {
+	o := controlOptions("count running instances")
+	o.ScheduleToCloseTimeout = 0
+	return o
+}
+
+// terminateOptions: terminations retry until they succeed; a fleet must
+// not leak instances.
+func terminateOptions(summary string) workflow.ActivityOptions {
+	return workflow.ActivityOptions{
+		TaskQueue:           TaskQueue,
+		StartToCloseTimeout: 2 * time.Minute,
+		HeartbeatTimeout:    time.Minute,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        time.Second,
+			BackoffCoefficient:     2,
+			MaximumInterval:        30 * time.Second,
+			NonRetryableErrorTypes: []string{providers.ErrTypeInvalid},
+		},
+		Summary: summary,
+	}
+}
+
+// fleetToken is the EC2 ClientToken of one step of a fleet ("reserve-3",
+// "burst-0", "fill-17"). It depends only on the fleet id, the first run id
+// of the workflow chain (stable across continue-as-new, retries and
+// replays) and the step, so a retried or replayed call is recognised by the
+// cloud. EC2 tokens are at most 64 ASCII characters: the step plus a
+// 96-bit hash stays well below.
+func fleetToken(fleetID, origin, step string) string {
+	sum := sha256.Sum256([]byte(fleetID + "\x00" + origin + "\x00" + step))
+	return step + "-" + hex.EncodeToString(sum[:12])
+}
