@@ -22,14 +22,13 @@ import (
 //     TaskQueue: TaskQueue, EnableEagerStart: true}. Eager start saves the
 //     first workflow task's round trip through matching, but only when the
 //     starting client is also the client of a running worker in the same
-//     process (gust bench, gust demo, an embedded starter) and the server has
-//     system.enableEagerWorkflowStart on. A standalone `gust fn invoke`
+//     process (gust bench, gust demo, an embedded starter); the server's
+//     system.enableEagerWorkflowStart is on by default. A standalone `gust fn invoke`
 //     process has no local worker, so there the flag is harmless and ignored;
 //   - treat a successful workflow whose InvokeResult.FunctionError is set as
 //     "the function failed": print FunctionError.Type and Message, exit 1.
 //     A failed workflow means gust itself could not run the invocation (see
-//     the error types below).
-//
+//     the error types below);
 //   - leave WorkflowExecutionTimeout unset, or set it above the deadline:
 //     the deadline already bounds the invocation.
 //

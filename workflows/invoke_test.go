@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -9,6 +10,8 @@ import (
 
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
@@ -315,4 +318,31 @@ func TestInvokeWorkflowID(t *testing.T) {
 	require.NotContains(t, id, `\`)
 	require.LessOrEqual(t, len(id), len("invoke---")+2*MaxNameLen+MaxRequestIDLen)
 	require.Equal(t, "invoke-_-_-_", InvokeWorkflowID("", "", ""))
+}
+
+func TestInvokeWorkflowActivityModeSwitch(t *testing.T) {
+	cases := map[ActivityMode]bool{ // mode -> runs as a local activity
+		ActivityModeDefault: DefaultInvokeActivityMode == ActivityModeLocal,
+		ActivityModeLocal:   true,
+		ActivityModeRegular: false,
+	}
+	for mode, wantLocal := range cases {
+		t.Run("mode="+string(mode), func(t *testing.T) {
+			env, a := newInvokeEnv()
+			env.OnActivity(a.InvokeFunction, mock.Anything, mock.Anything).
+				Return(activities.InvokeFunctionResult{EnvironmentID: "env-1"}, nil).Once()
+			local, regular := 0, 0
+			env.SetOnLocalActivityStartedListener(func(*activity.Info, context.Context, []any) { local++ })
+			env.SetOnActivityStartedListener(func(*activity.Info, context.Context, converter.EncodedValues) { regular++ })
+
+			env.ExecuteWorkflow(InvokeWorkflow, validInvoke(mode))
+
+			require.NoError(t, env.GetWorkflowError())
+			if wantLocal {
+				require.Equal(t, []int{1, 0}, []int{local, regular})
+			} else {
+				require.Equal(t, []int{0, 1}, []int{local, regular})
+			}
+		})
+	}
 }
