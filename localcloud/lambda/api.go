@@ -1,0 +1,703 @@
+package lambda
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Paths and headers of the Lambda REST API and gust's extensions.
+const (
+	functionsPath = "/2015-03-31/functions"
+
+	HeaderEnvironmentID       = "X-Gust-Environment-Id"
+	HeaderColdStart           = "X-Gust-Cold-Start"
+	HeaderLocalCloud          = "X-Gust-Local-Cloud"
+	HeaderRequestID           = "X-Gust-Request-Id"
+	HeaderMaxEnvsPerSubTenant = "X-Gust-Max-Envs-Per-Subtenant"
+	TagMaxEnvsPerSubTenant    = "gust:max-envs-per-subtenant"
+
+	// EnvironmentsSuffix and LogsSuffix follow /2015-03-31/functions/{name}/.
+	EnvironmentsSuffix = "gust-environments"
+	LogsSuffix         = "gust-logs"
+
+	TenancyPerTenant = "PER_TENANT"
+)
+
+var (
+	localCloudHeader = []string{"1"}
+	jsonContentType  = []string{"application/json"}
+	coldTrue         = []string{"true"}
+	coldFalse        = []string{"false"}
+)
+
+// ServeHTTP serves the Lambda REST API.
+func (c *Cloud) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header()[HeaderLocalCloud] = localCloudHeader
+	tenant, err := tenantOf(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	rest, ok := strings.CutPrefix(r.URL.EscapedPath(), functionsPath)
+	if !ok || (rest != "" && rest[0] != '/') {
+		writeError(w, &apiError{status: http.StatusNotFound, code: codeUnknownOperation, message: "unknown operation " + r.Method + " " + r.URL.Path})
+		return
+	}
+	if rest == "" || rest == "/" {
+		switch r.Method {
+		case http.MethodPost:
+			c.createFunction(w, r, tenant)
+		case http.MethodGet:
+			c.listFunctions(w, r, tenant)
+		default:
+			writeError(w, &apiError{status: http.StatusMethodNotAllowed, code: codeUnknownOperation, message: "method not allowed"})
+		}
+		return
+	}
+	rawName, sub, _ := strings.Cut(rest[1:], "/")
+	name, uerr := url.PathUnescape(rawName)
+	if uerr != nil {
+		writeError(w, errInvalidParameter("bad function name %q", rawName))
+		return
+	}
+	switch {
+	case sub == "invocations" && r.Method == http.MethodPost:
+		c.invoke(w, r, tenant, name)
+	case sub == "" && r.Method == http.MethodGet:
+		c.getFunction(w, r, tenant, name, false)
+	case sub == "configuration" && r.Method == http.MethodGet:
+		c.getFunction(w, r, tenant, name, true)
+	case sub == "" && r.Method == http.MethodDelete:
+		c.deleteFunctionHTTP(w, r, tenant, name)
+	case sub == "code" && r.Method == http.MethodPut:
+		c.updateCode(w, r, tenant, name)
+	case sub == "configuration" && r.Method == http.MethodPut:
+		c.updateConfiguration(w, r, tenant, name)
+	case sub == EnvironmentsSuffix && r.Method == http.MethodGet:
+		c.environments(w, r, tenant, name)
+	case sub == LogsSuffix && r.Method == http.MethodGet:
+		c.functionLogs(w, r, tenant, name)
+	default:
+		writeError(w, &apiError{status: http.StatusNotFound, code: codeUnknownOperation, message: "unknown operation " + r.Method + " " + r.URL.Path})
+	}
+}
+
+// tenantOf returns the access key id of the request's SigV4 Authorization
+// header: "AWS4-HMAC-SHA256 Credential=<key id>/<date>/<region>/<service>/aws4_request, ...".
+func tenantOf(r *http.Request) (string, error) {
+	auth := r.Header.Get("Authorization")
+	if auth == "" {
+		return "", errUnrecognizedClient("missing Authorization header: sign requests with SigV4; the access key id is the tenant")
+	}
+	i := strings.Index(auth, "Credential=")
+	if i < 0 {
+		return "", errUnrecognizedClient("the Authorization header has no SigV4 Credential")
+	}
+	cred := auth[i+len("Credential="):]
+	key, _, ok := strings.Cut(cred, "/")
+	if !ok || !ValidTenantID(key) {
+		return "", errUnrecognizedClient("the security token included in the request is invalid: the access key id must be a tenant id ([A-Za-z0-9_-]{1,128})")
+	}
+	return key, nil
+}
+
+// accountID derives a stable 12-digit account id for a tenant, for ARNs. A
+// tenant that is itself 12 digits is its own account.
+func accountID(tenant string) string {
+	if len(tenant) == 12 && strings.Trim(tenant, "0123456789") == "" {
+		return tenant
+	}
+	sum := sha256.Sum256([]byte(tenant))
+	return fmt.Sprintf("%012d", binary.BigEndian.Uint64(sum[:8])%1_000_000_000_000)
+}
+
+func (c *Cloud) arn(f *function) string {
+	return "arn:aws:lambda:" + c.cfg.Region + ":" + accountID(f.Tenant) + ":function:" + f.Name
+}
+
+// parseFunctionName accepts the forms Lambda does: a name, a name with a
+// qualifier ("name:1"), a partial ARN ("123456789012:function:name") or a
+// full ARN. An ARN naming another account is reported as not found, like
+// any function the tenant cannot see.
+func parseFunctionName(tenant, s string) (name, qualifier string, err error) {
+	parts := strings.Split(s, ":")
+	switch {
+	case len(parts) == 1:
+		name = parts[0]
+	case len(parts) == 2:
+		name, qualifier = parts[0], parts[1]
+	case len(parts) >= 7 && len(parts) <= 8 && parts[0] == "arn" && parts[2] == "lambda" && parts[5] == "function":
+		if parts[4] != accountID(tenant) {
+			return "", "", errNotFound("Function not found: %s", s)
+		}
+		name = parts[6]
+		if len(parts) == 8 {
+			qualifier = parts[7]
+		}
+	case (len(parts) == 3 || len(parts) == 4) && parts[1] == "function":
+		if parts[0] != accountID(tenant) {
+			return "", "", errNotFound("Function not found: %s", s)
+		}
+		name = parts[2]
+		if len(parts) == 4 {
+			qualifier = parts[3]
+		}
+	default:
+		return "", "", errInvalidParameter("invalid function name %q", s)
+	}
+	if !ValidFunctionName(name) {
+		return "", "", errInvalidParameter("invalid function name %q: use 1 to 64 characters from [a-zA-Z0-9-_]", name)
+	}
+	return name, qualifier, nil
+}
+
+// lookup resolves the tenant's function and checks the qualifier: empty,
+// $LATEST or the current version. Older versions cannot be invoked: gust
+// keeps only the current code running.
+func (c *Cloud) lookup(r *http.Request, tenant, raw string) (*function, error) {
+	name, qual, err := parseFunctionName(tenant, raw)
+	if err != nil {
+		return nil, err
+	}
+	if r.URL.RawQuery != "" {
+		if q := r.URL.Query().Get("Qualifier"); q != "" {
+			qual = q
+		}
+	}
+	f := c.function(tenant, name)
+	if f == nil {
+		return nil, errNotFound("Function not found: %s", c.arnFor(tenant, name))
+	}
+	if qual != "" && qual != "$LATEST" && qual != strconv.Itoa(f.Version) {
+		return nil, errNotFound("Function not found: %s:%s", c.arn(f), qual)
+	}
+	return f, nil
+}
+
+func (c *Cloud) arnFor(tenant, name string) string {
+	return "arn:aws:lambda:" + c.cfg.Region + ":" + accountID(tenant) + ":function:" + name
+}
+
+// Wire shapes. Field names are Lambda's JSON member names.
+
+type environmentVars struct {
+	Variables map[string]string `json:"Variables"`
+}
+
+type tenancyConfig struct {
+	TenantIsolationMode string `json:"TenantIsolationMode"`
+}
+
+type functionConfiguration struct {
+	FunctionName     string           `json:"FunctionName"`
+	FunctionArn      string           `json:"FunctionArn"`
+	Runtime          string           `json:"Runtime"`
+	Role             string           `json:"Role"`
+	Handler          string           `json:"Handler"`
+	CodeSize         int64            `json:"CodeSize"`
+	CodeSha256       string           `json:"CodeSha256"`
+	Description      string           `json:"Description"`
+	Timeout          int              `json:"Timeout"`
+	MemorySize       int              `json:"MemorySize"`
+	LastModified     string           `json:"LastModified"`
+	Version          string           `json:"Version"`
+	Environment      *environmentVars `json:"Environment,omitempty"`
+	TenancyConfig    *tenancyConfig   `json:"TenancyConfig,omitempty"`
+	State            string           `json:"State"`
+	LastUpdateStatus string           `json:"LastUpdateStatus"`
+	PackageType      string           `json:"PackageType"`
+	Architectures    []string         `json:"Architectures"`
+	RevisionID       string           `json:"RevisionId"`
+}
+
+func (c *Cloud) configuration(f *function) functionConfiguration {
+	sum, _ := hex.DecodeString(f.CodeSHA256)
+	out := functionConfiguration{
+		FunctionName:     f.Name,
+		FunctionArn:      c.arn(f),
+		Runtime:          f.Config.Runtime,
+		Role:             f.Config.Role,
+		Handler:          f.Config.Handler,
+		CodeSize:         f.CodeSize,
+		CodeSha256:       base64.StdEncoding.EncodeToString(sum),
+		Description:      f.Config.Description,
+		Timeout:          f.Config.TimeoutSec,
+		MemorySize:       f.Config.MemoryMB,
+		LastModified:     f.LastModified.UTC().Format("2006-01-02T15:04:05.000-0700"),
+		Version:          strconv.Itoa(f.Version),
+		State:            "Active",
+		LastUpdateStatus: "Successful",
+		PackageType:      "Zip",
+		Architectures:    []string{"x86_64"},
+		RevisionID:       f.UID + "-" + strconv.Itoa(f.Version),
+	}
+	if len(f.Config.Env) > 0 {
+		out.Environment = &environmentVars{Variables: f.Config.Env}
+	}
+	if f.Config.Tenancy != "" {
+		out.TenancyConfig = &tenancyConfig{TenantIsolationMode: f.Config.Tenancy}
+	}
+	return out
+}
+
+type createRequest struct {
+	FunctionName string `json:"FunctionName"`
+	Code         *struct {
+		ZipFile  []byte `json:"ZipFile"`
+		S3Bucket string `json:"S3Bucket"`
+		ImageURI string `json:"ImageUri"`
+	} `json:"Code"`
+	Role          string            `json:"Role"`
+	Runtime       string            `json:"Runtime"`
+	Handler       string            `json:"Handler"`
+	Description   string            `json:"Description"`
+	Timeout       *int              `json:"Timeout"`
+	MemorySize    *int              `json:"MemorySize"`
+	Environment   *environmentVars  `json:"Environment"`
+	TenancyConfig *tenancyConfig    `json:"TenancyConfig"`
+	Tags          map[string]string `json:"Tags"`
+	PackageType   string            `json:"PackageType"`
+}
+
+func (c *Cloud) createFunction(w http.ResponseWriter, r *http.Request, tenant string) {
+	var req createRequest
+	if err := c.decodeBody(r, &req, c.cfg.MaxCodeBytes/3*4+1<<20); err != nil {
+		writeError(w, err)
+		return
+	}
+	if !ValidFunctionName(req.FunctionName) {
+		writeError(w, errInvalidParameter("invalid function name %q: use 1 to 64 characters from [a-zA-Z0-9-_]", req.FunctionName))
+		return
+	}
+	if req.PackageType != "" && req.PackageType != "Zip" {
+		writeError(w, errInvalidParameter("PackageType %s is not supported by the local cloud: deploy a zip", req.PackageType))
+		return
+	}
+	if req.Code == nil || len(req.Code.ZipFile) == 0 {
+		writeError(w, errInvalidParameter("Code.ZipFile is required: the local cloud takes code inline (S3 and images are not supported)"))
+		return
+	}
+	cfg := functionConfig{
+		TimeoutSec:  int(DefaultTimeout / time.Second),
+		MemoryMB:    DefaultMemoryMB,
+		Description: req.Description,
+		Role:        req.Role,
+		Runtime:     req.Runtime,
+		Handler:     req.Handler,
+		Tags:        req.Tags,
+	}
+	if req.TenancyConfig != nil {
+		cfg.Tenancy = req.TenancyConfig.TenantIsolationMode
+	}
+	if req.Environment != nil {
+		cfg.Env = req.Environment.Variables
+	}
+	if req.Timeout != nil {
+		cfg.TimeoutSec = *req.Timeout
+	}
+	if req.MemorySize != nil {
+		cfg.MemoryMB = *req.MemorySize
+	}
+	if v, ok := req.Tags[TagMaxEnvsPerSubTenant]; ok {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			writeError(w, errInvalidParameter("tag %s must be an integer", TagMaxEnvsPerSubTenant))
+			return
+		}
+		cfg.MaxEnvsPerSubTenant = n
+	}
+	if err := maxEnvsHeader(r, &cfg); err != nil {
+		writeError(w, err)
+		return
+	}
+	if err := c.validateConfig(&cfg); err != nil {
+		writeError(w, err)
+		return
+	}
+
+	c.ctl.Lock()
+	defer c.ctl.Unlock()
+	if c.function(tenant, req.FunctionName) != nil {
+		writeError(w, errConflict("Function already exist: %s", req.FunctionName))
+		return
+	}
+	sha, size, err := c.store.putCode(req.Code.ZipFile)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	f := &function{Tenant: tenant, Name: req.FunctionName, UID: newID(""), Version: 1,
+		CodeSHA256: sha, CodeSize: size, LastModified: c.cfg.Now(), Config: cfg}
+	if err := c.store.put(r.Context(), f); err != nil {
+		writeError(w, err)
+		return
+	}
+	c.setFunction(f)
+	writeJSON(w, http.StatusCreated, c.configuration(f))
+}
+
+// validateConfig checks and normalises a configuration.
+func (c *Cloud) validateConfig(cfg *functionConfig) error {
+	switch cfg.Tenancy {
+	case "", TenancyPerTenant:
+	default:
+		return errInvalidParameter("TenancyConfig.TenantIsolationMode must be %s", TenancyPerTenant)
+	}
+	switch cfg.Runtime {
+	case "":
+		cfg.Runtime = "provided.al2023"
+	case "provided.al2023", "provided.al2", "provided":
+	default:
+		return errInvalidParameter("runtime %s is not supported by the local cloud: use provided.al2023 with a bootstrap executable", cfg.Runtime)
+	}
+	if cfg.Handler == "" {
+		cfg.Handler = "bootstrap"
+	}
+	if cfg.TimeoutSec < 1 || cfg.TimeoutSec > 900 {
+		return errInvalidParameter("Timeout must be between 1 and 900 seconds")
+	}
+	if cfg.MemoryMB < 128 || cfg.MemoryMB > 10240 {
+		return errInvalidParameter("MemorySize must be between 128 and 10240 MB")
+	}
+	if cfg.MaxEnvsPerSubTenant < 0 || cfg.MaxEnvsPerSubTenant > c.cfg.MaxEnvsPerFunction {
+		return errInvalidParameter("max environments per sub-tenant must be between 1 and %d", c.cfg.MaxEnvsPerFunction)
+	}
+	if err := validateEnvVars(cfg.Env); err != nil {
+		return errInvalidParameter("%v", err)
+	}
+	// Report the effective per-sub-tenant limit as the tag, so GetFunction
+	// round-trips it through the standard API.
+	if cfg.MaxEnvsPerSubTenant > 0 {
+		tags := make(map[string]string, len(cfg.Tags)+1)
+		for k, v := range cfg.Tags {
+			tags[k] = v
+		}
+		tags[TagMaxEnvsPerSubTenant] = strconv.Itoa(cfg.MaxEnvsPerSubTenant)
+		cfg.Tags = tags
+	}
+	return nil
+}
+
+func maxEnvsHeader(r *http.Request, cfg *functionConfig) error {
+	v := r.Header.Get(HeaderMaxEnvsPerSubTenant)
+	if v == "" {
+		return nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return errInvalidParameter("%s must be a positive integer", HeaderMaxEnvsPerSubTenant)
+	}
+	cfg.MaxEnvsPerSubTenant = n
+	return nil
+}
+
+func (c *Cloud) getFunction(w http.ResponseWriter, r *http.Request, tenant, raw string, configOnly bool) {
+	f, err := c.lookup(r, tenant, raw)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if configOnly {
+		writeJSON(w, http.StatusOK, c.configuration(f))
+		return
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Configuration functionConfiguration `json:"Configuration"`
+		Code          struct {
+			RepositoryType string `json:"RepositoryType"`
+		} `json:"Code"`
+		Tags map[string]string `json:"Tags,omitempty"`
+	}{Configuration: c.configuration(f), Code: struct {
+		RepositoryType string `json:"RepositoryType"`
+	}{"gust"}, Tags: f.Config.Tags})
+}
+
+func (c *Cloud) listFunctions(w http.ResponseWriter, r *http.Request, tenant string) {
+	q := r.URL.Query()
+	maxItems := 50
+	if v := q.Get("MaxItems"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 10000 {
+			writeError(w, errInvalidParameter("MaxItems must be between 1 and 10000"))
+			return
+		}
+		maxItems = n
+	}
+	marker := q.Get("Marker")
+	c.mu.RLock()
+	var mine []*function
+	for k, f := range c.fns {
+		if k.tenant == tenant && k.name > marker {
+			mine = append(mine, f)
+		}
+	}
+	c.mu.RUnlock()
+	sort.Slice(mine, func(i, j int) bool { return mine[i].Name < mine[j].Name })
+	out := struct {
+		Functions  []functionConfiguration `json:"Functions"`
+		NextMarker string                  `json:"NextMarker,omitempty"`
+	}{Functions: []functionConfiguration{}}
+	for i, f := range mine {
+		if i == maxItems {
+			out.NextMarker = mine[i-1].Name
+			break
+		}
+		out.Functions = append(out.Functions, c.configuration(f))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (c *Cloud) deleteFunctionHTTP(w http.ResponseWriter, r *http.Request, tenant, raw string) {
+	c.ctl.Lock()
+	f, err := c.lookup(r, tenant, raw)
+	if err == nil {
+		if err = c.store.delete(r.Context(), tenant, f.Name); err == nil {
+			c.deleteFunction(tenant, f.Name)
+		}
+	}
+	c.ctl.Unlock()
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	c.pool.removeFunction(f.UID)
+	c.logs.removeFunction(tenant, f.Name)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (c *Cloud) updateCode(w http.ResponseWriter, r *http.Request, tenant, raw string) {
+	var req struct {
+		ZipFile []byte `json:"ZipFile"`
+		DryRun  bool   `json:"DryRun"`
+	}
+	if err := c.decodeBody(r, &req, c.cfg.MaxCodeBytes/3*4+1<<20); err != nil {
+		writeError(w, err)
+		return
+	}
+	if len(req.ZipFile) == 0 {
+		writeError(w, errInvalidParameter("ZipFile is required: the local cloud takes code inline"))
+		return
+	}
+	c.ctl.Lock()
+	defer c.ctl.Unlock()
+	old, err := c.lookup(r, tenant, raw)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	sha, size, err := c.store.putCode(req.ZipFile)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if req.DryRun {
+		writeJSON(w, http.StatusOK, c.configuration(old))
+		return
+	}
+	f := *old
+	f.Version, f.CodeSHA256, f.CodeSize, f.LastModified = old.Version+1, sha, size, c.cfg.Now()
+	c.publish(w, r, &f)
+}
+
+func (c *Cloud) updateConfiguration(w http.ResponseWriter, r *http.Request, tenant, raw string) {
+	var req struct {
+		Role        *string          `json:"Role"`
+		Runtime     *string          `json:"Runtime"`
+		Handler     *string          `json:"Handler"`
+		Description *string          `json:"Description"`
+		Timeout     *int             `json:"Timeout"`
+		MemorySize  *int             `json:"MemorySize"`
+		Environment *environmentVars `json:"Environment"`
+	}
+	if err := c.decodeBody(r, &req, 1<<20); err != nil {
+		writeError(w, err)
+		return
+	}
+	c.ctl.Lock()
+	defer c.ctl.Unlock()
+	old, err := c.lookup(r, tenant, raw)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	cfg := old.Config
+	setIf(&cfg.Role, req.Role)
+	setIf(&cfg.Runtime, req.Runtime)
+	setIf(&cfg.Handler, req.Handler)
+	setIf(&cfg.Description, req.Description)
+	setIf(&cfg.TimeoutSec, req.Timeout)
+	setIf(&cfg.MemoryMB, req.MemorySize)
+	if req.Environment != nil {
+		cfg.Env = req.Environment.Variables
+	}
+	if err := maxEnvsHeader(r, &cfg); err != nil {
+		writeError(w, err)
+		return
+	}
+	if err := c.validateConfig(&cfg); err != nil {
+		writeError(w, err)
+		return
+	}
+	if sameConfig(cfg, old.Config) {
+		writeJSON(w, http.StatusOK, c.configuration(old))
+		return
+	}
+	f := *old
+	f.Version, f.Config, f.LastModified = old.Version+1, cfg, c.cfg.Now()
+	c.publish(w, r, &f)
+}
+
+// publish stores f as the function's new current version and retires the
+// environments of the older ones. The caller holds c.ctl.
+func (c *Cloud) publish(w http.ResponseWriter, r *http.Request, f *function) {
+	if err := c.store.put(r.Context(), f); err != nil {
+		writeError(w, err)
+		return
+	}
+	c.setFunction(f)
+	c.pool.retire(f.UID, f.Version)
+	writeJSON(w, http.StatusOK, c.configuration(f))
+}
+
+func setIf[T any](dst *T, v *T) {
+	if v != nil {
+		*dst = *v
+	}
+}
+
+func sameConfig(a, b functionConfig) bool {
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	return string(ja) == string(jb)
+}
+
+// environmentsOutput is the gust-environments endpoint's response.
+type environmentsOutput struct {
+	Environments []environmentOutput `json:"Environments"`
+	// MemoryLimitEnforced says whether this local cloud can enforce
+	// MemorySize at all, and MemoryLimitNote why not.
+	MemoryLimitEnforced bool   `json:"MemoryLimitEnforced"`
+	MemoryLimitNote     string `json:"MemoryLimitNote,omitempty"`
+}
+
+type environmentOutput struct {
+	EnvironmentID       string `json:"EnvironmentId"`
+	FunctionName        string `json:"FunctionName"`
+	Version             string `json:"Version"`
+	SubTenant           string `json:"SubTenant"`
+	State               string `json:"State"` // idle, busy or retired
+	Invocations         int    `json:"Invocations"`
+	PID                 int    `json:"Pid"`
+	MemoryMB            int    `json:"MemoryMB"`
+	MemoryLimitEnforced bool   `json:"MemoryLimitEnforced"`
+	Started             string `json:"Started"`
+	LastUsed            string `json:"LastUsed"`
+}
+
+func (c *Cloud) environments(w http.ResponseWriter, r *http.Request, tenant, raw string) {
+	name, _, err := parseFunctionName(tenant, raw)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	f := c.function(tenant, name)
+	if f == nil {
+		writeError(w, errNotFound("Function not found: %s", c.arnFor(tenant, name)))
+		return
+	}
+	snaps := c.pool.list(f.UID)
+	sort.Slice(snaps, func(i, j int) bool {
+		if snaps[i].SubTenant != snaps[j].SubTenant {
+			return snaps[i].SubTenant < snaps[j].SubTenant
+		}
+		return snaps[i].Started.Before(snaps[j].Started)
+	})
+	out := environmentsOutput{Environments: make([]environmentOutput, 0, len(snaps)),
+		MemoryLimitEnforced: c.mem.enforced(), MemoryLimitNote: c.mem.reason}
+	for _, s := range snaps {
+		state := s.State
+		if s.State == "starting" {
+			state = "busy"
+		}
+		if s.Retired {
+			state = "retired"
+		}
+		out.Environments = append(out.Environments, environmentOutput{
+			EnvironmentID: s.ID, FunctionName: f.Name, Version: strconv.Itoa(s.Version), SubTenant: s.SubTenant,
+			State: state, Invocations: s.Invocations, PID: s.PID, MemoryMB: s.MemoryMB, MemoryLimitEnforced: s.MemoryLimit,
+			Started: s.Started.UTC().Format(time.RFC3339Nano), LastUsed: s.LastUsed.UTC().Format(time.RFC3339Nano),
+		})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (c *Cloud) functionLogs(w http.ResponseWriter, r *http.Request, tenant, raw string) {
+	name, _, err := parseFunctionName(tenant, raw)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	f := c.function(tenant, name)
+	if f == nil {
+		writeError(w, errNotFound("Function not found: %s", c.arnFor(tenant, name)))
+		return
+	}
+	sub := r.URL.Query().Get("subtenant")
+	if sub != "" && !ValidSubTenantID(sub) {
+		writeError(w, errInvalidParameter("invalid sub-tenant id: use 1 to 256 characters from [a-zA-Z0-9._:/=+-@ ]"))
+		return
+	}
+	b, err := c.logs.read(logKey{tenant, f.Name, sub})
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(b)
+}
+
+// decodeBody decodes a JSON request body of at most limit bytes.
+func (c *Cloud) decodeBody(r *http.Request, v any, limit int64) error {
+	if r.ContentLength > limit {
+		return errTooLarge("request body is %d bytes, more than the %d allowed", r.ContentLength, limit)
+	}
+	b, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		return errInvalidContent("reading request body: %v", err)
+	}
+	if int64(len(b)) > limit {
+		return errTooLarge("request body is more than the %d bytes allowed", limit)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return errInvalidParameter("invalid value for %s: %v", te.Field, err)
+		}
+		return errInvalidContent("could not parse request body into json: %v", err)
+	}
+	return nil
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	w.Header()["Content-Type"] = jsonContentType
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}

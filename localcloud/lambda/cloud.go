@@ -1,0 +1,200 @@
+// Package lambda is the local cloud's Lambda service: a Lambda-compatible
+// REST API (the subset aws-sdk-go-v2 needs for CreateFunction, GetFunction,
+// GetFunctionConfiguration, ListFunctions, DeleteFunction,
+// UpdateFunctionCode, UpdateFunctionConfiguration and Invoke) that runs
+// functions in per-sub-tenant execution environments: real processes
+// running the function's bootstrap under Lambda's custom-runtime contract.
+//
+// # Tenants
+//
+// The tenant is the access key id in the request's SigV4 Authorization
+// header, as LocalStack maps access keys to accounts. Signatures are not
+// verified: this is identity for a local development cloud, not
+// authentication. Functions are keyed by (tenant, name); another tenant's
+// function is reported as ResourceNotFoundException, exactly like a missing
+// one. A sub-tenant is Lambda's TenantId (X-Amz-Tenant-Id) on a function
+// created with TenancyConfig PER_TENANT.
+//
+// # gust extensions
+//
+// Requests:
+//   - X-Gust-Max-Envs-Per-Subtenant on CreateFunction and
+//     UpdateFunctionConfiguration, or the tag gust:max-envs-per-subtenant
+//     on CreateFunction, caps one sub-tenant's concurrent environments
+//     (default Config.MaxEnvsPerSubTenant). GetFunction reports the
+//     effective value as that tag.
+//   - X-Gust-Request-Id on Invoke becomes the invocation's request id
+//     (Lambda-Runtime-Aws-Request-Id), so logs correlate with the caller.
+//
+// Responses:
+//   - X-Gust-Local-Cloud: 1 on every response, so clients can tell the local
+//     cloud from AWS.
+//   - X-Gust-Environment-Id and X-Gust-Cold-Start: true|false on Invoke.
+//
+// Endpoints, tenant-scoped like the rest:
+//   - GET /2015-03-31/functions/{name}/gust-environments lists the
+//     function's environments (JSON, see environmentsOutput).
+//   - GET /2015-03-31/functions/{name}/gust-logs?subtenant=S returns the
+//     sub-tenant's captured stdout and stderr as text, oldest first.
+//
+// # Versions
+//
+// Every deploy publishes: CreateFunction is version 1, and each
+// UpdateFunctionCode, and each UpdateFunctionConfiguration that changes
+// something, makes the next version. Version and X-Amz-Executed-Version
+// report it. Environments of older versions are never used again; idle ones
+// stop at once, busy ones when their invocation ends.
+//
+// # Persistence
+//
+// Function definitions survive a restart (SQLite, StateDir/lambda.db), as
+// does their code (StateDir/code, content-addressed). Environments do not:
+// they are processes that die with gust (Pdeathsig), and Open clears
+// leftover environment directories.
+//
+// # Limits of the imitation
+//
+// Memory limits need a delegated cgroup v2 directory (Config.CgroupParent);
+// without one they are not enforced, and the environment listing says so.
+// Environments run as gust's own user, without Lambda's read-only root
+// filesystem or network isolation, and without AWS credentials. Event
+// invocations are not retried when the function fails; throttled ones are
+// retried with backoff for up to a minute.
+package lambda
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// Cloud is the local cloud's Lambda service. It is an http.Handler for the
+// Lambda REST API paths (/2015-03-31/functions...).
+type Cloud struct {
+	cfg   Config
+	store *store
+	pool  *pool
+	logs  *logSinks
+	mem   *memoryLimiter
+
+	// ctl serialises control-plane writes, so SQLite and fns always agree.
+	ctl sync.Mutex
+	mu  sync.RWMutex
+	fns map[fnKey]*function // current version of every function; guarded by mu
+
+	asyncSem  chan struct{} // bounds pending Event invocations
+	async     sync.WaitGroup
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+// maxPendingEvents bounds Event invocations accepted but not yet finished;
+// beyond it Invoke answers TooManyRequestsException.
+const maxPendingEvents = 10000
+
+// Open opens (or creates) the Lambda service's state in cfg.StateDir and
+// starts its idle reaper.
+func Open(cfg Config) (*Cloud, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating state dir, %w", err)
+	}
+	envsDir := filepath.Join(cfg.StateDir, "envs")
+	// Environments of a previous run died with it; their directories are
+	// garbage.
+	if err := os.RemoveAll(envsDir); err != nil {
+		return nil, fmt.Errorf("clearing old environments, %w", err)
+	}
+	if err := os.MkdirAll(envsDir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating environments dir, %w", err)
+	}
+	st, err := openStore(cfg.StateDir, cfg.MaxCodeBytes)
+	if err != nil {
+		return nil, err
+	}
+	fns, err := st.loadAll(context.Background())
+	if err != nil {
+		st.close()
+		return nil, err
+	}
+	c := &Cloud{
+		cfg:      cfg,
+		store:    st,
+		logs:     newLogSinks(filepath.Join(cfg.StateDir, "logs"), cfg.MaxLogBytes),
+		mem:      newMemoryLimiter(cfg.CgroupParent),
+		fns:      make(map[fnKey]*function, len(fns)),
+		asyncSem: make(chan struct{}, maxPendingEvents),
+		done:     make(chan struct{}),
+	}
+	for _, f := range fns {
+		c.fns[fnKey{f.Tenant, f.Name}] = f
+	}
+	c.pool = newPool(&c.cfg, startSpec{
+		codeDir:  st.codePath,
+		copyCode: cfg.CopyCode,
+		region:   cfg.Region,
+		sinks:    c.logs,
+		mem:      c.mem,
+	}, envsDir)
+	go c.reaper()
+	return c, nil
+}
+
+// Close stops every environment, removing their directories, waits for
+// pending Event invocations to end, and closes the database. Function
+// definitions, code and logs stay in StateDir.
+func (c *Cloud) Close() error {
+	var err error
+	c.closeOnce.Do(func() {
+		close(c.done)
+		c.pool.close()
+		c.async.Wait()
+		err = c.store.close()
+	})
+	return err
+}
+
+// Reap stops environments idle for longer than Config.IdleTTL now, instead
+// of waiting for the background reaper, and reports how many it stopped.
+func (c *Cloud) Reap() int { return c.pool.reap(c.cfg.Now()) }
+
+func (c *Cloud) reaper() {
+	every := c.cfg.IdleTTL / 4
+	every = min(max(every, 10*time.Millisecond), 10*time.Second)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-t.C:
+			c.Reap()
+		}
+	}
+}
+
+// function returns the current version of the tenant's function, or nil.
+func (c *Cloud) function(tenant, name string) *function {
+	c.mu.RLock()
+	f := c.fns[fnKey{tenant, name}]
+	c.mu.RUnlock()
+	return f
+}
+
+func (c *Cloud) setFunction(f *function) {
+	c.mu.Lock()
+	c.fns[fnKey{f.Tenant, f.Name}] = f
+	c.mu.Unlock()
+}
+
+func (c *Cloud) deleteFunction(tenant, name string) {
+	c.mu.Lock()
+	delete(c.fns, fnKey{tenant, name})
+	c.mu.Unlock()
+}

@@ -1,0 +1,447 @@
+package lambda
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// An environment is one OS process running a function's bootstrap for
+// exactly one (tenant, function version, sub-tenant): its key. The pool
+// hands it to one invocation at a time. It has its own Runtime API listener
+// (AWS_LAMBDA_RUNTIME_API), working directory and TMPDIR, and a scrubbed
+// process environment.
+
+type envKey struct {
+	fnUID     string
+	version   int
+	subTenant string
+}
+
+type envState uint8
+
+const (
+	envStarting envState = iota
+	envIdle
+	envBusy
+	envStopped
+)
+
+func (s envState) String() string {
+	switch s {
+	case envStarting:
+		return "starting"
+	case envIdle:
+		return "idle"
+	case envBusy:
+		return "busy"
+	}
+	return "stopped"
+}
+
+type environment struct {
+	id  string
+	key envKey
+	fn  *function // the version it runs; never changes
+	dir string    // <StateDir>/envs/<id>: task/ and tmp/
+
+	// Bookkeeping guarded by pool.mu.
+	state       envState
+	retired     bool // its version was replaced: stop instead of going idle
+	invocations int
+	started     time.Time
+	lastUsed    time.Time
+	prev, next  *environment // idle LRU list links; nil unless idle
+
+	// Process. Set by start before the environment is shared.
+	cmd      *exec.Cmd
+	pid      int
+	cgroup   *cgroup
+	logs     *logSink
+	logKey   logKey
+	sinks    *logSinks
+	ln       net.Listener
+	srv      *http.Server
+	timer    *time.Timer // one invocation at a time, so one reusable timer
+	memLimit bool
+
+	// Runtime API hand-off. An invocation is sent on nextCh when the
+	// runtime's GET /next is waiting for it; the runtime's answer comes back
+	// on the invocation's result channel.
+	nextCh   chan *invocation
+	ready    chan struct{} // closed on the runtime's first GET /next
+	readyOne sync.Once
+	initErr  chan invokeResult // the runtime's init/error, buffered 1
+	cur      atomic.Pointer[invocation]
+	exited   chan struct{} // closed once the process has exited
+	exitErr  error         // valid after exited is closed
+	stopOnce sync.Once
+	stopping chan struct{} // closed when stop begins
+}
+
+// invocation is one request handed to an environment's runtime.
+type invocation struct {
+	id        string
+	payload   []byte
+	subTenant string
+	arn       string
+	traceID   string
+	deadline  time.Time
+	result    chan invokeResult // buffered 1; the first answer wins
+	answered  atomic.Bool
+}
+
+// invokeResult is the runtime's answer: a response payload, or a function
+// error document ({"errorType":..,"errorMessage":..}).
+type invokeResult struct {
+	payload []byte
+	fnError bool
+	// discard stops the environment after this invocation (it crashed,
+	// timed out or failed to initialise).
+	discard bool
+}
+
+func (inv *invocation) answer(r invokeResult) bool {
+	if !inv.answered.CompareAndSwap(false, true) {
+		return false
+	}
+	inv.result <- r
+	return true
+}
+
+func newEnvironment(key envKey, fn *function, envsDir string, now time.Time) *environment {
+	id := newID("env-")
+	return &environment{
+		id:       id,
+		key:      key,
+		fn:       fn,
+		dir:      filepath.Join(envsDir, id),
+		state:    envStarting,
+		started:  now,
+		lastUsed: now,
+		nextCh:   make(chan *invocation),
+		ready:    make(chan struct{}),
+		initErr:  make(chan invokeResult, 1),
+		exited:   make(chan struct{}),
+		stopping: make(chan struct{}),
+	}
+}
+
+// startSpec is what start needs besides the function.
+type startSpec struct {
+	// codeDir returns the extracted code of a sha256, extracting it if needed.
+	codeDir  func(sha string) (string, error)
+	codePath string // set per environment from codeDir
+	copyCode bool
+	region   string
+	sinks    *logSinks
+	mem      *memoryLimiter
+}
+
+// errEntrypoint marks a start failure caused by the function's code (the
+// bootstrap could not be executed), which is the function's error, not the
+// platform's.
+type errEntrypoint struct{ error }
+
+func (e errEntrypoint) Unwrap() error { return e.error }
+
+// start lays out the environment's directories, opens its Runtime API
+// listener and starts the bootstrap. It does not wait for the runtime to be
+// ready; the first invocation does.
+func (e *environment) start(s startSpec) (err error) {
+	task := filepath.Join(e.dir, "task")
+	tmp := filepath.Join(e.dir, "tmp")
+	if err := os.MkdirAll(tmp, 0o700); err != nil {
+		return fmt.Errorf("creating environment dir, %w", err)
+	}
+	if err := populateTask(s.codePath, task, s.copyCode); err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("opening runtime api listener, %w", err)
+	}
+	e.ln = ln
+	e.srv = &http.Server{Handler: runtimeAPI{e}, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = e.srv.Serve(ln) }()
+
+	e.logKey = logKey{e.fn.Tenant, e.fn.Name, e.key.subTenant}
+	e.sinks = s.sinks
+	if e.logs, err = s.sinks.acquire(e.logKey); err != nil {
+		return err
+	}
+
+	cfg := &e.fn.Config
+	e.cgroup, err = s.mem.create(e.id, cfg.MemoryMB)
+	if err != nil {
+		return err
+	}
+	e.memLimit = e.cgroup != nil
+
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return fmt.Errorf("creating output pipe, %w", err)
+	}
+	bootstrap := filepath.Join(task, "bootstrap")
+	e.cmd = &exec.Cmd{
+		Path:   bootstrap,
+		Args:   []string{bootstrap},
+		Dir:    task,
+		Env:    e.environ(s.region, task, tmp, ln.Addr().String()),
+		Stdout: pw,
+		Stderr: pw,
+		SysProcAttr: &syscall.SysProcAttr{
+			// Its own process group, so a timeout kills whatever the
+			// bootstrap started too.
+			Setpgid: true,
+			// Environments must not outlive gust: they hold no state worth
+			// keeping and nobody would reap them.
+			Pdeathsig: syscall.SIGKILL,
+		},
+	}
+	if e.cgroup != nil {
+		e.cmd.SysProcAttr.UseCgroupFD = true
+		e.cmd.SysProcAttr.CgroupFD = int(e.cgroup.fd.Fd())
+	}
+	err = e.cmd.Start()
+	pw.Close() // the child holds its own copy; EOF on pr means it (and its children) exited
+	if err != nil {
+		pr.Close()
+		return errEntrypoint{fmt.Errorf("starting bootstrap, %w", err)}
+	}
+	e.pid = e.cmd.Process.Pid
+	e.timer = time.NewTimer(time.Hour)
+	e.timer.Stop()
+	go e.logs.pump(e.id, pr)
+	go func() {
+		e.exitErr = e.cmd.Wait()
+		pr.Close()
+		close(e.exited)
+	}()
+	return nil
+}
+
+// environ builds the process environment from scratch: the function's
+// variables plus the ones Lambda's provided runtime sets. Nothing of gust's
+// own environment (credentials, tokens, paths) is inherited.
+func (e *environment) environ(region, task, tmp, runtimeAPI string) []string {
+	cfg := &e.fn.Config
+	env := make([]string, 0, len(cfg.Env)+20)
+	for k, v := range cfg.Env {
+		env = append(env, k+"="+v)
+	}
+	version := strconv.Itoa(e.fn.Version)
+	return append(env,
+		"AWS_LAMBDA_RUNTIME_API="+runtimeAPI,
+		"AWS_LAMBDA_FUNCTION_NAME="+e.fn.Name,
+		"AWS_LAMBDA_FUNCTION_VERSION="+version,
+		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE="+strconv.Itoa(cfg.MemoryMB),
+		"AWS_LAMBDA_INITIALIZATION_TYPE=on-demand",
+		"AWS_LAMBDA_LOG_GROUP_NAME=/aws/lambda/"+e.fn.Name,
+		"AWS_LAMBDA_LOG_STREAM_NAME="+e.started.UTC().Format("2006/01/02")+"/["+version+"]"+e.id,
+		"AWS_EXECUTION_ENV=AWS_Lambda_provided.al2023",
+		"AWS_REGION="+region,
+		"AWS_DEFAULT_REGION="+region,
+		"LAMBDA_TASK_ROOT="+task,
+		"LAMBDA_RUNTIME_DIR="+task,
+		"_HANDLER="+cfg.Handler,
+		"TZ=:UTC",
+		"LANG=en_US.UTF-8",
+		"PATH=/usr/local/bin:/usr/bin:/bin",
+		"LD_LIBRARY_PATH="+task+":"+filepath.Join(task, "lib"),
+		"TMPDIR="+tmp,
+		"HOME="+tmp,
+		"GUST_ENVIRONMENT_ID="+e.id,
+	)
+}
+
+// populateTask makes dst a private copy of the extracted code in src: the
+// same tree, with files hard-linked (or copied when copyCode is set). The
+// directory entries are the environment's own either way, so a handler that
+// creates or deletes files in its task root affects nobody else.
+func populateTask(src, dst string, copyCode bool) error {
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return fmt.Errorf("reading code, %w", err)
+		}
+		rel, _ := filepath.Rel(src, p)
+		target := filepath.Join(dst, rel)
+		if d.IsDir() {
+			if err := os.Mkdir(target, 0o755); err != nil && !os.IsExist(err) {
+				return fmt.Errorf("creating task dir, %w", err)
+			}
+			return nil
+		}
+		if !copyCode {
+			if err := os.Link(p, target); err == nil {
+				return nil
+			}
+			// Different filesystems: fall back to copying.
+		}
+		return copyFile(p, target)
+	})
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return fmt.Errorf("copying code, %w", err)
+	}
+	defer in.Close()
+	st, err := in.Stat()
+	if err != nil {
+		return fmt.Errorf("copying code, %w", err)
+	}
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, st.Mode().Perm()|0o200)
+	if err != nil {
+		return fmt.Errorf("copying code, %w", err)
+	}
+	_, err = io.Copy(out, in) // copy_file_range: reflinks where the filesystem can
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("copying code, %w", err)
+	}
+	return nil
+}
+
+// Function error types, as Lambda reports them.
+const (
+	errTypeTimeout    = "Sandbox.Timedout"
+	errTypeExit       = "Runtime.ExitError"
+	errTypeInit       = "Runtime.InitError"
+	errTypeEntrypoint = "Runtime.InvalidEntrypoint"
+	errTypeTooLarge   = "Function.ResponseSizeTooLarge"
+)
+
+// invoke runs inv in the environment and waits for the runtime's answer,
+// the process's exit or the timeout, whichever comes first. The caller must
+// hold the environment exclusively (the pool guarantees it).
+func (e *environment) invoke(inv *invocation, timeout, initTimeout time.Duration) invokeResult {
+	select {
+	case <-e.ready:
+	default:
+		// Cold: wait for the runtime's first GET /next.
+		e.timer.Reset(initTimeout)
+		select {
+		case <-e.ready:
+			e.timer.Stop()
+		case r := <-e.initErr:
+			e.timer.Stop()
+			return r
+		case <-e.exited:
+			e.timer.Stop()
+			return e.exitResult(inv.id, "before the runtime was ready")
+		case <-e.timer.C:
+			e.kill()
+			return fnErrorResult(errTypeInit, fmt.Sprintf("RequestId: %s Error: runtime did not ask for an invocation within the %s init timeout", inv.id, initTimeout), true)
+		}
+	}
+
+	inv.deadline = time.Now().Add(timeout)
+	e.cur.Store(inv)
+	defer e.cur.Store(nil)
+	e.timer.Reset(timeout)
+	defer e.timer.Stop()
+
+	select {
+	case e.nextCh <- inv:
+	case r := <-e.initErr:
+		return r
+	case <-e.exited:
+		return e.exitResult(inv.id, "")
+	case <-e.timer.C:
+		e.kill()
+		return timeoutResult(inv.id, timeout)
+	}
+	select {
+	case r := <-inv.result:
+		return r
+	case <-e.exited:
+		// The runtime may have answered just before exiting.
+		select {
+		case r := <-inv.result:
+			r.discard = true
+			return r
+		default:
+		}
+		return e.exitResult(inv.id, "")
+	case <-e.timer.C:
+		e.kill()
+		if inv.answered.CompareAndSwap(false, true) {
+			return timeoutResult(inv.id, timeout)
+		}
+		r := <-inv.result // answered at the last moment: keep the answer
+		r.discard = true
+		return r
+	}
+}
+
+func timeoutResult(reqID string, timeout time.Duration) invokeResult {
+	return fnErrorResult(errTypeTimeout, fmt.Sprintf("RequestId: %s Error: Task timed out after %.2f seconds", reqID, timeout.Seconds()), true)
+}
+
+func (e *environment) exitResult(reqID, when string) invokeResult {
+	status := "exit status unknown"
+	var ee *exec.ExitError
+	if errors.As(e.exitErr, &ee) {
+		status = ee.ProcessState.String() // "exit status 3", "signal: killed"
+	} else if e.exitErr == nil {
+		status = "exit status 0"
+	}
+	msg := "RequestId: " + reqID + " Error: Runtime exited with error: " + status
+	if when != "" {
+		msg += " " + when
+	}
+	return fnErrorResult(errTypeExit, msg, true)
+}
+
+func fnErrorResult(typ, msg string, discard bool) invokeResult {
+	b, _ := jsonMarshal(struct {
+		ErrorType    string `json:"errorType"`
+		ErrorMessage string `json:"errorMessage"`
+	}{typ, msg})
+	return invokeResult{payload: b, fnError: true, discard: discard}
+}
+
+// kill kills the environment's whole process group. The process's exit is
+// observed through exited.
+func (e *environment) kill() {
+	if e.pid > 0 {
+		_ = syscall.Kill(-e.pid, syscall.SIGKILL)
+	}
+}
+
+// stop kills the process, waits for it, and removes everything the
+// environment had: listener, cgroup, directories. Safe to call more than
+// once and on an environment that never started.
+func (e *environment) stop() {
+	e.stopOnce.Do(func() {
+		close(e.stopping)
+		if e.cmd != nil && e.cmd.Process != nil {
+			e.kill()
+			<-e.exited
+		}
+		if e.srv != nil {
+			_ = e.srv.Close()
+		}
+		e.cgroup.remove()
+		if e.logs != nil {
+			e.sinks.release(e.logKey, e.logs)
+		}
+		_ = os.RemoveAll(e.dir)
+	})
+}

@@ -1,0 +1,93 @@
+package lambda
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+)
+
+// Error codes the local cloud answers with. They are Lambda's, so
+// aws-sdk-go-v2 decodes them into its typed errors (for example
+// *types.ResourceNotFoundException): the SDK reads the code from the
+// X-Amzn-Errortype header and the message from the body's "message".
+const (
+	codeNotFound               = "ResourceNotFoundException"
+	codeInvalidParameter       = "InvalidParameterValueException"
+	codeInvalidRequestContent  = "InvalidRequestContentException"
+	codeTooManyRequests        = "TooManyRequestsException"
+	codeRequestTooLarge        = "RequestEntityTooLargeException"
+	codeConflict               = "ResourceConflictException"
+	codeUnrecognizedClient     = "UnrecognizedClientException"
+	codeService                = "ServiceException"
+	codeUnknownOperation       = "UnknownOperationException"
+	reasonConcurrentLimit      = "ConcurrentInvocationLimitExceeded"
+	reasonReservedFunctionConc = "ReservedFunctionConcurrentInvocationLimitExceeded"
+)
+
+// apiError is an error the Lambda API returns to its caller in Lambda's JSON
+// error format. Everything the API handlers fail with is one of these, so
+// the status code and code are decided where the failure is understood.
+type apiError struct {
+	status  int
+	code    string
+	message string
+	// reason is TooManyRequestsException's Reason (a Lambda ThrottleReason).
+	reason string
+}
+
+func (e *apiError) Error() string { return e.code + ": " + e.message }
+
+func errNotFound(format string, a ...any) *apiError {
+	return &apiError{status: http.StatusNotFound, code: codeNotFound, message: fmt.Sprintf(format, a...)}
+}
+
+func errInvalidParameter(format string, a ...any) *apiError {
+	return &apiError{status: http.StatusBadRequest, code: codeInvalidParameter, message: fmt.Sprintf(format, a...)}
+}
+
+func errInvalidContent(format string, a ...any) *apiError {
+	return &apiError{status: http.StatusBadRequest, code: codeInvalidRequestContent, message: fmt.Sprintf(format, a...)}
+}
+
+func errTooManyRequests(reason, format string, a ...any) *apiError {
+	return &apiError{status: http.StatusTooManyRequests, code: codeTooManyRequests, reason: reason, message: fmt.Sprintf(format, a...)}
+}
+
+func errTooLarge(format string, a ...any) *apiError {
+	return &apiError{status: http.StatusRequestEntityTooLarge, code: codeRequestTooLarge, message: fmt.Sprintf(format, a...)}
+}
+
+func errConflict(format string, a ...any) *apiError {
+	return &apiError{status: http.StatusConflict, code: codeConflict, message: fmt.Sprintf(format, a...)}
+}
+
+func errUnrecognizedClient(msg string) *apiError {
+	return &apiError{status: http.StatusForbidden, code: codeUnrecognizedClient, message: msg}
+}
+
+func errService(err error) *apiError {
+	return &apiError{status: http.StatusInternalServerError, code: codeService, message: err.Error()}
+}
+
+// writeError writes err in Lambda's error format. Errors that are not
+// *apiError are internal failures and become ServiceException.
+func writeError(w http.ResponseWriter, err error) {
+	ae, ok := err.(*apiError)
+	if !ok {
+		ae = errService(err)
+	}
+	body := struct {
+		Type    string `json:"Type"`
+		Message string `json:"message"`
+		Reason  string `json:"Reason,omitempty"`
+	}{Type: "User", Message: ae.message, Reason: ae.reason}
+	if ae.status >= 500 {
+		body.Type = "Service"
+	}
+	b, _ := json.Marshal(body)
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Amzn-Errortype", ae.code)
+	w.WriteHeader(ae.status)
+	_, _ = w.Write(b)
+}

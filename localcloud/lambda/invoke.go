@@ -1,0 +1,219 @@
+package lambda
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// Invoke is the hot path: no SQLite, no per-invocation goroutines for a
+// synchronous call, and the function looked up under a read lock.
+
+var emptyPayload = []byte("{}")
+
+func (c *Cloud) invoke(w http.ResponseWriter, r *http.Request, tenant, raw string) {
+	f, err := c.lookup(r, tenant, raw)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	typ := r.Header.Get("X-Amz-Invocation-Type")
+	switch typ {
+	case "", "RequestResponse", "Event", "DryRun":
+	default:
+		writeError(w, errInvalidParameter("invalid invocation type %q: use RequestResponse, Event or DryRun", typ))
+		return
+	}
+	sub := r.Header.Get("X-Amz-Tenant-Id")
+	if f.Config.Tenancy == TenancyPerTenant {
+		if sub == "" {
+			writeError(w, errInvalidParameter("The function %s has tenant isolation mode PER_TENANT: invocations must include a tenant id (X-Amz-Tenant-Id)", f.Name))
+			return
+		}
+		if !ValidSubTenantID(sub) {
+			writeError(w, errInvalidParameter("invalid tenant id: use 1 to 256 characters from [a-zA-Z0-9._:/=+-@ ]"))
+			return
+		}
+	} else if sub != "" {
+		writeError(w, errInvalidParameter("The function %s does not have tenant isolation mode enabled: remove the tenant id from the invocation", f.Name))
+		return
+	}
+	payload, err := readPayload(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	reqID := r.Header.Get(HeaderRequestID)
+	if reqID == "" {
+		reqID = newRequestID()
+	} else if !validRequestID(reqID) {
+		writeError(w, errInvalidParameter("%s must be 1 to 128 characters from [a-zA-Z0-9-_.:]", HeaderRequestID))
+		return
+	}
+	h := w.Header()
+	h["X-Amzn-Requestid"] = []string{reqID}
+	switch typ {
+	case "DryRun":
+		w.WriteHeader(http.StatusNoContent)
+		return
+	case "Event":
+		select {
+		case c.asyncSem <- struct{}{}:
+		default:
+			writeError(w, errTooManyRequests(reasonConcurrentLimit, "Rate Exceeded. Too many pending asynchronous invocations"))
+			return
+		}
+		c.async.Add(1)
+		go c.invokeAsync(f, sub, reqID, payload)
+		w.WriteHeader(http.StatusAccepted)
+		return
+	}
+
+	res, e, cold, err := c.run(f, sub, reqID, payload)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	h["X-Amz-Executed-Version"] = []string{strconv.Itoa(f.Version)}
+	if e != nil {
+		h[HeaderEnvironmentID] = []string{e.id}
+	}
+	if cold {
+		h[HeaderColdStart] = coldTrue
+	} else {
+		h[HeaderColdStart] = coldFalse
+	}
+	if res.fnError {
+		h["X-Amz-Function-Error"] = []string{"Unhandled"}
+	}
+	h["Content-Type"] = jsonContentType
+	h["Content-Length"] = []string{strconv.Itoa(len(res.payload))}
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(res.payload)
+}
+
+// run invokes f for sub in an environment of its own. A function error is
+// a result, not an error; err is for throttling and platform failures.
+func (c *Cloud) run(f *function, sub, reqID string, payload []byte) (invokeResult, *environment, bool, error) {
+	e, cold, err := c.pool.acquire(f, sub)
+	if err != nil {
+		var ee errEntrypoint
+		if errors.As(err, &ee) {
+			return fnErrorResult(errTypeEntrypoint, "RequestId: "+reqID+" Error: "+ee.Error(), true), nil, true, nil
+		}
+		if errors.Is(err, errPoolClosed) {
+			return invokeResult{}, nil, false, &apiError{status: http.StatusServiceUnavailable, code: codeService, message: err.Error()}
+		}
+		return invokeResult{}, nil, false, err
+	}
+	inv := &invocation{
+		id:        reqID,
+		payload:   payload,
+		subTenant: sub,
+		arn:       c.arn(f),
+		traceID:   newTraceID(),
+		result:    make(chan invokeResult, 1),
+	}
+	start := time.Now()
+	e.logs.writeLine(e.id, []byte("START RequestId: "+reqID+" Version: "+strconv.Itoa(f.Version)))
+	res := e.invoke(inv, time.Duration(f.Config.TimeoutSec)*time.Second, c.cfg.InitTimeout)
+	end := "END RequestId: " + reqID + " Duration: " + strconv.FormatFloat(float64(time.Since(start).Microseconds())/1000, 'f', 2, 64) + " ms"
+	if res.fnError {
+		end += " Status: error"
+		if res.discard {
+			end += " (environment discarded)"
+		}
+	}
+	e.logs.writeLine(e.id, []byte(end))
+	c.pool.release(e, res.discard)
+	return res, e, cold, nil
+}
+
+// invokeAsync runs an Event invocation. Throttled invocations are retried
+// with backoff for up to a minute, as Lambda's internal queue would; the
+// function's own errors are logged, not retried.
+func (c *Cloud) invokeAsync(f *function, sub, reqID string, payload []byte) {
+	defer c.async.Done()
+	defer func() { <-c.asyncSem }()
+	backoff := 10 * time.Millisecond
+	deadline := time.Now().Add(time.Minute)
+	for {
+		res, _, _, err := c.run(f, sub, reqID, payload)
+		var ae *apiError
+		if errors.As(err, &ae) && ae.code == codeTooManyRequests && time.Now().Before(deadline) {
+			select {
+			case <-c.done:
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(backoff*2, time.Second)
+			continue
+		}
+		if err != nil {
+			c.cfg.Logger.Warn("asynchronous invocation dropped", "function", f.Name, "request_id", reqID, "error", err)
+		} else if res.fnError {
+			c.cfg.Logger.Info("asynchronous invocation failed", "function", f.Name, "request_id", reqID, "error", string(res.payload))
+		}
+		return
+	}
+}
+
+// readPayload reads an Invoke body: at most 6 MB of valid JSON. An empty
+// body is the empty object.
+func readPayload(r *http.Request) ([]byte, error) {
+	if r.ContentLength > MaxPayloadBytes {
+		return nil, errTooLarge("Request must be smaller than %d bytes for the InvokeFunction operation", MaxPayloadBytes)
+	}
+	var b []byte
+	var err error
+	if r.ContentLength > 0 {
+		b = make([]byte, r.ContentLength)
+		_, err = io.ReadFull(r.Body, b)
+	} else {
+		b, err = io.ReadAll(io.LimitReader(r.Body, MaxPayloadBytes+1))
+	}
+	if err != nil {
+		return nil, errInvalidContent("reading request body: %v", err)
+	}
+	if len(b) > MaxPayloadBytes {
+		return nil, errTooLarge("Request must be smaller than %d bytes for the InvokeFunction operation", MaxPayloadBytes)
+	}
+	if len(b) == 0 {
+		return emptyPayload, nil
+	}
+	if !json.Valid(b) {
+		return nil, errInvalidContent("Could not parse request body into json: the payload is not valid JSON")
+	}
+	return b, nil
+}
+
+// newRequestID returns a random UUIDv4, Lambda's request id format.
+func newRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	var s [36]byte
+	hex.Encode(s[0:8], b[0:4])
+	s[8] = '-'
+	hex.Encode(s[9:13], b[4:6])
+	s[13] = '-'
+	hex.Encode(s[14:18], b[6:8])
+	s[18] = '-'
+	hex.Encode(s[19:23], b[8:10])
+	s[23] = '-'
+	hex.Encode(s[24:], b[10:])
+	return string(s[:])
+}
+
+// newTraceID returns an X-Ray trace header value.
+func newTraceID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return "Root=1-" + strconv.FormatInt(time.Now().Unix(), 16) + "-" + hex.EncodeToString(b[:]) + ";Sampled=0"
+}

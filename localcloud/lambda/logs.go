@@ -1,0 +1,169 @@
+package lambda
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// Logs. Every environment's stdout and stderr go, line by line and prefixed
+// with a timestamp and the environment id, to one file per (tenant,
+// function, sub-tenant): logs/<tenant>/<function>/<sha256(sub-tenant)>.log.
+// The sub-tenant is hashed because Lambda tenant ids may contain "/" and
+// "..". Files outlive their environments, so `gust fn logs` can show why an
+// environment crashed; they are removed with the function. Each file is
+// bounded: past MaxLogBytes it is renamed to .log.1 (replacing the previous
+// one) and a new file is started.
+
+type logKey struct{ tenant, function, subTenant string }
+
+// logSinks hands out one shared sink per key, so concurrent environments of
+// the same sub-tenant append to one file without interleaving partial lines.
+type logSinks struct {
+	dir string
+	max int64
+
+	mu    sync.Mutex
+	sinks map[logKey]*logSink // guarded by mu
+}
+
+type logSink struct {
+	path string
+	max  int64
+	refs int // guarded by logSinks.mu
+
+	mu   sync.Mutex
+	f    *os.File // nil once closed; guarded by mu
+	size int64    // guarded by mu
+}
+
+func newLogSinks(dir string, max int64) *logSinks {
+	return &logSinks{dir: dir, max: max, sinks: map[logKey]*logSink{}}
+}
+
+func (l *logSinks) path(k logKey) string {
+	sum := sha256.Sum256([]byte(k.subTenant))
+	return filepath.Join(l.dir, k.tenant, k.function, hex.EncodeToString(sum[:16])+".log")
+}
+
+// acquire returns the sink of k, opening it if needed. Release it with
+// release.
+func (l *logSinks) acquire(k logKey) (*logSink, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if s, ok := l.sinks[k]; ok {
+		s.refs++
+		return s, nil
+	}
+	p := l.path(k)
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return nil, fmt.Errorf("creating log dir, %w", err)
+	}
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("opening log, %w", err)
+	}
+	st, _ := f.Stat()
+	s := &logSink{path: p, max: l.max, f: f, refs: 1}
+	if st != nil {
+		s.size = st.Size()
+	}
+	l.sinks[k] = s
+	return s, nil
+}
+
+func (l *logSinks) release(k logKey, s *logSink) {
+	l.mu.Lock()
+	s.refs--
+	last := s.refs == 0
+	if last {
+		delete(l.sinks, k)
+	}
+	l.mu.Unlock()
+	if last {
+		s.mu.Lock()
+		if s.f != nil {
+			s.f.Close()
+			s.f = nil
+		}
+		s.mu.Unlock()
+	}
+}
+
+// read returns the sub-tenant's log, the rotated file first.
+func (l *logSinks) read(k logKey) ([]byte, error) {
+	p := l.path(k)
+	var out []byte
+	for _, name := range []string{p + ".1", p} {
+		b, err := os.ReadFile(name)
+		if err != nil && !os.IsNotExist(err) {
+			return nil, fmt.Errorf("reading log, %w", err)
+		}
+		out = append(out, b...)
+	}
+	return out, nil
+}
+
+// removeFunction deletes a function's logs. Sinks still open by stopping
+// environments keep writing to unlinked files, which is harmless.
+func (l *logSinks) removeFunction(tenant, function string) {
+	_ = os.RemoveAll(filepath.Join(l.dir, tenant, function))
+}
+
+// writeLine appends one line, rotating the file when it is full.
+func (s *logSink) writeLine(envID string, line []byte) {
+	var buf [64]byte
+	prefix := time.Now().UTC().AppendFormat(buf[:0], "2006-01-02T15:04:05.000Z ")
+	prefix = append(prefix, envID...)
+	prefix = append(prefix, ' ')
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.f == nil {
+		return
+	}
+	n := int64(len(prefix) + len(line) + 1)
+	if s.size+n > s.max {
+		s.rotateLocked()
+	}
+	// One write per line keeps lines whole even if the process dies.
+	rec := make([]byte, 0, n)
+	rec = append(append(append(rec, prefix...), line...), '\n')
+	if _, err := s.f.Write(rec); err == nil {
+		s.size += n
+	}
+}
+
+func (s *logSink) rotateLocked() {
+	s.f.Close()
+	_ = os.Rename(s.path, s.path+".1")
+	f, err := os.OpenFile(s.path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC|os.O_APPEND, 0o600)
+	if err != nil {
+		s.f = nil
+		return
+	}
+	s.f, s.size = f, 0
+}
+
+// pump copies an environment's output to the sink line by line until r
+// reaches EOF (every holder of the pipe's write end has exited).
+func (s *logSink) pump(envID string, r io.Reader) {
+	br := bufio.NewReaderSize(r, 16<<10)
+	for {
+		line, err := br.ReadSlice('\n')
+		if len(line) > 0 {
+			if line[len(line)-1] == '\n' {
+				line = line[:len(line)-1]
+			}
+			s.writeLine(envID, line)
+		}
+		if err != nil && err != bufio.ErrBufferFull {
+			return
+		}
+	}
+}

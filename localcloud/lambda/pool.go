@@ -1,0 +1,340 @@
+package lambda
+
+import (
+	"errors"
+	"sync"
+	"time"
+)
+
+// pool owns every environment and enforces the rules:
+//
+//  1. an environment serves one key (tenant's function incarnation, version,
+//     sub-tenant) for its whole life;
+//  2. a free warm environment of the key is reused, the most recently used
+//     first (it is the likeliest to have warm caches);
+//  3. one invocation at a time per environment; new environments are
+//     started up to the per-sub-tenant, per-function and total limits, and
+//     past a limit the caller is throttled at once, never queued;
+//  4. idle environments are reaped after IdleTTL, and when the total limit
+//     is reached the least recently used idle environment is stopped to
+//     make room.
+//
+// Everything is in memory: environments are processes that die with gust,
+// so there is nothing to persist, and the invoke path never touches SQLite.
+type pool struct {
+	cfg  *Config
+	spec startSpec
+	envs string // directory of environments' directories
+
+	mu     sync.Mutex
+	keys   map[envKey]*keyEnvs     // guarded by mu
+	perFn  map[string]int          // live environments per function UID; guarded by mu
+	total  int                     // live environments; guarded by mu
+	all    map[string]*environment // by id; guarded by mu
+	lru    environment             // sentinel of the idle list: lru.next is the most recently used; guarded by mu
+	closed bool                    // guarded by mu
+
+	stops sync.WaitGroup // asynchronous stops in flight
+}
+
+// keyEnvs are one key's environments.
+type keyEnvs struct {
+	idle []*environment // most recently used last
+	live int            // idle, busy and starting
+}
+
+func newPool(cfg *Config, spec startSpec, envsDir string) *pool {
+	p := &pool{cfg: cfg, spec: spec, envs: envsDir,
+		keys: map[envKey]*keyEnvs{}, perFn: map[string]int{}, all: map[string]*environment{}}
+	p.lru.next, p.lru.prev = &p.lru, &p.lru
+	return p
+}
+
+var errPoolClosed = errors.New("lambda service is shutting down")
+
+// acquire returns an environment of (fn, subTenant) for the caller's
+// exclusive use, and whether it had to be started (a cold start). The
+// caller must release it. Errors are *apiError (throttling), errEntrypoint
+// (the code cannot run) or internal failures.
+func (p *pool) acquire(fn *function, subTenant string) (*environment, bool, error) {
+	key := envKey{fnUID: fn.UID, version: fn.Version, subTenant: subTenant}
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil, false, errPoolClosed
+	}
+	ks := p.keys[key]
+	if ks != nil && len(ks.idle) > 0 {
+		e := ks.idle[len(ks.idle)-1]
+		ks.idle[len(ks.idle)-1] = nil
+		ks.idle = ks.idle[:len(ks.idle)-1]
+		p.unlinkLocked(e)
+		e.state = envBusy
+		e.invocations++
+		p.mu.Unlock()
+		return e, false, nil
+	}
+
+	maxSub := fn.Config.MaxEnvsPerSubTenant
+	if maxSub <= 0 {
+		maxSub = p.cfg.MaxEnvsPerSubTenant
+	}
+	if ks != nil && ks.live >= maxSub {
+		p.mu.Unlock()
+		return nil, false, errTooManyRequests(reasonReservedFunctionConc,
+			"Rate Exceeded. Sub-tenant has all %d of its execution environments of %s busy", maxSub, fn.Name)
+	}
+	if p.perFn[fn.UID] >= p.cfg.MaxEnvsPerFunction {
+		p.mu.Unlock()
+		return nil, false, errTooManyRequests(reasonReservedFunctionConc,
+			"Rate Exceeded. Function %s has all %d of its execution environments busy", fn.Name, p.cfg.MaxEnvsPerFunction)
+	}
+	var victim *environment
+	if p.total >= p.cfg.MaxEnvsTotal {
+		// The machine is full. The least recently used idle environment
+		// (necessarily another key's: this key has none idle) makes room.
+		if victim = p.lru.prev; victim == &p.lru {
+			p.mu.Unlock()
+			return nil, false, errTooManyRequests(reasonConcurrentLimit,
+				"Rate Exceeded. All %d execution environments are busy", p.cfg.MaxEnvsTotal)
+		}
+		p.removeLocked(victim)
+	}
+	if ks == nil {
+		ks = &keyEnvs{}
+		p.keys[key] = ks
+	}
+	ks.live++
+	p.perFn[fn.UID]++
+	p.total++
+	e := newEnvironment(key, fn, p.envs, p.cfg.Now())
+	e.state = envBusy
+	e.invocations = 1
+	p.all[e.id] = e
+	p.mu.Unlock()
+
+	if victim != nil {
+		// Synchronously, so the number of processes never exceeds the limit.
+		victim.stop()
+	}
+	spec := p.spec
+	code, err := p.spec.codeDir(fn.CodeSHA256)
+	if err == nil {
+		spec.codePath = code
+		err = e.start(spec)
+	}
+	if err != nil {
+		p.mu.Lock()
+		p.removeLocked(e)
+		p.mu.Unlock()
+		e.stop()
+		return nil, false, err
+	}
+	go p.watch(e)
+	return e, true, nil
+}
+
+// release returns e after an invocation. An environment that must not be
+// used again (crashed, timed out, retired, or the pool is closing) is
+// stopped; the others go idle.
+func (p *pool) release(e *environment, discard bool) {
+	p.mu.Lock()
+	if e.state == envStopped {
+		// Removed while busy (function deleted, pool closed): just finish
+		// stopping it.
+		p.mu.Unlock()
+		p.stopAsync(e)
+		return
+	}
+	if discard || e.retired || p.closed || isClosed(e.exited) {
+		p.removeLocked(e)
+		p.mu.Unlock()
+		p.stopAsync(e)
+		return
+	}
+	e.state = envIdle
+	e.lastUsed = p.cfg.Now()
+	ks := p.keys[e.key]
+	ks.idle = append(ks.idle, e)
+	p.linkFrontLocked(e)
+	p.mu.Unlock()
+}
+
+// watch removes an environment whose process exits while it is idle (for
+// example killed from outside); a busy one is handled by its invocation.
+func (p *pool) watch(e *environment) {
+	select {
+	case <-e.exited:
+	case <-e.stopping:
+		return
+	}
+	p.mu.Lock()
+	idle := e.state == envIdle
+	if idle {
+		p.removeLocked(e)
+	}
+	p.mu.Unlock()
+	if idle {
+		p.stopAsync(e)
+	}
+}
+
+// retire makes the environments of fnUID older than version unusable: idle
+// ones stop now, busy ones when their invocation ends. New invocations
+// already use version's key, so they never reach them.
+func (p *pool) retire(fnUID string, version int) {
+	var stop []*environment
+	p.mu.Lock()
+	for _, e := range p.all {
+		if e.key.fnUID != fnUID || e.key.version >= version {
+			continue
+		}
+		e.retired = true
+		if e.state == envIdle {
+			p.removeLocked(e)
+			stop = append(stop, e)
+		}
+	}
+	p.mu.Unlock()
+	for _, e := range stop {
+		e.stop()
+	}
+}
+
+// removeFunction stops every environment of fnUID, busy ones included:
+// their invocations end with the process's exit.
+func (p *pool) removeFunction(fnUID string) {
+	var stop []*environment
+	p.mu.Lock()
+	for _, e := range p.all {
+		if e.key.fnUID == fnUID {
+			p.removeLocked(e)
+			stop = append(stop, e)
+		}
+	}
+	p.mu.Unlock()
+	for _, e := range stop {
+		e.stop()
+	}
+}
+
+// reap stops the environments idle since before now-IdleTTL and reports
+// how many it stopped.
+func (p *pool) reap(now time.Time) int {
+	cutoff := now.Add(-p.cfg.IdleTTL)
+	var stop []*environment
+	p.mu.Lock()
+	for e := p.lru.prev; e != &p.lru && !e.lastUsed.After(cutoff); e = p.lru.prev {
+		p.removeLocked(e)
+		stop = append(stop, e)
+	}
+	p.mu.Unlock()
+	for _, e := range stop {
+		e.stop()
+	}
+	return len(stop)
+}
+
+// snapshot is an environment as listings show it.
+type snapshot struct {
+	ID          string
+	Version     int
+	SubTenant   string
+	State       string
+	Retired     bool
+	Invocations int
+	PID         int
+	MemoryMB    int
+	MemoryLimit bool
+	Started     time.Time
+	LastUsed    time.Time
+}
+
+func (p *pool) list(fnUID string) []snapshot {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]snapshot, 0)
+	for _, e := range p.all {
+		if e.key.fnUID != fnUID {
+			continue
+		}
+		out = append(out, snapshot{ID: e.id, Version: e.key.version, SubTenant: e.key.subTenant,
+			State: e.state.String(), Retired: e.retired, Invocations: e.invocations, PID: e.pid,
+			MemoryMB: e.fn.Config.MemoryMB, MemoryLimit: e.memLimit, Started: e.started, LastUsed: e.lastUsed})
+	}
+	return out
+}
+
+// close stops every environment and waits for them.
+func (p *pool) close() {
+	var stop []*environment
+	p.mu.Lock()
+	p.closed = true
+	for _, e := range p.all {
+		p.removeLocked(e)
+		stop = append(stop, e)
+	}
+	p.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, e := range stop {
+		wg.Add(1)
+		go func() { defer wg.Done(); e.stop() }()
+	}
+	wg.Wait()
+	p.stops.Wait()
+}
+
+func (p *pool) stopAsync(e *environment) {
+	p.stops.Add(1)
+	go func() { defer p.stops.Done(); e.stop() }()
+}
+
+// removeLocked forgets e and frees its place under every limit. The caller
+// stops it after unlocking.
+func (p *pool) removeLocked(e *environment) {
+	if e.state == envStopped {
+		return
+	}
+	ks := p.keys[e.key]
+	if e.state == envIdle {
+		for i, x := range ks.idle {
+			if x == e {
+				ks.idle = append(ks.idle[:i], ks.idle[i+1:]...)
+				break
+			}
+		}
+		p.unlinkLocked(e)
+	}
+	e.state = envStopped
+	if ks.live--; ks.live == 0 {
+		delete(p.keys, e.key)
+	}
+	if p.perFn[e.key.fnUID]--; p.perFn[e.key.fnUID] == 0 {
+		delete(p.perFn, e.key.fnUID)
+	}
+	p.total--
+	delete(p.all, e.id)
+}
+
+func (p *pool) linkFrontLocked(e *environment) {
+	e.prev, e.next = &p.lru, p.lru.next
+	p.lru.next.prev = e
+	p.lru.next = e
+}
+
+func (p *pool) unlinkLocked(e *environment) {
+	if e.prev == nil {
+		return
+	}
+	e.prev.next, e.next.prev = e.next, e.prev
+	e.prev, e.next = nil, nil
+}
+
+func isClosed(c chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}

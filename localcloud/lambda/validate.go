@@ -1,0 +1,134 @@
+package lambda
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Input rules. Names end up in file paths (code cache, logs) and SQL keys, so
+// they are checked byte by byte rather than with a regexp: faster on the
+// invoke path, and no surprises from Unicode classes.
+
+// ValidFunctionName reports whether name is a plain Lambda function name:
+// 1 to 64 characters from [a-zA-Z0-9-_].
+func ValidFunctionName(name string) bool {
+	if len(name) == 0 || len(name) > 64 {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !isAlnum(c) && c != '-' && c != '_' {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidTenantID reports whether id is a valid gust tenant id, which is also
+// the access key id a tenant signs its requests with: 1 to 128 characters
+// from [A-Za-z0-9_-]. No dots and no separators, so it is always a safe
+// single path element.
+func ValidTenantID(id string) bool {
+	if len(id) == 0 || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !isAlnum(c) && c != '-' && c != '_' {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidSubTenantID reports whether id follows Lambda's TenantId rule: 1 to
+// 256 characters from [a-zA-Z0-9._:/=+\-@ ]. Such ids may contain "/" and
+// "..", so they never appear in paths unhashed.
+func ValidSubTenantID(id string) bool {
+	if len(id) == 0 || len(id) > 256 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if isAlnum(c) {
+			continue
+		}
+		switch c {
+		case '.', '_', ':', '/', '=', '+', '-', '@', ' ':
+			continue
+		}
+		return false
+	}
+	return true
+}
+
+// validRequestID accepts the caller-chosen request ids gust passes through
+// to the runtime (X-Gust-Request-Id).
+func validRequestID(id string) bool {
+	if len(id) == 0 || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !isAlnum(c) && c != '-' && c != '_' && c != '.' && c != ':' {
+			return false
+		}
+	}
+	return true
+}
+
+func isAlnum(c byte) bool {
+	return ('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z') || ('0' <= c && c <= '9')
+}
+
+// reservedEnv are the variables Lambda sets itself and refuses in a
+// function's configuration. gust refuses them too, so a function cannot point
+// its runtime at another environment's Runtime API or fake its identity.
+var reservedEnv = map[string]bool{
+	"_HANDLER": true, "_X_AMZN_TRACE_ID": true, "AWS_DEFAULT_REGION": true, "AWS_REGION": true,
+	"AWS_EXECUTION_ENV": true, "AWS_LAMBDA_FUNCTION_NAME": true, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": true,
+	"AWS_LAMBDA_FUNCTION_VERSION": true, "AWS_LAMBDA_INITIALIZATION_TYPE": true,
+	"AWS_LAMBDA_LOG_GROUP_NAME": true, "AWS_LAMBDA_LOG_STREAM_NAME": true, "AWS_ACCESS_KEY": true,
+	"AWS_ACCESS_KEY_ID": true, "AWS_SECRET_ACCESS_KEY": true, "AWS_SESSION_TOKEN": true,
+	"AWS_LAMBDA_RUNTIME_API": true, "LAMBDA_TASK_ROOT": true, "LAMBDA_RUNTIME_DIR": true,
+	"TMPDIR": true, "HOME": true,
+}
+
+// maxEnvVarsBytes is Lambda's 4 KB limit on a function's variables.
+const maxEnvVarsBytes = 4096
+
+func validateEnvVars(vars map[string]string) error {
+	size := 0
+	for k, v := range vars {
+		if !validEnvName(k) {
+			return fmt.Errorf("environment variable name %q must match [a-zA-Z][a-zA-Z0-9_]+", k)
+		}
+		if reservedEnv[k] {
+			return fmt.Errorf("environment variable %s is reserved by the runtime", k)
+		}
+		if strings.IndexByte(v, 0) >= 0 {
+			return fmt.Errorf("environment variable %s contains a NUL byte", k)
+		}
+		size += len(k) + len(v)
+	}
+	if size > maxEnvVarsBytes {
+		return fmt.Errorf("environment variables total %d bytes, more than the %d allowed", size, maxEnvVarsBytes)
+	}
+	return nil
+}
+
+func validEnvName(k string) bool {
+	if len(k) < 2 {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if i == 0 && !(('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z')) {
+			return false
+		}
+		if !isAlnum(c) && c != '_' {
+			return false
+		}
+	}
+	return true
+}
