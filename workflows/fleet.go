@@ -552,6 +552,8 @@ func (f *fleet) reconcile(ctx, lctx workflow.Context) *stop {
 	}
 	if f.st.ReservedLeft == 0 && f.reservedInFlight == 0 && f.st.ReservationID != "" && !f.st.ReservationReleased {
 		f.releaseReservation(ctx)
+		f.changed = true // rounds may have landed while it ran: look again
+		return nil
 	}
 	idle := f.fillInFlight == 0
 	fresh := f.obsEpoch == f.epoch
@@ -573,10 +575,10 @@ func (f *fleet) reconcile(ctx, lctx workflow.Context) *stop {
 				return stopWith(fmt.Errorf("%d of %d instances are not running and none is pending: they were terminated outside gust",
 					live-f.st.Running, live))
 			}
-		} else {
-			f.lostSince = time.Time{}
+			return nil
 		}
 	}
+	f.lostSince = time.Time{}
 	if f.fillDeadlineHit && live < f.st.Target {
 		if idle {
 			return &stop{state: PhaseInsufficientCapacity,
@@ -590,6 +592,7 @@ func (f *fleet) reconcile(ctx, lctx workflow.Context) *stop {
 		}
 		return nil // drain the rounds in flight first
 	}
+	// Nothing above blocked since live was read, so it is still current.
 	for !f.backingOff && f.fillInFlight < f.tune.MaxFillInFlight && live+f.fillRequested < f.st.Target {
 		f.startFillRound(ctx, lctx, min(FillBatchSize, f.st.Target-live-f.fillRequested))
 	}
