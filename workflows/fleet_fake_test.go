@@ -41,9 +41,9 @@ type fakeCloud struct {
 	reserveCalls int
 	// reservedLaunches counts instances launched into a reservation.
 	reservedLaunches int
-	reservations map[string]*providers.Reservation
-	cancelled    []string
-	terminated   []string
+	reservations     map[string]*providers.Reservation
+	cancelled        []string
+	terminated       []string
 }
 
 var _ providers.Compute = (*fakeCloud)(nil)

@@ -1,12 +1,18 @@
 package workflows
 
 import (
+	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
 	"github.com/stretchr/testify/suite"
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/gust-dev/gust/activities"
 	"github.com/gust-dev/gust/providers"
@@ -105,4 +111,361 @@ func (s *FleetSuite) TestNoBurstFillsFromTheReservation() {
 	s.Equal(10, s.cloud.reservedLaunches)
 	s.Equal([]string{"cr-1"}, s.cloud.cancelled)
 	s.Equal(1, s.cloud.reserveCalls)
+}
+
+func (s *FleetSuite) TestInsufficientCapacityFailPolicy() {
+	s.cloud = newFakeCloud(50) // the minimum is 100
+	s.env = s.newEnv()
+	res := s.run(fleetInput(100, 200))
+	s.Equal(PhaseInsufficientCapacity, res.State)
+	s.Zero(res.Running)
+	s.NotNil(res.InstanceIDs)
+	s.Empty(res.InstanceIDs)
+	s.Zero(res.TimeToMinMS)
+	s.Equal(1, s.cloud.reserveCalls)
+	s.Empty(s.cloud.runCalls, "nothing may be launched when the minimum is not available")
+	s.Zero(s.cloud.activeReservations())
+}
+
+func (s *FleetSuite) TestInsufficientCapacityWaitPolicyRecovers() {
+	s.cloud.reserveFailures = 4
+	in := fleetInput(20, 30)
+	in.CapacityPolicy = CapacityPolicyWait
+	in.WaitTimeout = time.Hour
+	start := s.env.Now()
+	res := s.run(in)
+	s.Equal(PhaseFulfilled, res.State)
+	s.Equal(5, s.cloud.reserveCalls)
+	s.requireExact(res, 30)
+	// Backoff 1s+2s+4s+8s on durable timers, skipped by the test clock.
+	s.GreaterOrEqual(s.env.Now().Sub(start), 15*time.Second)
+	s.GreaterOrEqual(res.TimeToMinMS, int64(15000))
+}
+
+func (s *FleetSuite) TestInsufficientCapacityWaitPolicyGivesUp() {
+	s.cloud = newFakeCloud(0)
+	s.env = s.newEnv()
+	in := fleetInput(20, 30)
+	in.CapacityPolicy = CapacityPolicyWait
+	in.WaitTimeout = 2 * time.Minute
+	res := s.run(in)
+	s.Equal(PhaseInsufficientCapacity, res.State)
+	s.Empty(s.cloud.runCalls)
+	// 1+2+4+8+16+30+30+29 s: eight retries after the first attempt.
+	s.Equal(9, s.cloud.reserveCalls)
+}
+
+func (s *FleetSuite) TestPartlyFailedBurstFallsThroughToFill() {
+	s.cloud.runErr = func(in providers.RunInput, call int) error {
+		if strings.HasPrefix(in.ClientToken, "burst-1-") {
+			return providers.NewInsufficientCapacityError(errors.New("chunk refused (scripted)"))
+		}
+		return nil
+	}
+	res := s.run(fleetInput(300, 300))
+	s.Equal(PhaseFulfilled, res.State)
+	s.Equal(200, res.BurstLaunched)
+	s.Equal(100, res.BurstFailed)
+	s.Equal(100, res.FillLaunched)
+	s.requireExact(res, 300)
+	for tok, n := range s.cloud.calls("burst-") {
+		s.Equal(1, n, "burst chunk %s re-sent", tok)
+	}
+}
+
+func (s *FleetSuite) TestThrottledChunkRetriesAloneWithTheSameToken() {
+	s.cloud.runErr = func(in providers.RunInput, call int) error {
+		if strings.HasPrefix(in.ClientToken, "burst-0-") && call < 3 {
+			return providers.NewThrottledError(errors.New("RequestLimitExceeded (scripted)"))
+		}
+		if strings.HasPrefix(in.ClientToken, "fill-2-") && call < 2 {
+			return providers.NewThrottledError(errors.New("RequestLimitExceeded (scripted)"))
+		}
+		return nil
+	}
+	res := s.run(fleetInput(300, 310))
+	s.Equal(PhaseFulfilled, res.State)
+	s.Equal(300, res.BurstLaunched)
+	s.Zero(res.BurstFailed)
+	s.requireExact(res, 310)
+	calls := s.cloud.calls("burst-")
+	s.Len(calls, 3)
+	for tok, n := range calls {
+		if strings.HasPrefix(tok, "burst-0-") {
+			s.Equal(4, n, "the throttled chunk retries with its own token")
+		} else {
+			s.Equal(1, n, "chunk %s must not be re-sent because another was throttled", tok)
+		}
+	}
+	for tok, n := range s.cloud.calls("fill-2-") {
+		s.Equal(3, n, tok)
+	}
+}
+
+func (s *FleetSuite) TestRetriedLaunchesNeverDuplicate() {
+	// The cloud launches, then the response is lost: the activity fails and
+	// Temporal retries it with the same ClientToken.
+	s.cloud.loseResponse["burst-0-"] = 1
+	s.cloud.loseResponse["fill-1-"] = 1
+	res := s.run(fleetInput(150, 160))
+	s.Equal(PhaseFulfilled, res.State)
+	s.requireExact(res, 160)
+	for tok, n := range s.cloud.calls("burst-0-") {
+		s.Equal(2, n, tok)
+	}
+	for tok, n := range s.cloud.calls("fill-1-") {
+		s.Equal(2, n, tok)
+	}
+	s.Equal(160, s.cloud.nextID, "the cloud created exactly target instances")
+}
+
+// stuckFleet leaves the fleet filling: capacity for min plus 5.
+func (s *FleetSuite) stuckFleet() {
+	s.cloud = newFakeCloud(15)
+	s.env = s.newEnv()
+}
+
+func (s *FleetSuite) TestScaleUp() {
+	s.env.RegisterDelayedCallback(func() {
+		var st FleetStatus
+		v, err := s.env.QueryWorkflow(StatusQuery)
+		s.Require().NoError(err)
+		s.Require().NoError(v.Get(&st))
+		s.Equal(20, st.Target)
+		s.env.UpdateWorkflow(ScaleUpdate, "up", &testsuite.TestUpdateCallback{
+			OnReject: func(err error) { s.Fail("scale rejected", err) },
+			OnComplete: func(v any, err error) {
+				s.NoError(err)
+				s.Equal(ScaleResult{PreviousTarget: 20, Target: 35, Launched: v.(ScaleResult).Launched}, v)
+			},
+		}, ScaleInput{Target: 35})
+	}, 100*time.Millisecond)
+	res := s.run(fleetInput(10, 20))
+	s.Equal(PhaseFulfilled, res.State)
+	s.Equal(35, res.Target)
+	s.requireExact(res, 35)
+}
+
+func (s *FleetSuite) TestScaleDownTerminatesNewest() {
+	s.stuckFleet()
+	s.env.RegisterDelayedCallback(func() {
+		s.env.UpdateWorkflow(ScaleUpdate, "too-low", &testsuite.TestUpdateCallback{
+			OnReject:   func(err error) { s.ErrorContains(err, "min") },
+			OnAccept:   func() { s.Fail("scale below min accepted") },
+			OnComplete: func(any, error) {},
+		}, ScaleInput{Target: 5})
+		s.env.UpdateWorkflow(ScaleUpdate, "down", &testsuite.TestUpdateCallback{
+			OnReject: func(err error) { s.Fail("scale rejected", err) },
+			OnComplete: func(v any, err error) {
+				s.NoError(err)
+				s.Equal(ScaleResult{PreviousTarget: 20, Target: 12, Launched: 12}, v)
+			},
+		}, ScaleInput{Target: 12})
+	}, time.Minute)
+	res := s.run(fleetInput(10, 20))
+	s.Equal(PhaseFulfilled, res.State)
+	s.Equal(12, res.Target)
+	s.Equal(3, res.Terminated)
+	s.requireExact(res, 12)
+	// The newest three (the last fill round's) went.
+	s.Equal([]string{"i-00000013", "i-00000014", "i-00000015"}, s.cloud.terminated)
+}
+
+func (s *FleetSuite) TestCancelTerminatesEverything() {
+	s.stuckFleet()
+	var got CancelResult
+	s.env.RegisterDelayedCallback(func() {
+		s.env.UpdateWorkflow(CancelUpdate, "cancel", &testsuite.TestUpdateCallback{
+			OnReject:   func(err error) { s.Fail("cancel rejected", err) },
+			OnComplete: func(v any, err error) { s.NoError(err); got = v.(CancelResult) },
+		}, CancelInput{})
+	}, time.Minute)
+	res := s.run(fleetInput(10, 20))
+	s.Equal(PhaseCancelled, res.State)
+	s.Empty(res.InstanceIDs)
+	s.Equal(CancelResult{Terminated: 15}, got)
+	s.Empty(s.cloud.live())
+	s.Zero(s.cloud.activeReservations())
+}
+
+func (s *FleetSuite) TestCancelKeep() {
+	s.stuckFleet()
+	s.env.RegisterDelayedCallback(func() {
+		s.env.SignalWorkflow(CancelSignal, CancelInput{Keep: true})
+	}, time.Minute)
+	res := s.run(fleetInput(10, 20))
+	s.Equal(PhaseCancelled, res.State)
+	s.requireExact(res, 15)
+	s.Empty(s.cloud.terminated)
+}
+
+func (s *FleetSuite) TestCancelDuringBurst() {
+	// A throttled chunk keeps the burst open; the cancel must wait for the
+	// chunks that launched and terminate their instances.
+	s.cloud.runErr = func(in providers.RunInput, call int) error {
+		if strings.HasPrefix(in.ClientToken, "burst-1-") {
+			return providers.NewThrottledError(errors.New("RequestLimitExceeded (scripted)"))
+		}
+		return nil
+	}
+	s.env.RegisterDelayedCallback(func() {
+		s.env.SignalWorkflow(CancelSignal, CancelInput{})
+	}, 30*time.Second)
+	res := s.run(fleetInput(200, 200))
+	s.Equal(PhaseCancelled, res.State)
+	s.Empty(s.cloud.live())
+	s.Len(s.cloud.terminated, 100)
+	s.Zero(s.cloud.activeReservations())
+}
+
+func (s *FleetSuite) TestWorkflowCancellationCleansUp() {
+	s.stuckFleet()
+	s.env.RegisterDelayedCallback(s.env.CancelWorkflow, time.Minute)
+	s.env.ExecuteWorkflow(LaunchFleetWorkflow, fleetInput(10, 20))
+	s.Require().True(s.env.IsWorkflowCompleted())
+	err := s.env.GetWorkflowError()
+	var canceled *temporal.CanceledError
+	s.Require().ErrorAs(err, &canceled)
+	var res FleetResult
+	s.Require().NoError(canceled.Details(&res))
+	s.Equal(PhaseCancelled, res.State)
+	s.Empty(s.cloud.live())
+	s.Zero(s.cloud.activeReservations())
+}
+
+func (s *FleetSuite) TestStatusQuery() {
+	s.stuckFleet()
+	s.env.RegisterDelayedCallback(func() {
+		v, err := s.env.QueryWorkflow(StatusQuery)
+		s.Require().NoError(err)
+		var st FleetStatus
+		s.Require().NoError(v.Get(&st))
+		s.Equal(PhaseFilling, st.Phase)
+		s.Equal(15, st.Launched)
+		s.Equal(15, st.Running)
+		s.Equal(10, st.BurstLaunched)
+		s.Equal(5, st.FillLaunched)
+		s.Positive(st.CapacityRetries)
+		s.Positive(st.TimeToMin)
+		s.Zero(st.TimeToTarget)
+		s.env.SignalWorkflow(CancelSignal, CancelInput{Keep: true})
+	}, time.Minute)
+	s.run(fleetInput(10, 20))
+}
+
+func (s *FleetSuite) TestFillTimeout() {
+	s.stuckFleet()
+	in := fleetInput(10, 20)
+	in.FillTimeout = 10 * time.Minute
+	res := s.run(in)
+	s.Equal(PhaseInsufficientCapacity, res.State)
+	s.requireExact(res, 15)
+	s.Equal(15, res.Running)
+}
+
+func (s *FleetSuite) TestContinueAsNewCarriesState() {
+	in := fleetInput(10, 60)
+	in.Tuning.ContinueAsNewAfter = 6
+	in.Tuning.MaxFillInFlight = 2
+	var runs int
+	var origin string
+	for {
+		s.env.ExecuteWorkflow(LaunchFleetWorkflow, in)
+		s.Require().True(s.env.IsWorkflowCompleted())
+		err := s.env.GetWorkflowError()
+		var can *workflow.ContinueAsNewError
+		if !errors.As(err, &can) {
+			s.Require().NoError(err)
+			break
+		}
+		runs++
+		s.Require().Less(runs, 50, "the fleet makes no progress across runs")
+		var next LaunchFleetInput
+		s.Require().NoError(converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
+		s.Require().NotNil(next.Resume)
+		if origin == "" {
+			origin = next.Resume.Origin
+		}
+		s.Equal(origin, next.Resume.Origin, "the token origin survives continue-as-new")
+		s.Equal(runs-1, next.Resume.Runs)
+		s.Len(next.Resume.InstanceIDs, next.Resume.BurstLaunched+next.Resume.FillLaunched)
+		in = next
+		s.env = s.newEnv() // the next run, on the same cloud
+	}
+	var res FleetResult
+	s.Require().NoError(s.env.GetWorkflowResult(&res))
+	s.Equal(PhaseFulfilled, res.State)
+	s.Equal(runs, res.Runs)
+	s.Greater(runs, 2)
+	s.requireExact(res, 60)
+	s.Equal(60, s.cloud.nextID)
+	for tok, n := range s.cloud.calls("") {
+		s.Equal(1, n, tok)
+	}
+	s.Positive(res.TimeToMinMS)
+}
+
+func (s *FleetSuite) TestInvalidRequestLaunchesNothing() {
+	for name, mutate := range map[string]func(*LaunchFleetInput){
+		"min above target": func(in *LaunchFleetInput) { in.Min, in.Target = 20, 10 },
+		"zero min":         func(in *LaunchFleetInput) { in.Min = 0 },
+		"huge target":      func(in *LaunchFleetInput) { in.Target = MaxFleetSize + 1 },
+		"unknown type":     func(in *LaunchFleetInput) { in.InstanceType = "x9.huge" },
+		"reserved tag":     func(in *LaunchFleetInput) { in.Tags["gust:owner"] = "me" },
+		"bad policy":       func(in *LaunchFleetInput) { in.CapacityPolicy = "hope" },
+		"bad zone":         func(in *LaunchFleetInput) { in.Zones = []string{"US East"} },
+	} {
+		s.Run(name, func() {
+			s.cloud = newFakeCloud(-1)
+			s.env = s.newEnv()
+			in := fleetInput(5, 10)
+			mutate(&in)
+			s.env.ExecuteWorkflow(LaunchFleetWorkflow, in)
+			err := s.env.GetWorkflowError()
+			var appErr *temporal.ApplicationError
+			s.Require().ErrorAs(err, &appErr)
+			s.Equal(providers.ErrTypeInvalid, appErr.Type())
+			s.True(appErr.NonRetryable())
+			s.Zero(s.cloud.reserveCalls)
+			s.Empty(s.cloud.runCalls)
+		})
+	}
+}
+
+func TestLaunchFleetInputValidate(t *testing.T) {
+	ok := fleetInput(1, 1)
+	require.NoError(t, ok.Validate())
+	ok.Tags[providers.FleetTagKey] = ok.FleetID
+	require.NoError(t, ok.Validate())
+
+	bad := fleetInput(0, 100001)
+	bad.FleetID = ""
+	bad.InstanceType = "M5 Large"
+	bad.Zones = []string{"us-east-1a", "us-east-1a"}
+	bad.Tags = map[string]string{"aws:x": "1", "gust:fleet-id": "other"}
+	bad.CapacityPolicy = "later"
+	err := bad.Validate()
+	require.Error(t, err)
+	for _, want := range []string{"fleet id", "instance type", "min 0", "target 100001", "listed twice", "aws:", "gust:fleet-id", "capacity policy"} {
+		require.Contains(t, err.Error(), want)
+	}
+	require.NotContains(t, err.Error(), "\n", "one-line errors")
+
+	require.Error(t, ScaleInput{Target: 4}.Validate(5))
+	require.NoError(t, ScaleInput{Target: 5}.Validate(5))
+	require.Error(t, ScaleInput{Target: MaxFleetSize + 1}.Validate(5))
+}
+
+func TestFleetTokenAndChunks(t *testing.T) {
+	a := fleetToken("fleet-1", "run-a", "burst-0")
+	require.Equal(t, a, fleetToken("fleet-1", "run-a", "burst-0"))
+	require.NotEqual(t, a, fleetToken("fleet-1", "run-b", "burst-0"))
+	require.NotEqual(t, a, fleetToken("fleet-1", "run-a", "burst-1"))
+	require.NotEqual(t, a, fleetToken("fleet-2", "run-a", "burst-0"))
+	require.LessOrEqual(t, len(fleetToken(strings.Repeat("f", 128), strings.Repeat("r", 64), "fill-2147483647")), 64)
+
+	for _, c := range []struct{ min, want int }{{1, 100}, {200, 100}, {1000, 200}, {4999, 1000}, {100000, 1000}} {
+		require.Equal(t, c.want, burstChunkSize(c.min, 0), "min %d", c.min)
+	}
+	require.Equal(t, 7, burstChunkSize(1000, 7))
 }
