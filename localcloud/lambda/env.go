@@ -110,6 +110,10 @@ type invokeResult struct {
 	// discard stops the environment after this invocation (it crashed,
 	// timed out or failed to initialise).
 	discard bool
+	// undelivered means the environment died before the runtime took the
+	// invocation: a warm environment that exited while idle. The
+	// invocation can safely go to another environment.
+	undelivered bool
 }
 
 func (inv *invocation) answer(r invokeResult) bool {
@@ -362,7 +366,9 @@ func (e *environment) invoke(inv *invocation, timeout, initTimeout time.Duration
 	case r := <-e.initErr:
 		return r
 	case <-e.exited:
-		return e.exitResult(inv.id, "")
+		r := e.exitResult(inv.id, "")
+		r.undelivered = true
+		return r
 	case <-e.timer.C:
 		e.kill()
 		return timeoutResult(inv.id, timeout)

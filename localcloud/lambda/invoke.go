@@ -100,6 +100,18 @@ func (c *Cloud) invoke(w http.ResponseWriter, r *http.Request, tenant, raw strin
 // run invokes f for sub in an environment of its own. A function error is
 // a result, not an error; err is for throttling and platform failures.
 func (c *Cloud) run(f *function, sub, reqID string, payload []byte) (invokeResult, *environment, bool, error) {
+	for attempt := 0; ; attempt++ {
+		res, e, cold, err := c.runOnce(f, sub, reqID, payload)
+		// A warm environment found dead at hand-off never saw the
+		// invocation; another one may serve it, as Lambda would.
+		if err == nil && res.undelivered && !cold && attempt < 3 {
+			continue
+		}
+		return res, e, cold, err
+	}
+}
+
+func (c *Cloud) runOnce(f *function, sub, reqID string, payload []byte) (invokeResult, *environment, bool, error) {
 	e, cold, err := c.pool.acquire(f, sub)
 	if err != nil {
 		var ee errEntrypoint

@@ -78,7 +78,9 @@ func (h runtimeAPI) answer(w http.ResponseWriter, r *http.Request, id string, is
 		return
 	}
 	if len(body) > MaxPayloadBytes {
-		inv.answer(fnErrorResult(errTypeTooLarge, "Response payload size exceeded maximum allowed payload size (6291556 bytes).", false))
+		// aws-lambda-go exits when its response is refused, so the
+		// environment is not worth keeping either way.
+		inv.answer(fnErrorResult(errTypeTooLarge, "Response payload size exceeded maximum allowed payload size (6291456 bytes).", true))
 		runtimeError(w, http.StatusRequestEntityTooLarge, "RequestEntityTooLarge", "response payload too large")
 		return
 	}
