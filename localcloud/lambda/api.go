@@ -1,6 +1,7 @@
 package lambda
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
@@ -252,13 +253,20 @@ func (c *Cloud) configuration(f *function) functionConfiguration {
 	return out
 }
 
+type codeInput struct {
+	ZipFile  []byte `json:"ZipFile"`
+	S3Bucket string `json:"S3Bucket"`
+	ImageURI string `json:"ImageUri"`
+}
+
+type updateCodeRequest struct {
+	ZipFile []byte `json:"ZipFile"`
+	DryRun  bool   `json:"DryRun"`
+}
+
 type createRequest struct {
-	FunctionName string `json:"FunctionName"`
-	Code         *struct {
-		ZipFile  []byte `json:"ZipFile"`
-		S3Bucket string `json:"S3Bucket"`
-		ImageURI string `json:"ImageUri"`
-	} `json:"Code"`
+	FunctionName  string            `json:"FunctionName"`
+	Code          *codeInput        `json:"Code"`
 	Role          string            `json:"Role"`
 	Runtime       string            `json:"Runtime"`
 	Handler       string            `json:"Handler"`
@@ -478,10 +486,7 @@ func (c *Cloud) deleteFunctionHTTP(w http.ResponseWriter, r *http.Request, tenan
 }
 
 func (c *Cloud) updateCode(w http.ResponseWriter, r *http.Request, tenant, raw string) {
-	var req struct {
-		ZipFile []byte `json:"ZipFile"`
-		DryRun  bool   `json:"DryRun"`
-	}
+	var req updateCodeRequest
 	if err := c.decodeBody(r, &req, c.cfg.MaxCodeBytes/3*4+1<<20); err != nil {
 		writeError(w, err)
 		return
@@ -674,12 +679,28 @@ func (c *Cloud) decodeBody(r *http.Request, v any, limit int64) error {
 	if r.ContentLength > limit {
 		return errTooLarge("request body is %d bytes, more than the %d allowed", r.ContentLength, limit)
 	}
-	b, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	var b []byte
+	var err error
+	if r.ContentLength > 0 {
+		b = make([]byte, r.ContentLength)
+		_, err = io.ReadFull(r.Body, b)
+	} else {
+		b, err = io.ReadAll(io.LimitReader(r.Body, limit+1))
+	}
 	if err != nil {
 		return errInvalidContent("reading request body: %v", err)
 	}
 	if int64(len(b)) > limit {
 		return errTooLarge("request body is more than the %d bytes allowed", limit)
+	}
+	if zh, ok := v.(zipHolder); ok {
+		if rest, zip := cutZipFile(b); zip != nil {
+			if json.Unmarshal(rest, v) == nil && !zh.ambiguousZipFile() {
+				*zh.zipFile() = zip
+				return nil
+			}
+			zh.reset() // decode the whole body the slow way below
+		}
 	}
 	if err := json.Unmarshal(b, v); err != nil {
 		var te *json.UnmarshalTypeError
@@ -689,6 +710,74 @@ func (c *Cloud) decodeBody(r *http.Request, v any, limit int64) error {
 		return errInvalidContent("could not parse request body into json: %v", err)
 	}
 	return nil
+}
+
+// zipHolder is a request with a ZipFile member, which cutZipFile decodes
+// without encoding/json.
+type zipHolder interface {
+	zipFile() *[]byte
+	// ambiguousZipFile reports whether another member could have been
+	// the "ZipFile" key cutZipFile found (a variable or tag of that name).
+	ambiguousZipFile() bool
+	reset()
+}
+
+func (r *createRequest) zipFile() *[]byte {
+	if r.Code == nil {
+		r.Code = &codeInput{}
+	}
+	return &r.Code.ZipFile
+}
+
+func (r *createRequest) ambiguousZipFile() bool {
+	_, inTags := r.Tags["ZipFile"]
+	inEnv := false
+	if r.Environment != nil {
+		_, inEnv = r.Environment.Variables["ZipFile"]
+	}
+	return inTags || inEnv || r.Code == nil
+}
+
+func (r *createRequest) reset() { *r = createRequest{} }
+
+func (r *updateCodeRequest) zipFile() *[]byte       { return &r.ZipFile }
+func (r *updateCodeRequest) ambiguousZipFile() bool { return false }
+func (r *updateCodeRequest) reset()                 { *r = updateCodeRequest{} }
+
+// cutZipFile removes the (first) "ZipFile" member from a JSON body and
+// returns it base64-decoded. encoding/json needs ~25 ms per MB of base64
+// (validating, then unquoting, then decoding); a direct decode is ~20x
+// faster, which keeps deploying a 100 MB binary interactive. Anything
+// unusual (escapes, bad base64) leaves the body whole for encoding/json.
+func cutZipFile(b []byte) (rest, zip []byte) {
+	key := []byte(`"ZipFile"`)
+	i := bytes.Index(b, key)
+	if i < 0 {
+		return b, nil
+	}
+	j := i + len(key)
+	for j < len(b) && (b[j] == ' ' || b[j] == ':' || b[j] == '\t' || b[j] == '\n' || b[j] == '\r') {
+		j++
+	}
+	if j >= len(b) || b[j] != '"' {
+		return b, nil
+	}
+	end := bytes.IndexByte(b[j+1:], '"')
+	if end < 0 {
+		return b, nil
+	}
+	enc := b[j+1 : j+1+end]
+	if bytes.IndexByte(enc, '\\') >= 0 {
+		return b, nil
+	}
+	zip = make([]byte, base64.StdEncoding.DecodedLen(len(enc)))
+	n, err := base64.StdEncoding.Decode(zip, enc)
+	if err != nil {
+		return b, nil
+	}
+	rest = make([]byte, 0, len(b)-len(enc))
+	rest = append(append(append(rest, b[:j]...), `""`...), b[j+2+end:]...)
+	return rest, zip[:n]
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
