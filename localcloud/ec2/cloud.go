@@ -32,6 +32,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"sync"
@@ -113,7 +114,7 @@ func (c *Cloud) Close() error { return c.db.Close() }
 const schema = `
 CREATE TABLE IF NOT EXISTS pools (
 	instance_type TEXT NOT NULL,
-	zone TEXT NOT NULL,
+	zone TEXT NOT NULL,       -- '' is the type's regional pool
 	initial INTEGER NOT NULL, -- the configured Initial, so config changes apply as deltas
 	free INTEGER NOT NULL,    -- may go negative if a config change shrank a busy pool
 	rate REAL NOT NULL,       -- arrivals per second
@@ -132,6 +133,7 @@ CREATE TABLE IF NOT EXISTS instances (
 	reservation_id TEXT NOT NULL,
 	instance_type TEXT NOT NULL,
 	zone TEXT NOT NULL,
+	pool_zone TEXT NOT NULL, -- the pool the capacity came from, to return it there
 	image_id TEXT NOT NULL,
 	launch_index INTEGER NOT NULL,
 	launch_ns INTEGER NOT NULL,
@@ -158,6 +160,7 @@ CREATE TABLE IF NOT EXISTS capacity_reservations (
 	id TEXT NOT NULL UNIQUE,
 	instance_type TEXT NOT NULL,
 	zone TEXT NOT NULL,
+	pool_zone TEXT NOT NULL,
 	platform TEXT NOT NULL,
 	total INTEGER NOT NULL,
 	available INTEGER NOT NULL,
@@ -368,6 +371,51 @@ func accrue(ctx context.Context, tx *sql.Tx, instanceType, zone string, now int6
 	return free, true, nil
 }
 
+// source is where a launch or reservation takes its capacity from.
+type source struct {
+	zone     string // where the instances run
+	poolZone string // the pool drawn from: zone, or "" for the regional pool
+	free     int
+}
+
+// bestSource accrues the pools that can serve instanceType in zone (any
+// zone when empty) and returns the one with the most free capacity. A draw
+// never spans pools: its instances all come from one. With ties the zonal
+// pool wins, keeping regional capacity for zones without their own.
+func (c *Cloud) bestSource(ctx context.Context, tx *sql.Tx, instanceType, zone string, now int64) (source, error) {
+	candidates := c.cfg.Zones
+	if zone != "" {
+		candidates = []string{zone}
+	}
+	best := source{zone: zone, free: -1}
+	for _, z := range candidates {
+		free, ok, err := accrue(ctx, tx, instanceType, z, now)
+		if err != nil {
+			return source{}, err
+		}
+		if ok && free > best.free {
+			best = source{zone: z, poolZone: z, free: free}
+		}
+	}
+	free, ok, err := accrue(ctx, tx, instanceType, "", now)
+	if err != nil {
+		return source{}, err
+	}
+	if ok && free > best.free {
+		best = source{zone: zone, poolZone: "", free: free}
+		if zone == "" {
+			// Spread regional launches over the zones, like EC2 placing
+			// subnets: any zone is as good as another.
+			best.zone = c.cfg.Zones[rand.IntN(len(c.cfg.Zones))]
+		}
+	}
+	best.free = max(best.free, 0)
+	if best.zone == "" {
+		best.zone = c.cfg.Zones[0]
+	}
+	return best, nil
+}
+
 // addFree moves n instances of capacity into (n > 0) or out of (n < 0) a
 // pool.
 func addFree(ctx context.Context, tx *sql.Tx, instanceType, zone string, n int) error {
@@ -388,10 +436,10 @@ func knownType(ctx context.Context, tx *sql.Tx, instanceType string) (bool, erro
 	return n > 0, nil
 }
 
-// PoolStatus is the free capacity of one instance type in one zone.
+// PoolStatus is the free capacity of one pool.
 type PoolStatus struct {
 	InstanceType string
-	Zone         string
+	Zone         string // empty for a regional pool
 	Free         int
 	RatePerSec   float64
 }

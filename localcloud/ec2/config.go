@@ -38,7 +38,7 @@ const (
 var defaultZoneSuffixes = []string{"a", "b", "c"}
 
 // DefaultPools is the capacity a cloud offers when Config.Pools is empty: a
-// few common types with generous capacity spread over all zones.
+// few common types with generous regional capacity.
 func DefaultPools() []Pool {
 	return []Pool{
 		{InstanceType: "t3.micro", Initial: 10000, RatePerSec: 50},
@@ -52,8 +52,8 @@ func DefaultPools() []Pool {
 // pool is first created, plus RatePerSec new ones arriving every second.
 type Pool struct {
 	InstanceType string
-	// Zone holds the pool; empty spreads Initial and RatePerSec evenly over
-	// all of the cloud's zones.
+	// Zone holds the pool; empty makes a regional pool that launches and
+	// reservations in any zone can draw from.
 	Zone       string
 	Initial    int
 	RatePerSec float64
@@ -174,8 +174,8 @@ type zonePool struct {
 	rate               float64
 }
 
-// zonePools spreads zone-less pools evenly over the zones (the remainder of
-// Initial goes to the first zones) and sums pools with the same key.
+// zonePools sums the configured pools by type and zone; zone "" is the
+// type's regional pool.
 func (c Config) zonePools() []zonePool {
 	type key struct{ t, z string }
 	idx := map[key]int{}
@@ -192,25 +192,14 @@ func (c Config) zonePools() []zonePool {
 		out[i].rate += r
 	}
 	for _, p := range c.Pools {
-		if p.Zone != "" {
-			add(p.InstanceType, p.Zone, p.Initial, p.RatePerSec)
-			continue
-		}
-		n := len(c.Zones)
-		for i, z := range c.Zones {
-			share := p.Initial / n
-			if i < p.Initial%n {
-				share++
-			}
-			add(p.InstanceType, z, share, p.RatePerSec/float64(n))
-		}
+		add(p.InstanceType, p.Zone, p.Initial, p.RatePerSec)
 	}
 	return out
 }
 
 // ParseCapacity parses the --cloud-capacity flag syntax TYPE=COUNT[+RATE/s],
-// for example "m5.large=500+10/s": 500 m5.large now, 10 more every second,
-// spread over all zones.
+// for example "m5.large=500+10/s": 500 m5.large now and 10 more every
+// second, in a regional pool that every zone draws from.
 func ParseCapacity(s string) (Pool, error) {
 	bad := func(why string) (Pool, error) {
 		return Pool{}, fmt.Errorf("invalid capacity %q: %s; want TYPE=COUNT[+RATE/s], e.g. m5.large=500+10/s", s, why)

@@ -35,6 +35,7 @@ type instance struct {
 	reservationID string
 	instanceType  string
 	zone          string
+	poolZone      string
 	imageID       string
 	launchIndex   int
 	launchNs      int64
@@ -54,7 +55,7 @@ func (c *Cloud) state(in *instance, now int64) string {
 	return "running"
 }
 
-const instanceColumns = `seq, id, reservation_id, instance_type, zone, image_id, launch_index, launch_ns, terminated_ns, cr_id, client_token`
+const instanceColumns = `seq, id, reservation_id, instance_type, zone, pool_zone, image_id, launch_index, launch_ns, terminated_ns, cr_id, client_token`
 
 // queryInstances loads the instances matching where (a condition on the
 // instances table), in launch order, at most limit of them (all if limit
@@ -70,7 +71,7 @@ func queryInstances(ctx context.Context, tx *sql.Tx, where string, args []any, l
 	bySeq := map[int64]*instance{}
 	for rows.Next() {
 		in := &instance{}
-		if err := rows.Scan(&in.seq, &in.id, &in.reservationID, &in.instanceType, &in.zone, &in.imageID,
+		if err := rows.Scan(&in.seq, &in.id, &in.reservationID, &in.instanceType, &in.zone, &in.poolZone, &in.imageID,
 			&in.launchIndex, &in.launchNs, &in.terminatedNs, &in.crID, &in.clientToken); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("reading instances, %w", err)
@@ -180,7 +181,7 @@ func (c *Cloud) runInstances(ctx context.Context, p params, w *xmlWriter) error 
 
 		// available is what the chosen source can give; all of a call's
 		// instances land in one zone, as they do in one EC2 subnet.
-		available, launchZone := 0, zone
+		var src source
 		if crID != "" {
 			cr, err := loadReservation(ctx, tx, crID)
 			if err != nil {
@@ -194,30 +195,24 @@ func (c *Cloud) runInstances(ctx context.Context, p params, w *xmlWriter) error 
 			case zone != "" && cr.zone != zone:
 				return apiErrorf(codeInvalidParameterCombo, "Availability zone %s does not match Capacity Reservation %s (%s)", zone, crID, cr.zone)
 			}
-			available, launchZone = cr.available, cr.zone
-		} else {
-			candidates := c.cfg.Zones
-			if zone != "" {
-				candidates = []string{zone}
-			}
-			best := -1
-			for _, z := range candidates {
-				free, ok, err := accrue(ctx, tx, typ, z, now)
-				if err != nil {
-					return err
-				}
-				if ok && free > best {
-					best, launchZone = free, z
-				}
-			}
-			available = max(best, 0)
+			// The instances' capacity belongs to the reservation's pool,
+			// where it goes if the reservation is gone when they end.
+			src = source{zone: cr.zone, poolZone: cr.poolZone, free: cr.available}
+		} else if src, err = c.bestSource(ctx, tx, typ, zone, now); err != nil {
+			return err
 		}
+		available := src.free
 
 		// The resource throttle goes first: a throttled call says nothing
 		// about capacity, and launches nothing.
 		n := min(maxCount, available)
 		var tokens float64
 		if c.cfg.ResourceBucket >= 0 {
+			if minCount > c.cfg.ResourceBucket {
+				// Waiting can never fill the bucket that far; say so
+				// instead of throttling forever.
+				return apiErrorf(codeInvalidParameterValue, "MinCount %d exceeds the launch limit of %d instances", minCount, c.cfg.ResourceBucket)
+			}
 			tokens, err = bucketTokens(ctx, tx, "resource:RunInstances", float64(c.cfg.ResourceBucket), c.cfg.ResourceRefill, now)
 			if err != nil {
 				return err
@@ -247,11 +242,11 @@ func (c *Cloud) runInstances(ctx context.Context, p params, w *xmlWriter) error 
 			if _, err := tx.ExecContext(ctx, `UPDATE capacity_reservations SET available = available - ? WHERE id = ?`, n, crID); err != nil {
 				return fmt.Errorf("drawing from capacity reservation, %w", err)
 			}
-		} else if err := addFree(ctx, tx, typ, launchZone, -n); err != nil {
+		} else if err := addFree(ctx, tx, typ, src.poolZone, -n); err != nil {
 			return err
 		}
 		resID := newID("r-")
-		if err := insertInstances(ctx, tx, n, resID, typ, launchZone, image, now, crID, token, tags); err != nil {
+		if err := insertInstances(ctx, tx, n, resID, typ, src, image, now, crID, token, tags); err != nil {
 			return err
 		}
 		if token != "" {
@@ -265,9 +260,9 @@ func (c *Cloud) runInstances(ctx context.Context, p params, w *xmlWriter) error 
 
 // insertInstances inserts n instances and their tags with two prepared
 // statements, so a launch of hundreds stays one quick transaction.
-func insertInstances(ctx context.Context, tx *sql.Tx, n int, resID, typ, zone, image string, now int64, crID, token string, tags map[string]string) error {
-	ins, err := tx.PrepareContext(ctx, `INSERT INTO instances (id, reservation_id, instance_type, zone, image_id, launch_index, launch_ns, cr_id, client_token)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+func insertInstances(ctx context.Context, tx *sql.Tx, n int, resID, typ string, src source, image string, now int64, crID, token string, tags map[string]string) error {
+	ins, err := tx.PrepareContext(ctx, `INSERT INTO instances (id, reservation_id, instance_type, zone, pool_zone, image_id, launch_index, launch_ns, cr_id, client_token)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	if err != nil {
 		return fmt.Errorf("preparing instance insert, %w", err)
 	}
@@ -278,7 +273,7 @@ func insertInstances(ctx context.Context, tx *sql.Tx, n int, resID, typ, zone, i
 	}
 	defer tag.Close()
 	for i := range n {
-		res, err := ins.ExecContext(ctx, newID("i-"), resID, typ, zone, image, i, now, crID, token)
+		res, err := ins.ExecContext(ctx, newID("i-"), resID, typ, src.zone, src.poolZone, image, i, now, crID, token)
 		if err != nil {
 			return fmt.Errorf("inserting instance, %w", err)
 		}
@@ -626,9 +621,9 @@ func (c *Cloud) terminateInstances(ctx context.Context, p params, w *xmlWriter) 
 		}
 		// Capacity goes back where it came from: to its reservation while
 		// that is active, else to the pool of its type and zone.
-		type source struct{ typ, zone, cr string }
-		returned := map[source]int{}
-		var order []source
+		type origin struct{ typ, poolZone, cr string }
+		returned := map[origin]int{}
+		var order []origin
 		var live []string
 		for _, id := range ids {
 			in := byID[id]
@@ -638,7 +633,7 @@ func (c *Cloud) terminateInstances(ctx context.Context, p params, w *xmlWriter) 
 				continue
 			}
 			live = append(live, id)
-			s := source{in.instanceType, in.zone, in.crID}
+			s := origin{in.instanceType, in.poolZone, in.crID}
 			if returned[s] == 0 {
 				order = append(order, s)
 			}
@@ -661,7 +656,7 @@ func (c *Cloud) terminateInstances(ctx context.Context, p params, w *xmlWriter) 
 					continue
 				}
 			}
-			if err := addFree(ctx, tx, s.typ, s.zone, n); err != nil {
+			if err := addFree(ctx, tx, s.typ, s.poolZone, n); err != nil {
 				return err
 			}
 		}

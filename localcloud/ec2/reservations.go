@@ -15,6 +15,7 @@ type capacityReservation struct {
 	id            string
 	instanceType  string
 	zone          string
+	poolZone      string
 	platform      string
 	total         int
 	available     int
@@ -26,12 +27,12 @@ type capacityReservation struct {
 	createdNs     int64
 }
 
-const reservationColumns = `id, instance_type, zone, platform, total, available, state, end_date_type, end_date, match_criteria, tags, created_ns`
+const reservationColumns = `id, instance_type, zone, pool_zone, platform, total, available, state, end_date_type, end_date, match_criteria, tags, created_ns`
 
 func scanReservation(row interface{ Scan(...any) error }) (*capacityReservation, error) {
 	cr := &capacityReservation{}
 	var tags string
-	if err := row.Scan(&cr.id, &cr.instanceType, &cr.zone, &cr.platform, &cr.total, &cr.available, &cr.state,
+	if err := row.Scan(&cr.id, &cr.instanceType, &cr.zone, &cr.poolZone, &cr.platform, &cr.total, &cr.available, &cr.state,
 		&cr.endDateType, &cr.endDate, &cr.matchCriteria, &tags, &cr.createdNs); err != nil {
 		return nil, err
 	}
@@ -138,36 +139,26 @@ func (c *Cloud) createCapacityReservation(ctx context.Context, p params, w *xmlW
 		if !ok {
 			return apiErrorf(codeInvalidParameterValue, "Invalid value '%s' for InstanceType.", typ)
 		}
-		// Without a zone, take the one with the most free capacity; EC2
+		// Without a zone, take the pool with the most free capacity; EC2
 		// itself requires a zone, the local cloud is lenient.
-		candidates := c.cfg.Zones
-		if zone != "" {
-			candidates = []string{zone}
+		src, err := c.bestSource(ctx, tx, typ, zone, now)
+		if err != nil {
+			return err
 		}
-		chosen, best := "", -1
-		for _, z := range candidates {
-			free, ok, err := accrue(ctx, tx, typ, z, now)
-			if err != nil {
-				return err
-			}
-			if ok && free >= count && free > best {
-				chosen, best = z, free
-			}
+		if src.free < count {
+			return apiErrorf(codeInsufficientCapacity, "There is insufficient capacity to fulfill your request: no pool can hold %d %s (at most %d).", count, typ, src.free)
 		}
-		if chosen == "" {
-			return apiErrorf(codeInsufficientCapacity, "There is insufficient capacity to fulfill your request: no zone can hold %d %s.", count, typ)
-		}
-		if err := addFree(ctx, tx, typ, chosen, -count); err != nil {
+		if err := addFree(ctx, tx, typ, src.poolZone, -count); err != nil {
 			return err
 		}
 		cr := &capacityReservation{
-			id: newID("cr-"), instanceType: typ, zone: chosen, platform: platform,
+			id: newID("cr-"), instanceType: typ, zone: src.zone, poolZone: src.poolZone, platform: platform,
 			total: count, available: count, state: "active", endDateType: endDateType,
 			endDate: p.get("EndDate"), matchCriteria: match, tags: tags, createdNs: now,
 		}
 		_, err = tx.ExecContext(ctx, `INSERT INTO capacity_reservations (`+reservationColumns+`, client_token, digest)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			cr.id, cr.instanceType, cr.zone, cr.platform, cr.total, cr.available, cr.state,
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			cr.id, cr.instanceType, cr.zone, cr.poolZone, cr.platform, cr.total, cr.available, cr.state,
 			cr.endDateType, cr.endDate, cr.matchCriteria, string(tagJSON), cr.createdNs, token, digest)
 		if err != nil {
 			return fmt.Errorf("inserting capacity reservation, %w", err)
@@ -308,7 +299,7 @@ func (c *Cloud) cancelCapacityReservation(ctx context.Context, p params, w *xmlW
 		if _, err := tx.ExecContext(ctx, `UPDATE capacity_reservations SET state = 'cancelled', available = 0 WHERE id = ?`, id); err != nil {
 			return fmt.Errorf("cancelling capacity reservation, %w", err)
 		}
-		return addFree(ctx, tx, cr.instanceType, cr.zone, cr.available)
+		return addFree(ctx, tx, cr.instanceType, cr.poolZone, cr.available)
 	})
 	if err != nil {
 		return err
@@ -396,17 +387,23 @@ func (c *Cloud) describeInstanceTypeOfferings(ctx context.Context, p params, w *
 			if err := rows.Scan(&o.typ, &zone); err != nil {
 				return fmt.Errorf("listing pools, %w", err)
 			}
-			switch loc {
-			case "region":
-				o.location = c.cfg.Region
-			case "availability-zone":
-				o.location = zone
-			default:
-				o.location = zoneIDs[zone]
+			zones := []string{zone}
+			if zone == "" { // a regional pool serves every zone
+				zones = c.cfg.Zones
 			}
-			if o.location != "" && !seen[o] {
-				seen[o] = true
-				list = append(list, o)
+			for _, z := range zones {
+				switch loc {
+				case "region":
+					o.location = c.cfg.Region
+				case "availability-zone":
+					o.location = z
+				default:
+					o.location = zoneIDs[z]
+				}
+				if o.location != "" && !seen[o] {
+					seen[o] = true
+					list = append(list, o)
+				}
 			}
 		}
 		return rows.Err()
