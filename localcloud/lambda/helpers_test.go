@@ -258,3 +258,9 @@ func newServer(t testing.TB, c *lambda.Cloud) string {
 	t.Cleanup(srv.Close)
 	return srv.URL
 }
+
+// addHeader is an SDK API option that sets an HTTP header on the request,
+// the way the provider passes gust extensions.
+func addHeader(name, value string) func(*middleware.Stack) error {
+	return smithyhttp.AddHeaderValue(name, value)
+}

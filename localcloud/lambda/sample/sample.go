@@ -27,6 +27,10 @@ type Request struct {
 	// SleepMS delays the response, to hold an environment busy or to run
 	// past the function's timeout.
 	SleepMS int `json:"sleep_ms,omitempty"`
+	// UntilFile blocks until a file exists at this path (at most a
+	// minute): lets a test hold an environment busy exactly as long as
+	// it needs.
+	UntilFile string `json:"until_file,omitempty"`
 	// Exit, when non-zero, makes the process exit with this status before
 	// responding: a crash mid-invocation.
 	Exit int `json:"exit,omitempty"`
@@ -105,6 +109,13 @@ func Handle(ctx context.Context, ev json.RawMessage) (any, error) {
 		// Sleep regardless of ctx's deadline on purpose: the platform, not
 		// the handler, must enforce the timeout.
 		time.Sleep(time.Duration(req.SleepMS) * time.Millisecond)
+	}
+	if req.UntilFile != "" {
+		for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+			if _, err := os.Stat(req.UntilFile); err == nil {
+				break
+			}
+		}
 	}
 	if req.Exit != 0 {
 		os.Exit(req.Exit)
