@@ -61,7 +61,7 @@ func serve(t *testing.T, cloud *Cloud) (*awsec2.Client, string) {
 		Region:       "us-east-1",
 		BaseEndpoint: aws.String(srv.URL),
 		Credentials:  credentials.NewStaticCredentialsProvider("test", "test", ""),
-		Retryer: transportRetryer(),
+		Retryer:      transportRetryer(),
 	})
 	return client, srv.URL
 }
