@@ -259,9 +259,8 @@ func (f *fleet) stopped(ctx workflow.Context, s *stop) (FleetResult, error) {
 	}
 	f.stopWatcher()
 	if s.continueAsNew {
-		if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
-			return FleetResult{}, err
-		}
+		// The caller checked workflow.AllHandlersFinished and nothing blocked
+		// since, so no handler is cut short.
 		next := f.in
 		snapshot := f.st
 		next.Resume = &snapshot
@@ -269,31 +268,37 @@ func (f *fleet) stopped(ctx workflow.Context, s *stop) (FleetResult, error) {
 		return FleetResult{}, workflow.NewContinueAsNewError(ctx, LaunchFleetWorkflow, next)
 	}
 
-	var invalid *temporal.ApplicationError
-	if s.err != nil && errors.As(s.err, &invalid) && invalid.Type() == providers.ErrTypeInvalid && f.launchedTotal() == 0 {
-		// A rejected request: nothing was launched or reserved.
-		f.st.Phase = PhaseFailed
-		f.done = true
-		return FleetResult{}, s.err
-	}
-
-	if s.state == PhaseCancelled {
-		f.cleanupCancel(ctx)
-	} else {
-		f.releaseReservation(ctx)
-	}
-	switch {
-	case s.err != nil:
+	// Enter the terminal phase before anything blocks, so the validators
+	// reject updates that arrive during cleanup.
+	launched := f.st.Phase == PhaseBursting || f.st.Phase == PhaseFilling
+	if s.err != nil {
 		f.st.Phase = PhaseFailed
 		if s.message == "" {
 			s.message = s.err.Error()
 		}
-	default:
+	} else {
 		f.st.Phase = s.state
+	}
+	switch {
+	case s.state == PhaseCancelled:
+		f.terminateAll(ctx, launched, f.cancelReq != nil && f.cancelReq.Keep)
+	case s.err != nil:
+		// A failed fleet's workflow is closed, so nothing could scale or
+		// cancel its instances any more: terminate them rather than leak.
+		f.terminateAll(ctx, launched, false)
+	default:
+		f.releaseReservation(ctx)
 	}
 	f.message = s.message
 	f.done = true
 	_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
+
+	var appErr *temporal.ApplicationError
+	if s.err != nil && errors.As(s.err, &appErr) && appErr.Type() == providers.ErrTypeInvalid && f.launchedTotal() == 0 {
+		// A rejected request: nothing was launched, and any reservation is
+		// released.
+		return FleetResult{}, s.err
+	}
 	res := f.result(ctx, s.message)
 	switch {
 	case wfCancelled:
@@ -337,7 +342,7 @@ func (f *fleet) reserve(ctx workflow.Context) *stop {
 		if f.cancelReq != nil {
 			return stopCancel()
 		}
-		if f.shouldContinueAsNew(ctx) {
+		if f.shouldContinueAsNew(ctx) && workflow.AllHandlersFinished(ctx) {
 			return &stop{continueAsNew: true}
 		}
 		f.st.ReserveAttempts++
@@ -587,10 +592,10 @@ func (f *fleet) reconcile(ctx, lctx workflow.Context) *stop {
 		return nil
 	}
 	if f.shouldContinueAsNew(ctx) {
-		if idle && f.burstInFlight == 0 {
+		if idle && f.burstInFlight == 0 && workflow.AllHandlersFinished(ctx) {
 			return &stop{continueAsNew: true}
 		}
-		return nil // drain the rounds in flight first
+		return nil // drain the rounds in flight and let handlers finish first
 	}
 	// Nothing above blocked since live was read, so it is still current.
 	for !f.backingOff && f.fillInFlight < f.tune.MaxFillInFlight && live+f.fillRequested < f.st.Target {
@@ -754,10 +759,10 @@ func (f *fleet) releaseReservation(ctx workflow.Context) {
 	f.st.ReservedLeft = 0
 }
 
-// cleanupCancel releases the reservation and, unless Keep, terminates every
-// instance carrying the fleet's tags.
-func (f *fleet) cleanupCancel(ctx workflow.Context) {
-	keep := f.cancelReq != nil && f.cancelReq.Keep
+// terminateAll releases the reservation and, unless keep, terminates every
+// instance carrying the fleet's tags (launched says whether any launch was
+// attempted).
+func (f *fleet) terminateAll(ctx workflow.Context, launched, keep bool) {
 	// Launches in flight were cancelled; those that had started finish, and
 	// their instances must be known before the sweep.
 	_ = workflow.Await(ctx, func() bool { return f.burstInFlight == 0 && f.fillInFlight == 0 })
@@ -766,16 +771,16 @@ func (f *fleet) cleanupCancel(ctx workflow.Context) {
 		f.cancelRes = CancelResult{Kept: len(f.st.InstanceIDs)}
 		return
 	}
-	if f.st.Phase == PhaseValidating || f.st.Phase == PhaseReserving {
-		return // nothing launched
+	if !launched {
+		return
 	}
 	var a *activities.Fleet
-	actx := workflow.WithActivityOptions(ctx, terminateOptions("terminate the whole fleet (cancel)"))
+	actx := workflow.WithActivityOptions(ctx, terminateOptions("terminate the whole fleet ("+f.st.Phase+")"))
 	var res activities.TerminateResult
 	err := workflow.ExecuteActivity(actx, a.TerminateFleet, activities.TerminateFleetInput{FleetID: f.in.FleetID, RunTag: f.st.Origin}).Get(ctx, &res)
 	if err != nil {
 		f.log.Error("terminating the fleet failed", "Error", err)
-		f.message = "cancel could not terminate every instance: " + err.Error()
+		f.message = "could not terminate every instance: " + err.Error()
 		return
 	}
 	f.cancelRes = CancelResult{Terminated: res.Terminated}

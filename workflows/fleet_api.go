@@ -33,9 +33,12 @@ import (
 // through the cancel update or signal. A cancellation of the workflow itself
 // (Web UI, `temporal workflow cancel`) runs the same cleanup and then ends
 // the workflow as Canceled, with the FleetResult as the CanceledError's
-// details. A fleet that cannot reach its target for another reason fails the
+// details. A fleet that cannot reach its target for another reason (the
+// cloud rejected the launch parameters, or instances were terminated outside
+// gust) terminates what it launched, releases its reservation and fails the
 // workflow with an ApplicationError of type ErrTypeFleetFailed whose details
-// are the FleetResult.
+// are the FleetResult; if nothing was launched yet, a request the cloud
+// rejects fails it with the InvalidRequest error itself.
 //
 // Scale and cancel act on a fleet whose workflow is still open, that is
 // until the target is running. The instances of a fulfilled fleet stay; they

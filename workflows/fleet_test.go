@@ -469,3 +469,24 @@ func TestFleetTokenAndChunks(t *testing.T) {
 	}
 	require.Equal(t, 7, burstChunkSize(1000, 7))
 }
+
+func (s *FleetSuite) TestRejectedLaunchFailsAndCleansUp() {
+	s.cloud.runErr = func(in providers.RunInput, call int) error {
+		if strings.HasPrefix(in.ClientToken, "burst-1-") {
+			return providers.NewInvalidError(errors.New("InvalidAMIID.Malformed (scripted)"))
+		}
+		return nil
+	}
+	s.env.ExecuteWorkflow(LaunchFleetWorkflow, fleetInput(200, 250))
+	err := s.env.GetWorkflowError()
+	var appErr *temporal.ApplicationError
+	s.Require().ErrorAs(err, &appErr)
+	s.Equal(ErrTypeFleetFailed, appErr.Type())
+	var res FleetResult
+	s.Require().NoError(appErr.Details(&res))
+	s.Equal(PhaseFailed, res.State)
+	s.Contains(res.Message, "InvalidAMIID")
+	s.Empty(s.cloud.live(), "a failed fleet leaves nothing behind")
+	s.Zero(s.cloud.activeReservations())
+	s.Empty(s.cloud.calls("fill-"))
+}
