@@ -18,9 +18,9 @@ import (
 // by both tags.
 const FleetRunTagKey = "gust:fleet-run"
 
-// terminateBatch is the most instance ids one TerminateInstances call takes
+// maxTerminateBatch is the most instance ids one TerminateInstances call takes
 // (EC2 accepts up to 1000).
-const terminateBatch = 1000
+const maxTerminateBatch = 1000
 
 // Fleet holds the fleet activities. Workers register one *Fleet on both task
 // queues; LaunchFleetWorkflow decides which queue each call goes to.
@@ -250,20 +250,20 @@ type TerminateInput struct {
 	IDs []string
 }
 
-// TerminateResult counts what Terminate did.
+// TerminateResult counts what TerminateInstances did.
 type TerminateResult struct {
 	Terminated int
 	// NotFound counts ids the cloud did not know; they are not an error.
 	NotFound int
 }
 
-// Terminate terminates the instances in batches, heartbeating between
+// TerminateInstances terminates the instances in batches, heartbeating between
 // batches. Already terminated instances are fine; unknown ids are counted in
 // NotFound rather than failing the whole call.
-func (a *Fleet) Terminate(ctx context.Context, in TerminateInput) (TerminateResult, error) {
+func (a *Fleet) TerminateInstances(ctx context.Context, in TerminateInput) (TerminateResult, error) {
 	var res TerminateResult
-	for start := 0; start < len(in.IDs); start += terminateBatch {
-		batch := in.IDs[start:min(start+terminateBatch, len(in.IDs))]
+	for start := 0; start < len(in.IDs); start += maxTerminateBatch {
+		batch := in.IDs[start:min(start+maxTerminateBatch, len(in.IDs))]
 		n, missing, err := a.terminateBatch(ctx, batch)
 		if err != nil {
 			return res, err
@@ -327,5 +327,5 @@ func (a *Fleet) TerminateFleet(ctx context.Context, in TerminateFleetInput) (Ter
 			ids = append(ids, inst.ID)
 		}
 	}
-	return a.Terminate(ctx, TerminateInput{IDs: ids})
+	return a.TerminateInstances(ctx, TerminateInput{IDs: ids})
 }

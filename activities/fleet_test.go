@@ -241,7 +241,7 @@ func TestCountRunningAndTerminate(t *testing.T) {
 	require.Equal(t, 4, count.Total)
 
 	// An unknown id does not stop the known ones from terminating.
-	v, err = env.ExecuteActivity(a.Terminate, TerminateInput{IDs: []string{"i-1", "i-404"}})
+	v, err = env.ExecuteActivity(a.TerminateInstances, TerminateInput{IDs: []string{"i-1", "i-404"}})
 	require.NoError(t, err)
 	var term TerminateResult
 	require.NoError(t, v.Get(&term))

@@ -719,7 +719,7 @@ func (f *fleet) terminateNewest(ctx workflow.Context, n int) {
 	actx := workflow.WithActivityOptions(ctx, terminateOptions(fmt.Sprintf("terminate %d newest (scale down to %d)", n, f.st.Target)))
 	f.activitiesThisRun++
 	var res activities.TerminateResult
-	if err := workflow.ExecuteActivity(actx, a.Terminate, activities.TerminateInput{IDs: victims}).Get(ctx, &res); err != nil {
+	if err := workflow.ExecuteActivity(actx, a.TerminateInstances, activities.TerminateInput{IDs: victims}).Get(ctx, &res); err != nil {
 		if ctx.Err() == nil {
 			f.fatal = err
 		}
