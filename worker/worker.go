@@ -1,0 +1,113 @@
+// Package worker builds gust's Temporal workers: one on workflows.TaskQueue
+// for every workflow and every unthrottled activity, and one on
+// workflows.LaunchTaskQueue, the platform launch rate limiter. `gust worker`
+// and `gust dev` both run it; nothing here imports the Temporal server.
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"go.temporal.io/sdk/client"
+	sdkworker "go.temporal.io/sdk/worker"
+
+	"github.com/gust-dev/gust/activities"
+	"github.com/gust-dev/gust/providers"
+	"github.com/gust-dev/gust/workflows"
+)
+
+// DefaultLaunchRate is the fill path's default instance launch rate per
+// second, matching EC2's default RunInstances resource refill rate.
+const DefaultLaunchRate = 2.0
+
+// Options configures the workers.
+type Options struct {
+	// Compute backs the fleet activities. Required.
+	Compute providers.Compute
+	// Functions backs the function activities. Required.
+	Functions providers.Functions
+	// LaunchRate is the fill path's launch rate in instances per second,
+	// enforced by the Temporal server across all workers. Default
+	// DefaultLaunchRate.
+	LaunchRate float64
+	// Identity names this worker process in the Web UI. Default: the SDK's
+	// pid@host.
+	Identity string
+}
+
+// Workers is a started set of gust workers.
+type Workers struct {
+	main, launch sdkworker.Worker
+}
+
+// New registers every workflow and activity on workers bound to c. It does
+// not start polling.
+func New(c client.Client, opts Options) (*Workers, error) {
+	if opts.Compute == nil || opts.Functions == nil {
+		return nil, errors.New("worker needs both a compute and a functions provider")
+	}
+	if opts.LaunchRate == 0 {
+		opts.LaunchRate = DefaultLaunchRate
+	}
+	if opts.LaunchRate < 0 {
+		return nil, fmt.Errorf("launch rate must be positive, got %v", opts.LaunchRate)
+	}
+
+	mainWorker := sdkworker.New(c, workflows.TaskQueue, sdkworker.Options{Identity: opts.Identity})
+	register(mainWorker, opts)
+
+	// The server enforces TaskQueueActivitiesPerSecond for the whole queue,
+	// across every worker polling it. Each fill activity launches at most
+	// FillBatchSize instances, so this activity rate bounds the instance
+	// rate at LaunchRate.
+	launchWorker := sdkworker.New(c, workflows.LaunchTaskQueue, sdkworker.Options{
+		Identity:                     opts.Identity,
+		TaskQueueActivitiesPerSecond: opts.LaunchRate / workflows.FillBatchSize,
+		DisableWorkflowWorker:        true,
+	})
+	launchWorker.RegisterActivity(&activities.Fleet{Compute: opts.Compute})
+
+	return &Workers{main: mainWorker, launch: launchWorker}, nil
+}
+
+// register is the one list of everything gust runs.
+func register(w sdkworker.Registry, opts Options) {
+	w.RegisterWorkflow(workflows.PingWorkflow)
+	w.RegisterActivity(&activities.Platform{})
+	registerFleet(w, opts)
+	registerFunctions(w, opts)
+}
+
+// Start starts polling on both task queues.
+func (w *Workers) Start() error {
+	if err := w.main.Start(); err != nil {
+		return fmt.Errorf("starting worker on %s: %w", workflows.TaskQueue, err)
+	}
+	if err := w.launch.Start(); err != nil {
+		w.main.Stop()
+		return fmt.Errorf("starting worker on %s: %w", workflows.LaunchTaskQueue, err)
+	}
+	return nil
+}
+
+// Stop stops polling and waits for running activities to finish or be
+// abandoned, per the SDK's graceful stop.
+func (w *Workers) Stop() {
+	w.launch.Stop()
+	w.main.Stop()
+}
+
+// Run starts the workers and blocks until ctx is done.
+func Run(ctx context.Context, c client.Client, opts Options) error {
+	w, err := New(c, opts)
+	if err != nil {
+		return err
+	}
+	if err := w.Start(); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	w.Stop()
+	return nil
+}
