@@ -666,12 +666,22 @@ func (f *fleet) startFillRound(ctx, lctx workflow.Context, k int) {
 				f.st.Backoff = nextBackoff(f.st.Backoff)
 				f.startBackoff(ctx, f.st.Backoff)
 			}
+		case reserved > 0 && activities.ErrorType(err) == providers.ErrTypeNotFound:
+			// The reservation expired or was cancelled outside gust; fill
+			// from open capacity.
+			f.log.Warn("reservation is gone; filling from open capacity", "ReservationID", in.ReservationID, "Error", err)
+			f.st.ReservedLeft = 0
+			f.st.ReservationReleased = true
 		case isPermanentLaunchError(err):
 			f.fatal = err
 		default:
-			// Retryable errors are retried by the activity's policy; anything
-			// reaching here is unexpected, but the next round may do better.
+			// Unexpected (retryable errors are retried by the activity's
+			// policy). Back off so a persistent error cannot spin.
 			f.log.Warn("fill round failed", "Round", round, "Error", err)
+			if !f.backingOff {
+				f.st.Backoff = nextBackoff(f.st.Backoff)
+				f.startBackoff(ctx, f.st.Backoff)
+			}
 		}
 	})
 }

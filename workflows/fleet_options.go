@@ -18,11 +18,13 @@ import (
 
 // launchNonRetryable are the launch errors the workflow handles itself:
 // InsufficientCapacity falls through to the fill path (burst) or backs off
-// on a durable timer (fill); the others fail the fleet.
+// on a durable timer (fill); NotFound (the reservation is gone) does the
+// same and stops using the reservation; the others fail the fleet.
 var launchNonRetryable = []string{
 	providers.ErrTypeInvalid,
 	providers.ErrTypeIdempotencyMismatch,
 	providers.ErrTypeInsufficientCapacity,
+	providers.ErrTypeNotFound,
 }
 
 // burstOptions: a chunk on TaskQueue (no platform rate limit). A throttled

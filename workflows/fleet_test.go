@@ -16,6 +16,7 @@ import (
 
 	"github.com/gust-dev/gust/activities"
 	"github.com/gust-dev/gust/providers"
+	"github.com/gust-dev/gust/providers/fake"
 )
 
 type FleetSuite struct {
@@ -489,4 +490,39 @@ func (s *FleetSuite) TestRejectedLaunchFailsAndCleansUp() {
 	s.Empty(s.cloud.live(), "a failed fleet leaves nothing behind")
 	s.Zero(s.cloud.activeReservations())
 	s.Empty(s.cloud.calls("fill-"))
+}
+
+// TestAgainstSharedFake runs a fleet on providers/fake, the project's shared
+// in-memory Compute (instances are running at once there).
+func TestFleetAgainstSharedFake(t *testing.T) {
+	var ts testsuite.WorkflowTestSuite
+	env := ts.NewTestWorkflowEnvironment()
+	cloud := fake.NewCompute()
+	cloud.SetCapacity("m5.large", 1000)
+	env.RegisterWorkflow(LaunchFleetWorkflow)
+	env.RegisterActivity(&activities.Fleet{Compute: cloud})
+	env.ExecuteWorkflow(LaunchFleetWorkflow, fleetInput(120, 157))
+	require.NoError(t, env.GetWorkflowError())
+	var res FleetResult
+	require.NoError(t, env.GetWorkflowResult(&res))
+	require.Equal(t, PhaseFulfilled, res.State)
+	require.Equal(t, 157, res.Running)
+	require.Equal(t, 157, cloud.Live(map[string]string{providers.FleetTagKey: "fleet-1"}))
+	require.Equal(t, 1000-157, cloud.Capacity("m5.large"), "the reservation's remainder went back to the pool")
+}
+
+func (s *FleetSuite) TestReservationGoneFillsFromOpenCapacity() {
+	s.cloud.runErr = func(in providers.RunInput, call int) error {
+		if in.ReservationID != "" {
+			return providers.NewNotFoundError(errors.New("InvalidCapacityReservationId.NotFound (scripted)"))
+		}
+		return nil
+	}
+	in := fleetInput(10, 20)
+	in.Burst = false
+	res := s.run(in)
+	s.Equal(PhaseFulfilled, res.State)
+	s.Zero(s.cloud.reservedLaunches)
+	s.Len(res.InstanceIDs, 20)
+	s.Len(s.cloud.live(), 20)
 }
