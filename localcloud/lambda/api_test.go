@@ -130,9 +130,10 @@ func TestBadFunctionNamesAndCode(t *testing.T) {
 	h := newHarness(t, nil)
 	c := h.client("t1")
 	ctx := context.Background()
+	script := []byte("#!/bin/sh\n")
 	for _, name := range []string{"../x", "a/b", "a b", strings.Repeat("n", 65), "..", "x%2F..%2Fy"} {
 		_, err := c.CreateFunction(ctx, &awslambda.CreateFunctionInput{FunctionName: aws.String(name),
-			Role: aws.String("r"), Code: &types.FunctionCode{ZipFile: echoBinary}})
+			Role: aws.String("r"), Code: &types.FunctionCode{ZipFile: script}})
 		var ip *types.InvalidParameterValueException
 		require.ErrorAs(t, err, &ip, name)
 	}
@@ -147,12 +148,12 @@ func TestBadFunctionNamesAndCode(t *testing.T) {
 		require.ErrorAs(t, err, &ip, name)
 	}
 	_, err := c.CreateFunction(ctx, &awslambda.CreateFunctionInput{FunctionName: aws.String("reserved"),
-		Role: aws.String("r"), Code: &types.FunctionCode{ZipFile: echoBinary},
+		Role: aws.String("r"), Code: &types.FunctionCode{ZipFile: script},
 		Environment: &types.Environment{Variables: map[string]string{"AWS_LAMBDA_RUNTIME_API": "x"}}})
 	var ip *types.InvalidParameterValueException
 	require.ErrorAs(t, err, &ip)
 	_, err = c.CreateFunction(ctx, &awslambda.CreateFunctionInput{FunctionName: aws.String("python"),
-		Role: aws.String("r"), Runtime: types.RuntimePython312, Code: &types.FunctionCode{ZipFile: echoBinary}})
+		Role: aws.String("r"), Runtime: types.RuntimePython312, Code: &types.FunctionCode{ZipFile: script}})
 	require.ErrorAs(t, err, &ip)
 }
 

@@ -330,20 +330,14 @@ func TestUpdateFunctionCodeRetiresOldVersion(t *testing.T) {
 	idle := mustInvoke(t, c, "echo", "idle", nil)
 
 	// Keep one v1 environment busy across the update.
+	gate := filepath.Join(t.TempDir(), "gate")
 	busyDone := make(chan echoResult)
 	go func() {
-		r, err := invoke(t, c, "echo", "busy", map[string]any{"sleep_ms": 300})
+		r, err := invoke(t, c, "echo", "busy", map[string]any{"until_file": gate})
 		assert.NoError(t, err)
 		busyDone <- r
 	}()
-	eventually(t, func() bool {
-		for _, e := range h.envs(t, "t1", "echo").Environments {
-			if e.SubTenant == "busy" && e.State == "busy" {
-				return true
-			}
-		}
-		return false
-	}, "the busy invocation started")
+	eventually(t, func() bool { return h.busy(t, "t1", "echo", "busy") == 1 }, "the busy invocation started")
 
 	out, err := c.UpdateFunctionCode(context.Background(), &awslambda.UpdateFunctionCodeInput{
 		FunctionName: aws.String("echo"), ZipFile: echoZip(t)})
@@ -358,6 +352,7 @@ func TestUpdateFunctionCodeRetiresOldVersion(t *testing.T) {
 	assertProcessGone(t, idle.resp.PID)
 
 	// The busy invocation completes on v1, then its environment stops.
+	require.NoError(t, os.WriteFile(gate, nil, 0o600))
 	busy := <-busyDone
 	assert.Empty(t, busy.fnError)
 	assert.Equal(t, "1", busy.resp.FunctionVersion)

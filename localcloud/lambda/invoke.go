@@ -118,7 +118,7 @@ func (c *Cloud) runOnce(f *function, sub, reqID string, payload []byte) (invokeR
 		if errors.As(err, &ee) {
 			return fnErrorResult(errTypeEntrypoint, "RequestId: "+reqID+" Error: "+ee.Error(), true), nil, true, nil
 		}
-		if errors.Is(err, errPoolClosed) {
+		if errors.Is(err, errPoolClosed) || errors.Is(err, errRemovedWhileStarting) {
 			return invokeResult{}, nil, false, &apiError{status: http.StatusServiceUnavailable, code: codeService, message: err.Error()}
 		}
 		return invokeResult{}, nil, false, err

@@ -34,7 +34,8 @@ type pool struct {
 	lru    environment             // sentinel of the idle list: lru.next is the most recently used; guarded by mu
 	closed bool                    // guarded by mu
 
-	stops sync.WaitGroup // asynchronous stops in flight
+	stops    sync.WaitGroup // asynchronous stops in flight
+	starting sync.WaitGroup // acquires starting an environment
 }
 
 // keyEnvs are one key's environments.
@@ -50,7 +51,10 @@ func newPool(cfg *Config, spec startSpec, envsDir string) *pool {
 	return p
 }
 
-var errPoolClosed = errors.New("lambda service is shutting down")
+var (
+	errPoolClosed           = errors.New("lambda service is shutting down")
+	errRemovedWhileStarting = errors.New("the function was deleted while its environment was starting")
+)
 
 // acquire returns an environment of (fn, subTenant) for the caller's
 // exclusive use, and whether it had to be started (a cold start). The
@@ -107,11 +111,12 @@ func (p *pool) acquire(fn *function, subTenant string) (*environment, bool, erro
 	ks.live++
 	p.perFn[fn.UID]++
 	p.total++
-	e := newEnvironment(key, fn, p.envs, p.cfg.Now())
-	e.state = envBusy
+	e := newEnvironment(key, fn, p.envs, p.cfg.Now()) // envStarting: start writes its fields unlocked
 	e.invocations = 1
 	p.all[e.id] = e
+	p.starting.Add(1) // under mu while !closed, so before close's Wait
 	p.mu.Unlock()
+	defer p.starting.Done()
 
 	if victim != nil {
 		// Synchronously, so the number of processes never exceeds the limit.
@@ -123,13 +128,20 @@ func (p *pool) acquire(fn *function, subTenant string) (*environment, bool, erro
 		spec.codePath = code
 		err = e.start(spec)
 	}
+	p.mu.Lock()
+	if err == nil && e.state == envStopped {
+		// Removed while starting: its function was deleted or the pool
+		// is closing.
+		err = errRemovedWhileStarting
+	}
 	if err != nil {
-		p.mu.Lock()
 		p.removeLocked(e)
 		p.mu.Unlock()
 		e.stop()
 		return nil, false, err
 	}
+	e.state = envBusy // publishes start's writes to list, which reads under mu
+	p.mu.Unlock()
 	go p.watch(e)
 	return e, true, nil
 }
@@ -208,8 +220,7 @@ func (p *pool) removeFunction(fnUID string) {
 	p.mu.Lock()
 	for _, e := range p.all {
 		if e.key.fnUID == fnUID {
-			p.removeLocked(e)
-			stop = append(stop, e)
+			stop = p.removeForStopLocked(e, stop)
 		}
 	}
 	p.mu.Unlock()
@@ -258,9 +269,13 @@ func (p *pool) list(fnUID string) []snapshot {
 		if e.key.fnUID != fnUID {
 			continue
 		}
-		out = append(out, snapshot{ID: e.id, Version: e.key.version, SubTenant: e.key.subTenant,
-			State: e.state.String(), Retired: e.retired, Invocations: e.invocations, PID: e.pid,
-			MemoryMB: e.fn.Config.MemoryMB, MemoryLimit: e.memLimit, Started: e.started, LastUsed: e.lastUsed})
+		s := snapshot{ID: e.id, Version: e.key.version, SubTenant: e.key.subTenant,
+			State: e.state.String(), Retired: e.retired, Invocations: e.invocations,
+			MemoryMB: e.fn.Config.MemoryMB, Started: e.started, LastUsed: e.lastUsed}
+		if e.state != envStarting {
+			s.PID, s.MemoryLimit = e.pid, e.memLimit
+		}
+		out = append(out, s)
 	}
 	return out
 }
@@ -271,8 +286,7 @@ func (p *pool) close() {
 	p.mu.Lock()
 	p.closed = true
 	for _, e := range p.all {
-		p.removeLocked(e)
-		stop = append(stop, e)
+		stop = p.removeForStopLocked(e, stop)
 	}
 	p.mu.Unlock()
 	var wg sync.WaitGroup
@@ -281,7 +295,19 @@ func (p *pool) close() {
 		go func() { defer wg.Done(); e.stop() }()
 	}
 	wg.Wait()
+	p.starting.Wait()
 	p.stops.Wait()
+}
+
+// removeForStopLocked removes e and adds it to stop, unless it is still
+// starting: acquire owns it until start returns, and stops it then.
+func (p *pool) removeForStopLocked(e *environment, stop []*environment) []*environment {
+	starting := e.state == envStarting
+	p.removeLocked(e)
+	if starting {
+		return stop
+	}
+	return append(stop, e)
 }
 
 func (p *pool) stopAsync(e *environment) {
