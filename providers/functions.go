@@ -71,6 +71,11 @@ type Environment struct {
 	Invocations int
 	Started     time.Time
 	LastUsed    time.Time
+	// MemoryMB is the function's memory setting when the environment
+	// started; MemoryLimitEnforced says whether the machine actually
+	// enforces it (the local cloud needs a delegated cgroup v2 for that).
+	MemoryMB            int
+	MemoryLimitEnforced bool
 }
 
 // Functions is the Lambda-style contract the function activities use. Every

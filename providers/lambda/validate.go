@@ -1,0 +1,80 @@
+package lambda
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/gust-dev/gust/providers"
+)
+
+// Input checks done before any call, so bad input is an InvalidError with a
+// clear message and never reaches the cloud. The local cloud applies the
+// same rules again; it cannot trust its callers.
+
+func validateSpec(s providers.FunctionSpec) error {
+	switch {
+	case !validName(s.Name):
+		return providers.NewInvalidError(fmt.Errorf("invalid function name %q: use 1 to 64 characters from [a-zA-Z0-9-_]", s.Name))
+	case len(s.Zip) == 0:
+		return providers.NewInvalidError(fmt.Errorf("function %s has no code", s.Name))
+	case s.Tenancy != providers.TenancyNone && s.Tenancy != providers.TenancyPerTenant:
+		return providers.NewInvalidError(fmt.Errorf("invalid tenancy %q: use %q or none", s.Tenancy, providers.TenancyPerTenant))
+	case s.MaxEnvsPerSubTenant < 0:
+		return providers.NewInvalidError(fmt.Errorf("max environments per sub-tenant must not be negative"))
+	}
+	return nil
+}
+
+func validateInvoke(in providers.InvokeInput) error {
+	switch {
+	case !validName(in.Function):
+		return providers.NewInvalidError(fmt.Errorf("invalid function name %q: use 1 to 64 characters from [a-zA-Z0-9-_]", in.Function))
+	case in.SubTenant != "" && !ValidSubTenant(in.SubTenant):
+		return providers.NewInvalidError(fmt.Errorf("invalid sub-tenant id: use 1 to 256 characters from [a-zA-Z0-9._:/=+-@ ]"))
+	case len(in.Payload) > MaxPayloadBytes:
+		return providers.NewInvalidError(fmt.Errorf("payload is %d bytes, more than Lambda's %d", len(in.Payload), MaxPayloadBytes))
+	case len(in.Payload) > 0 && !json.Valid(in.Payload):
+		return providers.NewInvalidError(fmt.Errorf("payload is not valid JSON"))
+	}
+	return nil
+}
+
+func validName(name string) bool {
+	return validChars(name, 64, func(c byte) bool { return isAlnum(c) || c == '-' || c == '_' })
+}
+
+func validTenant(id string) bool {
+	return validChars(id, 128, func(c byte) bool { return isAlnum(c) || c == '-' || c == '_' })
+}
+
+// ValidSubTenant reports whether id follows Lambda's TenantId rule: 1 to 256
+// characters from [a-zA-Z0-9._:/=+\-@ ].
+func ValidSubTenant(id string) bool {
+	return validChars(id, 256, func(c byte) bool {
+		switch c {
+		case '.', '_', ':', '/', '=', '+', '-', '@', ' ':
+			return true
+		}
+		return isAlnum(c)
+	})
+}
+
+func validRequestID(id string) bool {
+	return validChars(id, 128, func(c byte) bool { return isAlnum(c) || c == '-' || c == '_' || c == '.' || c == ':' })
+}
+
+func validChars(s string, max int, ok func(byte) bool) bool {
+	if len(s) == 0 || len(s) > max {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !ok(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func isAlnum(c byte) bool {
+	return ('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z') || ('0' <= c && c <= '9')
+}
