@@ -1,0 +1,327 @@
+package lambda_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	awslambda "github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	lc "github.com/gust-dev/gust/localcloud/lambda"
+	"github.com/gust-dev/gust/localcloud/lambda/sample"
+	"github.com/gust-dev/gust/providers"
+	"github.com/gust-dev/gust/providers/lambda"
+)
+
+var echoBinary []byte
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "gust-echo-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	bin := filepath.Join(dir, "bootstrap")
+	cmd := exec.Command("go", "build", "-o", bin, "../../localcloud/lambda/testdata/echo")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building the echo handler:", err)
+		os.Exit(1)
+	}
+	if echoBinary, err = os.ReadFile(bin); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func newLocal(t testing.TB, mod func(*lc.Config)) (*lambda.Provider, string) {
+	t.Helper()
+	cfg := lc.Config{StateDir: t.TempDir()}
+	if mod != nil {
+		mod(&cfg)
+	}
+	cloud, err := lc.Open(cfg)
+	require.NoError(t, err)
+	srv := httptest.NewServer(cloud)
+	t.Cleanup(func() {
+		srv.Close()
+		cloud.Close()
+	})
+	p := lambda.New(aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("x", "y", "")},
+		lambda.Options{Endpoint: srv.URL})
+	return p, srv.URL
+}
+
+func deploy(t testing.TB, p *lambda.Provider, tenant, name string, mod func(*providers.FunctionSpec)) providers.Function {
+	t.Helper()
+	spec := providers.FunctionSpec{Tenant: tenant, Name: name, Zip: echoBinary, Timeout: 5 * time.Second,
+		MemoryMB: 256, Tenancy: providers.TenancyPerTenant}
+	if mod != nil {
+		mod(&spec)
+	}
+	f, err := p.Deploy(context.Background(), spec)
+	require.NoError(t, err)
+	return f
+}
+
+func TestDeployGetListDelete(t *testing.T) {
+	p, _ := newLocal(t, nil)
+	ctx := context.Background()
+	f := deploy(t, p, "acme", "echo", func(s *providers.FunctionSpec) {
+		s.Env = map[string]string{"GREETING": "hi"}
+		s.MaxEnvsPerSubTenant = 3
+		s.Timeout = 1500 * time.Millisecond
+	})
+	assert.Equal(t, "acme", f.Tenant)
+	assert.Equal(t, "1", f.Version)
+	assert.Equal(t, providers.TenancyPerTenant, f.Tenancy)
+	assert.Equal(t, 2*time.Second, f.Timeout, "rounded up to whole seconds")
+	assert.Equal(t, 3, f.MaxEnvsPerSubTenant)
+	assert.Equal(t, "hi", f.Env["GREETING"])
+	assert.NotEmpty(t, f.CodeSHA256)
+	assert.False(t, f.LastModified.IsZero())
+
+	// Deploying again updates configuration and code: a new version.
+	f2 := deploy(t, p, "acme", "echo", func(s *providers.FunctionSpec) { s.MaxEnvsPerSubTenant = 5 })
+	assert.NotEqual(t, f.Version, f2.Version)
+	assert.Equal(t, 5, f2.MaxEnvsPerSubTenant)
+	assert.Empty(t, f2.Env, "variables not in the spec are cleared")
+
+	_, err := p.Deploy(ctx, providers.FunctionSpec{Tenant: "acme", Name: "echo", Zip: echoBinary})
+	assert.True(t, providers.IsInvalid(err), "tenancy cannot change: %v", err)
+
+	got, err := p.Get(ctx, "acme", "echo")
+	require.NoError(t, err)
+	assert.Equal(t, f2.Version, got.Version)
+
+	deploy(t, p, "acme", "second", nil)
+	list, err := p.List(ctx, "acme")
+	require.NoError(t, err)
+	require.Len(t, list, 2)
+
+	require.NoError(t, p.Delete(ctx, "acme", "echo"))
+	_, err = p.Get(ctx, "acme", "echo")
+	assert.True(t, providers.IsNotFound(err), "%v", err)
+	assert.True(t, providers.IsNotFound(p.Delete(ctx, "acme", "echo")))
+}
+
+func TestTenantsAreIsolated(t *testing.T) {
+	p, _ := newLocal(t, nil)
+	ctx := context.Background()
+	deploy(t, p, "acme", "private", nil)
+	_, err := p.Get(ctx, "globex", "private")
+	assert.True(t, providers.IsNotFound(err))
+	_, err = p.Invoke(ctx, providers.InvokeInput{Tenant: "globex", Function: "private", SubTenant: "s"})
+	assert.True(t, providers.IsNotFound(err))
+	assert.True(t, providers.IsNotFound(p.Delete(ctx, "globex", "private")))
+	_, err = p.Environments(ctx, "globex", "private")
+	assert.True(t, providers.IsNotFound(err))
+	_, err = p.Logs(ctx, "globex", "private", "s")
+	assert.True(t, providers.IsNotFound(err))
+	list, err := p.List(ctx, "globex")
+	require.NoError(t, err)
+	assert.Empty(t, list)
+
+	_, err = p.Get(ctx, "../acme", "private")
+	assert.True(t, providers.IsInvalid(err))
+}
+
+func TestInvokeReportsEnvironmentAndColdStart(t *testing.T) {
+	p, _ := newLocal(t, nil)
+	ctx := context.Background()
+	deploy(t, p, "acme", "echo", nil)
+	in := providers.InvokeInput{Tenant: "acme", Function: "echo", SubTenant: "customer-1",
+		Payload: []byte(`{"echo":{"n":1}}`), RequestID: "wf-123:invoke"}
+	first, err := p.Invoke(ctx, in)
+	require.NoError(t, err)
+	assert.True(t, first.ColdStart)
+	assert.Regexp(t, `^env-[0-9a-f]{16}$`, first.EnvironmentID)
+	assert.Positive(t, first.Duration)
+	var resp sample.Response
+	require.NoError(t, json.Unmarshal(first.Payload, &resp))
+	assert.Equal(t, "customer-1", resp.TenantID)
+	assert.Equal(t, "wf-123:invoke", resp.RequestID, "the request id reaches the runtime")
+	assert.JSONEq(t, `{"n":1}`, string(resp.Echo))
+
+	second, err := p.Invoke(ctx, in)
+	require.NoError(t, err)
+	assert.False(t, second.ColdStart)
+	assert.Equal(t, first.EnvironmentID, second.EnvironmentID)
+
+	envs, err := p.Environments(ctx, "acme", "echo")
+	require.NoError(t, err)
+	require.Len(t, envs, 1)
+	assert.Equal(t, first.EnvironmentID, envs[0].ID)
+	assert.Equal(t, "customer-1", envs[0].SubTenant)
+	assert.Equal(t, "idle", envs[0].State)
+	assert.Equal(t, 2, envs[0].Invocations)
+	assert.Equal(t, 256, envs[0].MemoryMB)
+	assert.False(t, envs[0].MemoryLimitEnforced)
+
+	_, err = p.Invoke(ctx, providers.InvokeInput{Tenant: "acme", Function: "echo", SubTenant: "customer-1",
+		Payload: []byte(`{"stdout":"hello from customer-1"}`)})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		logs, err := p.Logs(ctx, "acme", "echo", "customer-1")
+		return err == nil && strings.Contains(logs, "hello from customer-1")
+	}, 5*time.Second, 10*time.Millisecond)
+}
+
+func TestFunctionErrorsAreTyped(t *testing.T) {
+	p, _ := newLocal(t, nil)
+	ctx := context.Background()
+	deploy(t, p, "acme", "echo", func(s *providers.FunctionSpec) { s.Timeout = time.Second })
+
+	res, err := p.Invoke(ctx, providers.InvokeInput{Tenant: "acme", Function: "echo", SubTenant: "s", Payload: []byte(`{"error":"bad input"}`)})
+	var fe *providers.FunctionError
+	require.ErrorAs(t, err, &fe)
+	assert.Equal(t, "EchoError", fe.Type)
+	assert.Equal(t, "bad input", fe.Message)
+	assert.NotEmpty(t, res.EnvironmentID, "the result says where it failed")
+
+	_, err = p.Invoke(ctx, providers.InvokeInput{Tenant: "acme", Function: "echo", SubTenant: "s", Payload: []byte(`{"exit":2}`)})
+	require.ErrorAs(t, err, &fe)
+	assert.Equal(t, "Runtime.ExitError", fe.Type)
+
+	_, err = p.Invoke(ctx, providers.InvokeInput{Tenant: "acme", Function: "echo", SubTenant: "s", Payload: []byte(`{"sleep_ms":3000}`)})
+	require.ErrorAs(t, err, &fe)
+	assert.Equal(t, "Sandbox.Timedout", fe.Type)
+	assert.True(t, providers.IsFunctionError(err))
+}
+
+func TestBadInputIsInvalid(t *testing.T) {
+	p, _ := newLocal(t, nil)
+	ctx := context.Background()
+	deploy(t, p, "acme", "echo", nil)
+	deploy(t, p, "acme", "plain", func(s *providers.FunctionSpec) { s.Tenancy = providers.TenancyNone })
+	for name, in := range map[string]providers.InvokeInput{
+		"missing sub-tenant":  {Function: "echo"},
+		"sub-tenant on plain": {Function: "plain", SubTenant: "s"},
+		"bad sub-tenant":      {Function: "echo", SubTenant: "a;b"},
+		"bad json":            {Function: "echo", SubTenant: "s", Payload: []byte(`{`)},
+		"too large":           {Function: "echo", SubTenant: "s", Payload: []byte(`"` + strings.Repeat("a", lambda.MaxPayloadBytes) + `"`)},
+		"bad name":            {Function: "../echo", SubTenant: "s"},
+	} {
+		in.Tenant = "acme"
+		_, err := p.Invoke(ctx, in)
+		assert.True(t, providers.IsInvalid(err), "%s: %v", name, err)
+	}
+	_, err := p.Deploy(ctx, providers.FunctionSpec{Tenant: "acme", Name: "nocode"})
+	assert.True(t, providers.IsInvalid(err))
+	_, err = p.Deploy(ctx, providers.FunctionSpec{Tenant: "acme", Name: "junk", Zip: []byte("not a zip")})
+	assert.True(t, providers.IsInvalid(err), "%v", err)
+}
+
+func TestThrottlingIsTypedAndNotRetried(t *testing.T) {
+	p, url := newLocal(t, nil)
+	ctx := context.Background()
+	deploy(t, p, "acme", "echo", func(s *providers.FunctionSpec) { s.MaxEnvsPerSubTenant = 1 })
+
+	gate := filepath.Join(t.TempDir(), "gate")
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_, err := p.Invoke(ctx, providers.InvokeInput{Tenant: "acme", Function: "echo", SubTenant: "s",
+			Payload: []byte(fmt.Sprintf(`{"until_file":%q}`, gate))})
+		assert.NoError(t, err)
+	}()
+	require.Eventually(t, func() bool {
+		envs, err := p.Environments(ctx, "acme", "echo")
+		return err == nil && len(envs) == 1 && envs[0].State == "busy"
+	}, 10*time.Second, 10*time.Millisecond)
+
+	// Count the HTTP requests a throttled invoke makes: exactly one.
+	var calls int
+	var mu sync.Mutex
+	counting := lambda.New(aws.Config{Region: "us-east-1", HTTPClient: countingClient{&calls, &mu}},
+		lambda.Options{Endpoint: url})
+	_, err := counting.Invoke(ctx, providers.InvokeInput{Tenant: "acme", Function: "echo", SubTenant: "s"})
+	assert.True(t, providers.IsTooManyRequests(err), "%v", err)
+	mu.Lock()
+	assert.Equal(t, 1, calls, "throttling is left to the workflow's durable backoff")
+	mu.Unlock()
+
+	require.NoError(t, os.WriteFile(gate, nil, 0o600))
+	wg.Wait()
+}
+
+func TestExtensionsUnsupportedOutsideTheLocalCloud(t *testing.T) {
+	// AWS: no endpoint.
+	onAWS := lambda.New(awsConfig(), lambda.Options{Tenant: "acme"})
+	_, err := onAWS.Environments(context.Background(), "acme", "f")
+	assert.ErrorIs(t, err, providers.ErrUnsupported)
+	// Another tenant than the account's is nobody's.
+	_, err = onAWS.Get(context.Background(), "globex", "f")
+	assert.True(t, providers.IsNotFound(err))
+
+	// An endpoint that is not a gust local cloud (say LocalStack).
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Amzn-Errortype", "UnknownOperationException")
+		w.WriteHeader(http.StatusNotFound)
+	}))
+	defer other.Close()
+	p := lambda.New(awsConfig(), lambda.Options{Endpoint: other.URL})
+	_, err = p.Environments(context.Background(), "acme", "f")
+	assert.ErrorIs(t, err, providers.ErrUnsupported)
+	_, err = p.Logs(context.Background(), "acme", "f", "s")
+	assert.ErrorIs(t, err, providers.ErrUnsupported)
+}
+
+func TestCreateUsesTenancyAndRuntime(t *testing.T) {
+	api := &recordingAPI{}
+	p := lambda.NewWithAPI(api, lambda.Options{})
+	_, _ = p.Deploy(context.Background(), providers.FunctionSpec{Tenant: "acme", Name: "f", Zip: []byte("x"),
+		Tenancy: providers.TenancyPerTenant, Timeout: 3 * time.Second, MemoryMB: 512})
+	require.NotNil(t, api.create)
+	assert.Equal(t, types.TenantIsolationModePerTenant, api.create.TenancyConfig.TenantIsolationMode)
+	assert.Equal(t, types.RuntimeProvidedal2023, api.create.Runtime)
+	assert.Equal(t, "bootstrap", aws.ToString(api.create.Handler))
+	assert.Equal(t, lambda.DefaultRole, aws.ToString(api.create.Role))
+	assert.Equal(t, int32(3), aws.ToInt32(api.create.Timeout))
+	assert.Equal(t, int32(512), aws.ToInt32(api.create.MemorySize))
+}
+
+// recordingAPI records CreateFunction and fails everything else.
+type recordingAPI struct {
+	lambda.LambdaAPI
+	create *awslambda.CreateFunctionInput
+}
+
+func (r *recordingAPI) CreateFunction(_ context.Context, in *awslambda.CreateFunctionInput, _ ...func(*awslambda.Options)) (*awslambda.CreateFunctionOutput, error) {
+	r.create = in
+	return nil, fmt.Errorf("recorded")
+}
+
+type countingClient struct {
+	n  *int
+	mu *sync.Mutex
+}
+
+func (c countingClient) Do(r *http.Request) (*http.Response, error) {
+	c.mu.Lock()
+	*c.n++
+	c.mu.Unlock()
+	return http.DefaultClient.Do(r)
+}
+
+func awsConfig() aws.Config {
+	return aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("x", "y", "")}
+}
