@@ -7,6 +7,8 @@ import (
 	"database/sql"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -25,4 +27,12 @@ func writeForeignSQLite(t *testing.T, path string) {
 	defer db.Close()
 	_, err = db.Exec(`CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT); INSERT INTO notes (body) VALUES ('keep me')`)
 	require.NoError(t, err)
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if gustBinPath != "" {
+		_ = os.RemoveAll(filepath.Dir(gustBinPath))
+	}
+	os.Exit(code)
 }

@@ -1,0 +1,246 @@
+package integration
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+
+	"github.com/gust-dev/gust/devserver"
+	"github.com/gust-dev/gust/workflows"
+)
+
+// gust runs the binary to completion and returns stdout, stderr and the
+// exit code.
+func gust(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, gustBinary(t), args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	var exitErr *exec.ExitError
+	if errors.As(err, &exitErr) {
+		code = exitErr.ExitCode()
+	} else {
+		require.NoError(t, err)
+	}
+	return stdout.String(), stderr.String(), code
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	p, err := devserver.FreePort("127.0.0.1")
+	require.NoError(t, err)
+	return p
+}
+
+func TestCLIUsageErrorsExit2WithOneLine(t *testing.T) {
+	closed := "127.0.0.1:" + strconv.Itoa(freePort(t)) // nothing listens: must fail before dialling
+	for _, args := range [][]string{
+		{"--bogus"},
+		{"nosuchcommand"},
+		{"dev", "--bogus"},
+		{"dev", "--port", "70000"},
+		{"dev", "--cloud-capacity", "m5.large=lots"},
+		{"dev", "--launch-rate", "-1"},
+		{"worker", "--address", "no-port-here"},
+		{"worker", "--endpoint", "ftp://x"},
+		{"fleet", "launch", "--min", "0", "--target", "1", "-t", "m5.large", "--address", closed},
+		{"fleet", "launch", "--min", "5", "--target", "3", "-t", "m5.large", "--address", closed},
+		{"fleet", "launch", "--min", "1", "--target", "100001", "-t", "m5.large", "--address", closed},
+		{"fleet", "launch", "--min", "1", "--target", "2", "-t", "not a type", "--address", closed},
+		{"fleet", "launch", "--target", "2", "-t", "m5.large", "--address", closed},
+		{"fleet", "launch", "--min", "1", "--target", "2", "-t", "m5.large", "--output", "yaml", "--address", closed},
+		{"fleet", "status", "--address", closed},
+		{"fleet", "scale", "f1", "--address", closed},
+		{"fleet", "bogus"},
+	} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			stdout, stderr, code := gust(t, args...)
+			require.Equal(t, 2, code, "stdout=%q stderr=%q", stdout, stderr)
+			lines := strings.Split(strings.TrimSpace(stderr), "\n")
+			last := lines[len(lines)-1]
+			require.True(t, strings.HasPrefix(last, "gust: "), "stderr=%q", stderr)
+		})
+	}
+}
+
+func TestCLIDevPortInUseExit2(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	port := ln.Addr().(*net.TCPAddr).Port
+	_, stderr, code := gust(t, "dev", "--ephemeral", "--port", strconv.Itoa(port), "--ui-port", "0", "--cloud-port", "0")
+	require.Equal(t, 2, code)
+	require.Contains(t, stderr, "--port "+strconv.Itoa(port)+" is not available")
+}
+
+// devProcess is a running `gust dev`.
+type devProcess struct {
+	cmd                *exec.Cmd
+	address, ui, cloud string
+	stdout             *bytes.Buffer
+	exited             chan error
+}
+
+// startDev runs `gust dev` and waits for it to print its addresses.
+func startDev(t *testing.T, args ...string) *devProcess {
+	t.Helper()
+	port, ui, cloud := freePort(t), freePort(t), freePort(t)
+	args = append([]string{"dev", "--port", strconv.Itoa(port), "--ui-port", strconv.Itoa(ui), "--cloud-port", strconv.Itoa(cloud)}, args...)
+	cmd := exec.Command(gustBinary(t), args...)
+	pr, pw := io.Pipe()
+	d := &devProcess{
+		cmd: cmd, address: "127.0.0.1:" + strconv.Itoa(port), ui: "http://127.0.0.1:" + strconv.Itoa(ui),
+		cloud: "http://127.0.0.1:" + strconv.Itoa(cloud), stdout: &bytes.Buffer{}, exited: make(chan error, 1),
+	}
+	var stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = pw, &stderr
+	require.NoError(t, cmd.Start())
+	go func() { d.exited <- cmd.Wait(); pw.Close() }()
+	ready := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			d.stdout.WriteString(sc.Text() + "\n")
+			if strings.Contains(sc.Text(), "Press Ctrl+C") {
+				close(ready)
+			}
+		}
+	}()
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	select {
+	case <-ready:
+	case err := <-d.exited:
+		t.Fatalf("gust dev exited early: %v\nstderr: %s", err, stderr.String())
+	case <-time.After(90 * time.Second):
+		t.Fatalf("gust dev did not become ready; stderr: %s", stderr.String())
+	}
+	return d
+}
+
+// stop sends SIGTERM and expects a clean exit.
+func (d *devProcess) stop(t *testing.T) {
+	t.Helper()
+	require.NoError(t, d.cmd.Process.Signal(syscall.SIGTERM))
+	select {
+	case err := <-d.exited:
+		require.NoError(t, err, "gust dev must exit 0 on SIGTERM")
+	case <-time.After(30 * time.Second):
+		t.Fatal("gust dev did not stop within 30s of SIGTERM")
+	}
+}
+
+// TestCLIDevRestartKeepsHistory runs the binary: `gust dev` serves the Web
+// UI and Temporal, stops cleanly on SIGTERM, refuses a second instance on
+// the same state, and after a restart finishes a workflow started before it.
+func TestCLIDevRestartKeepsHistory(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	state := t.TempDir()
+	d := startDev(t, "--state-dir", state)
+	for _, want := range []string{d.address, d.ui, d.cloud, state} {
+		require.Contains(t, d.stdout.String(), want)
+	}
+
+	resp, err := http.Get(d.ui + "/")
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Contains(t, strings.ToLower(string(body)), "temporal")
+
+	// A second gust dev on the same state is refused, with the reason.
+	_, stderr, code := gust(t, "dev", "--state-dir", state, "--port", strconv.Itoa(freePort(t)), "--ui-port", "0", "--cloud-port", "0")
+	require.Equal(t, 1, code)
+	require.Contains(t, stderr, "in use by another process")
+
+	c, err := client.Dial(client.Options{HostPort: d.address, Logger: quietSDKLogger()})
+	require.NoError(t, err)
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "cli-restart", TaskQueue: workflows.TaskQueue},
+		workflows.PingWorkflow, workflows.PingInput{Message: "survivor", Wait: 5 * time.Second})
+	require.NoError(t, err)
+	waitFor(t, 20*time.Second, "workflow never reached its timer", func() bool {
+		desc, err := c.DescribeWorkflowExecution(ctx, "cli-restart", "")
+		return err == nil && desc.GetWorkflowExecutionInfo().GetHistoryLength() >= 5
+	})
+	c.Close()
+	d.stop(t)
+
+	d = startDev(t, "--state-dir", state)
+	c, err = client.Dial(client.Options{HostPort: d.address, Logger: quietSDKLogger()})
+	require.NoError(t, err)
+	defer c.Close()
+	var res workflows.PingResult
+	require.NoError(t, c.GetWorkflow(ctx, "cli-restart", run.GetRunID()).Get(ctx, &res))
+	require.Equal(t, "survivor", res.Message)
+	desc, err := c.DescribeWorkflowExecution(ctx, "cli-restart", run.GetRunID())
+	require.NoError(t, err)
+	require.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED, desc.GetWorkflowExecutionInfo().GetStatus())
+	d.stop(t)
+}
+
+// TestCLIFleetLaunchJSON checks the fixed JSON contract of
+// `gust fleet launch --wait --output json`, joining by fleet id, and the
+// exit code of an unfulfilled fleet.
+func TestCLIFleetLaunchJSON(t *testing.T) {
+	d := startDev(t, "--ephemeral", "--ui-port", "0", "--cloud-capacity", "m5.large=40", "--cloud-boot", "200ms", "--launch-rate", "50")
+	defer d.stop(t)
+
+	stdout, stderr, code := gust(t, "fleet", "launch", "--min", "10", "--target", "15", "-t", "m5.large",
+		"--fleet-id", "cli-fleet", "--wait", "--output", "json", "--address", d.address)
+	require.Equal(t, 0, code, "stderr=%s", stderr)
+	var res map[string]any
+	require.NoError(t, json.Unmarshal([]byte(strings.TrimSpace(stdout)), &res), "stdout must be one JSON object: %q", stdout)
+	for _, key := range []string{"fleet_id", "state", "min", "target", "running", "instance_ids", "time_to_min_ms", "time_to_target_ms"} {
+		require.Contains(t, res, key)
+	}
+	require.Equal(t, "cli-fleet", res["fleet_id"])
+	require.Equal(t, "fulfilled", res["state"])
+	require.EqualValues(t, 15, res["running"])
+	require.Len(t, res["instance_ids"], 15)
+	require.Positive(t, res["time_to_min_ms"])
+
+	// The same fleet id again joins the finished fleet: nothing new launched.
+	stdout2, _, code := gust(t, "fleet", "launch", "--min", "10", "--target", "15", "-t", "m5.large",
+		"--fleet-id", "cli-fleet", "--wait", "--output", "json", "--address", d.address)
+	require.Equal(t, 0, code)
+	var again map[string]any
+	require.NoError(t, json.Unmarshal([]byte(strings.TrimSpace(stdout2)), &again))
+	require.ElementsMatch(t, res["instance_ids"], again["instance_ids"])
+	require.Len(t, fleetInstances(context.Background(), t, d.cloud, "cli-fleet"), 15)
+
+	stdout, _, code = gust(t, "fleet", "status", "cli-fleet", "--output", "json", "--address", d.address)
+	require.Equal(t, 0, code)
+	require.Contains(t, stdout, `"phase":"fulfilled"`)
+
+	// Only 25 left: a minimum of 30 cannot be met.
+	stdout, _, code = gust(t, "fleet", "launch", "--min", "30", "--target", "30", "-t", "m5.large",
+		"--fleet-id", "too-big", "--wait", "--output", "json", "--address", d.address)
+	require.Equal(t, 1, code)
+	require.NoError(t, json.Unmarshal([]byte(strings.TrimSpace(stdout)), &res))
+	require.Equal(t, "insufficient_capacity", res["state"])
+	require.Empty(t, allFleetInstances(context.Background(), t, d.cloud, "too-big"))
+
+	stdout, _, code = gust(t, "fleet", "list", "--address", d.address)
+	require.Equal(t, 0, code)
+	require.Contains(t, stdout, "cli-fleet")
+	require.Contains(t, stdout, "too-big")
+}

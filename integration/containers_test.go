@@ -1,0 +1,123 @@
+package integration
+
+import (
+	"context"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"github.com/testcontainers/testcontainers-go"
+	"github.com/testcontainers/testcontainers-go/modules/localstack"
+	"github.com/testcontainers/testcontainers-go/wait"
+	"go.temporal.io/sdk/client"
+
+	"github.com/gust-dev/gust/providers"
+	ec2provider "github.com/gust-dev/gust/providers/ec2"
+	"github.com/gust-dev/gust/workflows"
+)
+
+// Images the container tests use; override to test other versions.
+var (
+	temporalImage   = envOr("GUST_TEMPORAL_IMAGE", "temporalio/temporal:1.5.1")
+	localstackImage = envOr("GUST_LOCALSTACK_IMAGE", "localstack/localstack:4.4")
+)
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+// requireDockerImages skips unless a Docker engine answers and every image
+// is already present: these tests must never try to pull on a machine
+// without internet. What they cover is also covered without Docker by the
+// embedded-server and local-cloud tests in this package.
+func requireDockerImages(t *testing.T, images ...string) {
+	t.Helper()
+	testcontainers.SkipIfProviderIsNotHealthy(t)
+	cli, err := testcontainers.NewDockerClientWithOpts(context.Background())
+	if err != nil {
+		t.Skipf("skipping: no Docker client: %v", err)
+	}
+	defer cli.Close()
+	for _, img := range images {
+		if _, err := cli.ImageInspect(context.Background(), img); err != nil {
+			t.Skipf("skipping: image %s is not present locally (%v); pull it to run this test", img, err)
+		}
+	}
+}
+
+// TestWorkerAgainstTemporalContainer runs gust's worker against a Temporal
+// server that is not gust's own: the `gust worker` scale-out path.
+func TestWorkerAgainstTemporalContainer(t *testing.T) {
+	requireDockerImages(t, temporalImage)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	ctr, err := testcontainers.Run(ctx, temporalImage,
+		testcontainers.WithCmd("server", "start-dev", "--ip", "0.0.0.0", "--headless"),
+		testcontainers.WithExposedPorts("7233/tcp"),
+		testcontainers.WithWaitStrategy(wait.ForListeningPort("7233/tcp").WithStartupTimeout(2*time.Minute)),
+	)
+	testcontainers.CleanupContainer(t, ctr)
+	require.NoError(t, err)
+	addr, err := ctr.PortEndpoint(ctx, "7233/tcp", "")
+	require.NoError(t, err)
+
+	cloud := startCloud(t, nil)
+	c, err := client.Dial(client.Options{HostPort: addr, Logger: quietSDKLogger()})
+	require.NoError(t, err)
+	defer c.Close()
+	startGustWorker(t, c, cloud.Endpoint(), 50)
+
+	res := runFleet(ctx, t, c, workflows.LaunchFleetInput{
+		FleetID: "container-fleet", InstanceType: "m5.large", Min: 3, Target: 5, Burst: true,
+	})
+	require.Equal(t, workflows.PhaseFulfilled, res.State)
+	require.Len(t, fleetInstances(ctx, t, cloud.Endpoint(), "container-fleet"), 5)
+}
+
+// TestEC2ProviderAgainstLocalStack runs the same provider code against
+// LocalStack's EC2 API that the fleet uses against the local cloud.
+func TestEC2ProviderAgainstLocalStack(t *testing.T) {
+	requireDockerImages(t, localstackImage)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	ls, err := localstack.Run(ctx, localstackImage)
+	testcontainers.CleanupContainer(t, ls)
+	require.NoError(t, err)
+	endpoint, err := ls.PortEndpoint(ctx, "4566/tcp", "http")
+	require.NoError(t, err)
+
+	p, err := ec2provider.NewFromConfig(ctx, ec2provider.Options{Endpoint: endpoint, Region: "us-east-1"})
+	require.NoError(t, err)
+	tags := map[string]string{providers.FleetTagKey: "ls-fleet"}
+	got, err := p.Run(ctx, providers.RunInput{
+		InstanceType: "t3.micro", ImageID: "ami-ff0fea8310f3", MinCount: 2, MaxCount: 2,
+		ClientToken: "ls-fleet-burst-0", Tags: tags,
+	})
+	require.NoError(t, err)
+	require.Len(t, got, 2)
+	// The same token again must not launch more.
+	again, err := p.Run(ctx, providers.RunInput{
+		InstanceType: "t3.micro", ImageID: "ami-ff0fea8310f3", MinCount: 2, MaxCount: 2,
+		ClientToken: "ls-fleet-burst-0", Tags: tags,
+	})
+	require.NoError(t, err)
+	require.ElementsMatch(t, ids(got), ids(again))
+	live, err := p.Describe(ctx, providers.InstanceFilter{Tags: tags, States: []string{providers.StatePending, providers.StateRunning}})
+	require.NoError(t, err)
+	require.Len(t, live, 2)
+	require.NoError(t, p.Terminate(ctx, ids(got)))
+}
+
+func ids(in []providers.Instance) []string {
+	out := make([]string, len(in))
+	for i, x := range in {
+		out[i] = x.ID
+	}
+	return out
+}

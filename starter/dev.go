@@ -1,0 +1,183 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/gust-dev/gust/devserver"
+	"github.com/gust-dev/gust/localcloud"
+	"github.com/gust-dev/gust/worker"
+)
+
+func devCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "dev",
+		Usage: "run the whole platform on this machine: Temporal, Web UI, local cloud and a worker",
+		Description: `Starts, in one process, the embedded Temporal server on SQLite, the Temporal
+Web UI, gust's local cloud (EC2- and Lambda-compatible APIs on one port) and a
+gust worker. History survives restarts on the same --state-dir.`,
+		Flags: append([]cli.Flag{
+			&cli.StringFlag{Name: "ip", Value: "127.0.0.1", Usage: "IP every service binds to"},
+			&cli.IntFlag{Name: "port", Aliases: []string{"p"}, Value: 7233, Usage: "Temporal frontend gRPC port"},
+			&cli.IntFlag{Name: "ui-port", Value: 8233, Usage: "Temporal Web UI port (0 turns the UI off)"},
+			&cli.StringFlag{Name: "state-dir", Value: ".gust", EnvVars: []string{"GUST_STATE_DIR"}, Usage: "directory for temporal.db and the local cloud's state"},
+			&cli.BoolFlag{Name: "ephemeral", Usage: "keep all state in memory; nothing is written to --state-dir"},
+			&cli.StringFlag{Name: "log-level", Value: "warn", Usage: "server log level: debug, info, warn or error"},
+			&cli.BoolFlag{Name: "no-worker", Usage: "run the server, Web UI and local cloud only"},
+			&cli.Float64Flag{Name: "launch-rate", Value: worker.DefaultLaunchRate, Usage: "fill-path launch rate, instances per second, enforced by the Temporal server across all workers"},
+		}, cloudFlags()...),
+		Action: runDev,
+	}
+}
+
+// cloudFlags configure the local cloud; `gust dev` and `gust demo` share
+// them.
+func cloudFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.IntFlag{Name: "cloud-port", Value: 4566, Usage: "local cloud port: EC2 Query and Lambda REST APIs (0 picks a free port)"},
+		&cli.StringSliceFlag{Name: "cloud-capacity", Usage: "capacity pool `TYPE=COUNT[+RATE/s]`, repeatable (e.g. m5.large=500+10/s)"},
+		&cli.DurationFlag{Name: "cloud-boot", Value: localcloud.DefaultBootDelay, Usage: "boot delay from pending to running"},
+	}
+}
+
+// cloudConfig turns the cloud flags into the local cloud's configuration.
+func cloudConfig(c *cli.Context) (localcloud.Config, error) {
+	var cfg localcloud.Config
+	pools, err := localcloud.ParseCapacities(c.StringSlice("cloud-capacity"))
+	if err != nil {
+		return cfg, usagef("--cloud-capacity: %v", err)
+	}
+	cfg.Capacity = pools
+	if c.Duration("cloud-boot") < 0 {
+		return cfg, usagef("--cloud-boot must not be negative")
+	}
+	cfg.BootDelay = c.Duration("cloud-boot")
+	return cfg, nil
+}
+
+func checkPort(name string, port int, allowZero bool) error {
+	if port < 0 || port > 65535 || (port == 0 && !allowZero) {
+		return usagef("--%s %d is not a valid port", name, port)
+	}
+	return nil
+}
+
+func serverLogger(level string, out io.Writer) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, usagef("--log-level %q: want debug, info, warn or error", level)
+	}
+	return slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: l})), nil
+}
+
+func runDev(c *cli.Context) error {
+	if err := noArgs(c); err != nil {
+		return err
+	}
+	for _, p := range []struct {
+		name string
+		zero bool
+	}{{"port", false}, {"ui-port", true}, {"cloud-port", true}} {
+		if err := checkPort(p.name, c.Int(p.name), p.zero); err != nil {
+			return err
+		}
+		// A taken port is the caller's choice to fix: say which, exit 2,
+		// before anything starts.
+		if port := c.Int(p.name); port != 0 {
+			if err := devserver.CheckPortFree(c.String("ip"), port); err != nil {
+				return usagef("--%s %d is not available: %v", p.name, port, err)
+			}
+		}
+	}
+	if c.Float64("launch-rate") <= 0 {
+		return usagef("--launch-rate must be positive")
+	}
+	cloud, err := cloudConfig(c)
+	if err != nil {
+		return err
+	}
+	logger, err := serverLogger(c.String("log-level"), os.Stderr)
+	if err != nil {
+		return err
+	}
+	stateDir := c.String("state-dir")
+	if c.Bool("ephemeral") {
+		stateDir = ""
+	} else if stateDir == "" {
+		return usagef("--state-dir must not be empty (use --ephemeral for in-memory state)")
+	}
+
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	p, err := startPlatform(ctx, platformConfig{
+		IP:         c.String("ip"),
+		Port:       c.Int("port"),
+		UIPort:     c.Int("ui-port"),
+		CloudPort:  c.Int("cloud-port"),
+		StateDir:   stateDir,
+		Cloud:      cloud,
+		LaunchRate: c.Float64("launch-rate"),
+		NoWorker:   c.Bool("no-worker"),
+		Logger:     logger,
+	})
+	if err != nil {
+		return err
+	}
+	printAddresses(c.App.Writer, p, stateDir, c.Float64("launch-rate"))
+	fmt.Fprintln(c.App.Writer, "Press Ctrl+C to stop.")
+
+	<-ctx.Done()
+	fmt.Fprintln(c.App.Writer, "\nshutting down...")
+	return shutdown(p)
+}
+
+// shutdown closes p, giving up after shutdownTimeout so a wedged component
+// can never keep the process from exiting.
+func shutdown(p *platform) error {
+	done := make(chan error, 1)
+	go func() { done <- p.Close() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(shutdownTimeout):
+		return fmt.Errorf("shutdown did not finish within %v", shutdownTimeout)
+	}
+}
+
+func printAddresses(w io.Writer, p *platform, stateDir string, launchRate float64) {
+	cfg := p.server.Config()
+	fmt.Fprintf(w, "gust is running\n")
+	fmt.Fprintf(w, "  Temporal   %s  (namespace default)\n", p.server.FrontendAddress())
+	if ui := p.server.UIAddress(); ui != "" {
+		fmt.Fprintf(w, "  Web UI     %s\n", ui)
+	} else {
+		fmt.Fprintf(w, "  Web UI     off\n")
+	}
+	fmt.Fprintf(w, "  Cloud      %s  (EC2 and Lambda APIs)\n", p.cloud.Endpoint())
+	if stateDir == "" {
+		fmt.Fprintf(w, "  State      in memory (--ephemeral)\n")
+	} else {
+		fmt.Fprintf(w, "  State      %s\n", devserver.DefaultDatabaseFile(stateDir))
+	}
+	if p.workers != nil {
+		fmt.Fprintf(w, "  Worker     task queues gust, gust-launch (launch rate %g/s)\n", launchRate)
+	} else {
+		fmt.Fprintf(w, "  Worker     none (--no-worker); run: gust worker --address %s --endpoint %s\n", cfg.FrontendAddress(), p.cloud.Endpoint())
+	}
+}
+
+// waitForSignal blocks until SIGINT or SIGTERM or ctx is done.
+func waitForSignal(ctx context.Context) {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	<-ctx.Done()
+}

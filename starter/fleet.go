@@ -1,0 +1,618 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+	commonpb "go.temporal.io/api/common/v1"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/gust-dev/gust/workflows"
+)
+
+func fleetCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "fleet",
+		Usage: "launch and manage burst fleets (LaunchFleetWorkflow)",
+		Subcommands: []*cli.Command{
+			{
+				Name:      "launch",
+				Usage:     "launch at least --min instances now and fill to --target as capacity allows",
+				ArgsUsage: " ",
+				Flags: append([]cli.Flag{
+					&cli.IntFlag{Name: "min", Usage: "instances to launch at once in one burst (required)"},
+					&cli.IntFlag{Name: "target", Usage: "instances to fill to as capacity allows (required)"},
+					&cli.StringFlag{Name: "instance-type", Aliases: []string{"t"}, Usage: "instance type, e.g. m5.large (required)"},
+					&cli.StringFlag{Name: "fleet-id", Usage: "fleet id, also the workflow id; a launch with an existing id joins that fleet (default: generated)"},
+					&cli.BoolFlag{Name: "no-burst", Usage: "launch the minimum through the rate limiter too (the baseline)"},
+					&cli.StringSliceFlag{Name: "zone", Usage: "availability zone the fleet may use, repeatable (default: any)"},
+					&cli.StringFlag{Name: "image", Usage: "image id for RunInstances"},
+					&cli.StringSliceFlag{Name: "tag", Usage: "instance tag `KEY=VALUE`, repeatable"},
+					&cli.StringFlag{Name: "capacity-policy", Value: workflows.CapacityPolicyFail, Usage: "when the minimum's capacity is missing: fail (at once) or wait (with backoff)"},
+					&cli.DurationFlag{Name: "capacity-wait", Usage: "with --capacity-policy wait: how long to wait for capacity (default 15m)"},
+					&cli.BoolFlag{Name: "wait", Usage: "wait for the fleet to end, showing progress (text) or printing the result (json)"},
+					&cli.DurationFlag{Name: "timeout", Usage: "with --wait: stop waiting after this long and exit 1 (the fleet keeps filling)"},
+					outputFlag(),
+				}, connectionFlags()...),
+				Action: runFleetLaunch,
+			},
+			{
+				Name:      "status",
+				Usage:     "show a fleet's counts, phase and timings",
+				ArgsUsage: "FLEET_ID",
+				Flags:     append([]cli.Flag{outputFlag()}, connectionFlags()...),
+				Action:    runFleetStatus,
+			},
+			{
+				Name:   "list",
+				Usage:  "list fleets",
+				Flags:  append([]cli.Flag{outputFlag()}, connectionFlags()...),
+				Action: runFleetList,
+			},
+			{
+				Name:      "scale",
+				Usage:     "change a running fleet's target; lowering it terminates the newest instances",
+				ArgsUsage: "FLEET_ID",
+				Flags: append([]cli.Flag{
+					&cli.IntFlag{Name: "target", Usage: "the new target (required)"},
+					outputFlag(),
+				}, connectionFlags()...),
+				Action: runFleetScale,
+			},
+			{
+				Name:      "cancel",
+				Usage:     "cancel a fleet and terminate what it launched",
+				ArgsUsage: "FLEET_ID",
+				Flags: append([]cli.Flag{
+					&cli.BoolFlag{Name: "keep", Usage: "leave the fleet's instances running"},
+					outputFlag(),
+				}, connectionFlags()...),
+				Action: runFleetCancel,
+			},
+		},
+	}
+}
+
+// fleetWorkflowType is LaunchFleetWorkflow's registered name, for lists.
+const fleetWorkflowType = "LaunchFleetWorkflow"
+
+func fleetInput(c *cli.Context) (workflows.LaunchFleetInput, error) {
+	in := workflows.LaunchFleetInput{
+		FleetID:        c.String("fleet-id"),
+		InstanceType:   c.String("instance-type"),
+		Zones:          c.StringSlice("zone"),
+		ImageID:        c.String("image"),
+		Min:            c.Int("min"),
+		Target:         c.Int("target"),
+		Burst:          !c.Bool("no-burst"),
+		CapacityPolicy: c.String("capacity-policy"),
+		WaitTimeout:    c.Duration("capacity-wait"),
+	}
+	for _, name := range []string{"min", "target", "instance-type"} {
+		if !c.IsSet(name) {
+			return in, usagef("--%s is required", name)
+		}
+	}
+	if c.IsSet("capacity-wait") && in.CapacityPolicy != workflows.CapacityPolicyWait {
+		return in, usagef("--capacity-wait needs --capacity-policy wait")
+	}
+	if c.IsSet("timeout") && !c.Bool("wait") {
+		return in, usagef("--timeout needs --wait")
+	}
+	if c.Duration("timeout") < 0 {
+		return in, usagef("--timeout must not be negative")
+	}
+	if in.FleetID == "" {
+		in.FleetID = "fleet-" + randomHex(4)
+	}
+	for _, kv := range c.StringSlice("tag") {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return in, usagef("--tag %q: want KEY=VALUE", kv)
+		}
+		if in.Tags == nil {
+			in.Tags = map[string]string{}
+		}
+		if _, dup := in.Tags[k]; dup {
+			return in, usagef("--tag %q given twice", k)
+		}
+		in.Tags[k] = v
+	}
+	if err := in.Validate(); err != nil {
+		return in, usagef("%v", err)
+	}
+	return in, nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func runFleetLaunch(c *cli.Context) error {
+	if err := noArgs(c); err != nil {
+		return err
+	}
+	asJSON, err := jsonOutput(c)
+	if err != nil {
+		return err
+	}
+	in, err := fleetInput(c)
+	if err != nil {
+		return err
+	}
+	cl, err := dial(c)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	ctx := c.Context
+	out := c.App.Writer
+
+	run, joined, err := startFleet(ctx, cl, in)
+	if err != nil {
+		return err
+	}
+	if joined && !asJSON {
+		fmt.Fprintf(os.Stderr, "fleet %s already exists: joining it instead of launching again\n", in.FleetID)
+	}
+	if !c.Bool("wait") {
+		if asJSON {
+			return printJSON(out, map[string]any{"fleet_id": in.FleetID, "run_id": run.GetRunID(), "joined": joined, "state": "started"})
+		}
+		fmt.Fprintf(out, "fleet %s started (run %s): min %d, target %d, %s\n", in.FleetID, run.GetRunID(), in.Min, in.Target, in.InstanceType)
+		fmt.Fprintf(out, "follow it with: gust fleet status %s\n", in.FleetID)
+		return nil
+	}
+
+	waitCtx := ctx
+	if d := c.Duration("timeout"); d > 0 {
+		var cancel context.CancelFunc
+		waitCtx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
+	}
+	var stopProgress func()
+	if !asJSON {
+		stopProgress = showProgress(waitCtx, cl, in.FleetID, out)
+	}
+	res, err := fleetOutcome(waitCtx, cl, in.FleetID)
+	if stopProgress != nil {
+		stopProgress()
+	}
+	if err != nil && waitCtx.Err() != nil && ctx.Err() == nil {
+		// Our --timeout ran out; the fleet goes on. Report where it is.
+		res, err = timedOutResult(ctx, cl, in.FleetID)
+		if err != nil {
+			return err
+		}
+		res.Message = fmt.Sprintf("still %s after --timeout %v; the fleet keeps filling", res.State, c.Duration("timeout"))
+	} else if err != nil {
+		return err
+	}
+	return reportFleetResult(out, res, asJSON)
+}
+
+// startFleet starts LaunchFleetWorkflow, or joins the fleet with the same
+// id: a running one through the USE_EXISTING conflict policy, a closed one
+// by rejecting the duplicate and reading its outcome. A fleet id never
+// launches twice.
+func startFleet(ctx context.Context, cl client.Client, in workflows.LaunchFleetInput) (client.WorkflowRun, bool, error) {
+	run, err := cl.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID:                       in.FleetID,
+		TaskQueue:                workflows.TaskQueue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		StaticSummary:            fmt.Sprintf("fleet of %d-%d %s", in.Min, in.Target, in.InstanceType),
+		Memo: map[string]any{
+			"min": in.Min, "target": in.Target, "instance_type": in.InstanceType,
+		},
+	}, workflows.LaunchFleetWorkflow, in)
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	switch {
+	case err == nil:
+		// A run id different from the one we asked for means we joined.
+		return run, alreadyRunning(ctx, cl, in.FleetID, run.GetRunID()), nil
+	case errors.As(err, &started):
+		return cl.GetWorkflow(ctx, in.FleetID, ""), true, nil
+	default:
+		return nil, false, fmt.Errorf("starting fleet %s: %w", in.FleetID, err)
+	}
+}
+
+// alreadyRunning reports whether the run was started before this request
+// (USE_EXISTING returns the existing run without an error).
+func alreadyRunning(ctx context.Context, cl client.Client, id, runID string) bool {
+	d, err := cl.DescribeWorkflowExecution(ctx, id, runID)
+	if err != nil {
+		return false
+	}
+	return time.Since(d.GetWorkflowExecutionInfo().GetStartTime().AsTime()) > 5*time.Second
+}
+
+// fleetOutcome waits for the fleet's workflow chain to end and returns its
+// result, whether it completed, failed with a FleetResult, or was
+// cancelled.
+func fleetOutcome(ctx context.Context, cl client.Client, fleetID string) (workflows.FleetResult, error) {
+	var res workflows.FleetResult
+	err := cl.GetWorkflow(ctx, fleetID, "").Get(ctx, &res)
+	if err == nil {
+		return res, nil
+	}
+	var appErr *temporal.ApplicationError
+	var canceled *temporal.CanceledError
+	switch {
+	case errors.As(err, &appErr) && appErr.HasDetails():
+		if derr := appErr.Details(&res); derr == nil && res.FleetID != "" {
+			return res, nil
+		}
+	case errors.As(err, &canceled) && canceled.HasDetails():
+		if derr := canceled.Details(&res); derr == nil && res.FleetID != "" {
+			return res, nil
+		}
+	}
+	var notFound *serviceerror.NotFound
+	if errors.As(err, &notFound) {
+		return res, failed(fmt.Sprintf("fleet %s not found", fleetID))
+	}
+	if ctx.Err() != nil {
+		return res, ctx.Err()
+	}
+	return workflows.FleetResult{FleetID: fleetID, State: workflows.PhaseFailed, Message: oneLine(err.Error())}, nil
+}
+
+// timedOutResult shapes the live status like a result, for --timeout.
+func timedOutResult(ctx context.Context, cl client.Client, fleetID string) (workflows.FleetResult, error) {
+	st, err := queryFleet(ctx, cl, fleetID)
+	if err != nil {
+		return workflows.FleetResult{}, err
+	}
+	return workflows.FleetResult{
+		FleetID: st.FleetID, State: st.Phase, Min: st.Min, Target: st.Target,
+		Running: st.Running, Launched: st.Launched, Burst: st.Burst,
+		InstanceIDs:    []string{},
+		TimeToMinMS:    st.TimeToMin.Milliseconds(),
+		TimeToTargetMS: st.TimeToTarget.Milliseconds(),
+	}, nil
+}
+
+func reportFleetResult(out io.Writer, res workflows.FleetResult, asJSON bool) error {
+	if res.InstanceIDs == nil {
+		res.InstanceIDs = []string{}
+	}
+	if asJSON {
+		if err := printJSON(out, res); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(out, "fleet %s %s: %d running (min %d, target %d)", res.FleetID, res.State, res.Running, res.Min, res.Target)
+		if res.TimeToMinMS > 0 {
+			fmt.Fprintf(out, ", min in %v", msDuration(res.TimeToMinMS))
+		}
+		if res.TimeToTargetMS > 0 {
+			fmt.Fprintf(out, ", target in %v", msDuration(res.TimeToTargetMS))
+		}
+		fmt.Fprintln(out)
+		if res.Message != "" {
+			fmt.Fprintln(out, res.Message)
+		}
+	}
+	if res.State != workflows.PhaseFulfilled {
+		return cli.Exit("", exitFailed)
+	}
+	return nil
+}
+
+func msDuration(ms int64) time.Duration {
+	return (time.Duration(ms) * time.Millisecond).Round(time.Millisecond)
+}
+
+func queryFleet(ctx context.Context, cl client.Client, fleetID string) (workflows.FleetStatus, error) {
+	var st workflows.FleetStatus
+	v, err := cl.QueryWorkflow(ctx, fleetID, "", workflows.StatusQuery)
+	if err != nil {
+		var notFound *serviceerror.NotFound
+		if errors.As(err, &notFound) {
+			return st, failed(fmt.Sprintf("fleet %s not found", fleetID))
+		}
+		return st, fmt.Errorf("querying fleet %s: %w", fleetID, err)
+	}
+	return st, v.Get(&st)
+}
+
+// showProgress draws a live bar until stop is called: in place on a
+// terminal, a line per change otherwise.
+func showProgress(ctx context.Context, cl client.Client, fleetID string, out io.Writer) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	tty := isTerminal(os.Stdout)
+	go func() {
+		defer close(done)
+		last := ""
+		tick := time.NewTicker(250 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			if st, err := queryFleet(ctx, cl, fleetID); err == nil {
+				line := progressLine(st, 40)
+				switch {
+				case tty:
+					fmt.Fprintf(out, "\r%s\x1b[K", line)
+				case line != last:
+					fmt.Fprintln(out, line)
+				}
+				last = line
+			}
+			select {
+			case <-ctx.Done():
+				if tty && last != "" {
+					fmt.Fprintln(out)
+				}
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
+// progressLine renders e.g.
+//
+//	fleet-1 filling [#########|####-------------]  412/1000 running, 20 pending  min ✓ 1.8s
+//
+// where '|' marks the minimum and the bar's end the target.
+func progressLine(st workflows.FleetStatus, width int) string {
+	if st.Target <= 0 {
+		return fmt.Sprintf("%s %s", st.FleetID, st.Phase)
+	}
+	cell := func(n int) int {
+		if n > st.Target {
+			n = st.Target
+		}
+		return n * width / st.Target
+	}
+	running, launched, minAt := cell(st.Running), cell(st.Running+st.Pending), cell(st.Min)
+	var b strings.Builder
+	for i := 0; i < width; i++ {
+		switch {
+		case i == minAt && minAt < width:
+			b.WriteByte('|')
+		case i < running:
+			b.WriteByte('#')
+		case i < launched:
+			b.WriteByte('+')
+		default:
+			b.WriteByte('-')
+		}
+	}
+	s := fmt.Sprintf("%s %-9s [%s] %d/%d running, %d pending", st.FleetID, st.Phase, b.String(), st.Running, st.Target, st.Pending)
+	if st.TimeToMin > 0 {
+		s += fmt.Sprintf("  min %d in %v", st.Min, st.TimeToMin.Round(time.Millisecond))
+	}
+	if st.TimeToTarget > 0 {
+		s += fmt.Sprintf("  target in %v", st.TimeToTarget.Round(time.Millisecond))
+	}
+	return s
+}
+
+func oneFleetArg(c *cli.Context) (string, error) {
+	if c.NArg() != 1 {
+		return "", usagef("%s needs exactly one FLEET_ID", c.Command.FullName())
+	}
+	return c.Args().First(), nil
+}
+
+func runFleetStatus(c *cli.Context) error {
+	id, err := oneFleetArg(c)
+	if err != nil {
+		return err
+	}
+	asJSON, err := jsonOutput(c)
+	if err != nil {
+		return err
+	}
+	cl, err := dial(c)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	st, err := queryFleet(c.Context, cl, id)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return printJSON(c.App.Writer, st)
+	}
+	w := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
+	row := func(k string, v any) { fmt.Fprintf(w, "%s\t%v\n", k, v) }
+	row("Fleet", st.FleetID)
+	row("Phase", st.Phase)
+	row("Min / Target", fmt.Sprintf("%d / %d", st.Min, st.Target))
+	row("Running", st.Running)
+	row("Pending", st.Pending)
+	row("Launched", st.Launched)
+	row("Terminated", st.Terminated)
+	row("Burst", fmt.Sprintf("%v (%d launched, %d failed)", st.Burst, st.BurstLaunched, st.BurstFailed))
+	row("Fill", fmt.Sprintf("%d launched in %d rounds", st.FillLaunched, st.FillRounds))
+	row("Time to min", durOrDash(st.TimeToMin))
+	row("Time to target", durOrDash(st.TimeToTarget))
+	row("Runs", st.Runs)
+	if st.Message != "" {
+		row("Message", st.Message)
+	}
+	return w.Flush()
+}
+
+func durOrDash(d time.Duration) string {
+	if d <= 0 {
+		return "-"
+	}
+	return d.Round(time.Millisecond).String()
+}
+
+func runFleetList(c *cli.Context) error {
+	if err := noArgs(c); err != nil {
+		return err
+	}
+	asJSON, err := jsonOutput(c)
+	if err != nil {
+		return err
+	}
+	cl, err := dial(c)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+
+	type row struct {
+		FleetID      string    `json:"fleet_id"`
+		Status       string    `json:"status"`
+		InstanceType string    `json:"instance_type"`
+		Min          int       `json:"min"`
+		Target       int       `json:"target"`
+		Started      time.Time `json:"started"`
+	}
+	rows := []row{}
+	seen := map[string]bool{}
+	var token []byte
+	for {
+		resp, err := cl.ListWorkflow(c.Context, &workflowservice.ListWorkflowExecutionsRequest{
+			Query:         fmt.Sprintf("WorkflowType = '%s'", fleetWorkflowType),
+			NextPageToken: token,
+		})
+		if err != nil {
+			return fmt.Errorf("listing fleets: %w", err)
+		}
+		for _, e := range resp.GetExecutions() {
+			id := e.GetExecution().GetWorkflowId()
+			if seen[id] { // continue-as-new leaves one closed run per hop
+				continue
+			}
+			seen[id] = true
+			r := row{FleetID: id, Status: statusName(e.GetStatus()), Started: e.GetStartTime().AsTime()}
+			decodeMemo(e.GetMemo(), "instance_type", &r.InstanceType)
+			decodeMemo(e.GetMemo(), "min", &r.Min)
+			decodeMemo(e.GetMemo(), "target", &r.Target)
+			rows = append(rows, r)
+		}
+		if token = resp.GetNextPageToken(); len(token) == 0 {
+			break
+		}
+	}
+	sort.Slice(rows, func(i, j int) bool { return rows[i].Started.After(rows[j].Started) })
+	if asJSON {
+		return printJSON(c.App.Writer, rows)
+	}
+	w := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "FLEET ID\tSTATUS\tTYPE\tMIN\tTARGET\tSTARTED")
+	for _, r := range rows {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%d\t%s\n", r.FleetID, r.Status, r.InstanceType, r.Min, r.Target, r.Started.Local().Format(time.DateTime))
+	}
+	return w.Flush()
+}
+
+func runFleetScale(c *cli.Context) error {
+	id, err := oneFleetArg(c)
+	if err != nil {
+		return err
+	}
+	asJSON, err := jsonOutput(c)
+	if err != nil {
+		return err
+	}
+	if !c.IsSet("target") {
+		return usagef("--target is required")
+	}
+	target := c.Int("target")
+	if target < 1 || target > workflows.MaxFleetSize {
+		return usagef("--target %d must be between 1 and %d", target, workflows.MaxFleetSize)
+	}
+	cl, err := dial(c)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	var res workflows.ScaleResult
+	if err := updateFleet(c.Context, cl, id, workflows.ScaleUpdate, workflows.ScaleInput{Target: target}, &res); err != nil {
+		return err
+	}
+	if asJSON {
+		return printJSON(c.App.Writer, res)
+	}
+	fmt.Fprintf(c.App.Writer, "fleet %s target %d -> %d (%d launched)\n", id, res.PreviousTarget, res.Target, res.Launched)
+	return nil
+}
+
+func runFleetCancel(c *cli.Context) error {
+	id, err := oneFleetArg(c)
+	if err != nil {
+		return err
+	}
+	asJSON, err := jsonOutput(c)
+	if err != nil {
+		return err
+	}
+	cl, err := dial(c)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	var res workflows.CancelResult
+	if err := updateFleet(c.Context, cl, id, workflows.CancelUpdate, workflows.CancelInput{Keep: c.Bool("keep")}, &res); err != nil {
+		return err
+	}
+	if asJSON {
+		return printJSON(c.App.Writer, res)
+	}
+	fmt.Fprintf(c.App.Writer, "fleet %s cancelled: %d instances terminated, %d kept\n", id, res.Terminated, res.Kept)
+	return nil
+}
+
+// updateFleet sends an update to a running fleet and waits for its result.
+func updateFleet(ctx context.Context, cl client.Client, id, name string, arg, result any) error {
+	h, err := cl.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID:   id,
+		UpdateName:   name,
+		Args:         []any{arg},
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	if err == nil {
+		err = h.Get(ctx, result)
+	}
+	if err == nil {
+		return nil
+	}
+	var notFound *serviceerror.NotFound
+	if errors.As(err, &notFound) {
+		return failed(fmt.Sprintf("fleet %s not found or no longer running", id))
+	}
+	return failed(fmt.Sprintf("fleet %s: %s: %s", id, name, oneLine(err.Error())))
+}
+
+// statusName turns WORKFLOW_EXECUTION_STATUS_RUNNING into "running".
+func statusName(s enumspb.WorkflowExecutionStatus) string {
+	return strings.ToLower(strings.TrimPrefix(s.String(), "WORKFLOW_EXECUTION_STATUS_"))
+}
+
+// decodeMemo reads one memo field; a missing or odd field leaves v as is.
+func decodeMemo(m *commonpb.Memo, key string, v any) {
+	p, ok := m.GetFields()[key]
+	if !ok {
+		return
+	}
+	_ = converter.GetDefaultDataConverter().FromPayload(p, v)
+}

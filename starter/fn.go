@@ -1,0 +1,541 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/urfave/cli/v2"
+	"go.temporal.io/api/serviceerror"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/gust-dev/gust/activities"
+	"github.com/gust-dev/gust/providers"
+	"github.com/gust-dev/gust/workflows"
+)
+
+// fnCommand is `gust fn`: deploy, invoke and administer a tenant's
+// functions. Every verb reaches the platform through Temporal (the workflows
+// of workflows/functions.go and workflows/invoke.go), with the same
+// connection flags as `gust fleet`.
+func fnCommand() *cli.Command {
+	tenant := func() cli.Flag {
+		return &cli.StringFlag{Name: "tenant", EnvVars: []string{"GUST_TENANT"}, Usage: "tenant id: the SaaS provider that owns the function (required)"}
+	}
+	subTenant := func(usage string) cli.Flag {
+		return &cli.StringFlag{Name: "subtenant", EnvVars: []string{"GUST_SUBTENANT"}, Usage: usage}
+	}
+	flags := func(fs ...cli.Flag) []cli.Flag {
+		return append(append(fs, outputFlag()), connectionFlags()...)
+	}
+	return &cli.Command{
+		Name:  "fn",
+		Usage: "deploy and invoke multi-tenant functions (InvokeWorkflow, one per invocation)",
+		Subcommands: []*cli.Command{
+			{
+				Name:      "deploy",
+				Usage:     "deploy a function, or a new version of it, with PER_TENANT tenancy",
+				ArgsUsage: "NAME",
+				Description: `--code is a zip with an executable named bootstrap at its root (Lambda's
+provided.al2023 runtime), or a single executable, deployed as bootstrap.
+Code over 1 MB travels by path: the worker must run on this machine, as
+it does under gust dev.`,
+				Flags: flags(
+					tenant(),
+					&cli.StringFlag{Name: "code", Usage: "zip with bootstrap at its root, or a single executable (required)"},
+					&cli.DurationFlag{Name: "timeout", Usage: "kill an invocation that runs longer (1s to 15m; default 3s)"},
+					&cli.IntFlag{Name: "memory", Usage: "memory limit in MB (128 to 10240; default 128), enforced where the machine allows"},
+					&cli.StringSliceFlag{Name: "env", Usage: "function variable `KEY=VALUE`, repeatable"},
+					&cli.IntFlag{Name: "max-envs-per-subtenant", Usage: "concurrent environments one sub-tenant may have (default 10)"},
+				),
+				Action: runFnDeploy,
+			},
+			{
+				Name:      "invoke",
+				Usage:     "invoke a function for a sub-tenant and print its response",
+				ArgsUsage: "NAME",
+				Description: `Starts one InvokeWorkflow and waits for it. Text mode prints the function's
+response payload; --output json prints {"payload", "environment_id",
+"cold_start", "duration_ms"}. A function error exits 1 with its type and
+message. --payload @FILE reads the payload from a file.`,
+				Flags: flags(
+					tenant(),
+					subTenant("sub-tenant id (Lambda's TenantId): the customer this invocation runs for (required)"),
+					&cli.StringFlag{Name: "payload", Value: "{}", Usage: "JSON event, or @FILE to read it from a file"},
+					&cli.BoolFlag{Name: "async", Usage: "Event invocation: run it, return no payload"},
+					&cli.DurationFlag{Name: "deadline", Usage: "give up after this long, including waiting for a free environment (default 5m)"},
+					&cli.StringFlag{Name: "request-id", Usage: "request id; invoking again with the same id returns the first result instead of running twice (default: generated)"},
+					&cli.StringFlag{Name: "activity-mode", Usage: "run the invoke step as a local or regular activity (default: the workflow's)"},
+				),
+				Action: runFnInvoke,
+			},
+			{
+				Name:   "list",
+				Usage:  "list the tenant's functions",
+				Flags:  flags(tenant()),
+				Action: runFnList,
+			},
+			{
+				Name:      "envs",
+				Usage:     "list a function's execution environments",
+				ArgsUsage: "NAME",
+				Flags:     flags(tenant()),
+				Action:    runFnEnvs,
+			},
+			{
+				Name:      "logs",
+				Usage:     "print the captured stdout and stderr of a sub-tenant's environments",
+				ArgsUsage: "NAME",
+				Flags:     flags(tenant(), subTenant("sub-tenant whose output to show (required)")),
+				Action:    runFnLogs,
+			},
+			{
+				Name:      "delete",
+				Usage:     "delete a function and stop its environments",
+				ArgsUsage: "NAME",
+				Flags:     flags(tenant()),
+				Action:    runFnDelete,
+			},
+		},
+	}
+}
+
+// fnArgs reads the NAME argument (when wantName) and --tenant, both checked
+// as usage errors.
+func fnArgs(c *cli.Context, wantName bool) (tenant, name string, err error) {
+	if wantName {
+		if c.NArg() != 1 {
+			return "", "", usagef("%s needs exactly one function NAME", c.Command.FullName())
+		}
+		name = c.Args().First()
+		if err := workflows.ValidateFunctionName(name); err != nil {
+			return "", "", usagef("%v", err)
+		}
+	} else if err := noArgs(c); err != nil {
+		return "", "", err
+	}
+	tenant = c.String("tenant")
+	if tenant == "" {
+		return "", "", usagef("--tenant is required")
+	}
+	if err := workflows.ValidateTenantID(tenant); err != nil {
+		return "", "", usagef("%v", err)
+	}
+	return tenant, name, nil
+}
+
+// newRequestID returns a fresh request id (a UUID, which
+// workflows.ValidateRequestID accepts).
+func newRequestID() string { return uuid.NewString() }
+
+func runFnDeploy(c *cli.Context) error {
+	tenant, name, err := fnArgs(c, true)
+	if err != nil {
+		return err
+	}
+	asJSON, err := jsonOutput(c)
+	if err != nil {
+		return err
+	}
+	in := workflows.DeployInput{
+		Tenant:              tenant,
+		Name:                name,
+		Timeout:             c.Duration("timeout"),
+		MemoryMB:            c.Int("memory"),
+		MaxEnvsPerSubTenant: c.Int("max-envs-per-subtenant"),
+	}
+	path := c.String("code")
+	if path == "" {
+		return usagef("--code is required")
+	}
+	if err := in.SetCode(path); err != nil {
+		return usagef("--code: %v", err)
+	}
+	if err := checkCode(path); err != nil {
+		return usagef("--code: %v", err)
+	}
+	for _, kv := range c.StringSlice("env") {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return usagef("--env %q: want KEY=VALUE", kv)
+		}
+		if in.Env == nil {
+			in.Env = map[string]string{}
+		}
+		if _, dup := in.Env[k]; dup {
+			return usagef("--env %q given twice", k)
+		}
+		in.Env[k] = v
+	}
+	if err := in.Validate(); err != nil {
+		return usagef("%v", err)
+	}
+	cl, err := dial(c)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	var res workflows.DeployResult
+	if err := runFnWorkflow(c.Context, cl, workflows.OpDeploy, tenant, name, workflows.DeployFunctionWorkflow, in, &res); err != nil {
+		return err
+	}
+	if asJSON {
+		return printJSON(c.App.Writer, functionRow(res.Function))
+	}
+	f := res.Function
+	sha := f.CodeSHA256
+	if len(sha) > 12 {
+		sha = sha[:12]
+	}
+	fmt.Fprintf(c.App.Writer, "deployed %s version %s for tenant %s (code sha256 %s, tenancy %s)\n", f.Name, f.Version, f.Tenant, sha, f.Tenancy)
+	return nil
+}
+
+// checkCode refuses a zip without bootstrap at its root before anything is
+// started, as the deploy activity would.
+func checkCode(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	head := make([]byte, 4)
+	if _, err := io.ReadFull(f, head); err != nil || string(head[:2]) != "PK" {
+		return nil // a single executable, wrapped by the deploy
+	}
+	code, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	_, err = activities.BootstrapZip(code)
+	return err
+}
+
+// fnPayload reads --payload: inline JSON, or @FILE. Command-line arguments
+// are limited to 128 KB on Linux, so large payloads need the file form.
+func fnPayload(s string) ([]byte, error) {
+	if file, ok := strings.CutPrefix(s, "@"); ok {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, usagef("--payload: %v", err)
+		}
+		return b, nil
+	}
+	return []byte(s), nil
+}
+
+func runFnInvoke(c *cli.Context) error {
+	tenant, name, err := fnArgs(c, true)
+	if err != nil {
+		return err
+	}
+	asJSON, err := jsonOutput(c)
+	if err != nil {
+		return err
+	}
+	if c.String("subtenant") == "" {
+		return usagef("--subtenant is required")
+	}
+	payload, err := fnPayload(c.String("payload"))
+	if err != nil {
+		return err
+	}
+	in := workflows.InvokeInput{
+		RequestID:    c.String("request-id"),
+		Tenant:       tenant,
+		Function:     name,
+		SubTenant:    c.String("subtenant"),
+		Payload:      payload,
+		Async:        c.Bool("async"),
+		Deadline:     c.Duration("deadline"),
+		ActivityMode: workflows.ActivityMode(c.String("activity-mode")),
+	}
+	if in.RequestID == "" {
+		in.RequestID = newRequestID()
+	}
+	if err := in.Validate(); err != nil {
+		return usagef("%v", err)
+	}
+	cl, err := dial(c)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	res, err := invokeFunction(c.Context, cl, in, true)
+	if err != nil {
+		return err
+	}
+	out := c.App.Writer
+	if asJSON {
+		if err := printJSON(out, res); err != nil {
+			return err
+		}
+	} else if res.FunctionError == nil {
+		switch {
+		case in.Async:
+			fmt.Fprintf(out, "accepted (Event invocation, request id %s)\n", in.RequestID)
+		case len(res.Payload) > 0:
+			fmt.Fprintf(out, "%s\n", res.Payload)
+		}
+	}
+	if fe := res.FunctionError; fe != nil {
+		return failed(fmt.Sprintf("function error: %s: %s", fe.Type, oneLine(fe.Message)))
+	}
+	return nil
+}
+
+// invokeFunction runs one InvokeWorkflow and waits for its result. The
+// workflow id carries the request id, and a request id already used joins
+// that invocation instead of running the function again. eager asks for
+// eager workflow start, which only helps when cl also serves a worker in
+// this process (gust demo, gust bench).
+//
+// A function error is a result (InvokeResult.FunctionError), not an error.
+// Errors are one line; gust's own failures to run the invocation exit 1.
+func invokeFunction(ctx context.Context, cl client.Client, in workflows.InvokeInput, eager bool) (workflows.InvokeResult, error) {
+	var res workflows.InvokeResult
+	id := workflows.InvokeWorkflowID(in.Tenant, in.Function, in.RequestID)
+	run, err := cl.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID:                    id,
+		TaskQueue:             workflows.TaskQueue,
+		EnableEagerStart:      eager,
+		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+	}, workflows.InvokeWorkflow, in)
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	switch {
+	case errors.As(err, &started):
+		run = cl.GetWorkflow(ctx, id, "")
+	case err != nil:
+		return res, failed(fmt.Sprintf("starting invocation of %s: %s", in.Function, oneLine(err.Error())))
+	}
+	if err := run.Get(ctx, &res); err != nil {
+		return res, fnFailure(err, in.Tenant, in.Function)
+	}
+	return res, nil
+}
+
+// runFnWorkflow runs one admin workflow (deploy, list, envs, logs, delete)
+// to completion.
+func runFnWorkflow(ctx context.Context, cl client.Client, op, tenant, name string, wf, in, out any) error {
+	id := workflows.FunctionWorkflowID(op, tenant, name, newRequestID())
+	run, err := cl.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: workflows.TaskQueue}, wf, in)
+	if err != nil {
+		return failed(fmt.Sprintf("starting %s: %s", op, oneLine(err.Error())))
+	}
+	if err := run.Get(ctx, out); err != nil {
+		return fnFailure(err, tenant, name)
+	}
+	return nil
+}
+
+// fnFailure turns a failed function workflow into the one-line exit-1 error
+// users see. Another tenant's function is reported exactly like a missing
+// one, so nothing leaks across tenants.
+func fnFailure(err error, tenant, name string) error {
+	var appErr *temporal.ApplicationError
+	if !errors.As(err, &appErr) {
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			return err
+		}
+		return failed(oneLine(err.Error()))
+	}
+	switch appErr.Type() {
+	case providers.ErrTypeNotFound:
+		if name == "" {
+			return failed(fmt.Sprintf("not found (tenant %s)", tenant))
+		}
+		return failed(fmt.Sprintf("function %s not found for tenant %s", name, tenant))
+	case providers.ErrTypeUnsupported:
+		return failed("not supported by this cloud: " + oneLine(appErr.Message()))
+	default:
+		return failed(oneLine(appErr.Message()))
+	}
+}
+
+// fnFunction is a function's JSON form in `gust fn` output.
+type fnFunction struct {
+	Tenant              string            `json:"tenant"`
+	Name                string            `json:"name"`
+	Version             string            `json:"version"`
+	CodeSHA256          string            `json:"code_sha256"`
+	Tenancy             string            `json:"tenancy"`
+	TimeoutMS           int64             `json:"timeout_ms"`
+	MemoryMB            int               `json:"memory_mb"`
+	MaxEnvsPerSubTenant int               `json:"max_envs_per_subtenant"`
+	Env                 map[string]string `json:"env,omitempty"`
+	LastModified        time.Time         `json:"last_modified"`
+}
+
+func functionRow(f providers.Function) fnFunction {
+	return fnFunction{
+		Tenant: f.Tenant, Name: f.Name, Version: f.Version, CodeSHA256: f.CodeSHA256,
+		Tenancy: f.Tenancy, TimeoutMS: f.Timeout.Milliseconds(), MemoryMB: f.MemoryMB,
+		MaxEnvsPerSubTenant: f.MaxEnvsPerSubTenant, Env: f.Env, LastModified: f.LastModified,
+	}
+}
+
+func runFnList(c *cli.Context) error {
+	tenant, _, err := fnArgs(c, false)
+	if err != nil {
+		return err
+	}
+	asJSON, err := jsonOutput(c)
+	if err != nil {
+		return err
+	}
+	cl, err := dial(c)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	var res workflows.ListFunctionsResult
+	if err := runFnWorkflow(c.Context, cl, workflows.OpList, tenant, "", workflows.ListFunctionsWorkflow, workflows.ListFunctionsInput{Tenant: tenant}, &res); err != nil {
+		return err
+	}
+	rows := make([]fnFunction, 0, len(res.Functions))
+	for _, f := range res.Functions {
+		rows = append(rows, functionRow(f))
+	}
+	if asJSON {
+		return printJSON(c.App.Writer, rows)
+	}
+	w := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "NAME\tVERSION\tTENANCY\tMEMORY\tTIMEOUT\tMODIFIED")
+	for _, f := range rows {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%d MB\t%v\t%s\n", f.Name, f.Version, dashIfEmpty(f.Tenancy), f.MemoryMB,
+			time.Duration(f.TimeoutMS)*time.Millisecond, f.LastModified.Local().Format(time.DateTime))
+	}
+	return w.Flush()
+}
+
+func dashIfEmpty(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// fnEnvironment is an environment's JSON form in `gust fn envs` output.
+type fnEnvironment struct {
+	ID                  string    `json:"id"`
+	Function            string    `json:"function"`
+	Version             string    `json:"version"`
+	SubTenant           string    `json:"subtenant"`
+	State               string    `json:"state"`
+	Invocations         int       `json:"invocations"`
+	MemoryMB            int       `json:"memory_mb"`
+	MemoryLimitEnforced bool      `json:"memory_limit_enforced"`
+	Started             time.Time `json:"started"`
+	LastUsed            time.Time `json:"last_used"`
+}
+
+func runFnEnvs(c *cli.Context) error {
+	tenant, name, err := fnArgs(c, true)
+	if err != nil {
+		return err
+	}
+	asJSON, err := jsonOutput(c)
+	if err != nil {
+		return err
+	}
+	cl, err := dial(c)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	var res workflows.FunctionEnvironmentsResult
+	in := workflows.FunctionEnvironmentsInput{Tenant: tenant, Name: name}
+	if err := runFnWorkflow(c.Context, cl, workflows.OpEnvironments, tenant, name, workflows.FunctionEnvironmentsWorkflow, in, &res); err != nil {
+		return err
+	}
+	rows := make([]fnEnvironment, 0, len(res.Environments))
+	for _, e := range res.Environments {
+		rows = append(rows, fnEnvironment{
+			ID: e.ID, Function: e.Function, Version: e.Version, SubTenant: e.SubTenant, State: e.State,
+			Invocations: e.Invocations, MemoryMB: e.MemoryMB, MemoryLimitEnforced: e.MemoryLimitEnforced,
+			Started: e.Started, LastUsed: e.LastUsed,
+		})
+	}
+	if asJSON {
+		return printJSON(c.App.Writer, rows)
+	}
+	w := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "ENVIRONMENT\tSUB-TENANT\tVERSION\tSTATE\tINVOCATIONS\tMEMORY\tSTARTED\tLAST USED")
+	for _, e := range rows {
+		mem := fmt.Sprintf("%d MB", e.MemoryMB)
+		if !e.MemoryLimitEnforced {
+			mem += " (not enforced)"
+		}
+		fmt.Fprintf(w, "%s\t%q\t%s\t%s\t%d\t%s\t%s\t%s\n", e.ID, e.SubTenant, e.Version, e.State, e.Invocations, mem,
+			e.Started.Local().Format(time.TimeOnly), e.LastUsed.Local().Format(time.TimeOnly))
+	}
+	return w.Flush()
+}
+
+func runFnLogs(c *cli.Context) error {
+	tenant, name, err := fnArgs(c, true)
+	if err != nil {
+		return err
+	}
+	asJSON, err := jsonOutput(c)
+	if err != nil {
+		return err
+	}
+	in := workflows.FunctionLogsInput{Tenant: tenant, Name: name, SubTenant: c.String("subtenant")}
+	if in.SubTenant == "" {
+		return usagef("--subtenant is required")
+	}
+	if err := in.Validate(); err != nil {
+		return usagef("%v", err)
+	}
+	cl, err := dial(c)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	var res workflows.FunctionLogsResult
+	if err := runFnWorkflow(c.Context, cl, workflows.OpLogs, tenant, name, workflows.FunctionLogsWorkflow, in, &res); err != nil {
+		return err
+	}
+	if asJSON {
+		return printJSON(c.App.Writer, map[string]any{"logs": res.Logs, "truncated": res.Truncated})
+	}
+	if res.Truncated {
+		fmt.Fprintf(os.Stderr, "(older output dropped: showing the last %d KB)\n", activities.MaxFunctionLogBytes>>10)
+	}
+	_, err = io.WriteString(c.App.Writer, res.Logs)
+	return err
+}
+
+func runFnDelete(c *cli.Context) error {
+	tenant, name, err := fnArgs(c, true)
+	if err != nil {
+		return err
+	}
+	asJSON, err := jsonOutput(c)
+	if err != nil {
+		return err
+	}
+	cl, err := dial(c)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	in := workflows.DeleteFunctionInput{Tenant: tenant, Name: name}
+	if err := runFnWorkflow(c.Context, cl, workflows.OpDelete, tenant, name, workflows.DeleteFunctionWorkflow, in, nil); err != nil {
+		return err
+	}
+	if asJSON {
+		return printJSON(c.App.Writer, map[string]any{"tenant": tenant, "name": name, "deleted": true})
+	}
+	fmt.Fprintf(c.App.Writer, "deleted function %s of tenant %s\n", name, tenant)
+	return nil
+}

@@ -1,0 +1,49 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/urfave/cli/v2"
+)
+
+// outputFlag is the aws/temporal-style --output switch.
+func outputFlag() cli.Flag {
+	return &cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "output format: text or json"}
+}
+
+// jsonOutput reports whether --output json was asked for; anything but text
+// or json is a usage error.
+func jsonOutput(c *cli.Context) (bool, error) {
+	switch c.String("output") {
+	case "text":
+		return false, nil
+	case "json":
+		return true, nil
+	default:
+		return false, usagef("--output %q: want text or json", c.String("output"))
+	}
+}
+
+// printJSON writes v as one JSON object on one line.
+func printJSON(w io.Writer, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "%s\n", b)
+	return err
+}
+
+// isTerminal reports whether f is a terminal, so progress can be redrawn in
+// place rather than printed line by line.
+func isTerminal(f *os.File) bool {
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// failed is an operation that ran and did not succeed: exit 1, with the
+// message already printed (or msg printed by run()).
+func failed(msg string) error { return cli.Exit(msg, exitFailed) }

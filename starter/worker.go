@@ -1,0 +1,100 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/gust-dev/gust/worker"
+)
+
+func workerCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "worker",
+		Usage: "run a gust worker against any Temporal frontend (a cluster, Temporal Cloud, or gust dev)",
+		Description: `Polls the gust and gust-launch task queues. Run as many as you like: the
+launch rate on gust-launch is enforced by the Temporal server across all of
+them. Cloud calls go to --endpoint (the local cloud of a gust dev, or
+LocalStack), or to AWS through the standard AWS configuration chain when it
+is empty.`,
+		Flags: append(connectionFlags(),
+			&cli.StringFlag{Name: "endpoint", EnvVars: []string{"GUST_ENDPOINT"}, Usage: "cloud endpoint URL, e.g. http://127.0.0.1:4566 (default: AWS via the standard config chain)"},
+			&cli.Float64Flag{Name: "launch-rate", Value: worker.DefaultLaunchRate, Usage: "fill-path launch rate, instances per second, across all workers"},
+			&cli.IntFlag{Name: "metrics-port", Value: 9090, Usage: "Prometheus /metrics port (0 turns it off)"},
+			&cli.StringFlag{Name: "identity", Usage: "worker identity shown in the Web UI (default pid@host)"},
+		),
+		Action: runWorker,
+	}
+}
+
+func runWorker(c *cli.Context) error {
+	if err := noArgs(c); err != nil {
+		return err
+	}
+	if c.Float64("launch-rate") <= 0 {
+		return usagef("--launch-rate must be positive")
+	}
+	if err := checkPort("metrics-port", c.Int("metrics-port"), true); err != nil {
+		return err
+	}
+	if err := checkEndpoint(c.String("endpoint")); err != nil {
+		return err
+	}
+	opts, err := clientOptions(c)
+	if err != nil {
+		return err
+	}
+
+	var metricsLn net.Listener
+	if port := c.Int("metrics-port"); port != 0 {
+		if metricsLn, err = net.Listen("tcp", net.JoinHostPort("0.0.0.0", strconv.Itoa(port))); err != nil {
+			return usagef("--metrics-port %d: %v", port, err)
+		}
+	}
+	metrics := worker.NewMetrics()
+	defer metrics.Close()
+	opts.MetricsHandler = metrics.Handler
+
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cl, err := dialOptions(ctx, opts)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	w, err := startWorkers(ctx, cl, c.String("endpoint"), c.Float64("launch-rate"), c.String("identity"))
+	if err != nil {
+		return err
+	}
+	defer w.Stop()
+
+	if metricsLn != nil {
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", metrics.HTTP)
+		srv := &http.Server{Handler: mux}
+		go func() {
+			if err := srv.Serve(metricsLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				fmt.Fprintf(os.Stderr, "gust: metrics server: %v\n", err)
+			}
+		}()
+		defer srv.Close()
+	}
+	endpoint := c.String("endpoint")
+	if endpoint == "" {
+		endpoint = "AWS (standard config chain)"
+	}
+	fmt.Fprintf(c.App.Writer, "gust worker polling %s (namespace %s), cloud %s, launch rate %g/s", opts.HostPort, opts.Namespace, endpoint, c.Float64("launch-rate"))
+	if metricsLn != nil {
+		fmt.Fprintf(c.App.Writer, ", metrics http://%s/metrics", metricsLn.Addr())
+	}
+	fmt.Fprintln(c.App.Writer)
+	<-ctx.Done()
+	return nil
+}
