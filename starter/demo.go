@@ -61,6 +61,10 @@ func runDemo(c *cli.Context) error {
 	if err := demoFleet(ctx, out, p.client); err != nil {
 		return err
 	}
+	fmt.Fprintln(out)
+	if err := demoFunctions(ctx, out, p); err != nil {
+		return err
+	}
 
 	fmt.Fprintln(out)
 	if ui := p.server.UIAddress(); ui != "" {

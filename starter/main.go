@@ -55,6 +55,8 @@ func newApp() *cli.App {
 			workerCommand(),
 			demoCommand(),
 			fleetCommand(),
+			fnCommand(),
+			handlerCommand(),
 		},
 		Suggest:        true,
 		ExitErrHandler: func(*cli.Context, error) {}, // run() reports errors, once, on one line

@@ -1,0 +1,373 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+	"go.temporal.io/sdk/client"
+	sdkworker "go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/gust-dev/gust/localcloud"
+	lambdacloud "github.com/gust-dev/gust/localcloud/lambda"
+	"github.com/gust-dev/gust/providers"
+	lambdaprovider "github.com/gust-dev/gust/providers/lambda"
+	"github.com/gust-dev/gust/workflows"
+)
+
+// benchFloorQueue is the task queue of the bench's bare no-op workflow. It
+// has its own worker on the platform's client, so eager start works for it
+// exactly as for InvokeWorkflow.
+const benchFloorQueue = "gust-bench-floor"
+
+// benchNoopWorkflowName is the floor workflow's registered name.
+const benchNoopWorkflowName = "GustBenchNoopWorkflow"
+
+// benchNoopWorkflow does nothing: its latency is the cost of any workflow
+// on this server, the floor an invocation's end-to-end latency is held to.
+func benchNoopWorkflow(workflow.Context) error { return nil }
+
+func benchFnCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "fn",
+		Usage: "invocation latency (cold, warm, end to end, floor) and throughput of functions",
+		Description: `Starts the embedded platform in this process (in-memory server, local cloud,
+worker; UI off), deploys the sample echo handler (this gust binary in its
+hidden handler mode, or --handler), and reports p50 and p99 of:
+
+  cold start         provider Invoke for a sub-tenant never seen before
+  provider warm      provider Invoke (HTTP to the local cloud) on a warm environment
+  e2e warm           InvokeWorkflow, for each activity mode, eager start on and off
+  floor              a no-op workflow on the same server, eager start on and off
+  throughput         --subtenants sub-tenants in parallel, each invoking in a loop
+
+then the ratios of e2e warm p50 to the floor p50.`,
+		Flags: []cli.Flag{
+			&cli.IntFlag{Name: "iterations", Value: 200, Usage: "measured invocations per warm and floor series"},
+			&cli.IntFlag{Name: "cold", Value: 30, Usage: "cold starts to measure"},
+			&cli.IntFlag{Name: "subtenants", Value: 50, Usage: "sub-tenants invoking in parallel in the throughput run"},
+			&cli.IntFlag{Name: "per-subtenant", Value: 20, Usage: "invocations per sub-tenant in the throughput run"},
+			&cli.StringFlag{Name: "handler", Usage: "Lambda bootstrap executable to deploy instead of this gust binary (e.g. a small aws-lambda-go handler)"},
+			outputFlag(),
+		},
+		Action: runBenchFn,
+	}
+}
+
+// benchSeries is one measured series.
+type benchSeries struct {
+	Name  string          `json:"name"`
+	N     int             `json:"n"`
+	P50MS float64         `json:"p50_ms"`
+	P99MS float64         `json:"p99_ms"`
+	ds    []time.Duration // the samples
+}
+
+func newSeries(name string, ds []time.Duration) benchSeries {
+	return benchSeries{Name: name, N: len(ds), P50MS: ms(percentile(ds, 50)), P99MS: ms(percentile(ds, 99)), ds: ds}
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// benchFnResult is the JSON form of `gust bench fn`.
+type benchFnResult struct {
+	Handler       string             `json:"handler"`
+	HandlerMB     int64              `json:"handler_mb"`
+	Series        []benchSeries      `json:"series"`
+	Throughput    float64            `json:"throughput_per_s"`
+	Ratios        map[string]float64 `json:"ratios"`
+	DefaultMode   string             `json:"default_activity_mode"`
+	ThroughputCfg string             `json:"throughput_config"`
+}
+
+func runBenchFn(c *cli.Context) error {
+	if err := noArgs(c); err != nil {
+		return err
+	}
+	asJSON, err := jsonOutput(c)
+	if err != nil {
+		return err
+	}
+	iters, cold, subs, per := c.Int("iterations"), c.Int("cold"), c.Int("subtenants"), c.Int("per-subtenant")
+	if iters < 1 || cold < 1 || subs < 1 || per < 1 {
+		return usagef("--iterations, --cold, --subtenants and --per-subtenant must be at least 1")
+	}
+	handler := c.String("handler")
+	if handler == "" {
+		if handler, err = os.Executable(); err != nil {
+			return fmt.Errorf("finding the gust executable: %w", err)
+		}
+	}
+	st, err := os.Stat(handler)
+	if err != nil {
+		return usagef("--handler: %v", err)
+	}
+	ctx := c.Context
+	out := c.App.Writer
+	progress := io.Writer(os.Stderr)
+
+	p, err := startPlatform(ctx, platformConfig{
+		IP: "127.0.0.1",
+		Cloud: localcloud.Config{Lambda: lambdacloud.Config{
+			// Every cold start is a new sub-tenant's environment, and they
+			// stay warm: lift the per-function cap above the run's total.
+			MaxEnvsPerFunction: cold + subs + 10,
+			MaxEnvsTotal:       cold + subs + 10,
+			MaxCodeBytes:       1 << 30, // the gust binary exceeds Lambda's 250 MB
+		}},
+		Logger: discardLogger(),
+	})
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+
+	const tenant = "bench"
+	fmt.Fprintf(progress, "deploying %s (%d MB) as %s/echo...\n", handler, st.Size()>>20, tenant)
+	if _, err := deploySample(ctx, p, tenant, "echo", handler, 0); err != nil {
+		return err
+	}
+	prov, err := lambdaprovider.NewFromConfig(ctx, lambdaprovider.Options{Endpoint: p.cloud.Endpoint()})
+	if err != nil {
+		return fmt.Errorf("configuring lambda provider: %w", err)
+	}
+	floor := sdkworker.New(p.client, benchFloorQueue, sdkworker.Options{})
+	floor.RegisterWorkflowWithOptions(benchNoopWorkflow, workflow.RegisterOptions{Name: benchNoopWorkflowName})
+	if err := floor.Start(); err != nil {
+		return fmt.Errorf("starting the floor worker: %w", err)
+	}
+	defer floor.Stop()
+
+	b := &fnBench{ctx: ctx, cl: p.client, prov: prov, tenant: tenant, fn: "echo"}
+	var series []benchSeries
+	add := func(name string, ds []time.Duration, err error) error {
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		s := newSeries(name, ds)
+		fmt.Fprintf(progress, "  %-34s p50 %8.2f ms  p99 %8.2f ms  (n=%d)\n", s.Name, s.P50MS, s.P99MS, s.N)
+		series = append(series, s)
+		return nil
+	}
+
+	fmt.Fprintln(progress, "measuring...")
+	// Warm everything up first: the first workflows on a new server pay
+	// for caches and connections, which is not what we measure.
+	if _, err := b.e2e(20, "warm", workflows.ActivityModeLocal, true); err != nil {
+		return fmt.Errorf("warm-up: %w", err)
+	}
+	if _, err := b.floor(20, true); err != nil {
+		return fmt.Errorf("warm-up: %w", err)
+	}
+	ds, err := b.cold(cold)
+	if err := add("cold start (provider)", ds, err); err != nil {
+		return err
+	}
+	ds, err = b.providerWarm(iters)
+	if err := add("warm, provider Invoke", ds, err); err != nil {
+		return err
+	}
+	for _, mode := range []workflows.ActivityMode{workflows.ActivityModeLocal, workflows.ActivityModeRegular} {
+		for _, eager := range []bool{true, false} {
+			ds, err := b.e2e(iters, "warm", mode, eager)
+			if err := add(fmt.Sprintf("warm e2e, %s activity, eager %s", mode, onOff(eager)), ds, err); err != nil {
+				return err
+			}
+		}
+	}
+	for _, eager := range []bool{true, false} {
+		ds, err := b.floor(iters, eager)
+		if err := add(fmt.Sprintf("floor: no-op workflow, eager %s", onOff(eager)), ds, err); err != nil {
+			return err
+		}
+	}
+	ds, rate, err := b.throughput(subs, per)
+	if err := add(fmt.Sprintf("throughput run, %d sub-tenants", subs), ds, err); err != nil {
+		return err
+	}
+
+	res := benchFnResult{
+		Handler:       handler,
+		HandlerMB:     st.Size() >> 20,
+		Series:        series,
+		Throughput:    rate,
+		Ratios:        map[string]float64{},
+		DefaultMode:   string(workflows.DefaultInvokeActivityMode),
+		ThroughputCfg: fmt.Sprintf("%d sub-tenants x %d invocations, default activity mode, eager start", subs, per),
+	}
+	find := func(name string) benchSeries {
+		for _, s := range series {
+			if s.Name == name {
+				return s
+			}
+		}
+		return benchSeries{}
+	}
+	for _, mode := range []workflows.ActivityMode{workflows.ActivityModeLocal, workflows.ActivityModeRegular} {
+		for _, eager := range []bool{true, false} {
+			e2e := find(fmt.Sprintf("warm e2e, %s activity, eager %s", mode, onOff(eager)))
+			fl := find(fmt.Sprintf("floor: no-op workflow, eager %s", onOff(eager)))
+			if fl.P50MS > 0 {
+				res.Ratios[fmt.Sprintf("%s_eager_%s", mode, onOff(eager))] = e2e.P50MS / fl.P50MS
+			}
+		}
+	}
+	if asJSON {
+		return printJSON(out, res)
+	}
+	return printBenchFn(out, res)
+}
+
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
+}
+
+func printBenchFn(out io.Writer, res benchFnResult) error {
+	fmt.Fprintf(out, "gust bench fn: handler %s (%d MB), default activity mode %s\n\n", res.Handler, res.HandlerMB, res.DefaultMode)
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(w, "SERIES\tN\tP50 (ms)\tP99 (ms)\t")
+	for _, s := range res.Series {
+		fmt.Fprintf(w, "%s\t%d\t%.2f\t%.2f\t\n", s.Name, s.N, s.P50MS, s.P99MS)
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "\nthroughput: %.0f invocations/s (%s)\n", res.Throughput, res.ThroughputCfg)
+	fmt.Fprintln(out, "e2e warm p50 / floor p50 (same eager setting):")
+	for _, mode := range []string{"local", "regular"} {
+		for _, eager := range []string{"on", "off"} {
+			fmt.Fprintf(out, "  %-8s activity, eager %-3s  %.2fx\n", mode, eager, res.Ratios[mode+"_eager_"+eager])
+		}
+	}
+	return nil
+}
+
+// fnBench runs the measured series against one deployed function.
+type fnBench struct {
+	ctx    context.Context
+	cl     client.Client
+	prov   providers.Functions
+	tenant string
+	fn     string
+}
+
+// cold invokes n new sub-tenants, each a cold start.
+func (b *fnBench) cold(n int) ([]time.Duration, error) {
+	ds := make([]time.Duration, 0, n)
+	for i := range n {
+		start := time.Now()
+		res, err := b.prov.Invoke(b.ctx, providers.InvokeInput{Tenant: b.tenant, Function: b.fn, SubTenant: fmt.Sprintf("cold-%d", i), Payload: []byte("{}")})
+		d := time.Since(start)
+		if err != nil {
+			return nil, err
+		}
+		if !res.ColdStart {
+			return nil, fmt.Errorf("sub-tenant cold-%d was not a cold start", i)
+		}
+		ds = append(ds, d)
+	}
+	return ds, nil
+}
+
+// providerWarm invokes one sub-tenant n times straight through the
+// provider, after one warm-up invocation.
+func (b *fnBench) providerWarm(n int) ([]time.Duration, error) {
+	in := providers.InvokeInput{Tenant: b.tenant, Function: b.fn, SubTenant: "warm", Payload: []byte("{}")}
+	if _, err := b.prov.Invoke(b.ctx, in); err != nil {
+		return nil, err
+	}
+	ds := make([]time.Duration, 0, n)
+	for range n {
+		start := time.Now()
+		res, err := b.prov.Invoke(b.ctx, in)
+		d := time.Since(start)
+		if err != nil {
+			return nil, err
+		}
+		if res.ColdStart {
+			return nil, errors.New("a warm invocation started a new environment")
+		}
+		ds = append(ds, d)
+	}
+	return ds, nil
+}
+
+// e2e runs n InvokeWorkflows for one sub-tenant, one after another.
+func (b *fnBench) e2e(n int, sub string, mode workflows.ActivityMode, eager bool) ([]time.Duration, error) {
+	ds := make([]time.Duration, 0, n)
+	for range n {
+		in := workflows.InvokeInput{RequestID: newRequestID(), Tenant: b.tenant, Function: b.fn, SubTenant: sub, ActivityMode: mode}
+		start := time.Now()
+		res, err := invokeFunction(b.ctx, b.cl, in, eager)
+		d := time.Since(start)
+		if err != nil {
+			return nil, err
+		}
+		if res.FunctionError != nil {
+			return nil, fmt.Errorf("function error %s: %s", res.FunctionError.Type, res.FunctionError.Message)
+		}
+		ds = append(ds, d)
+	}
+	return ds, nil
+}
+
+// floor runs n no-op workflows one after another.
+func (b *fnBench) floor(n int, eager bool) ([]time.Duration, error) {
+	ds := make([]time.Duration, 0, n)
+	for range n {
+		start := time.Now()
+		run, err := b.cl.ExecuteWorkflow(b.ctx, client.StartWorkflowOptions{
+			ID: "bench-noop-" + newRequestID(), TaskQueue: benchFloorQueue, EnableEagerStart: eager,
+		}, benchNoopWorkflowName)
+		if err == nil {
+			err = run.Get(b.ctx, nil)
+		}
+		if err != nil {
+			return nil, err
+		}
+		ds = append(ds, time.Since(start))
+	}
+	return ds, nil
+}
+
+// throughput warms subs sub-tenants, then has each invoke per times in a
+// loop, all at once. It returns every invocation's latency and the rate.
+func (b *fnBench) throughput(subs, per int) ([]time.Duration, float64, error) {
+	run := func(n int) ([][]time.Duration, time.Duration, error) {
+		all := make([][]time.Duration, subs)
+		errs := make([]error, subs)
+		var wg sync.WaitGroup
+		start := time.Now()
+		for i := range subs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				all[i], errs[i] = b.e2e(n, fmt.Sprintf("tp-%d", i), workflows.ActivityModeDefault, true)
+			}()
+		}
+		wg.Wait()
+		return all, time.Since(start), errors.Join(errs...)
+	}
+	if _, _, err := run(1); err != nil { // cold starts, not measured
+		return nil, 0, err
+	}
+	all, elapsed, err := run(per)
+	if err != nil {
+		return nil, 0, err
+	}
+	var ds []time.Duration
+	for _, s := range all {
+		ds = append(ds, s...)
+	}
+	return ds, float64(len(ds)) / elapsed.Seconds(), nil
+}

@@ -1,0 +1,237 @@
+package main
+
+import (
+	"archive/zip"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/gust-dev/gust/localcloud/lambda/sample"
+	"github.com/gust-dev/gust/providers"
+	lambdaprovider "github.com/gust-dev/gust/providers/lambda"
+	"github.com/gust-dev/gust/workflows"
+)
+
+// demoTenant and demoFunction name the demo's sample function.
+const (
+	demoTenant   = "acme"
+	demoFunction = "echo"
+)
+
+// demoFunctions deploys gust itself as the sample echo function (its hidden
+// handler mode) and invokes it through InvokeWorkflow for several
+// sub-tenants, one of them concurrently. It prints which environments served
+// whom, and fails if an environment ever served two sub-tenants or a
+// sub-tenant's second round did not reuse a warm environment.
+func demoFunctions(ctx context.Context, out io.Writer, p *platform) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("finding the gust executable: %w", err)
+	}
+	start := time.Now()
+	fmt.Fprintf(out, "Functions: deploying the sample handler (this gust binary) as %s/%s with PER_TENANT tenancy...\n", demoTenant, demoFunction)
+	fn, err := deploySample(ctx, p, demoTenant, demoFunction, exe, 0)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "Deployed %s version %s in %v\n", fn.Name, fn.Version, time.Since(start).Round(time.Millisecond))
+
+	type call struct {
+		sub    string
+		round  int
+		res    workflows.InvokeResult
+		seenAs string // the sub-tenant the handler saw in its Lambda context
+	}
+	var (
+		mu    sync.Mutex
+		calls []call
+	)
+	invoke := func(sub string, round int) error {
+		in := workflows.InvokeInput{RequestID: newRequestID(), Tenant: demoTenant, Function: demoFunction, SubTenant: sub}
+		res, err := invokeFunction(ctx, p.client, in, true)
+		if err != nil {
+			return fmt.Errorf("invoking %s for %s: %w", demoFunction, sub, err)
+		}
+		if res.FunctionError != nil {
+			return fmt.Errorf("invoking %s for %s: function error %s: %s", demoFunction, sub, res.FunctionError.Type, res.FunctionError.Message)
+		}
+		var resp sample.Response
+		if err := json.Unmarshal(res.Payload, &resp); err != nil {
+			return fmt.Errorf("decoding the sample's response for %s: %w", sub, err)
+		}
+		mu.Lock()
+		calls = append(calls, call{sub: sub, round: round, res: res, seenAs: resp.TenantID})
+		mu.Unlock()
+		return nil
+	}
+	// parallel runs fns at once and returns the first error.
+	parallel := func(fns ...func() error) error {
+		errs := make(chan error, len(fns))
+		for _, f := range fns {
+			go func() { errs <- f() }()
+		}
+		var first error
+		for range fns {
+			if err := <-errs; err != nil && first == nil {
+				first = err
+			}
+		}
+		return first
+	}
+
+	subs := []string{"alice", "bob", "carol"}
+	const burst = 4 // carol's concurrent invocations
+	start = time.Now()
+	// Round 1: a cold start per sub-tenant. Round 2: the same sub-tenants
+	// again, reusing their warm environments. Round 3: carol sends 4 at
+	// once and gets more environments of her own.
+	for round := 1; round <= 2; round++ {
+		var fns []func() error
+		for _, sub := range subs {
+			fns = append(fns, func() error { return invoke(sub, round) })
+		}
+		if err := parallel(fns...); err != nil {
+			return err
+		}
+	}
+	var fns []func() error
+	for range burst {
+		fns = append(fns, func() error { return invoke("carol", 3) })
+	}
+	if err := parallel(fns...); err != nil {
+		return err
+	}
+	elapsed := time.Since(start)
+
+	// Check the isolation rule and warm reuse, then show the result.
+	owner := map[string]string{} // environment id -> sub-tenant
+	type row struct {
+		invocations, cold int
+		envs              []string
+		durations         []time.Duration
+	}
+	rows := map[string]*row{}
+	for _, c := range calls {
+		if c.seenAs != c.sub {
+			return fmt.Errorf("isolation: an invocation for %q ran with sub-tenant %q in its Lambda context", c.sub, c.seenAs)
+		}
+		env := c.res.EnvironmentID
+		if prev, ok := owner[env]; ok && prev != c.sub {
+			return fmt.Errorf("isolation: environment %s served sub-tenants %q and %q", env, prev, c.sub)
+		}
+		owner[env] = c.sub
+		r := rows[c.sub]
+		if r == nil {
+			r = &row{}
+			rows[c.sub] = r
+		}
+		r.invocations++
+		if c.res.ColdStart {
+			r.cold++
+		}
+		if !slices.Contains(r.envs, env) {
+			r.envs = append(r.envs, env)
+		}
+		r.durations = append(r.durations, time.Duration(c.res.DurationMS)*time.Millisecond)
+	}
+	for _, c := range calls {
+		if c.round == 2 && c.res.ColdStart {
+			return fmt.Errorf("reuse: %s's second invocation started a new environment instead of reusing its idle one", c.sub)
+		}
+	}
+	fmt.Fprintf(out, "Invoked %d times through InvokeWorkflow in %v (round 1 cold, round 2 warm, then %d concurrent for carol):\n",
+		len(calls), elapsed.Round(time.Millisecond), burst)
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "  SUB-TENANT\tINVOCATIONS\tCOLD STARTS\tENVIRONMENTS")
+	for _, sub := range subs {
+		r := rows[sub]
+		slices.Sort(r.envs)
+		fmt.Fprintf(w, "  %s\t%d\t%d\t%d: %s\n", sub, r.invocations, r.cold, len(r.envs), strings.Join(r.envs, " "))
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "Each environment served exactly one sub-tenant (%d environments, %d sub-tenants); warm environments were reused within each sub-tenant.\n",
+		len(owner), len(subs))
+	fmt.Fprintf(out, "Try: gust fn envs %s --tenant %s --address %s\n", demoFunction, demoTenant, p.server.FrontendAddress())
+	return nil
+}
+
+// deploySample deploys the executable at path (gust itself, in its hidden
+// handler mode, or any Lambda bootstrap) as tenant's function name with
+// PER_TENANT tenancy. maxEnvsPerSubTenant 0 means the platform default.
+//
+// Code within workflows.MaxCodeBytes goes through DeployFunctionWorkflow,
+// as `gust fn deploy` does. The gust binary is far larger than that limit
+// (Lambda's 50 MB direct upload; gust embeds the Temporal server and UI),
+// so it goes straight to the platform's own local cloud through the Lambda
+// provider, zipped without compression to keep the deploy fast. Both routes
+// end in the same CreateFunction.
+func deploySample(ctx context.Context, p *platform, tenant, name, path string, maxEnvsPerSubTenant int) (providers.Function, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return providers.Function{}, fmt.Errorf("reading sample code: %w", err)
+	}
+	if st.Size() <= workflows.MaxCodeBytes {
+		in := workflows.DeployInput{Tenant: tenant, Name: name, MaxEnvsPerSubTenant: maxEnvsPerSubTenant}
+		if err := in.SetCode(path); err != nil {
+			return providers.Function{}, err
+		}
+		var res workflows.DeployResult
+		if err := runFnWorkflow(ctx, p.client, workflows.OpDeploy, tenant, name, workflows.DeployFunctionWorkflow, in, &res); err != nil {
+			return providers.Function{}, fmt.Errorf("deploying %s: %w", name, err)
+		}
+		return res.Function, nil
+	}
+	code, err := os.ReadFile(path)
+	if err != nil {
+		return providers.Function{}, fmt.Errorf("reading sample code: %w", err)
+	}
+	zipped, err := storedBootstrapZip(code)
+	if err != nil {
+		return providers.Function{}, err
+	}
+	fns, err := lambdaprovider.NewFromConfig(ctx, lambdaprovider.Options{Endpoint: p.cloud.Endpoint()})
+	if err != nil {
+		return providers.Function{}, fmt.Errorf("configuring lambda provider: %w", err)
+	}
+	fn, err := fns.Deploy(ctx, providers.FunctionSpec{
+		Tenant: tenant, Name: name, Zip: zipped,
+		MaxEnvsPerSubTenant: maxEnvsPerSubTenant,
+		Tenancy:             providers.TenancyPerTenant,
+	})
+	if err != nil {
+		return providers.Function{}, fmt.Errorf("deploying %s (%d MB of code): %w", name, len(code)>>20, err)
+	}
+	return fn, nil
+}
+
+// storedBootstrapZip wraps an executable as a zip's bootstrap, stored rather
+// than deflated: compressing a 250 MB binary takes seconds, storing it
+// milliseconds.
+func storedBootstrapZip(code []byte) ([]byte, error) {
+	var buf bytes.Buffer
+	buf.Grow(len(code) + 1024)
+	zw := zip.NewWriter(&buf)
+	hdr := &zip.FileHeader{Name: "bootstrap", Method: zip.Store, Modified: time.Date(1980, 1, 1, 0, 0, 0, 0, time.UTC)}
+	hdr.SetMode(0o755)
+	w, err := zw.CreateHeader(hdr)
+	if err == nil {
+		_, err = w.Write(code)
+	}
+	if err == nil {
+		err = zw.Close()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("zipping sample code: %w", err)
+	}
+	return buf.Bytes(), nil
+}
