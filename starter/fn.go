@@ -12,8 +12,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/urfave/cli/v2"
-	"go.temporal.io/api/serviceerror"
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
