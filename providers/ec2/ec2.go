@@ -12,8 +12,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
-	"net/url"
 	"sort"
 	"strings"
 
@@ -21,13 +19,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	awsec2 "github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/smithy-go"
 
 	"github.com/gust-dev/gust/providers"
+	"github.com/gust-dev/gust/providers/awsconfig"
 )
 
 // EC2API is the part of the EC2 client the provider uses, so tests can
@@ -77,37 +74,11 @@ type Options struct {
 	Profile  string
 }
 
-// defaultLocalRegion and the "test" credentials let a custom endpoint work
-// out of the box: local clouds accept any signature.
-const defaultLocalRegion = "us-east-1"
-
 // NewFromConfig builds a Provider from the standard AWS configuration.
 func NewFromConfig(ctx context.Context, o Options) (*Provider, error) {
-	opts := []func(*config.LoadOptions) error{config.WithRetryer(newRetryer)}
-	if o.Region != "" {
-		opts = append(opts, config.WithRegion(o.Region))
-	}
-	if o.Profile != "" {
-		opts = append(opts, config.WithSharedConfigProfile(o.Profile))
-	}
-	if o.Endpoint != "" && isLoopback(o.Endpoint) {
-		// A local cloud needs no instance role, and probing the instance
-		// metadata service off EC2 costs seconds of timeouts.
-		opts = append(opts, config.WithEC2IMDSClientEnableState(imds.ClientDisabled))
-	}
-	cfg, err := config.LoadDefaultConfig(ctx, opts...)
+	cfg, err := awsconfig.Load(ctx, awsconfig.Options(o), config.WithRetryer(newRetryer))
 	if err != nil {
-		return nil, fmt.Errorf("loading aws config, %w", err)
-	}
-	if o.Endpoint != "" {
-		if cfg.Region == "" {
-			cfg.Region = defaultLocalRegion
-		}
-		if cfg.Credentials == nil {
-			cfg.Credentials = credentials.NewStaticCredentialsProvider("test", "test", "")
-		} else if _, err := cfg.Credentials.Retrieve(ctx); err != nil {
-			cfg.Credentials = credentials.NewStaticCredentialsProvider("test", "test", "")
-		}
+		return nil, err
 	}
 	if cfg.Region == "" {
 		return nil, errors.New("no aws region configured: set --region, AWS_REGION or a profile's region")
@@ -118,19 +89,6 @@ func NewFromConfig(ctx context.Context, o Options) (*Provider, error) {
 		}
 	})
 	return New(client), nil
-}
-
-func isLoopback(endpoint string) bool {
-	u, err := url.Parse(endpoint)
-	if err != nil {
-		return false
-	}
-	host := u.Hostname()
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // noRetryCodes are errors the SDK would retry but gust wants to see at

@@ -34,7 +34,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	awslambda "github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
@@ -43,6 +42,7 @@ import (
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/gust-dev/gust/providers"
+	"github.com/gust-dev/gust/providers/awsconfig"
 )
 
 // The local cloud's extensions (see localcloud/lambda). Repeated here, not
@@ -122,24 +122,12 @@ var _ providers.Functions = (*Provider)(nil)
 // client uses it as BaseEndpoint and falls back to static credentials when
 // the chain has none, as the local cloud needs no real ones.
 func NewFromConfig(ctx context.Context, o Options) (*Provider, error) {
-	var loadOpts []func(*config.LoadOptions) error
-	if o.Region != "" {
-		loadOpts = append(loadOpts, config.WithRegion(o.Region))
-	}
-	if o.Profile != "" {
-		loadOpts = append(loadOpts, config.WithSharedConfigProfile(o.Profile))
-	}
-	cfg, err := config.LoadDefaultConfig(ctx, loadOpts...)
+	cfg, err := awsconfig.Load(ctx, awsconfig.Options{Endpoint: o.Endpoint, Region: o.Region, Profile: o.Profile})
 	if err != nil {
-		return nil, fmt.Errorf("loading aws config, %w", err)
+		return nil, err
 	}
 	if cfg.Region == "" {
-		cfg.Region = "us-east-1"
-	}
-	if o.Endpoint != "" {
-		if _, err := cfg.Credentials.Retrieve(ctx); err != nil {
-			cfg.Credentials = credentials.NewStaticCredentialsProvider("gust", localSecret, "")
-		}
+		cfg.Region = awsconfig.DefaultLocalRegion
 	}
 	return New(cfg, o), nil
 }
