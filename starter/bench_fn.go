@@ -134,7 +134,7 @@ func runBenchFn(c *cli.Context) error {
 	if _, err := deploySample(ctx, p, tenant, "echo", handler, 0); err != nil {
 		return err
 	}
-	prov, err := lambdaprovider.NewFromConfig(ctx, lambdaprovider.Options{Endpoint: p.cloud.Endpoint()})
+	prov, err := lambdaprovider.NewFromConfig(ctx, lambdaprovider.Options{Endpoint: p.cloud.Endpoint(), Region: lambdacloud.DefaultRegion})
 	if err != nil {
 		return fmt.Errorf("configuring lambda provider: %w", err)
 	}

@@ -14,6 +14,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	lambdacloud "github.com/gust-dev/gust/localcloud/lambda"
 	"github.com/gust-dev/gust/localcloud/lambda/sample"
 	"github.com/gust-dev/gust/providers"
 	lambdaprovider "github.com/gust-dev/gust/providers/lambda"
@@ -54,8 +55,8 @@ func demoFunctions(ctx context.Context, out io.Writer, p *platform) error {
 		mu    sync.Mutex
 		calls []call
 	)
-	invoke := func(sub string, round int) error {
-		in := workflows.InvokeInput{RequestID: newRequestID(), Tenant: demoTenant, Function: demoFunction, SubTenant: sub}
+	invoke := func(sub string, round int, payload string) error {
+		in := workflows.InvokeInput{RequestID: newRequestID(), Tenant: demoTenant, Function: demoFunction, SubTenant: sub, Payload: json.RawMessage(payload)}
 		res, err := invokeFunction(ctx, p.client, in, true)
 		if err != nil {
 			return fmt.Errorf("invoking %s for %s: %w", demoFunction, sub, err)
@@ -92,11 +93,11 @@ func demoFunctions(ctx context.Context, out io.Writer, p *platform) error {
 	start = time.Now()
 	// Round 1: a cold start per sub-tenant. Round 2: the same sub-tenants
 	// again, reusing their warm environments. Round 3: carol sends 4 at
-	// once and gets more environments of her own.
+	// once, each held for 300ms, and gets more environments of her own.
 	for round := 1; round <= 2; round++ {
 		var fns []func() error
 		for _, sub := range subs {
-			fns = append(fns, func() error { return invoke(sub, round) })
+			fns = append(fns, func() error { return invoke(sub, round, `{}`) })
 		}
 		if err := parallel(fns...); err != nil {
 			return err
@@ -104,7 +105,7 @@ func demoFunctions(ctx context.Context, out io.Writer, p *platform) error {
 	}
 	var fns []func() error
 	for range burst {
-		fns = append(fns, func() error { return invoke("carol", 3) })
+		fns = append(fns, func() error { return invoke("carol", 3, `{"sleep_ms":300}`) })
 	}
 	if err := parallel(fns...); err != nil {
 		return err
@@ -199,7 +200,7 @@ func deploySample(ctx context.Context, p *platform, tenant, name, path string, m
 	if err != nil {
 		return providers.Function{}, err
 	}
-	fns, err := lambdaprovider.NewFromConfig(ctx, lambdaprovider.Options{Endpoint: p.cloud.Endpoint()})
+	fns, err := lambdaprovider.NewFromConfig(ctx, lambdaprovider.Options{Endpoint: p.cloud.Endpoint(), Region: lambdacloud.DefaultRegion})
 	if err != nil {
 		return providers.Function{}, fmt.Errorf("configuring lambda provider: %w", err)
 	}
