@@ -1,0 +1,308 @@
+package integration
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+
+	"github.com/gust-dev/gust/localcloud/lambda/sample"
+	"github.com/gust-dev/gust/workflows"
+)
+
+var (
+	echoOnce sync.Once
+	echoPath string
+	echoErr  error
+)
+
+// echoHandler builds the sample echo function from source as an unmodified
+// aws-lambda-go bootstrap, once per test run.
+func echoHandler(t *testing.T) string {
+	t.Helper()
+	echoOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "gust-echo-")
+		if err != nil {
+			echoErr = err
+			return
+		}
+		echoPath = filepath.Join(dir, "bootstrap")
+		out, err := exec.Command("go", "build", "-o", echoPath, "../localcloud/lambda/testdata/echo").CombinedOutput()
+		if err != nil {
+			echoErr = &buildError{out: string(out), err: err}
+		}
+	})
+	require.NoError(t, echoErr)
+	return echoPath
+}
+
+// fnPlatform is an in-memory server, a local cloud over HTTP and gust's
+// real worker: what `gust dev` runs, inside the test process.
+type fnPlatform struct {
+	address string
+	client  client.Client
+}
+
+func startFnPlatform(t *testing.T) fnPlatform {
+	t.Helper()
+	s, c := startServer(t)
+	cloud := startCloud(t, nil)
+	startGustWorker(t, c, cloud.Endpoint(), 100)
+	return fnPlatform{address: s.FrontendAddress(), client: c}
+}
+
+func deployFn(ctx context.Context, t *testing.T, c client.Client, tenant, name, code string) workflows.DeployResult {
+	t.Helper()
+	in := workflows.DeployInput{Tenant: tenant, Name: name}
+	require.NoError(t, in.SetCode(code))
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID: workflows.FunctionWorkflowID(workflows.OpDeploy, tenant, name, uuid.NewString()), TaskQueue: workflows.TaskQueue,
+	}, workflows.DeployFunctionWorkflow, in)
+	require.NoError(t, err)
+	var res workflows.DeployResult
+	require.NoError(t, run.Get(ctx, &res))
+	return res
+}
+
+func invokeFn(ctx context.Context, c client.Client, tenant, name, sub, payload string) (workflows.InvokeResult, error) {
+	in := workflows.InvokeInput{RequestID: uuid.NewString(), Tenant: tenant, Function: name, SubTenant: sub, Payload: json.RawMessage(payload)}
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID: workflows.InvokeWorkflowID(tenant, name, in.RequestID), TaskQueue: workflows.TaskQueue, EnableEagerStart: true,
+	}, workflows.InvokeWorkflow, in)
+	if err != nil {
+		return workflows.InvokeResult{}, err
+	}
+	var res workflows.InvokeResult
+	err = run.Get(ctx, &res)
+	return res, err
+}
+
+// TestFunctionInvokeWorkflowOverHTTP deploys a real aws-lambda-go handler
+// through DeployFunctionWorkflow and invokes it through InvokeWorkflow, the
+// worker's provider talking HTTP to the local cloud: a cold start, then
+// warm reuse of the same environment, the sub-tenant visible to the handler;
+// then many sub-tenants invoking concurrently never share an environment.
+func TestFunctionInvokeWorkflowOverHTTP(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	p := startFnPlatform(t)
+	dep := deployFn(ctx, t, p.client, "acme", "echo", echoHandler(t))
+	require.Equal(t, "PER_TENANT", dep.Function.Tenancy)
+
+	first, err := invokeFn(ctx, p.client, "acme", "echo", "cust-1", `{"echo":"hi"}`)
+	require.NoError(t, err)
+	require.Nil(t, first.FunctionError)
+	require.True(t, first.ColdStart)
+	require.NotEmpty(t, first.EnvironmentID)
+	var resp sample.Response
+	require.NoError(t, json.Unmarshal(first.Payload, &resp))
+	require.Equal(t, "cust-1", resp.TenantID)
+	require.JSONEq(t, `"hi"`, string(resp.Echo))
+
+	second, err := invokeFn(ctx, p.client, "acme", "echo", "cust-1", `{}`)
+	require.NoError(t, err)
+	require.False(t, second.ColdStart)
+	require.Equal(t, first.EnvironmentID, second.EnvironmentID)
+
+	t.Run("isolation under concurrency", func(t *testing.T) {
+		const subs, each = 8, 6
+		type seen struct{ sub, env, handlerSaw string }
+		results := make(chan seen, subs*each)
+		errs := make(chan error, subs*each)
+		var wg sync.WaitGroup
+		for i := range subs {
+			for range each {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					sub := fmt.Sprintf("customer/%d@example.com", i) // Lambda's TenantId charset
+					res, err := invokeFn(ctx, p.client, "acme", "echo", sub, `{"sleep_ms":30}`)
+					if err == nil && res.FunctionError != nil {
+						err = errors.New(res.FunctionError.Message)
+					}
+					if err != nil {
+						errs <- err
+						return
+					}
+					var r sample.Response
+					if err := json.Unmarshal(res.Payload, &r); err != nil {
+						errs <- err
+						return
+					}
+					results <- seen{sub: sub, env: res.EnvironmentID, handlerSaw: r.TenantID}
+				}()
+			}
+		}
+		wg.Wait()
+		close(results)
+		close(errs)
+		for err := range errs {
+			require.NoError(t, err)
+		}
+		owner := map[string]string{}
+		n := 0
+		for r := range results {
+			n++
+			require.Equal(t, r.sub, r.handlerSaw, "the handler saw another sub-tenant")
+			if prev, ok := owner[r.env]; ok {
+				require.Equal(t, prev, r.sub, "environment %s served two sub-tenants", r.env)
+			}
+			owner[r.env] = r.sub
+		}
+		require.Equal(t, subs*each, n)
+		require.GreaterOrEqual(t, len(owner), subs)
+	})
+}
+
+// TestFunctionCLI drives a real aws-lambda-go handler, built from source,
+// through the gust binary against an in-process platform.
+func TestFunctionCLI(t *testing.T) {
+	gustBinary(t) // build before the platform starts
+	code := echoHandler(t)
+	p := startFnPlatform(t)
+	addr := []string{"--address", p.address}
+	fn := func(args ...string) (string, string, int) {
+		t.Helper()
+		return gust(t, append(append([]string{"fn"}, args...), addr...)...)
+	}
+
+	stdout, stderr, rc := fn("deploy", "echo", "--tenant", "acme", "--code", code, "--timeout", "5s", "--env", "GREETING=hello", "--max-envs-per-subtenant", "3")
+	require.Equal(t, 0, rc, stderr)
+	require.Contains(t, stdout, "deployed echo version")
+
+	t.Run("invoke json", func(t *testing.T) {
+		stdout, stderr, rc := fn("invoke", "echo", "--tenant", "acme", "--subtenant", "cust 1", "--payload", `{"echo":{"n":1},"env":["GREETING"]}`, "--output", "json")
+		require.Equal(t, 0, rc, stderr)
+		require.Equal(t, 1, strings.Count(strings.TrimSpace(stdout), "\n")+1, "one line: %q", stdout)
+		var out map[string]json.RawMessage
+		require.NoError(t, json.Unmarshal([]byte(stdout), &out))
+		keys := []string{}
+		for k := range out {
+			keys = append(keys, k)
+		}
+		require.ElementsMatch(t, []string{"payload", "environment_id", "cold_start", "duration_ms"}, keys)
+		var resp sample.Response
+		require.NoError(t, json.Unmarshal(out["payload"], &resp))
+		require.Equal(t, "cust 1", resp.TenantID, "lambdacontext.FromContext(ctx).TenantID")
+		require.Equal(t, "hello", resp.Env["GREETING"])
+		require.JSONEq(t, `{"n":1}`, string(resp.Echo))
+		require.JSONEq(t, "true", string(out["cold_start"]))
+		var env string
+		require.NoError(t, json.Unmarshal(out["environment_id"], &env))
+		require.NotEmpty(t, env)
+		var dur int64
+		require.NoError(t, json.Unmarshal(out["duration_ms"], &dur))
+		require.GreaterOrEqual(t, dur, int64(0))
+	})
+
+	t.Run("invoke text prints the payload", func(t *testing.T) {
+		stdout, stderr, rc := fn("invoke", "echo", "--tenant", "acme", "--subtenant", "cust 1", "--payload", `{"echo":"plain"}`)
+		require.Equal(t, 0, rc, stderr)
+		var resp sample.Response
+		require.NoError(t, json.Unmarshal([]byte(stdout), &resp))
+		require.Equal(t, "cust 1", resp.TenantID)
+		require.EqualValues(t, 2, resp.Invocations, "the warm environment was reused")
+	})
+
+	t.Run("function error exits 1 with type and message", func(t *testing.T) {
+		_, stderr, rc := fn("invoke", "echo", "--tenant", "acme", "--subtenant", "cust 1", "--payload", `{"error":"card declined"}`)
+		require.Equal(t, 1, rc)
+		require.Contains(t, stderr, "EchoError")
+		require.Contains(t, stderr, "card declined")
+		require.Equal(t, 1, strings.Count(stderr, "\n"), stderr)
+
+		stdout, _, rc := fn("invoke", "echo", "--tenant", "acme", "--subtenant", "cust 1", "--payload", `{"exit":3}`, "--output", "json")
+		require.Equal(t, 1, rc)
+		var out workflows.InvokeResult
+		require.NoError(t, json.Unmarshal([]byte(stdout), &out))
+		require.NotNil(t, out.FunctionError)
+		require.NotEmpty(t, out.FunctionError.Type)
+	})
+
+	t.Run("bad input exits 2 and starts nothing", func(t *testing.T) {
+		big := filepath.Join(t.TempDir(), "big.json")
+		require.NoError(t, os.WriteFile(big, []byte(`"`+strings.Repeat("x", workflows.MaxPayloadBytes)+`"`), 0o600))
+		cases := map[string][]string{
+			"bad json":       {"--subtenant", "cust", "--payload", `{"a":`},
+			"over 6 MB":      {"--subtenant", "cust", "--payload", "@" + big},
+			"bad sub-tenant": {"--subtenant", "cust#1", "--payload", `{}`},
+			"no sub-tenant":  {"--payload", `{}`},
+		}
+		for name, args := range cases {
+			reqID := "bad-" + strings.ReplaceAll(name, " ", "-")
+			_, stderr, rc := fn(append([]string{"invoke", "echo", "--tenant", "acme", "--request-id", reqID}, args...)...)
+			assert.Equal(t, 2, rc, "%s: %s", name, stderr)
+			assert.Equal(t, 1, strings.Count(stderr, "\n"), "%s: one line: %q", name, stderr)
+			_, err := p.client.DescribeWorkflowExecution(context.Background(), workflows.InvokeWorkflowID("acme", "echo", reqID), "")
+			var notFound *serviceerror.NotFound
+			assert.True(t, errors.As(err, &notFound), "%s: a workflow was started: %v", name, err)
+		}
+		_, _, rc := fn("invoke", "../echo", "--tenant", "acme", "--subtenant", "cust")
+		require.Equal(t, 2, rc)
+		_, _, rc = fn("deploy", "echo2", "--tenant", "acme/../b", "--code", code)
+		require.Equal(t, 2, rc)
+	})
+
+	t.Run("tenants cannot see each other's functions", func(t *testing.T) {
+		_, stderr, rc := fn("invoke", "echo", "--tenant", "globex", "--subtenant", "cust 1")
+		require.Equal(t, 1, rc)
+		require.Contains(t, stderr, "not found")
+		require.Equal(t, 1, strings.Count(stderr, "\n"), stderr)
+
+		stdout, stderr, rc := fn("list", "--tenant", "globex", "--output", "json")
+		require.Equal(t, 0, rc, stderr)
+		require.JSONEq(t, "[]", stdout)
+		stdout, stderr, rc = fn("list", "--tenant", "acme")
+		require.Equal(t, 0, rc, stderr)
+		require.Contains(t, stdout, "echo")
+		require.Contains(t, stdout, "PER_TENANT")
+
+		for _, verb := range [][]string{{"envs", "echo"}, {"delete", "echo"}, {"logs", "echo", "--subtenant", "cust 1"}} {
+			_, stderr, rc := fn(append(verb, "--tenant", "globex")...)
+			require.Equal(t, 1, rc, "%v: %s", verb, stderr)
+			require.Contains(t, stderr, "not found", verb)
+		}
+	})
+
+	t.Run("envs, logs and delete", func(t *testing.T) {
+		stdout, stderr, rc := fn("envs", "echo", "--tenant", "acme", "--output", "json")
+		require.Equal(t, 0, rc, stderr)
+		var envs []map[string]any
+		require.NoError(t, json.Unmarshal([]byte(stdout), &envs))
+		require.NotEmpty(t, envs)
+		for _, e := range envs {
+			require.Equal(t, "cust 1", e["subtenant"])
+		}
+		stdout, stderr, rc = fn("envs", "echo", "--tenant", "acme")
+		require.Equal(t, 0, rc, stderr)
+		require.Contains(t, stdout, "SUB-TENANT")
+
+		_, _, rc = fn("invoke", "echo", "--tenant", "acme", "--subtenant", "cust 2", "--payload", `{"stdout":"hello from cust 2"}`)
+		require.Equal(t, 0, rc)
+		stdout, stderr, rc = fn("logs", "echo", "--tenant", "acme", "--subtenant", "cust 2")
+		require.Equal(t, 0, rc, stderr)
+		require.Contains(t, stdout, "hello from cust 2")
+		stdout, _, rc = fn("logs", "echo", "--tenant", "acme", "--subtenant", "cust 1")
+		require.Equal(t, 0, rc)
+		require.NotContains(t, stdout, "hello from cust 2")
+
+		_, stderr, rc = fn("delete", "echo", "--tenant", "acme")
+		require.Equal(t, 0, rc, stderr)
+		_, stderr, rc = fn("delete", "echo", "--tenant", "acme")
+		require.Equal(t, 1, rc)
+		require.Contains(t, stderr, "not found")
+	})
+}
