@@ -150,14 +150,18 @@ type LaunchResult struct {
 // LaunchBurstChunk launches one all-or-nothing chunk of the burst. Workflows
 // schedule it on workflows.TaskQueue, outside the platform rate limiter.
 func (a *Fleet) LaunchBurstChunk(ctx context.Context, in LaunchInput) (LaunchResult, error) {
-	return a.launch(ctx, "launching burst chunk", in)
+	res, err := a.launch(ctx, "launching burst chunk", in)
+	countLaunched(ctx, "burst", len(res.InstanceIDs))
+	return res, err
 }
 
 // LaunchFill launches up to MaxCount instances of the fill path. Workflows
 // schedule it on workflows.LaunchTaskQueue, whose server-enforced activity
 // rate is the platform launch rate limiter.
 func (a *Fleet) LaunchFill(ctx context.Context, in LaunchInput) (LaunchResult, error) {
-	return a.launch(ctx, "launching fill round", in)
+	res, err := a.launch(ctx, "launching fill round", in)
+	countLaunched(ctx, "fill", len(res.InstanceIDs))
+	return res, err
 }
 
 func (a *Fleet) launch(ctx context.Context, doing string, in LaunchInput) (LaunchResult, error) {

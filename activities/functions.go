@@ -95,8 +95,14 @@ func (f *Functions) InvokeFunction(ctx context.Context, in InvokeFunctionInput) 
 		RequestID: in.RequestID,
 	})
 	if err != nil {
+		outcome := "error"
+		if providers.IsFunctionError(err) {
+			outcome = "function_error"
+		}
+		recordInvocation(ctx, outcome, res.ColdStart, time.Since(start))
 		return InvokeFunctionResult{}, ProviderErrorf("invoking function", err)
 	}
+	recordInvocation(ctx, "ok", res.ColdStart, time.Since(start))
 	limit := f.MaxResponseBytes
 	if limit <= 0 {
 		limit = DefaultMaxResponseBytes
