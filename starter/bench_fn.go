@@ -152,7 +152,7 @@ func runBenchFn(c *cli.Context) error {
 			return fmt.Errorf("%s: %w", name, err)
 		}
 		s := newSeries(name, ds)
-		fmt.Fprintf(progress, "  %-34s p50 %8.2f ms  p99 %8.2f ms  (n=%d)\n", s.Name, s.P50MS, s.P99MS, s.N)
+		fmt.Fprintf(progress, "  %-38s p50 %8.2f ms  p99 %8.2f ms  (n=%d)\n", s.Name, s.P50MS, s.P99MS, s.N)
 		series = append(series, s)
 		return nil
 	}
@@ -234,10 +234,10 @@ func onOff(b bool) string {
 
 func printBenchFn(out io.Writer, res benchFnResult) error {
 	fmt.Fprintf(out, "gust bench fn: handler %s (%d MB), default activity mode %s\n\n", res.Handler, res.HandlerMB, res.DefaultMode)
-	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "SERIES\tN\tP50 (ms)\tP99 (ms)\t")
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "SERIES\t    N\tP50 (ms)\tP99 (ms)")
 	for _, s := range res.Series {
-		fmt.Fprintf(w, "%s\t%d\t%.2f\t%.2f\t\n", s.Name, s.N, s.P50MS, s.P99MS)
+		fmt.Fprintf(w, "%s\t%5d\t%8.2f\t%8.2f\n", s.Name, s.N, s.P50MS, s.P99MS)
 	}
 	if err := w.Flush(); err != nil {
 		return err
