@@ -33,6 +33,10 @@ import (
 
 const clusterName = "active"
 
+// clusterID is fixed so restarts on the same database see the same cluster;
+// the server insists on a UUID.
+const clusterID = "6a0f3b4c-2d5e-4f71-8a9b-0c1d2e3f4a5b"
+
 // Config describes one embedded server. The zero value of every optional
 // field is a sensible default.
 type Config struct {
@@ -217,7 +221,7 @@ func (c Config) serverOptions(sqlConf *config.SQL, logger serverLogger) ([]tempo
 				InitialFailoverVersion: 1,
 				RPCAddress:             c.FrontendAddress(),
 				HTTPAddress:            net.JoinHostPort(c.IP, strconv.Itoa(c.HTTPPort)),
-				ClusterID:              "gust-dev",
+				ClusterID:              clusterID,
 			},
 		},
 	}

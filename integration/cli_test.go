@@ -160,12 +160,15 @@ func TestCLIDevRestartKeepsHistory(t *testing.T) {
 		require.Contains(t, d.stdout.String(), want)
 	}
 
-	resp, err := http.Get(d.ui + "/")
-	require.NoError(t, err)
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	require.Equal(t, http.StatusOK, resp.StatusCode)
-	require.Contains(t, strings.ToLower(string(body)), "temporal")
+	// The Web UI serves its app and reaches Temporal through its API.
+	for path, want := range map[string]string{"/": "<!doctype html>", "/api/v1/namespaces": `"default"`} {
+		resp, err := http.Get(d.ui + path)
+		require.NoError(t, err)
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode, path)
+		require.Contains(t, strings.ToLower(string(body)), want, path)
+	}
 
 	// A second gust dev on the same state is refused, with the reason.
 	_, stderr, code := gust(t, "dev", "--state-dir", state, "--port", strconv.Itoa(freePort(t)), "--ui-port", "0", "--cloud-port", "0")
@@ -206,7 +209,7 @@ func TestCLIFleetLaunchJSON(t *testing.T) {
 
 	stdout, stderr, code := gust(t, "fleet", "launch", "--min", "10", "--target", "15", "-t", "m5.large",
 		"--fleet-id", "cli-fleet", "--wait", "--output", "json", "--address", d.address)
-	require.Equal(t, 0, code, "stderr=%s", stderr)
+	require.Equal(t, 0, code, "stdout=%s stderr=%s", stdout, stderr)
 	var res map[string]any
 	require.NoError(t, json.Unmarshal([]byte(strings.TrimSpace(stdout)), &res), "stdout must be one JSON object: %q", stdout)
 	for _, key := range []string{"fleet_id", "state", "min", "target", "running", "instance_ids", "time_to_min_ms", "time_to_target_ms"} {

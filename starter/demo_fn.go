@@ -1,23 +1,20 @@
 package main
 
 import (
-	"archive/zip"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
 
-	lambdacloud "github.com/gust-dev/gust/localcloud/lambda"
 	"github.com/gust-dev/gust/localcloud/lambda/sample"
 	"github.com/gust-dev/gust/providers"
-	lambdaprovider "github.com/gust-dev/gust/providers/lambda"
 	"github.com/gust-dev/gust/workflows"
 )
 
@@ -38,7 +35,7 @@ func demoFunctions(ctx context.Context, out io.Writer, p *platform) error {
 		return fmt.Errorf("finding the gust executable: %w", err)
 	}
 	start := time.Now()
-	fmt.Fprintf(out, "Functions: deploying the sample handler (this gust binary) as %s/%s with PER_TENANT tenancy...\n", demoTenant, demoFunction)
+	fmt.Fprintf(out, "Functions: deploying the sample handler (gust's handler mode) as %s/%s with PER_TENANT tenancy...\n", demoTenant, demoFunction)
 	fn, err := deploySample(ctx, p, demoTenant, demoFunction, exe, 0)
 	if err != nil {
 		return err
@@ -166,73 +163,68 @@ func demoFunctions(ctx context.Context, out io.Writer, p *platform) error {
 	return nil
 }
 
-// deploySample deploys the executable at path (gust itself, in its hidden
-// handler mode, or any Lambda bootstrap) as tenant's function name with
-// PER_TENANT tenancy. maxEnvsPerSubTenant 0 means the platform default.
+// deploySample deploys the handler at path as tenant's function name with
+// PER_TENANT tenancy, through DeployFunctionWorkflow as `gust fn deploy`
+// does. maxEnvsPerSubTenant 0 means the platform default.
 //
-// Code within workflows.MaxCodeBytes goes through DeployFunctionWorkflow,
-// as `gust fn deploy` does. The gust binary is far larger than that limit
-// (Lambda's 50 MB direct upload; gust embeds the Temporal server and UI),
-// so it goes straight to the platform's own local cloud through the Lambda
-// provider, zipped without compression to keep the deploy fast. Both routes
-// end in the same CreateFunction.
+// When path is this gust binary itself, its code would be far over a
+// function's size limit (gust embeds the Temporal server and Web UI), so
+// the function's code is a bootstrap script that execs gust's hidden
+// handler mode instead: Lambda's custom-runtime contract only asks that
+// bootstrap be executable.
 func deploySample(ctx context.Context, p *platform, tenant, name, path string, maxEnvsPerSubTenant int) (providers.Function, error) {
-	st, err := os.Stat(path)
-	if err != nil {
-		return providers.Function{}, fmt.Errorf("reading sample code: %w", err)
-	}
-	if st.Size() <= workflows.MaxCodeBytes {
-		in := workflows.DeployInput{Tenant: tenant, Name: name, MaxEnvsPerSubTenant: maxEnvsPerSubTenant}
-		if err := in.SetCode(path); err != nil {
+	code := path
+	if self, err := isGustBinary(path); err != nil {
+		return providers.Function{}, err
+	} else if self {
+		script, err := writeHandlerBootstrap(path)
+		if err != nil {
 			return providers.Function{}, err
 		}
-		var res workflows.DeployResult
-		if err := runFnWorkflow(ctx, p.client, workflows.OpDeploy, tenant, name, workflows.DeployFunctionWorkflow, in, &res); err != nil {
-			return providers.Function{}, fmt.Errorf("deploying %s: %w", name, err)
-		}
-		return res.Function, nil
+		defer os.RemoveAll(filepath.Dir(script))
+		code = script
 	}
-	code, err := os.ReadFile(path)
-	if err != nil {
-		return providers.Function{}, fmt.Errorf("reading sample code: %w", err)
-	}
-	zipped, err := storedBootstrapZip(code)
-	if err != nil {
+	in := workflows.DeployInput{Tenant: tenant, Name: name, MaxEnvsPerSubTenant: maxEnvsPerSubTenant}
+	if err := in.SetCode(code); err != nil {
 		return providers.Function{}, err
 	}
-	fns, err := lambdaprovider.NewFromConfig(ctx, lambdaprovider.Options{Endpoint: p.cloud.Endpoint(), Region: lambdacloud.DefaultRegion})
-	if err != nil {
-		return providers.Function{}, fmt.Errorf("configuring lambda provider: %w", err)
+	var res workflows.DeployResult
+	if err := runFnWorkflow(ctx, p.client, workflows.OpDeploy, tenant, name, workflows.DeployFunctionWorkflow, in, &res); err != nil {
+		return providers.Function{}, fmt.Errorf("deploying %s: %w", name, err)
 	}
-	fn, err := fns.Deploy(ctx, providers.FunctionSpec{
-		Tenant: tenant, Name: name, Zip: zipped,
-		MaxEnvsPerSubTenant: maxEnvsPerSubTenant,
-		Tenancy:             providers.TenancyPerTenant,
-	})
-	if err != nil {
-		return providers.Function{}, fmt.Errorf("deploying %s (%d MB of code): %w", name, len(code)>>20, err)
-	}
-	return fn, nil
+	return res.Function, nil
 }
 
-// storedBootstrapZip wraps an executable as a zip's bootstrap, stored rather
-// than deflated: compressing a 250 MB binary takes seconds, storing it
-// milliseconds.
-func storedBootstrapZip(code []byte) ([]byte, error) {
-	var buf bytes.Buffer
-	buf.Grow(len(code) + 1024)
-	zw := zip.NewWriter(&buf)
-	hdr := &zip.FileHeader{Name: "bootstrap", Method: zip.Store, Modified: time.Date(1980, 1, 1, 0, 0, 0, 0, time.UTC)}
-	hdr.SetMode(0o755)
-	w, err := zw.CreateHeader(hdr)
-	if err == nil {
-		_, err = w.Write(code)
-	}
-	if err == nil {
-		err = zw.Close()
-	}
+// isGustBinary reports whether path is the running gust executable.
+func isGustBinary(path string) (bool, error) {
+	exe, err := os.Executable()
 	if err != nil {
-		return nil, fmt.Errorf("zipping sample code: %w", err)
+		return false, fmt.Errorf("finding the gust executable: %w", err)
 	}
-	return buf.Bytes(), nil
+	a, err := os.Stat(exe)
+	if err != nil {
+		return false, err
+	}
+	b, err := os.Stat(path)
+	if err != nil {
+		return false, fmt.Errorf("reading sample code: %w", err)
+	}
+	return os.SameFile(a, b), nil
+}
+
+// writeHandlerBootstrap writes a bootstrap script that runs exe's hidden
+// handler mode, in a new temporary directory.
+func writeHandlerBootstrap(exe string) (string, error) {
+	dir, err := os.MkdirTemp("", "gust-sample-")
+	if err != nil {
+		return "", err
+	}
+	script := filepath.Join(dir, "bootstrap")
+	quoted := "'" + strings.ReplaceAll(exe, "'", `'\''`) + "'"
+	body := "#!/bin/sh\n# gust's sample function: the gust binary's hidden handler mode.\nexec " + quoted + " handler\n"
+	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
+		os.RemoveAll(dir)
+		return "", fmt.Errorf("writing sample bootstrap: %w", err)
+	}
+	return script, nil
 }

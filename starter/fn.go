@@ -39,7 +39,7 @@ func fnCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "fn",
 		Usage: "deploy and invoke multi-tenant functions (InvokeWorkflow, one per invocation)",
-		Subcommands: withInterspersedFlags("gust fn", []*cli.Command{
+		Subcommands: []*cli.Command{
 			{
 				Name:      "deploy",
 				Usage:     "deploy a function, or a new version of it, with PER_TENANT tenancy",
@@ -104,74 +104,8 @@ message. --payload @FILE reads the payload from a file.`,
 				Flags:     flags(tenant()),
 				Action:    runFnDelete,
 			},
-		}),
+		},
 	}
-}
-
-// withInterspersedFlags lets flags follow the NAME argument, as in the fixed
-// `gust fn deploy NAME --tenant T --code PATH`: urfave/cli v2 stops parsing
-// flags at the first positional argument. Each command skips the framework's
-// parse and runs as a one-command app on its arguments reordered, flags
-// first; parse errors and --help behave as usual.
-func withInterspersedFlags(parent string, cmds []*cli.Command) []*cli.Command {
-	for _, cmd := range cmds {
-		action := cmd.Action
-		flags := cmd.Flags
-		app := func() *cli.App {
-			return &cli.App{
-				Name:            parent + " " + cmd.Name,
-				HelpName:        parent + " " + cmd.Name,
-				Usage:           cmd.Usage,
-				UsageText:       strings.TrimSpace(parent + " " + cmd.Name + " " + cmd.ArgsUsage + " [options]"),
-				Description:     cmd.Description,
-				Flags:           flags,
-				Action:          action,
-				HideVersion:     true,
-				HideHelpCommand: true,
-				ExitErrHandler:  func(*cli.Context, error) {},
-				OnUsageError:    onUsageError,
-			}
-		}
-		cmd.SkipFlagParsing = true
-		cmd.Action = func(c *cli.Context) error {
-			a := app()
-			a.Writer, a.ErrWriter = c.App.Writer, c.App.ErrWriter
-			return a.RunContext(c.Context, append([]string{a.Name}, flagsFirst(flags, c.Args().Slice())...))
-		}
-	}
-	return cmds
-}
-
-// flagsFirst moves flags (with their values) before positional arguments,
-// keeping each group's order. Everything after "--" is positional.
-func flagsFirst(flags []cli.Flag, args []string) []string {
-	isBool := map[string]bool{"help": true, "h": true}
-	for _, f := range flags {
-		if _, ok := f.(*cli.BoolFlag); ok {
-			for _, n := range f.Names() {
-				isBool[n] = true
-			}
-		}
-	}
-	var opts, positional []string
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		switch {
-		case a == "--":
-			positional = append(positional, args[i+1:]...)
-			i = len(args)
-		case len(a) > 1 && a[0] == '-':
-			opts = append(opts, a)
-			name := strings.TrimLeft(a, "-")
-			if !strings.Contains(name, "=") && !isBool[name] && i+1 < len(args) {
-				i++
-				opts = append(opts, args[i])
-			}
-		default:
-			positional = append(positional, a)
-		}
-	}
-	return append(append(opts, "--"), positional...)
 }
 
 // fnArgs reads the NAME argument (when wantName) and --tenant, both checked

@@ -25,7 +25,7 @@ func main() {
 
 func run(args []string) int {
 	app := newApp()
-	err := app.Run(args)
+	err := app.Run(interspersed(app, args))
 	if err == nil {
 		return 0
 	}
@@ -56,6 +56,7 @@ func newApp() *cli.App {
 			demoCommand(),
 			fleetCommand(),
 			fnCommand(),
+			benchCommand(),
 			handlerCommand(),
 		},
 		Suggest:        true,

@@ -47,11 +47,11 @@ type platform struct {
 // startPlatform starts the embedded Temporal server, the local cloud and,
 // unless NoWorker, a worker using that cloud. On error everything already
 // started is stopped again.
-func startPlatform(ctx context.Context, cfg platformConfig) (p *platform, err error) {
-	p = &platform{}
+func startPlatform(ctx context.Context, cfg platformConfig) (_ *platform, err error) {
+	p := &platform{}
 	defer func() {
 		if err != nil {
-			p.Close()
+			_ = p.Close()
 		}
 	}()
 

@@ -1,0 +1,73 @@
+package main
+
+import (
+	"strings"
+
+	"github.com/urfave/cli/v2"
+)
+
+// interspersed moves flags that follow positional arguments in front of
+// them. urfave/cli v2 stops parsing flags at the first positional argument,
+// but gust's documented commands put flags after it, as the temporal and aws
+// CLIs allow: `gust fleet status ID --output json`, `gust fn deploy NAME
+// --tenant T --code PATH`. Everything after "--" stays positional.
+func interspersed(app *cli.App, args []string) []string {
+	if len(args) < 2 {
+		return args
+	}
+	out := []string{args[0]}
+	cmds, flags := app.Commands, app.Flags
+	i := 1
+	// The command path: leading tokens naming (sub)commands.
+	for ; i < len(args); i++ {
+		cmd := findCommand(cmds, args[i])
+		if cmd == nil {
+			break
+		}
+		out = append(out, args[i])
+		cmds, flags = cmd.Subcommands, cmd.Flags
+	}
+	var flagArgs, positional []string
+	for ; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--":
+			positional = append(positional, args[i:]...)
+			i = len(args)
+		case len(a) > 1 && a[0] == '-':
+			flagArgs = append(flagArgs, a)
+			if !strings.Contains(a, "=") && takesValue(flags, strings.TrimLeft(a, "-")) && i+1 < len(args) {
+				i++
+				flagArgs = append(flagArgs, args[i])
+			}
+		default:
+			positional = append(positional, a)
+		}
+	}
+	out = append(out, flagArgs...)
+	return append(out, positional...)
+}
+
+func findCommand(cmds []*cli.Command, name string) *cli.Command {
+	for _, c := range cmds {
+		if c.HasName(name) {
+			return c
+		}
+	}
+	return nil
+}
+
+// takesValue reports whether the named flag consumes the next argument.
+// Unknown flags are assumed to take none; urfave/cli reports them.
+func takesValue(flags []cli.Flag, name string) bool {
+	for _, f := range flags {
+		for _, n := range f.Names() {
+			if n != name {
+				continue
+			}
+			_, isBool := f.(*cli.BoolFlag)
+			return !isBool
+		}
+	}
+	return false
+}
