@@ -421,11 +421,7 @@ func runFleetStatus(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	asJSON, err := jsonOutput(c)
-	if err != nil {
-		return err
-	}
-	cl, err := dial(c)
+	cl, asJSON, err := dialWithOutput(c)
 	if err != nil {
 		return err
 	}
@@ -468,11 +464,7 @@ func runFleetList(c *cli.Context) error {
 	if err := noArgs(c); err != nil {
 		return err
 	}
-	asJSON, err := jsonOutput(c)
-	if err != nil {
-		return err
-	}
-	cl, err := dial(c)
+	cl, asJSON, err := dialWithOutput(c)
 	if err != nil {
 		return err
 	}
@@ -562,11 +554,7 @@ func runFleetCancel(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	asJSON, err := jsonOutput(c)
-	if err != nil {
-		return err
-	}
-	cl, err := dial(c)
+	cl, asJSON, err := dialWithOutput(c)
 	if err != nil {
 		return err
 	}

@@ -387,11 +387,7 @@ func runFnList(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	asJSON, err := jsonOutput(c)
-	if err != nil {
-		return err
-	}
-	cl, err := dial(c)
+	cl, asJSON, err := dialWithOutput(c)
 	if err != nil {
 		return err
 	}
@@ -442,11 +438,7 @@ func runFnEnvs(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	asJSON, err := jsonOutput(c)
-	if err != nil {
-		return err
-	}
-	cl, err := dial(c)
+	cl, asJSON, err := dialWithOutput(c)
 	if err != nil {
 		return err
 	}
@@ -520,11 +512,7 @@ func runFnDelete(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	asJSON, err := jsonOutput(c)
-	if err != nil {
-		return err
-	}
-	cl, err := dial(c)
+	cl, asJSON, err := dialWithOutput(c)
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/urfave/cli/v2"
+	"go.temporal.io/sdk/client"
 )
 
 // outputFlag is the aws/temporal-style --output switch.
@@ -47,3 +48,14 @@ func isTerminal(f *os.File) bool {
 // failed is an operation that ran and did not succeed: exit 1, with the
 // message already printed (or msg printed by run()).
 func failed(msg string) error { return cli.Exit(msg, exitFailed) }
+
+// dialWithOutput reads --output and dials Temporal: the first two steps of
+// every client command. A bad --output is reported before any dial.
+func dialWithOutput(c *cli.Context) (client.Client, bool, error) {
+	asJSON, err := jsonOutput(c)
+	if err != nil {
+		return nil, false, err
+	}
+	cl, err := dial(c)
+	return cl, asJSON, err
+}
