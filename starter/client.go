@@ -136,9 +136,48 @@ func checkHostPort(addr string) error {
 }
 
 // quietLogger keeps the SDK's routine info logs off the terminal; warnings
-// and errors still show.
+// and errors still show, except expected retries (see quietRetries).
 func quietLogger() sdklog.Logger {
-	return sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	h := slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})
+	return sdklog.NewStructuredLogger(slog.New(quietRetries{h}))
+}
+
+// expectedRetryTypes are activity failures gust's workflows retry by design:
+// a throttled launch, capacity that has not arrived yet, a sub-tenant at its
+// environment limit. The SDK logs every failed attempt at error level; on a
+// busy fleet that floods the terminal with news that is not news. They stay
+// visible in each workflow's history in the Web UI.
+var expectedRetryTypes = []string{"(type: Throttled,", "(type: InsufficientCapacity,", "(type: TooManyRequests,"}
+
+// quietRetries drops the SDK's "Activity error." records for
+// expectedRetryTypes and passes everything else on.
+type quietRetries struct{ slog.Handler }
+
+func (h quietRetries) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == "Activity error." {
+		expected := false
+		r.Attrs(func(a slog.Attr) bool {
+			if a.Key == "Error" {
+				msg := a.Value.String()
+				for _, t := range expectedRetryTypes {
+					expected = expected || strings.Contains(msg, t)
+				}
+			}
+			return !expected
+		})
+		if expected {
+			return nil
+		}
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h quietRetries) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return quietRetries{h.Handler.WithAttrs(attrs)}
+}
+
+func (h quietRetries) WithGroup(name string) slog.Handler {
+	return quietRetries{h.Handler.WithGroup(name)}
 }
 
 // checkEndpoint validates a cloud endpoint URL; empty means AWS.
