@@ -54,24 +54,33 @@ func runDemo(c *cli.Context) error {
 	printAddresses(out, p, "", demoLaunchRate)
 	fmt.Fprintln(out)
 
-	if err := demoPing(ctx, out, p.client); err != nil {
-		return err
+	var summary []string
+	for _, step := range []func() (string, error){
+		func() (string, error) { return demoPing(ctx, out, p.client) },
+		func() (string, error) { return demoFleet(ctx, out, p.client) },
+		func() (string, error) { return demoFunctions(ctx, out, p) },
+	} {
+		line, err := step()
+		if err != nil {
+			return err
+		}
+		summary = append(summary, line)
+		fmt.Fprintln(out)
 	}
-	fmt.Fprintln(out)
-	if err := demoFleet(ctx, out, p.client); err != nil {
-		return err
+	fmt.Fprintln(out, "Summary")
+	for _, line := range summary {
+		fmt.Fprintf(out, "  %s\n", line)
 	}
-	fmt.Fprintln(out)
-	if err := demoFunctions(ctx, out, p); err != nil {
-		return err
-	}
-
-	fmt.Fprintln(out)
 	if ui := p.server.UIAddress(); ui != "" {
 		fmt.Fprintf(out, "Web UI: %s/namespaces/default/workflows\n", ui)
 	}
 	if c.Bool("keep") {
-		fmt.Fprintln(out, "Still running (--keep). Press Ctrl+C to stop.")
+		addr := p.server.FrontendAddress()
+		fmt.Fprintln(out, "Still running (--keep). Try, from another terminal:")
+		fmt.Fprintf(out, "  gust fleet list --address %s\n", addr)
+		fmt.Fprintf(out, "  gust fleet status demo-fleet-burst --address %s\n", addr)
+		fmt.Fprintf(out, "  gust fn envs %s --tenant %s --address %s\n", demoFunction, demoTenant, addr)
+		fmt.Fprintln(out, "Press Ctrl+C to stop.")
 		waitForSignal(ctx)
 	}
 	return nil
@@ -79,20 +88,21 @@ func runDemo(c *cli.Context) error {
 
 // demoPing proves the platform is alive: one workflow, a durable timer and
 // an activity, end to end.
-func demoPing(ctx context.Context, out io.Writer, c client.Client) error {
+func demoPing(ctx context.Context, out io.Writer, c client.Client) (string, error) {
 	start := time.Now()
 	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID:        "demo-ping",
 		TaskQueue: workflows.TaskQueue,
 	}, workflows.PingWorkflow, workflows.PingInput{Message: "hello from gust", Wait: 100 * time.Millisecond})
 	if err != nil {
-		return fmt.Errorf("starting ping workflow: %w", err)
+		return "", fmt.Errorf("starting ping workflow: %w", err)
 	}
 	var res workflows.PingResult
 	if err := run.Get(ctx, &res); err != nil {
-		return fmt.Errorf("ping workflow: %w", err)
+		return "", fmt.Errorf("ping workflow: %w", err)
 	}
+	took := time.Since(start).Round(time.Millisecond)
 	fmt.Fprintf(out, "Platform check: PingWorkflow %s answered %q from worker %s in %v\n",
-		run.GetID(), res.Message, res.Worker, time.Since(start).Round(time.Millisecond))
-	return nil
+		run.GetID(), res.Message, res.Worker, took)
+	return fmt.Sprintf("platform:  a durable timer and an activity through worker %s in %v", res.Worker, took), nil
 }
