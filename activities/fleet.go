@@ -175,15 +175,17 @@ func (a *Fleet) launch(ctx context.Context, doing string, in LaunchInput) (Launc
 		tags[k] = v
 	}
 	tags[providers.FleetTagKey] = in.FleetID
-	instances, err := a.Compute.Run(ctx, providers.RunInput{
-		InstanceType:  in.InstanceType,
-		ImageID:       in.ImageID,
-		Zone:          in.Zone,
-		MinCount:      in.MinCount,
-		MaxCount:      in.MaxCount,
-		ClientToken:   in.ClientToken,
-		ReservationID: in.ReservationID,
-		Tags:          tags,
+	instances, err := keepAlive(ctx, func() ([]providers.Instance, error) {
+		return a.Compute.Run(ctx, providers.RunInput{
+			InstanceType:  in.InstanceType,
+			ImageID:       in.ImageID,
+			Zone:          in.Zone,
+			MinCount:      in.MinCount,
+			MaxCount:      in.MaxCount,
+			ClientToken:   in.ClientToken,
+			ReservationID: in.ReservationID,
+			Tags:          tags,
+		})
 	})
 	if err != nil {
 		return LaunchResult{}, ProviderErrorf(fmt.Sprintf("%s (%d..%d %s)", doing, in.MinCount, in.MaxCount, in.InstanceType), err)
@@ -231,7 +233,9 @@ func (a *Fleet) CountRunning(ctx context.Context, in CountRunningInput) (CountRu
 	if in.RunTag != "" {
 		tags[FleetRunTagKey] = in.RunTag
 	}
-	instances, err := a.Compute.Describe(ctx, providers.InstanceFilter{Tags: tags})
+	instances, err := keepAlive(ctx, func() ([]providers.Instance, error) {
+		return a.Compute.Describe(ctx, providers.InstanceFilter{Tags: tags})
+	})
 	if err != nil {
 		return CountRunningResult{}, ProviderErrorf("describing fleet instances", err)
 	}

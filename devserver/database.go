@@ -64,7 +64,7 @@ func (c Config) prepareDatabase(s *Server) (*config.SQL, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading database file: %w", err)
 	}
-	conf.ConnectAttributes = map[string]string{"mode": "rwc", "_busy_timeout": "5000"}
+	conf.ConnectAttributes = map[string]string{"mode": "rwc", "busy_timeout": "5000"}
 	conf.DatabaseName = path
 
 	if info.Size() == 0 {

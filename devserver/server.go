@@ -274,14 +274,28 @@ func (c Config) serverOptions(sqlConf *config.SQL, logger serverLogger) ([]tempo
 	}, nil
 }
 
-// dynamicConfig tunes the server for one machine. A single task queue
-// partition matters twice here: latency (no forwarding between partitions)
-// and rate limiting (TaskQueueActivitiesPerSecond is split across
-// partitions, which makes a low launch rate bursty).
+// dynamicConfig tunes the server for one machine.
+//
+// A single task queue partition matters twice here: latency (no forwarding
+// between partitions) and rate limiting (TaskQueueActivitiesPerSecond is
+// split across partitions, which makes a low launch rate bursty).
+//
+// The transfer queue's poll rate is per history shard, and this server has
+// one shard: at the default of 20 loads a second, every task handed to
+// matching (a workflow task, an activity task) waited up to 50 ms for a
+// token once work came back to back. 1000 removes that wait; it only bounds
+// how often the queue reader queries SQLite, which new tasks trigger.
+//
+// Timers fire when the timer queue reader loads them, and it may load up to
+// timerProcessorMaxTimeShift late (default 1 s): a 100 ms timer took a
+// second. The fleet polls its running count on sub-second timers, so gust
+// keeps this shift small.
 func (c Config) dynamicConfig() dynamicconfig.StaticClient {
 	dc := dynamicconfig.StaticClient{
 		dynamicconfig.MatchingNumTaskqueueReadPartitions.Key():           1,
 		dynamicconfig.MatchingNumTaskqueueWritePartitions.Key():          1,
+		dynamicconfig.TransferProcessorMaxPollRPS.Key():                  1000,
+		dynamicconfig.TimerProcessorMaxTimeShift.Key():                   50 * time.Millisecond,
 		dynamicconfig.FrontendMaxNamespaceVisibilityRPSPerInstance.Key(): 200,
 		dynamicconfig.HistoryCacheHostLevelMaxSize.Key():                 8192,
 	}

@@ -27,6 +27,12 @@ var launchNonRetryable = []string{
 	providers.ErrTypeNotFound,
 }
 
+// launchHeartbeat is the heartbeat timeout of cloud calls that heartbeat
+// in the background (activities.keepAlive, every second): a worker killed
+// mid-call is detected after this long and the call retried elsewhere with
+// the same client token, instead of after the start-to-close timeout.
+const launchHeartbeat = 5 * time.Second
+
 // burstOptions: a chunk on TaskQueue (no platform rate limit). A throttled
 // chunk retries at 1s, 2s, 4s … 20s for up to 15 minutes, then its count
 // falls through to the fill path.
@@ -34,6 +40,7 @@ func burstOptions(summary string) workflow.ActivityOptions {
 	return workflow.ActivityOptions{
 		TaskQueue:              TaskQueue,
 		StartToCloseTimeout:    time.Minute,
+		HeartbeatTimeout:       launchHeartbeat,
 		ScheduleToCloseTimeout: 15 * time.Minute,
 		WaitForCancellation:    true,
 		RetryPolicy: &temporal.RetryPolicy{
@@ -54,6 +61,7 @@ func fillOptions(summary string) workflow.ActivityOptions {
 	return workflow.ActivityOptions{
 		TaskQueue:           LaunchTaskQueue,
 		StartToCloseTimeout: time.Minute,
+		HeartbeatTimeout:    launchHeartbeat,
 		WaitForCancellation: true,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:        time.Second,
@@ -97,6 +105,7 @@ func reserveOptions(summary string) workflow.ActivityOptions {
 func countOptions() workflow.ActivityOptions {
 	o := controlOptions("count running instances")
 	o.ScheduleToCloseTimeout = 0
+	o.HeartbeatTimeout = launchHeartbeat
 	return o
 }
 
