@@ -160,13 +160,14 @@ func TestFleetSurvivesWorkerKill(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	s, c := startServer(t)
-	const fleetID, min, target = "kill9", 600, 700
+	const fleetID, min, target = "kill9", 600, 650
 	cloud := startCloud(t, func(cfg *localcloud.Config) {
 		cfg.Capacity = []ec2.Pool{{InstanceType: "m5.large", Initial: 2000}}
-		// Slow the cloud's RunInstances down so the kill lands mid-burst:
-		// the request bucket lets only two calls through per second.
+		// Make the kill land mid-burst: the request bucket lets two of the
+		// six burst chunks through at once and the rest a few per second,
+		// after throttled retries.
 		cfg.EC2.RequestBucket = 2
-		cfg.EC2.RequestRefill = 1
+		cfg.EC2.RequestRefill = 4
 	})
 	first := gustWorkerProcess(t, s.FrontendAddress(), cloud.Endpoint(), 100)
 
