@@ -74,6 +74,7 @@ type environment struct {
 	ln       net.Listener
 	srv      *http.Server
 	timer    *time.Timer // one invocation at a time, so one reusable timer
+	timerAt  time.Time   // when timer was last set to fire; zero once stopped or its fire received
 	memLimit bool
 
 	// Runtime API hand-off. An invocation is sent on nextCh when the
@@ -343,6 +344,7 @@ func (e *environment) invoke(inv *invocation, timeout, initTimeout time.Duration
 		select {
 		case <-e.ready:
 			e.timer.Stop()
+			e.timerAt = time.Time{}
 		case r := <-e.initErr:
 			e.timer.Stop()
 			return r
@@ -358,42 +360,78 @@ func (e *environment) invoke(inv *invocation, timeout, initTimeout time.Duration
 	inv.deadline = time.Now().Add(timeout)
 	e.cur.Store(inv)
 	defer e.cur.Store(nil)
-	e.timer.Reset(timeout)
-	defer e.timer.Stop()
+	e.armTimer(inv.deadline)
 
-	select {
-	case e.nextCh <- inv:
-	case r := <-e.initErr:
-		return r
-	case <-e.exited:
-		r := e.exitResult(inv.id, "")
-		r.undelivered = true
-		return r
-	case <-e.timer.C:
-		e.kill()
-		return timeoutResult(inv.id, timeout)
+delivery:
+	for {
+		select {
+		case e.nextCh <- inv:
+			break delivery
+		case r := <-e.initErr:
+			return r
+		case <-e.exited:
+			r := e.exitResult(inv.id, "")
+			r.undelivered = true
+			return r
+		case <-e.timer.C:
+			if e.timedOut(inv.deadline) {
+				e.kill()
+				return timeoutResult(inv.id, timeout)
+			}
+		}
 	}
-	select {
-	case r := <-inv.result:
-		return r
-	case <-e.exited:
-		// The runtime may have answered just before exiting.
+	for {
 		select {
 		case r := <-inv.result:
+			return r
+		case <-e.exited:
+			// The runtime may have answered just before exiting.
+			select {
+			case r := <-inv.result:
+				r.discard = true
+				return r
+			default:
+			}
+			return e.exitResult(inv.id, "")
+		case <-e.timer.C:
+			if !e.timedOut(inv.deadline) {
+				continue
+			}
+			e.kill()
+			if inv.answered.CompareAndSwap(false, true) {
+				return timeoutResult(inv.id, timeout)
+			}
+			r := <-inv.result // answered at the last moment: keep the answer
 			r.discard = true
 			return r
-		default:
 		}
-		return e.exitResult(inv.id, "")
-	case <-e.timer.C:
-		e.kill()
-		if inv.answered.CompareAndSwap(false, true) {
-			return timeoutResult(inv.id, timeout)
-		}
-		r := <-inv.result // answered at the last moment: keep the answer
-		r.discard = true
-		return r
 	}
+}
+
+// armTimer makes e.timer fire no later than deadline. The timer is left
+// running after an invocation, not stopped: the next invocation's deadline
+// is never earlier (an environment runs one version, so one timeout), and
+// then needs no reset. Setting a timer on an otherwise idle process wakes
+// Go's network poller, a thread wake-up on every warm invocation; this way
+// the timer is set about once per timeout period instead. An early fire
+// only re-arms it (timedOut).
+func (e *environment) armTimer(deadline time.Time) {
+	if e.timerAt.IsZero() || e.timerAt.After(deadline) {
+		e.timer.Reset(time.Until(deadline))
+		e.timerAt = deadline
+	}
+}
+
+// timedOut is called on a fire of e.timer: it reports whether deadline has
+// passed, and if not, sets the timer for it.
+func (e *environment) timedOut(deadline time.Time) bool {
+	e.timerAt = time.Time{}
+	if d := time.Until(deadline); d > 0 {
+		e.timer.Reset(d)
+		e.timerAt = deadline
+		return false
+	}
+	return true
 }
 
 func timeoutResult(reqID string, timeout time.Duration) invokeResult {

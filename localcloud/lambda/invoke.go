@@ -95,6 +95,16 @@ func (c *Cloud) invoke(w http.ResponseWriter, r *http.Request, tenant, raw strin
 	h["Content-Length"] = []string{strconv.Itoa(len(res.payload))}
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(res.payload)
+	// The caller has its answer before the log write, not after.
+	_ = http.NewResponseController(w).Flush()
+	flushLogs(e)
+}
+
+// flushLogs writes the invocation's buffered START and END lines.
+func flushLogs(e *environment) {
+	if e != nil {
+		e.logs.flush()
+	}
 }
 
 // run invokes f for sub in an environment of its own. A function error is
@@ -132,7 +142,9 @@ func (c *Cloud) runOnce(f *function, sub, reqID string, payload []byte) (invokeR
 		result:    make(chan invokeResult, 1),
 	}
 	start := time.Now()
-	e.logs.writeLine(e.id, []byte("START RequestId: "+reqID+" Version: "+strconv.Itoa(f.Version)))
+	// START and END go to the log in one write, after the response (see
+	// flushLogs); the function's own output, if any, writes them in order.
+	e.logs.bufferLine(e.id, []byte("START RequestId: "+reqID+" Version: "+strconv.Itoa(f.Version)))
 	res := e.invoke(inv, time.Duration(f.Config.TimeoutSec)*time.Second, c.cfg.InitTimeout)
 	end := "END RequestId: " + reqID + " Duration: " + strconv.FormatFloat(float64(time.Since(start).Microseconds())/1000, 'f', 2, 64) + " ms"
 	if res.fnError {
@@ -141,7 +153,7 @@ func (c *Cloud) runOnce(f *function, sub, reqID string, payload []byte) (invokeR
 			end += " (environment discarded)"
 		}
 	}
-	e.logs.writeLine(e.id, []byte(end))
+	e.logs.bufferLine(e.id, []byte(end))
 	c.pool.release(e, res.discard)
 	return res, e, cold, nil
 }
@@ -155,7 +167,8 @@ func (c *Cloud) invokeAsync(f *function, sub, reqID string, payload []byte) {
 	backoff := 10 * time.Millisecond
 	deadline := time.Now().Add(time.Minute)
 	for {
-		res, _, _, err := c.run(f, sub, reqID, payload)
+		res, e, _, err := c.run(f, sub, reqID, payload)
+		flushLogs(e)
 		var ae *apiError
 		if errors.As(err, &ae) && ae.code == codeTooManyRequests && time.Now().Before(deadline) {
 			select {

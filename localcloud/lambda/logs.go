@@ -41,6 +41,11 @@ type logSink struct {
 	mu   sync.Mutex
 	f    *os.File // nil once closed; guarded by mu
 	size int64    // guarded by mu
+	// pending holds whole lines not yet written (an invocation's START and
+	// END): they go out with the next write, so an invocation costs one
+	// write to the file, after its response. Anything that reads or closes
+	// the file writes them first. Guarded by mu.
+	pending []byte
 }
 
 func newLogSinks(dir string, max int64) *logSinks {
@@ -89,6 +94,7 @@ func (l *logSinks) release(k logKey, s *logSink) {
 	if last {
 		s.mu.Lock()
 		if s.f != nil {
+			s.writeLocked(nil)
 			s.f.Close()
 			s.f = nil
 		}
@@ -98,6 +104,12 @@ func (l *logSinks) release(k logKey, s *logSink) {
 
 // read returns the sub-tenant's log, the rotated file first.
 func (l *logSinks) read(k logKey) ([]byte, error) {
+	l.mu.Lock()
+	s := l.sinks[k]
+	l.mu.Unlock()
+	if s != nil {
+		s.flush() // a released sink wrote its pending lines when it closed
+	}
 	p := l.path(k)
 	var out []byte
 	for _, name := range []string{p + ".1", p} {
@@ -116,26 +128,70 @@ func (l *logSinks) removeFunction(tenant, function string) {
 	_ = os.RemoveAll(filepath.Join(l.dir, tenant, function))
 }
 
-// writeLine appends one line, rotating the file when it is full.
+// writeLine appends one line (after any pending ones), rotating the file
+// when it is full.
 func (s *logSink) writeLine(envID string, line []byte) {
-	var buf [64]byte
-	prefix := time.Now().UTC().AppendFormat(buf[:0], "2006-01-02T15:04:05.000Z ")
-	prefix = append(prefix, envID...)
-	prefix = append(prefix, ' ')
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.f == nil {
 		return
 	}
-	n := int64(len(prefix) + len(line) + 1)
+	s.writeLocked(appendLine(s.pending, envID, line))
+}
+
+// bufferLine adds one line to the pending ones without writing it: the
+// next writeLine or flush writes it, in order.
+func (s *logSink) bufferLine(envID string, line []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.f == nil {
+		return
+	}
+	s.pending = appendLine(s.pending, envID, line)
+}
+
+// flush writes the pending lines.
+func (s *logSink) flush() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.f != nil {
+		s.writeLocked(s.pending)
+	}
+}
+
+// appendLine appends a timestamped line of envID to buf.
+func appendLine(buf []byte, envID string, line []byte) []byte {
+	buf = time.Now().UTC().AppendFormat(buf, "2006-01-02T15:04:05.000Z ")
+	buf = append(buf, envID...)
+	buf = append(buf, ' ')
+	buf = append(buf, line...)
+	return append(buf, '\n')
+}
+
+// writeLocked writes rec, which is s.pending possibly followed by more
+// whole lines (nil: s.pending alone), and empties pending. One write per
+// call keeps lines whole even if the process dies.
+func (s *logSink) writeLocked(rec []byte) {
+	if rec == nil {
+		rec = s.pending
+	}
+	if len(rec) == 0 {
+		return
+	}
+	n := int64(len(rec))
 	if s.size+n > s.max {
 		s.rotateLocked()
+		if s.f == nil {
+			s.pending = s.pending[:0]
+			return
+		}
 	}
-	// One write per line keeps lines whole even if the process dies.
-	rec := make([]byte, 0, n)
-	rec = append(append(append(rec, prefix...), line...), '\n')
 	if _, err := s.f.Write(rec); err == nil {
 		s.size += n
+	}
+	s.pending = rec[:0] // reuse the buffer
+	if cap(s.pending) > 64<<10 {
+		s.pending = nil
 	}
 }
 

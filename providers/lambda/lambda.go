@@ -17,6 +17,7 @@
 package lambda
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -161,6 +162,9 @@ func New(cfg aws.Config, o Options) *Provider {
 		if o.Endpoint != "" {
 			lo.BaseEndpoint = aws.String(o.Endpoint)
 		}
+		// After the SDK has resolved its own HTTP client (timeouts of the
+		// defaults mode), so those are kept.
+		lo.HTTPClient = inMemoryBodyClient{lo.HTTPClient}
 	}
 	p := &Provider{opts: o, cfg: cfg, perTenant: perTenant, httpClient: cfg.HTTPClient, signer: v4.NewSigner()}
 	if p.httpClient == nil {
@@ -187,6 +191,30 @@ func NewWithAPI(api LambdaAPI, o Options) *Provider {
 		o.WaitTimeout = 5 * time.Minute
 	}
 	return &Provider{opts: o, shared: api, httpClient: http.DefaultClient, signer: v4.NewSigner()}
+}
+
+// smallBodyBytes bounds the request bodies inMemoryBodyClient copies.
+const smallBodyBytes = 64 << 10
+
+// inMemoryBodyClient hands net/http small request bodies as in-memory
+// readers. The SDK's body is an opaque stream, for which net/http flushes
+// the headers in a write of their own before copying the body ("in case the
+// server needs them early"): two writes and two segments per Invoke, and on
+// the server a second read, often a second wake-up. With a *bytes.Reader the
+// request goes out in one write. Nothing else about the request changes.
+type inMemoryBodyClient struct{ aws.HTTPClient }
+
+func (c inMemoryBodyClient) Do(r *http.Request) (*http.Response, error) {
+	if r.Body != nil && r.Body != http.NoBody && r.ContentLength > 0 && r.ContentLength <= smallBodyBytes {
+		b := make([]byte, r.ContentLength)
+		_, err := io.ReadFull(r.Body, b)
+		_ = r.Body.Close()
+		if err != nil {
+			return nil, fmt.Errorf("reading request body, %w", err)
+		}
+		r.Body = io.NopCloser(bytes.NewReader(b))
+	}
+	return c.HTTPClient.Do(r)
 }
 
 func noRetryOnThrottle(err error) aws.Ternary {
