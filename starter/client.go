@@ -142,24 +142,29 @@ func quietLogger() sdklog.Logger {
 	return sdklog.NewStructuredLogger(slog.New(quietRetries{h}))
 }
 
-// expectedRetryTypes are activity failures gust's workflows retry by design:
-// a throttled launch, capacity that has not arrived yet, a sub-tenant at its
-// environment limit. The SDK logs every failed attempt at error level; on a
-// busy fleet that floods the terminal with news that is not news. They stay
-// visible in each workflow's history in the Web UI.
-var expectedRetryTypes = []string{"(type: Throttled,", "(type: InsufficientCapacity,", "(type: TooManyRequests,"}
+// expectedActivityErrors are activity failures that are part of normal
+// operation: a throttled launch, capacity that has not arrived yet, a
+// sub-tenant at its environment limit (all retried by design), and a poll
+// abandoned because its workflow run continued as new. The SDK logs each
+// at warning or error level; on a busy fleet that floods the terminal with
+// news that is not news. Failed attempts stay visible in each workflow's
+// history in the Web UI.
+var expectedActivityErrors = []string{
+	"(type: Throttled,", "(type: InsufficientCapacity,", "(type: TooManyRequests,",
+	"workflow execution already completed",
+}
 
-// quietRetries drops the SDK's "Activity error." records for
-// expectedRetryTypes and passes everything else on.
+// quietRetries drops the SDK's activity error and heartbeat error records
+// for expectedActivityErrors and passes everything else on.
 type quietRetries struct{ slog.Handler }
 
 func (h quietRetries) Handle(ctx context.Context, r slog.Record) error {
-	if r.Message == "Activity error." {
+	if r.Message == "Activity error." || r.Message == "RecordActivityHeartbeat with error" {
 		expected := false
 		r.Attrs(func(a slog.Attr) bool {
 			if a.Key == "Error" {
 				msg := a.Value.String()
-				for _, t := range expectedRetryTypes {
+				for _, t := range expectedActivityErrors {
 					expected = expected || strings.Contains(msg, t)
 				}
 			}

@@ -831,7 +831,10 @@ func (f *fleet) startWatcher(ctx workflow.Context) {
 			epoch := f.epoch
 			f.activitiesThisRun++
 			var res activities.CountRunningResult
-			if err := workflow.ExecuteActivity(actx, a.CountRunning, in).Get(ctx, &res); err == nil {
+			began := workflow.Now(ctx)
+			err := workflow.ExecuteActivity(actx, a.CountRunning, in).Get(ctx, &res)
+			took := workflow.Now(ctx).Sub(began)
+			if err == nil {
 				f.st.Running, f.st.Pending, f.st.Gone = res.Running, res.Pending, res.Total-res.Running-res.Pending
 				f.obsEpoch = epoch
 				if f.st.MinReachedAt.IsZero() && res.Running >= f.in.Min {
@@ -846,7 +849,10 @@ func (f *fleet) startWatcher(ctx workflow.Context) {
 			}
 			interval := f.tune.IdlePollInterval
 			if f.busy() {
-				interval = f.tune.PollInterval
+				// A count of a large fleet is a heavy DescribeInstances;
+				// waiting at least twice its duration keeps polling under
+				// a third of the cloud's and the worker's time.
+				interval = max(f.tune.PollInterval, 2*took)
 			}
 			f.watcherIdle, f.watcherPoke = interval > f.tune.PollInterval, false
 			_, _ = workflow.AwaitWithOptions(ctx, workflow.AwaitOptions{
