@@ -34,7 +34,7 @@ func fleetCommand() *cli.Command {
 				Name:      "launch",
 				Usage:     "launch at least --min instances now and fill to --target as capacity allows",
 				ArgsUsage: " ",
-				Flags: append([]cli.Flag{
+				Flags: clientFlags(
 					&cli.IntFlag{Name: "min", Usage: "instances to launch at once in one burst (required)"},
 					&cli.IntFlag{Name: "target", Usage: "instances to fill to as capacity allows (required)"},
 					&cli.StringFlag{Name: "instance-type", Aliases: []string{"t"}, Usage: "instance type, e.g. m5.large (required)"},
@@ -47,41 +47,38 @@ func fleetCommand() *cli.Command {
 					&cli.DurationFlag{Name: "capacity-wait", Usage: "with --capacity-policy wait: how long to wait for capacity (default 15m)"},
 					&cli.BoolFlag{Name: "wait", Usage: "wait for the fleet to end, showing progress (text) or printing the result (json)"},
 					&cli.DurationFlag{Name: "timeout", Usage: "with --wait: stop waiting after this long and exit 1 (the fleet keeps filling)"},
-					outputFlag(),
-				}, connectionFlags()...),
+				),
 				Action: runFleetLaunch,
 			},
 			{
 				Name:      "status",
 				Usage:     "show a fleet's counts, phase and timings",
 				ArgsUsage: "FLEET_ID",
-				Flags:     append([]cli.Flag{outputFlag()}, connectionFlags()...),
+				Flags:     clientFlags(),
 				Action:    runFleetStatus,
 			},
 			{
 				Name:   "list",
 				Usage:  "list fleets",
-				Flags:  append([]cli.Flag{outputFlag()}, connectionFlags()...),
+				Flags:  clientFlags(),
 				Action: runFleetList,
 			},
 			{
 				Name:      "scale",
 				Usage:     "change a running fleet's target; lowering it terminates the newest instances",
 				ArgsUsage: "FLEET_ID",
-				Flags: append([]cli.Flag{
+				Flags: clientFlags(
 					&cli.IntFlag{Name: "target", Usage: "the new target (required)"},
-					outputFlag(),
-				}, connectionFlags()...),
+				),
 				Action: runFleetScale,
 			},
 			{
 				Name:      "cancel",
 				Usage:     "cancel a fleet and terminate what it launched",
 				ArgsUsage: "FLEET_ID",
-				Flags: append([]cli.Flag{
+				Flags: clientFlags(
 					&cli.BoolFlag{Name: "keep", Usage: "leave the fleet's instances running"},
-					outputFlag(),
-				}, connectionFlags()...),
+				),
 				Action: runFleetCancel,
 			},
 		},

@@ -33,9 +33,6 @@ func fnCommand() *cli.Command {
 	subTenant := func(usage string) cli.Flag {
 		return &cli.StringFlag{Name: "subtenant", EnvVars: []string{"GUST_SUBTENANT"}, Usage: usage}
 	}
-	flags := func(fs ...cli.Flag) []cli.Flag {
-		return append(append(fs, outputFlag()), connectionFlags()...)
-	}
 	return &cli.Command{
 		Name:  "fn",
 		Usage: "deploy and invoke multi-tenant functions (InvokeWorkflow, one per invocation)",
@@ -48,7 +45,7 @@ func fnCommand() *cli.Command {
 provided.al2023 runtime), or a single executable, deployed as bootstrap.
 Code over 1 MB travels by path: the worker must run on this machine, as
 it does under gust dev.`,
-				Flags: flags(
+				Flags: clientFlags(
 					tenant(),
 					&cli.StringFlag{Name: "code", Usage: "zip with bootstrap at its root, or a single executable (required)"},
 					&cli.DurationFlag{Name: "timeout", Usage: "kill an invocation that runs longer (1s to 15m; default 3s)"},
@@ -66,7 +63,7 @@ it does under gust dev.`,
 response payload; --output json prints {"payload", "environment_id",
 "cold_start", "duration_ms"}. A function error exits 1 with its type and
 message. --payload @FILE reads the payload from a file.`,
-				Flags: flags(
+				Flags: clientFlags(
 					tenant(),
 					subTenant("sub-tenant id (Lambda's TenantId): the customer this invocation runs for (required)"),
 					&cli.StringFlag{Name: "payload", Value: "{}", Usage: "JSON event, or @FILE to read it from a file"},
@@ -80,32 +77,43 @@ message. --payload @FILE reads the payload from a file.`,
 			{
 				Name:   "list",
 				Usage:  "list the tenant's functions",
-				Flags:  flags(tenant()),
+				Flags:  clientFlags(tenant()),
 				Action: runFnList,
 			},
 			{
 				Name:      "envs",
 				Usage:     "list a function's execution environments",
 				ArgsUsage: "NAME",
-				Flags:     flags(tenant()),
+				Flags:     clientFlags(tenant()),
 				Action:    runFnEnvs,
 			},
 			{
 				Name:      "logs",
 				Usage:     "print the captured stdout and stderr of a sub-tenant's environments",
 				ArgsUsage: "NAME",
-				Flags:     flags(tenant(), subTenant("sub-tenant whose output to show (required)")),
+				Flags:     clientFlags(tenant(), subTenant("sub-tenant whose output to show (required)")),
 				Action:    runFnLogs,
 			},
 			{
 				Name:      "delete",
 				Usage:     "delete a function and stop its environments",
 				ArgsUsage: "NAME",
-				Flags:     flags(tenant()),
+				Flags:     clientFlags(tenant()),
 				Action:    runFnDelete,
 			},
 		},
 	}
+}
+
+// runFnCommand dials Temporal with c's connection flags and runs one
+// function admin workflow to completion.
+func runFnCommand(c *cli.Context, op, tenant, name string, wf, in, res any) error {
+	cl, err := dial(c)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	return runFnWorkflow(c.Context, cl, op, tenant, name, wf, in, res)
 }
 
 // fnArgs reads the NAME argument (when wantName) and --tenant, both checked
@@ -178,13 +186,8 @@ func runFnDeploy(c *cli.Context) error {
 	if err := in.Validate(); err != nil {
 		return usagef("%v", err)
 	}
-	cl, err := dial(c)
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
 	var res workflows.DeployResult
-	if err := runFnWorkflow(c.Context, cl, workflows.OpDeploy, tenant, name, workflows.DeployFunctionWorkflow, in, &res); err != nil {
+	if err := runFnCommand(c, workflows.OpDeploy, tenant, name, workflows.DeployFunctionWorkflow, in, &res); err != nil {
 		return err
 	}
 	if asJSON {
@@ -387,13 +390,12 @@ func runFnList(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	cl, asJSON, err := dialWithOutput(c)
+	asJSON, err := jsonOutput(c)
 	if err != nil {
 		return err
 	}
-	defer cl.Close()
 	var res workflows.ListFunctionsResult
-	if err := runFnWorkflow(c.Context, cl, workflows.OpList, tenant, "", workflows.ListFunctionsWorkflow, workflows.ListFunctionsInput{Tenant: tenant}, &res); err != nil {
+	if err := runFnCommand(c, workflows.OpList, tenant, "", workflows.ListFunctionsWorkflow, workflows.ListFunctionsInput{Tenant: tenant}, &res); err != nil {
 		return err
 	}
 	rows := make([]fnFunction, 0, len(res.Functions))
@@ -438,14 +440,13 @@ func runFnEnvs(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	cl, asJSON, err := dialWithOutput(c)
+	asJSON, err := jsonOutput(c)
 	if err != nil {
 		return err
 	}
-	defer cl.Close()
 	var res workflows.FunctionEnvironmentsResult
 	in := workflows.FunctionEnvironmentsInput{Tenant: tenant, Name: name}
-	if err := runFnWorkflow(c.Context, cl, workflows.OpEnvironments, tenant, name, workflows.FunctionEnvironmentsWorkflow, in, &res); err != nil {
+	if err := runFnCommand(c, workflows.OpEnvironments, tenant, name, workflows.FunctionEnvironmentsWorkflow, in, &res); err != nil {
 		return err
 	}
 	rows := make([]fnEnvironment, 0, len(res.Environments))
@@ -488,13 +489,8 @@ func runFnLogs(c *cli.Context) error {
 	if err := in.Validate(); err != nil {
 		return usagef("%v", err)
 	}
-	cl, err := dial(c)
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
 	var res workflows.FunctionLogsResult
-	if err := runFnWorkflow(c.Context, cl, workflows.OpLogs, tenant, name, workflows.FunctionLogsWorkflow, in, &res); err != nil {
+	if err := runFnCommand(c, workflows.OpLogs, tenant, name, workflows.FunctionLogsWorkflow, in, &res); err != nil {
 		return err
 	}
 	if asJSON {
@@ -512,13 +508,12 @@ func runFnDelete(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	cl, asJSON, err := dialWithOutput(c)
+	asJSON, err := jsonOutput(c)
 	if err != nil {
 		return err
 	}
-	defer cl.Close()
 	in := workflows.DeleteFunctionInput{Tenant: tenant, Name: name}
-	if err := runFnWorkflow(c.Context, cl, workflows.OpDelete, tenant, name, workflows.DeleteFunctionWorkflow, in, nil); err != nil {
+	if err := runFnCommand(c, workflows.OpDelete, tenant, name, workflows.DeleteFunctionWorkflow, in, nil); err != nil {
 		return err
 	}
 	if asJSON {

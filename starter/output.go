@@ -15,6 +15,12 @@ func outputFlag() cli.Flag {
 	return &cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "output format: text or json"}
 }
 
+// clientFlags are a client command's own flags plus --output and the
+// Temporal connection flags every client command shares.
+func clientFlags(own ...cli.Flag) []cli.Flag {
+	return append(append(own, outputFlag()), connectionFlags()...)
+}
+
 // jsonOutput reports whether --output json was asked for; anything but text
 // or json is a usage error.
 func jsonOutput(c *cli.Context) (bool, error) {
