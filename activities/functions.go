@@ -14,6 +14,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"go.temporal.io/sdk/temporal"
+
 	"github.com/gust-dev/gust/providers"
 )
 
@@ -95,12 +97,21 @@ func (f *Functions) InvokeFunction(ctx context.Context, in InvokeFunctionInput) 
 		RequestID: in.RequestID,
 	})
 	if err != nil {
-		outcome := "error"
-		if providers.IsFunctionError(err) {
-			outcome = "function_error"
+		var fnErr *providers.FunctionError
+		if !errors.As(err, &fnErr) {
+			recordInvocation(ctx, "error", res.ColdStart, time.Since(start))
+			return InvokeFunctionResult{}, ProviderErrorf("invoking function", err)
 		}
-		recordInvocation(ctx, outcome, res.ColdStart, time.Since(start))
-		return InvokeFunctionResult{}, ProviderErrorf("invoking function", err)
+		recordInvocation(ctx, "function_error", res.ColdStart, time.Since(start))
+		// The function ran: its environment, cold start and duration are
+		// part of the result, so they travel as a second detail.
+		return InvokeFunctionResult{}, temporal.NewApplicationErrorWithOptions(
+			"invoking function, "+fnErr.Error(), providers.ErrTypeFunctionError,
+			temporal.ApplicationErrorOptions{NonRetryable: true, Details: []any{*fnErr, InvokeFunctionResult{
+				EnvironmentID: res.EnvironmentID,
+				ColdStart:     res.ColdStart,
+				DurationMS:    durationOr(res.Duration, start).Milliseconds(),
+			}}})
 	}
 	recordInvocation(ctx, "ok", res.ColdStart, time.Since(start))
 	limit := f.MaxResponseBytes
@@ -113,16 +124,21 @@ func (f *Functions) InvokeFunction(ctx context.Context, in InvokeFunctionInput) 
 			Message: fmt.Sprintf("response payload size (%d bytes) exceeded the limit (%d bytes)", len(res.Payload), limit),
 		})
 	}
-	d := res.Duration
-	if d <= 0 {
-		d = time.Since(start)
-	}
 	return InvokeFunctionResult{
 		Payload:       fnJSONPayload(res.Payload),
 		EnvironmentID: res.EnvironmentID,
 		ColdStart:     res.ColdStart,
-		DurationMS:    d.Milliseconds(),
+		DurationMS:    durationOr(res.Duration, start).Milliseconds(),
 	}, nil
+}
+
+// durationOr is the provider's measured duration, or the time since start
+// when the provider did not measure one (AWS reports none).
+func durationOr(d time.Duration, start time.Time) time.Duration {
+	if d <= 0 {
+		return time.Since(start)
+	}
+	return d
 }
 
 // fnJSONPayload returns p if it is JSON, null if it is empty, and p as a JSON

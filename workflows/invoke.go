@@ -124,12 +124,18 @@ func (v *invocation) failed(err error) (InvokeResult, error) {
 	if errors.As(err, &appErr) {
 		switch appErr.Type() {
 		case providers.ErrTypeFunctionError:
-			info := &FunctionErrorInfo{Type: "Unhandled", Message: appErr.Message()}
+			res := InvokeResult{FunctionError: &FunctionErrorInfo{Type: "Unhandled", Message: appErr.Message()}}
 			var d providers.FunctionError
-			if appErr.HasDetails() && appErr.Details(&d) == nil {
-				info = &FunctionErrorInfo{Type: d.Type, Message: d.Message}
+			var ran activities.InvokeFunctionResult
+			switch {
+			case !appErr.HasDetails():
+			case appErr.Details(&d, &ran) == nil:
+				res.EnvironmentID, res.ColdStart, res.DurationMS = ran.EnvironmentID, ran.ColdStart, ran.DurationMS
+				fallthrough
+			case appErr.Details(&d) == nil:
+				res.FunctionError = &FunctionErrorInfo{Type: d.Type, Message: d.Message}
 			}
-			return InvokeResult{FunctionError: info}, nil
+			return res, nil
 		case providers.ErrTypeInvalid, providers.ErrTypeNotFound, providers.ErrTypeUnsupported:
 			return InvokeResult{}, temporal.NewNonRetryableApplicationError(appErr.Message(), appErr.Type(), nil)
 		}

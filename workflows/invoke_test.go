@@ -346,3 +346,27 @@ func TestInvokeWorkflowActivityModeSwitch(t *testing.T) {
 		})
 	}
 }
+
+// TestInvokeWorkflowFunctionErrorKeepsItsEnvironment: the invoke activity
+// sends the environment that ran the failing function as a second detail;
+// the result reports it like a success would.
+func TestInvokeWorkflowFunctionErrorKeepsItsEnvironment(t *testing.T) {
+	env, a := newInvokeEnv()
+	env.OnActivity(a.InvokeFunction, mock.Anything, mock.Anything).
+		Return(activities.InvokeFunctionResult{}, temporal.NewApplicationErrorWithOptions(
+			"invoking function, Runtime.ExitError: exit status 2", providers.ErrTypeFunctionError,
+			temporal.ApplicationErrorOptions{NonRetryable: true, Details: []any{
+				providers.FunctionError{Type: "Runtime.ExitError", Message: "exit status 2"},
+				activities.InvokeFunctionResult{EnvironmentID: "env-1", ColdStart: true, DurationMS: 12},
+			}}))
+
+	env.ExecuteWorkflow(InvokeWorkflow, validInvoke(ActivityModeLocal))
+
+	require.NoError(t, env.GetWorkflowError())
+	var out InvokeResult
+	require.NoError(t, env.GetWorkflowResult(&out))
+	require.Equal(t, &FunctionErrorInfo{Type: "Runtime.ExitError", Message: "exit status 2"}, out.FunctionError)
+	require.Equal(t, "env-1", out.EnvironmentID)
+	require.True(t, out.ColdStart)
+	require.EqualValues(t, 12, out.DurationMS)
+}
