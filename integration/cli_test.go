@@ -62,6 +62,8 @@ func TestCLIUsageErrorsExit2WithOneLine(t *testing.T) {
 		{"dev", "--launch-rate", "-1"},
 		{"worker", "--address", "no-port-here"},
 		{"worker", "--endpoint", "ftp://x"},
+		{"worker", "--tenant", "a/b"},
+		{"worker", "--tenant", "acme", "--endpoint", "http://127.0.0.1:4566"},
 		{"fleet", "launch", "--min", "0", "--target", "1", "-t", "m5.large", "--address", closed},
 		{"fleet", "launch", "--min", "5", "--target", "3", "-t", "m5.large", "--address", closed},
 		{"fleet", "launch", "--min", "1", "--target", "100001", "-t", "m5.large", "--address", closed},

@@ -99,29 +99,41 @@ func startPlatform(ctx context.Context, cfg platformConfig) (_ *platform, err er
 	if cfg.NoWorker {
 		return p, nil
 	}
-	p.workers, err = startWorkers(ctx, p.client, p.cloud.Endpoint(), cfg.LaunchRate, "")
+	p.workers, err = startWorkers(ctx, p.client, workerConfig{Endpoint: p.cloud.Endpoint(), LaunchRate: cfg.LaunchRate})
 	if err != nil {
 		return nil, err
 	}
 	return p, nil
 }
 
-// startWorkers builds the AWS providers for endpoint (empty: the standard
-// AWS chain) and starts gust's workers on c.
-func startWorkers(ctx context.Context, c client.Client, endpoint string, launchRate float64, identity string) (*worker.Workers, error) {
-	compute, err := ec2provider.NewFromConfig(ctx, ec2provider.Options{Endpoint: endpoint})
+// workerConfig is what a worker process needs beyond its Temporal client.
+type workerConfig struct {
+	// Endpoint is the cloud endpoint; empty means AWS through the standard
+	// configuration chain.
+	Endpoint   string
+	LaunchRate float64
+	Identity   string
+	// Tenant is, on AWS, the tenant this worker's account belongs to (the
+	// local cloud tells tenants apart by access key instead).
+	Tenant string
+}
+
+// startWorkers builds the AWS providers for cfg.Endpoint and starts gust's
+// workers on c.
+func startWorkers(ctx context.Context, c client.Client, cfg workerConfig) (*worker.Workers, error) {
+	compute, err := ec2provider.NewFromConfig(ctx, ec2provider.Options{Endpoint: cfg.Endpoint})
 	if err != nil {
 		return nil, fmt.Errorf("configuring ec2 provider: %w", err)
 	}
-	functions, err := lambdaprovider.NewFromConfig(ctx, lambdaprovider.Options{Endpoint: endpoint})
+	functions, err := lambdaprovider.NewFromConfig(ctx, lambdaprovider.Options{Endpoint: cfg.Endpoint, Tenant: cfg.Tenant})
 	if err != nil {
 		return nil, fmt.Errorf("configuring lambda provider: %w", err)
 	}
 	w, err := worker.New(c, worker.Options{
 		Compute:    compute,
 		Functions:  functions,
-		LaunchRate: launchRate,
-		Identity:   identity,
+		LaunchRate: cfg.LaunchRate,
+		Identity:   cfg.Identity,
 	})
 	if err != nil {
 		return nil, err

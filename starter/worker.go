@@ -13,6 +13,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/gust-dev/gust/worker"
+	"github.com/gust-dev/gust/workflows"
 )
 
 func workerCommand() *cli.Command {
@@ -29,6 +30,7 @@ is empty.`,
 			&cli.Float64Flag{Name: "launch-rate", Value: worker.DefaultLaunchRate, Usage: "fill-path launch rate, instances per second, across all workers"},
 			&cli.IntFlag{Name: "metrics-port", Value: 9090, Usage: "Prometheus /metrics port (0 turns it off)"},
 			&cli.StringFlag{Name: "identity", Usage: "worker identity shown in the Web UI (default pid@host)"},
+			&cli.StringFlag{Name: "tenant", EnvVars: []string{"GUST_TENANT"}, Usage: "on AWS (no --endpoint): the function tenant this AWS account belongs to; other tenants are refused"},
 		),
 		Action: runWorker,
 	}
@@ -46,6 +48,14 @@ func runWorker(c *cli.Context) error {
 	}
 	if err := checkEndpoint(c.String("endpoint")); err != nil {
 		return err
+	}
+	if t := c.String("tenant"); t != "" {
+		if c.String("endpoint") != "" {
+			return usagef("--tenant is for AWS; with --endpoint each tenant signs with its own access key")
+		}
+		if err := workflows.ValidateTenantID(t); err != nil {
+			return usagef("--tenant: %v", err)
+		}
 	}
 	opts, err := clientOptions(c)
 	if err != nil {
@@ -69,7 +79,12 @@ func runWorker(c *cli.Context) error {
 		return err
 	}
 	defer cl.Close()
-	w, err := startWorkers(ctx, cl, c.String("endpoint"), c.Float64("launch-rate"), c.String("identity"))
+	w, err := startWorkers(ctx, cl, workerConfig{
+		Endpoint:   c.String("endpoint"),
+		LaunchRate: c.Float64("launch-rate"),
+		Identity:   c.String("identity"),
+		Tenant:     c.String("tenant"),
+	})
 	if err != nil {
 		return err
 	}

@@ -94,7 +94,10 @@ type Options struct {
 	// access key id. Nil means true when Endpoint is set, false otherwise.
 	TenantAccessKeys *bool
 	// Tenant is, on AWS (TenantAccessKeys false), the one tenant the
-	// account belongs to; empty lets any tenant id use the account.
+	// account belongs to: an AWS account is the tenant boundary there, so
+	// every other tenant id is refused. It is required in that mode; without
+	// it every function call is refused rather than letting tenants share
+	// one account's functions.
 	Tenant string
 	// Role is the execution role of created functions; DefaultRole if empty.
 	Role string
@@ -232,7 +235,10 @@ func (p *Provider) client(tenant string) (LambdaAPI, error) {
 		return nil, providers.NewInvalidError(fmt.Errorf("invalid tenant id %q: use 1 to 128 characters from [A-Za-z0-9_-]", tenant))
 	}
 	if !p.perTenant {
-		if p.opts.Tenant != "" && tenant != p.opts.Tenant {
+		if p.opts.Tenant == "" {
+			return nil, providers.NewInvalidError(errors.New("this worker serves no tenant on AWS: start it with --tenant, the tenant its AWS account belongs to"))
+		}
+		if tenant != p.opts.Tenant {
 			return nil, providers.NewNotFoundError(fmt.Errorf("tenant %s has no functions in this account", tenant))
 		}
 		return p.shared, nil

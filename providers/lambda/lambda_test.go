@@ -271,6 +271,10 @@ func TestExtensionsUnsupportedOutsideTheLocalCloud(t *testing.T) {
 	// Another tenant than the account's is nobody's.
 	_, err = onAWS.Get(context.Background(), "globex", "f")
 	assert.True(t, providers.IsNotFound(err))
+	// An AWS worker without a tenant serves nobody: tenants never share an
+	// account's functions.
+	_, err = lambda.NewWithAPI(&recordingAPI{}, lambda.Options{}).Get(context.Background(), "acme", "f")
+	assert.True(t, providers.IsInvalid(err), "got %v", err)
 
 	// An endpoint that is not a gust local cloud (say LocalStack).
 	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -287,7 +291,7 @@ func TestExtensionsUnsupportedOutsideTheLocalCloud(t *testing.T) {
 
 func TestCreateUsesTenancyAndRuntime(t *testing.T) {
 	api := &recordingAPI{}
-	p := lambda.NewWithAPI(api, lambda.Options{})
+	p := lambda.NewWithAPI(api, lambda.Options{Tenant: "acme"})
 	_, _ = p.Deploy(context.Background(), providers.FunctionSpec{Tenant: "acme", Name: "f", Zip: []byte("x"),
 		Tenancy: providers.TenancyPerTenant, Timeout: 3 * time.Second, MemoryMB: 512})
 	require.NotNil(t, api.create)
