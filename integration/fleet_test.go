@@ -2,6 +2,8 @@ package integration
 
 import (
 	"context"
+	"io"
+	"net/http"
 	"os/exec"
 	"sort"
 	"strconv"
@@ -139,11 +141,12 @@ func TestFleetScaleDownThenCancel(t *testing.T) {
 	require.Empty(t, instanceIDs(t, ctx, cloud.Endpoint(), "cancelled"))
 }
 
-// gustWorkerProcess starts `gust worker` as a real OS process.
-func gustWorkerProcess(t *testing.T, address, endpoint string, launchRate float64) *exec.Cmd {
+// gustWorkerProcess starts `gust worker` as a real OS process, with its
+// metrics on metricsPort (0: off).
+func gustWorkerProcess(t *testing.T, address, endpoint string, launchRate float64, metricsPort int) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(gustBinary(t), "worker", "--address", address, "--endpoint", endpoint,
-		"--launch-rate", strconv.FormatFloat(launchRate, 'f', -1, 64), "--metrics-port", "0")
+		"--launch-rate", strconv.FormatFloat(launchRate, 'f', -1, 64), "--metrics-port", strconv.Itoa(metricsPort))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() {
@@ -169,7 +172,7 @@ func TestFleetSurvivesWorkerKill(t *testing.T) {
 		cfg.EC2.RequestBucket = 2
 		cfg.EC2.RequestRefill = 4
 	})
-	first := gustWorkerProcess(t, s.FrontendAddress(), cloud.Endpoint(), 100)
+	first := gustWorkerProcess(t, s.FrontendAddress(), cloud.Endpoint(), 100, 0)
 
 	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: fleetID, TaskQueue: workflows.TaskQueue},
 		workflows.LaunchFleetWorkflow, workflows.LaunchFleetInput{
@@ -186,7 +189,7 @@ func TestFleetSurvivesWorkerKill(t *testing.T) {
 	_ = first.Wait()
 	require.Less(t, launchedAtKill, min, "the kill must land mid-burst")
 
-	gustWorkerProcess(t, s.FrontendAddress(), cloud.Endpoint(), 100)
+	gustWorkerProcess(t, s.FrontendAddress(), cloud.Endpoint(), 100, 0)
 	var res workflows.FleetResult
 	require.NoError(t, run.Get(ctx, &res))
 	require.Equal(t, workflows.PhaseFulfilled, res.State, res.Message)
@@ -211,8 +214,9 @@ func TestLaunchRateAcrossTwoWorkers(t *testing.T) {
 		cfg.EC2.ResourceBucket = -1
 	})
 	const rate = 10.0
-	gustWorkerProcess(t, s.FrontendAddress(), cloud.Endpoint(), rate)
-	gustWorkerProcess(t, s.FrontendAddress(), cloud.Endpoint(), rate)
+	metricsPort := freePort(t)
+	gustWorkerProcess(t, s.FrontendAddress(), cloud.Endpoint(), rate, metricsPort)
+	gustWorkerProcess(t, s.FrontendAddress(), cloud.Endpoint(), rate, 0)
 
 	const fleetID, n = "rated", 150
 	res := runFleet(ctx, t, c, workflows.LaunchFleetInput{
@@ -239,4 +243,14 @@ func TestLaunchRateAcrossTwoWorkers(t *testing.T) {
 	observed := float64(n-firstBatch) / span
 	t.Logf("launched %d instances in %.2fs after the first batch of %d: %.2f/s (configured %.0f/s)", n-firstBatch, span, firstBatch, observed, rate)
 	require.InDelta(t, rate, observed, rate*0.2)
+
+	// The first worker's Prometheus endpoint serves the SDK's metrics and
+	// gust's own, counting the fill launches it ran.
+	resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(metricsPort) + "/metrics")
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Contains(t, string(body), "temporal_activity_execution_latency")
+	require.Regexp(t, `gust_fleet_instances_launched(_total)?\{[^}]*path="fill"[^}]*\} [1-9]`, string(body))
 }
