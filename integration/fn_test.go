@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -19,6 +18,7 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
+	"github.com/gust-dev/gust/localcloud/lambda/lambdatest"
 	"github.com/gust-dev/gust/localcloud/lambda/sample"
 	"github.com/gust-dev/gust/workflows"
 )
@@ -39,11 +39,7 @@ func echoHandler(t *testing.T) string {
 			echoErr = err
 			return
 		}
-		echoPath = filepath.Join(dir, "bootstrap")
-		out, err := exec.Command("go", "build", "-o", echoPath, "../localcloud/lambda/testdata/echo").CombinedOutput()
-		if err != nil {
-			echoErr = &buildError{out: string(out), err: err}
-		}
+		echoPath, echoErr = lambdatest.BuildEcho(dir)
 	})
 	require.NoError(t, echoErr)
 	return echoPath

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -22,6 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	lc "github.com/gust-dev/gust/localcloud/lambda"
+	"github.com/gust-dev/gust/localcloud/lambda/lambdatest"
 	"github.com/gust-dev/gust/localcloud/lambda/sample"
 	"github.com/gust-dev/gust/providers"
 	"github.com/gust-dev/gust/providers/lambda"
@@ -35,11 +35,9 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	bin := filepath.Join(dir, "bootstrap")
-	cmd := exec.Command("go", "build", "-o", bin, "../../localcloud/lambda/testdata/echo")
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building the echo handler:", err)
+	bin, err := lambdatest.BuildEcho(dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	if echoBinary, err = os.ReadFile(bin); err != nil {
