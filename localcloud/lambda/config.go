@@ -2,7 +2,9 @@ package lambda
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
+	"path/filepath"
 	"time"
 )
 
@@ -90,6 +92,14 @@ func (c Config) withDefaults() (Config, error) {
 	if c.StateDir == "" {
 		return c, errors.New("lambda: Config.StateDir is required")
 	}
+	// Environments run with their own working directory, so every path
+	// handed to them (bootstrap, TMPDIR) must be absolute: `gust dev`'s
+	// default state dir is the relative ".gust".
+	abs, err := filepath.Abs(c.StateDir)
+	if err != nil {
+		return c, fmt.Errorf("lambda: state dir, %w", err)
+	}
+	c.StateDir = abs
 	if c.Region == "" {
 		c.Region = DefaultRegion
 	}

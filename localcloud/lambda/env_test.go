@@ -563,3 +563,15 @@ func assertProcessGone(t *testing.T, pid int) {
 		return errors.Is(err, syscall.ESRCH)
 	}, fmt.Sprintf("process %d is gone", pid))
 }
+
+// TestRelativeStateDirRunsFunctions: `gust dev`'s default state dir is the
+// relative ".gust"; environments run in their own working directory, so
+// their bootstrap must still be found.
+func TestRelativeStateDirRunsFunctions(t *testing.T) {
+	t.Chdir(t.TempDir())
+	h := newHarness(t, func(cfg *lambda.Config) { cfg.StateDir = filepath.Join(".gust", "lambda") })
+	c := h.client("t1")
+	createFn(t, c, "echo", fnOpts{tenancy: true})
+	r := mustInvoke(t, c, "echo", "s1", nil)
+	assert.Equal(t, "s1", r.resp.TenantID)
+}
