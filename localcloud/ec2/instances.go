@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -158,18 +157,12 @@ func (c *Cloud) runInstances(ctx context.Context, p params, w *xmlWriter) error 
 
 	return c.write(ctx, func(tx *sql.Tx) error {
 		now := c.cfg.Now().UnixNano()
-		if token != "" {
-			var d, resID string
-			err := tx.QueryRowContext(ctx, `SELECT digest, reservation_id FROM run_tokens WHERE token = ?`, token).Scan(&d, &resID)
-			switch {
-			case err == nil:
-				if d != digest {
-					return apiErrorf(codeIdempotentMismatch, "Arguments on this idempotent request are inconsistent with arguments used in previous request(s).")
-				}
-				return c.writeReservation(ctx, tx, w, resID, now)
-			case !errors.Is(err, sql.ErrNoRows):
-				return fmt.Errorf("looking up client token, %w", err)
-			}
+		earlier, seen, err := replayedToken(ctx, tx, `SELECT reservation_id, digest FROM run_tokens WHERE token = ?`, token, digest)
+		if err != nil {
+			return err
+		}
+		if seen {
+			return c.writeReservation(ctx, tx, w, earlier, now)
 		}
 		ok, err := knownType(ctx, tx, typ)
 		if err != nil {

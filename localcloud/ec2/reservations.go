@@ -114,23 +114,17 @@ func (c *Cloud) createCapacityReservation(ctx context.Context, p params, w *xmlW
 
 	return c.write(ctx, func(tx *sql.Tx) error {
 		now := c.cfg.Now().UnixNano()
-		if token != "" {
-			var id, d string
-			err := tx.QueryRowContext(ctx, `SELECT id, digest FROM capacity_reservations WHERE client_token = ?`, token).Scan(&id, &d)
-			switch {
-			case err == nil:
-				if d != digest {
-					return apiErrorf(codeIdempotentMismatch, "Arguments on this idempotent request are inconsistent with arguments used in previous request(s).")
-				}
-				cr, err := loadReservation(ctx, tx, id)
-				if err != nil {
-					return err
-				}
-				writeReservationElem(w, "capacityReservation", cr)
-				return nil
-			case !errors.Is(err, sql.ErrNoRows):
-				return fmt.Errorf("looking up client token, %w", err)
+		id, seen, err := replayedToken(ctx, tx, `SELECT id, digest FROM capacity_reservations WHERE client_token = ?`, token, digest)
+		if err != nil {
+			return err
+		}
+		if seen {
+			cr, err := loadReservation(ctx, tx, id)
+			if err != nil {
+				return err
 			}
+			writeReservationElem(w, "capacityReservation", cr)
+			return nil
 		}
 		ok, err := knownType(ctx, tx, typ)
 		if err != nil {
@@ -438,4 +432,27 @@ func (c *Cloud) describeInstanceTypeOfferings(ctx context.Context, p params, w *
 	}
 	w.close("instanceTypeOfferingSet")
 	return nil
+}
+
+// replayedToken implements EC2's ClientToken idempotency for one action.
+// query selects the (result id, parameter digest) that an earlier call with
+// token recorded. It returns the earlier result's id and true when token
+// was seen with the same parameters, IdempotentParameterMismatch when it
+// was seen with different ones, and false when the call is new (or has no
+// token).
+func replayedToken(ctx context.Context, tx *sql.Tx, query, token, digest string) (string, bool, error) {
+	if token == "" {
+		return "", false, nil
+	}
+	var id, d string
+	err := tx.QueryRowContext(ctx, query, token).Scan(&id, &d)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return "", false, nil
+	case err != nil:
+		return "", false, fmt.Errorf("looking up client token, %w", err)
+	case d != digest:
+		return "", false, apiErrorf(codeIdempotentMismatch, "Arguments on this idempotent request are inconsistent with arguments used in previous request(s).")
+	}
+	return id, true, nil
 }
