@@ -168,7 +168,7 @@ func parseFunctionName(tenant, s string) (name, qualifier string, err error) {
 // $LATEST or the current version. Older versions cannot be invoked: gust
 // keeps only the current code running.
 func (c *Cloud) lookup(r *http.Request, tenant, raw string) (*function, error) {
-	name, qual, err := parseFunctionName(tenant, raw)
+	f, qual, err := c.named(tenant, raw)
 	if err != nil {
 		return nil, err
 	}
@@ -177,14 +177,25 @@ func (c *Cloud) lookup(r *http.Request, tenant, raw string) (*function, error) {
 			qual = q
 		}
 	}
-	f := c.function(tenant, name)
-	if f == nil {
-		return nil, errNotFound("Function not found: %s", c.arnFor(tenant, name))
-	}
 	if qual != "" && qual != "$LATEST" && qual != strconv.Itoa(f.Version) {
 		return nil, errNotFound("Function not found: %s:%s", c.arn(f), qual)
 	}
 	return f, nil
+}
+
+// named resolves raw (a name, a qualified name or an ARN) to the tenant's
+// function and returns the qualifier it carried, unchecked. Another
+// tenant's function is not found, like a missing one.
+func (c *Cloud) named(tenant, raw string) (*function, string, error) {
+	name, qual, err := parseFunctionName(tenant, raw)
+	if err != nil {
+		return nil, "", err
+	}
+	f := c.function(tenant, name)
+	if f == nil {
+		return nil, "", errNotFound("Function not found: %s", c.arnFor(tenant, name))
+	}
+	return f, qual, nil
 }
 
 func (c *Cloud) arnFor(tenant, name string) string {
@@ -612,14 +623,9 @@ type environmentOutput struct {
 }
 
 func (c *Cloud) environments(w http.ResponseWriter, r *http.Request, tenant, raw string) {
-	name, _, err := parseFunctionName(tenant, raw)
+	f, _, err := c.named(tenant, raw)
 	if err != nil {
 		writeError(w, err)
-		return
-	}
-	f := c.function(tenant, name)
-	if f == nil {
-		writeError(w, errNotFound("Function not found: %s", c.arnFor(tenant, name)))
 		return
 	}
 	snaps := c.pool.list(f.UID)
@@ -649,14 +655,9 @@ func (c *Cloud) environments(w http.ResponseWriter, r *http.Request, tenant, raw
 }
 
 func (c *Cloud) functionLogs(w http.ResponseWriter, r *http.Request, tenant, raw string) {
-	name, _, err := parseFunctionName(tenant, raw)
+	f, _, err := c.named(tenant, raw)
 	if err != nil {
 		writeError(w, err)
-		return
-	}
-	f := c.function(tenant, name)
-	if f == nil {
-		writeError(w, errNotFound("Function not found: %s", c.arnFor(tenant, name)))
 		return
 	}
 	sub := r.URL.Query().Get("subtenant")
