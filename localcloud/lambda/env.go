@@ -29,6 +29,11 @@ type envKey struct {
 	subTenant string
 }
 
+// drainTimeout bounds how long an exited environment's output pipe is read
+// before its exit is reported. Normally the pipe reaches EOF at once; only a
+// process the bootstrap left running holds it open longer.
+const drainTimeout = 250 * time.Millisecond
+
 type envState uint8
 
 const (
@@ -229,9 +234,22 @@ func (e *environment) start(s startSpec) (err error) {
 	e.pid = e.cmd.Process.Pid
 	e.timer = time.NewTimer(time.Hour)
 	e.timer.Stop()
-	go e.logs.pump(e.id, pr)
+	pumped := make(chan struct{})
+	go func() {
+		e.logs.pump(e.id, pr)
+		close(pumped)
+	}()
 	go func() {
 		e.exitErr = e.cmd.Wait()
+		// The pipe may still hold the process's last words (a crash
+		// message, say); let the pump reach EOF before the exit is
+		// observed, so the log is whole when the crash is reported. A
+		// child the bootstrap left behind can keep the write end open, so
+		// the wait is bounded and the read end is closed after it.
+		select {
+		case <-pumped:
+		case <-time.After(drainTimeout):
+		}
 		pr.Close()
 		close(e.exited)
 	}()
