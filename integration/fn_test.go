@@ -228,6 +228,29 @@ func TestFunctionCLI(t *testing.T) {
 		require.NotEmpty(t, out.FunctionError.Type)
 	})
 
+	t.Run("memory over the function's size is an out-of-memory error", func(t *testing.T) {
+		_, stderr, rc := fn("deploy", "hog", "--tenant", "acme", "--code", code, "--memory", "128")
+		require.Equal(t, 0, rc, stderr)
+		_, stderr, rc = fn("invoke", "hog", "--tenant", "acme", "--subtenant", "cust 1", "--payload", `{"alloc_mb":16}`)
+		require.Equal(t, 0, rc, stderr)
+		stdout, stderr, rc := fn("envs", "hog", "--tenant", "acme", "--output", "json")
+		require.Equal(t, 0, rc, stderr)
+		var envs []struct {
+			MemoryMB int  `json:"memory_mb"`
+			Enforced bool `json:"memory_limit_enforced"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(stdout), &envs))
+		require.Len(t, envs, 1, stdout)
+		require.Equal(t, 128, envs[0].MemoryMB)
+		if !envs[0].Enforced {
+			t.Skip("this machine allows gust no memory cgroup; localcloud/lambda's TestMemoryLimitIsReportedHonestly covers that case")
+		}
+		_, stderr, rc = fn("invoke", "hog", "--tenant", "acme", "--subtenant", "cust 1", "--payload", `{"alloc_mb":400}`)
+		require.Equal(t, 1, rc, stderr)
+		require.Contains(t, stderr, "Runtime.OutOfMemory")
+		require.Contains(t, stderr, "128 MB")
+	})
+
 	t.Run("bad input exits 2 and starts nothing", func(t *testing.T) {
 		big := filepath.Join(t.TempDir(), "big.json")
 		require.NoError(t, os.WriteFile(big, []byte(`"`+strings.Repeat("x", workflows.MaxPayloadBytes)+`"`), 0o600))

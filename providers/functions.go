@@ -73,7 +73,7 @@ type Environment struct {
 	LastUsed    time.Time
 	// MemoryMB is the function's memory setting when the environment
 	// started; MemoryLimitEnforced says whether the machine actually
-	// enforces it (the local cloud needs a delegated cgroup v2 for that).
+	// enforces it (the local cloud needs a memory cgroup it may create).
 	MemoryMB            int
 	MemoryLimitEnforced bool
 }

@@ -1,30 +1,76 @@
 package lambda
 
 import (
+	"bufio"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 )
 
 // Memory limits. RLIMIT_AS is no use for Go handlers (the runtime reserves
-// far more address space than it uses), so gust only enforces MemorySize
-// through cgroup v2: a child cgroup per environment with memory.max set, the
-// process placed in it at clone time (CLONE_INTO_CGROUP), so it never runs
-// outside it. That needs a delegated cgroup v2 directory (Config.CgroupParent);
-// without one, limits are reported as not enforced rather than faked.
+// far more address space than it uses), so gust enforces MemorySize with a
+// memory cgroup per environment, and only where the machine lets it create
+// one:
+//
+//   - cgroup v2, given a delegated directory (Config.CgroupParent): the
+//     process is placed in its cgroup at clone time (CLONE_INTO_CGROUP), so
+//     it never runs outside it.
+//   - cgroup v1, found on its own: a writable memory controller hierarchy
+//     (gust running as root, or given the directory). v1 cannot place a
+//     process at clone time, so the environment joins its cgroup right after
+//     exec; move_charge_at_immigrate carries the memory it touched before
+//     that along with it.
+//
+// Elsewhere limits are reported as not enforced rather than faked.
+
+// limiterSeq numbers the cgroup v1 parents of one process's Clouds.
+var limiterSeq atomic.Int64
 
 // memoryLimiter creates per-environment cgroups under a parent.
 type memoryLimiter struct {
 	parent string // "" when memory limits cannot be enforced
-	reason string // why not, for the environment listing
+	v1     bool   // parent is in a cgroup v1 memory hierarchy
+	owned  bool   // gust created parent and removes it on close
+	reason string // why limits are not enforced, for the environment listing
 }
 
-func newMemoryLimiter(parent string) *memoryLimiter {
-	if parent == "" {
-		return &memoryLimiter{reason: "no cgroup v2 parent configured (Config.CgroupParent)"}
+// newMemoryLimiter uses the cgroup v2 directory parent when it is given,
+// and otherwise looks for a writable cgroup v1 memory hierarchy, unless
+// disabled.
+func newMemoryLimiter(parent string, disabled bool) *memoryLimiter {
+	switch {
+	case disabled:
+		return &memoryLimiter{reason: "memory limits disabled (Config.DisableMemoryLimits)"}
+	case parent != "":
+		return newV2Limiter(parent)
 	}
+	dir, err := ownMemoryCgroupV1()
+	if err != nil {
+		return &memoryLimiter{reason: "no cgroup v2 parent configured (Config.CgroupParent) and " + err.Error()}
+	}
+	// One parent per Cloud (gust-lambda-PID-N), so two sharing a state
+	// dir, in one process or two, never touch each other's environments. Parents left by a gust that
+	// died are removed; rmdir refuses one that still has processes or
+	// children, and a live gust's parent is left alone even when empty.
+	stale, _ := filepath.Glob(filepath.Join(dir, "gust-lambda-*"))
+	for _, s := range stale {
+		pid, _, _ := strings.Cut(strings.TrimPrefix(filepath.Base(s), "gust-lambda-"), "-")
+		if _, err := os.Stat("/proc/" + pid); errors.Is(err, os.ErrNotExist) {
+			_ = os.Remove(s)
+		}
+	}
+	own := filepath.Join(dir, fmt.Sprintf("gust-lambda-%d-%d", os.Getpid(), limiterSeq.Add(1)))
+	if err := os.Mkdir(own, 0o755); err != nil {
+		return &memoryLimiter{reason: fmt.Sprintf("no cgroup v2 parent configured (Config.CgroupParent) and the cgroup v1 memory hierarchy is not writable: %v", err)}
+	}
+	return &memoryLimiter{parent: own, v1: true, owned: true}
+}
+
+func newV2Limiter(parent string) *memoryLimiter {
 	ctl, err := os.ReadFile(filepath.Join(parent, "cgroup.subtree_control"))
 	if err != nil {
 		return &memoryLimiter{reason: fmt.Sprintf("cgroup parent unusable: %v", err)}
@@ -35,15 +81,116 @@ func newMemoryLimiter(parent string) *memoryLimiter {
 	return &memoryLimiter{parent: parent}
 }
 
+// ownMemoryCgroupV1 returns the directory of this process's cgroup in a
+// mounted cgroup v1 memory hierarchy.
+func ownMemoryCgroupV1() (string, error) {
+	path, err := memoryCgroupPath("/proc/self/cgroup")
+	if err != nil {
+		return "", err
+	}
+	mnt, root, err := memoryMount("/proc/self/mountinfo")
+	if err != nil {
+		return "", err
+	}
+	rel, ok := strings.CutPrefix(path, root)
+	if !ok {
+		return "", fmt.Errorf("this process's memory cgroup %s is outside the mounted hierarchy %s", path, root)
+	}
+	return filepath.Join(mnt, rel), nil
+}
+
+// memoryCgroupPath reads a /proc/PID/cgroup file for the cgroup v1 memory
+// controller's line, "N:memory[,...]:/path".
+func memoryCgroupPath(file string) (string, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return "", fmt.Errorf("no cgroup information: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		parts := strings.SplitN(sc.Text(), ":", 3)
+		if len(parts) == 3 && hasField(parts[1], ",", "memory") {
+			return parts[2], nil
+		}
+	}
+	return "", errors.New("no cgroup v1 memory controller")
+}
+
+// memoryMount reads a mountinfo file for the cgroup v1 hierarchy with the
+// memory controller, returning its mount point and the cgroup path mounted
+// there.
+func memoryMount(file string) (mountPoint, root string, err error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return "", "", fmt.Errorf("no mount information: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		// id parent major:minor root mountpoint options [optional...] - fstype source superoptions
+		pre, post, ok := strings.Cut(sc.Text(), " - ")
+		if !ok {
+			continue
+		}
+		fields, tail := strings.Fields(pre), strings.Fields(post)
+		if len(fields) < 6 || len(tail) < 3 || tail[0] != "cgroup" || !hasField(tail[2], ",", "memory") {
+			continue
+		}
+		if hasField(fields[5], ",", "ro") {
+			return "", "", errors.New("the cgroup v1 memory hierarchy is mounted read-only")
+		}
+		return unescapeMount(fields[4]), unescapeMount(fields[3]), nil
+	}
+	return "", "", errors.New("no cgroup v1 memory hierarchy mounted")
+}
+
+func hasField(list, sep, want string) bool {
+	for f := range strings.SplitSeq(list, sep) {
+		if f == want {
+			return true
+		}
+	}
+	return false
+}
+
+// unescapeMount undoes mountinfo's octal escapes (\040 for a space).
+func unescapeMount(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
 func (m *memoryLimiter) enforced() bool { return m.parent != "" }
+
+// close removes the parent cgroup gust created; its environments must have
+// been removed.
+func (m *memoryLimiter) close() {
+	if m.owned {
+		_ = os.Remove(m.parent)
+	}
+}
 
 // cgroup is one environment's cgroup; a nil *cgroup means none.
 type cgroup struct {
 	dir string
-	fd  *os.File
+	v1  bool
+	fd  *os.File // v2: for CLONE_INTO_CGROUP
 }
 
-// create makes the environment's cgroup with memory.max = mb MiB and swap
+// create makes the environment's cgroup limited to mb MiB, with swap
 // disabled, so the limit is the limit.
 func (m *memoryLimiter) create(envID string, mb int) (*cgroup, error) {
 	if m.parent == "" || mb <= 0 {
@@ -53,8 +200,21 @@ func (m *memoryLimiter) create(envID string, mb int) (*cgroup, error) {
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("creating cgroup, %w", err)
 	}
-	cg := &cgroup{dir: dir}
-	if err := os.WriteFile(filepath.Join(dir, "memory.max"), []byte(strconv.Itoa(mb<<20)), 0); err != nil {
+	cg := &cgroup{dir: dir, v1: m.v1}
+	limit := []byte(strconv.Itoa(mb << 20))
+	if m.v1 {
+		if err := os.WriteFile(filepath.Join(dir, "memory.limit_in_bytes"), limit, 0); err != nil {
+			cg.remove()
+			return nil, fmt.Errorf("setting memory.limit_in_bytes, %w", err)
+		}
+		// Absent without swap accounting; must follow limit_in_bytes,
+		// which it may not be below.
+		_ = os.WriteFile(filepath.Join(dir, "memory.memsw.limit_in_bytes"), limit, 0)
+		// Charge the process's pages to this cgroup when it joins.
+		_ = os.WriteFile(filepath.Join(dir, "memory.move_charge_at_immigrate"), []byte("3"), 0)
+		return cg, nil
+	}
+	if err := os.WriteFile(filepath.Join(dir, "memory.max"), limit, 0); err != nil {
 		cg.remove()
 		return nil, fmt.Errorf("setting memory.max, %w", err)
 	}
@@ -66,6 +226,40 @@ func (m *memoryLimiter) create(envID string, mb int) (*cgroup, error) {
 	}
 	cg.fd = fd
 	return cg, nil
+}
+
+// join moves a just-started process into a v1 cgroup; v2 processes are
+// placed at clone time and need nothing.
+func (cg *cgroup) join(pid int) error {
+	if cg == nil || !cg.v1 {
+		return nil
+	}
+	if err := os.WriteFile(filepath.Join(cg.dir, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0); err != nil {
+		return fmt.Errorf("joining cgroup, %w", err)
+	}
+	return nil
+}
+
+// oomKilled reports whether the kernel's OOM killer has killed a process
+// in the cgroup, which is how a process over its memory limit ends.
+func (cg *cgroup) oomKilled() bool {
+	if cg == nil {
+		return false
+	}
+	file := "memory.events" // v2: "oom_kill N"
+	if cg.v1 {
+		file = "memory.oom_control" // v1: "oom_kill N" (Linux 4.13+)
+	}
+	b, err := os.ReadFile(filepath.Join(cg.dir, file))
+	if err != nil {
+		return false
+	}
+	for line := range strings.Lines(string(b)) {
+		if n, ok := strings.CutPrefix(strings.TrimSpace(line), "oom_kill "); ok {
+			return n != "0"
+		}
+	}
+	return false
 }
 
 // remove deletes the cgroup; its processes must have exited.

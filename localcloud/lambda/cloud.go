@@ -54,8 +54,9 @@
 //
 // # Limits of the imitation
 //
-// Memory limits need a delegated cgroup v2 directory (Config.CgroupParent);
-// without one they are not enforced, and the environment listing says so.
+// Memory limits need a delegated cgroup v2 directory (Config.CgroupParent)
+// or a writable cgroup v1 memory hierarchy; without either they are not
+// enforced, and the environment listing says so.
 // Environments run as gust's own user, without Lambda's read-only root
 // filesystem or network isolation, and without AWS credentials. Event
 // invocations are not retried when the function fails; throttled ones are
@@ -127,7 +128,7 @@ func Open(cfg Config) (*Cloud, error) {
 		cfg:      cfg,
 		store:    st,
 		logs:     newLogSinks(filepath.Join(cfg.StateDir, "logs"), cfg.MaxLogBytes),
-		mem:      newMemoryLimiter(cfg.CgroupParent),
+		mem:      newMemoryLimiter(cfg.CgroupParent, cfg.DisableMemoryLimits),
 		fns:      make(map[fnKey]*function, len(fns)),
 		asyncSem: make(chan struct{}, maxPendingEvents),
 		done:     make(chan struct{}),
@@ -155,9 +156,16 @@ func (c *Cloud) Close() error {
 		close(c.done)
 		c.pool.close()
 		c.async.Wait()
+		c.mem.close()
 		err = c.store.close()
 	})
 	return err
+}
+
+// MemoryLimits reports whether environments run under their function's
+// memory size, and if not, why.
+func (c *Cloud) MemoryLimits() (enforced bool, note string) {
+	return c.mem.enforced(), c.mem.reason
 }
 
 // Reap stops environments idle for longer than Config.IdleTTL now, instead

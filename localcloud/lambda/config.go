@@ -76,9 +76,14 @@ type Config struct {
 	// in, with the memory controller enabled in its cgroup.subtree_control
 	// (for example a systemd slice with Delegate=yes). When set and usable,
 	// each environment runs in its own child with memory.max set to the
-	// function's MemorySize. When empty or unusable, memory limits are not
+	// function's MemorySize. When empty, gust looks for a writable cgroup v1
+	// memory hierarchy (as root on a cgroup v1 machine) and limits
+	// environments there. When neither works, memory limits are not
 	// enforced, and the environment listing says so.
 	CgroupParent string
+	// DisableMemoryLimits turns memory limits off even where the machine
+	// allows them.
+	DisableMemoryLimits bool
 
 	// Now returns the current time; time.Now when nil. It drives idle
 	// reaping and timestamps, not invocation timeouts.

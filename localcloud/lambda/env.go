@@ -221,7 +221,7 @@ func (e *environment) start(s startSpec) (err error) {
 			Pdeathsig: syscall.SIGKILL,
 		},
 	}
-	if e.cgroup != nil {
+	if e.cgroup != nil && e.cgroup.fd != nil { // v2: placed at clone time
 		e.cmd.SysProcAttr.UseCgroupFD = true
 		e.cmd.SysProcAttr.CgroupFD = int(e.cgroup.fd.Fd())
 	}
@@ -232,6 +232,10 @@ func (e *environment) start(s startSpec) (err error) {
 		return errEntrypoint{fmt.Errorf("starting bootstrap, %w", err)}
 	}
 	e.pid = e.cmd.Process.Pid
+	// A process that cannot join its cgroup is stopped by the caller,
+	// like any environment whose start failed; it must run unlimited no
+	// longer than it takes to kill it.
+	joinErr := e.cgroup.join(e.pid)
 	e.timer = time.NewTimer(time.Hour)
 	e.timer.Stop()
 	pumped := make(chan struct{})
@@ -253,7 +257,7 @@ func (e *environment) start(s startSpec) (err error) {
 		pr.Close()
 		close(e.exited)
 	}()
-	return nil
+	return joinErr
 }
 
 // environ builds the process environment from scratch: the function's
@@ -345,6 +349,7 @@ func copyFile(src, dst string) error {
 const (
 	errTypeTimeout    = "Sandbox.Timedout"
 	errTypeExit       = "Runtime.ExitError"
+	errTypeOOM        = "Runtime.OutOfMemory"
 	errTypeInit       = "Runtime.InitError"
 	errTypeEntrypoint = "Runtime.InvalidEntrypoint"
 	errTypeTooLarge   = "Function.ResponseSizeTooLarge"
@@ -467,6 +472,10 @@ func (e *environment) exitResult(reqID, when string) invokeResult {
 	msg := "RequestId: " + reqID + " Error: Runtime exited with error: " + status
 	if when != "" {
 		msg += " " + when
+	}
+	if e.cgroup.oomKilled() {
+		msg += " (out of memory: the function's memory size is " + strconv.Itoa(e.fn.Config.MemoryMB) + " MB)"
+		return fnErrorResult(errTypeOOM, msg, true)
 	}
 	return fnErrorResult(errTypeExit, msg, true)
 }

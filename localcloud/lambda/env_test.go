@@ -495,15 +495,51 @@ func TestCloseStopsEverything(t *testing.T) {
 }
 
 func TestMemoryLimitIsReportedHonestly(t *testing.T) {
-	h := newHarness(t, nil)
+	h := newHarness(t, func(cfg *lambda.Config) { cfg.DisableMemoryLimits = true })
 	c := h.client("t1")
 	createFn(t, c, "echo", fnOpts{tenancy: true})
 	mustInvoke(t, c, "echo", "s", nil)
 	l := h.envs(t, "t1", "echo")
-	assert.False(t, l.MemoryLimitEnforced, "no cgroup parent configured")
-	assert.NotEmpty(t, l.MemoryLimitNote)
+	assert.False(t, l.MemoryLimitEnforced, "memory limits disabled")
+	assert.Contains(t, l.MemoryLimitNote, "disabled")
 	require.Len(t, l.Environments, 1)
 	assert.False(t, l.Environments[0].MemoryLimitEnforced)
+
+	// A function over its memory size runs on: nothing limits it, and
+	// nothing pretends to.
+	r := mustInvoke(t, c, "echo", "s", map[string]any{"alloc_mb": 200})
+	assert.Empty(t, r.fnError)
+}
+
+func TestMemoryLimitKillsEnvironment(t *testing.T) {
+	h := newHarness(t, nil)
+	c := h.client("t1")
+	createFn(t, c, "echo", fnOpts{tenancy: true, memoryMB: 128})
+	within := mustInvoke(t, c, "echo", "s", map[string]any{"alloc_mb": 32})
+	require.Empty(t, within.fnError, "32 MB fits in 128 MB")
+	l := h.envs(t, "t1", "echo")
+	if !l.MemoryLimitEnforced {
+		t.Skipf("this machine allows no memory limit (%s); TestMemoryLimitIsReportedHonestly covers that case", l.MemoryLimitNote)
+	}
+	require.Len(t, l.Environments, 1)
+	assert.True(t, l.Environments[0].MemoryLimitEnforced)
+
+	r := mustInvoke(t, c, "echo", "s", map[string]any{"alloc_mb": 400})
+	assert.Equal(t, "Unhandled", r.fnError)
+	assert.Equal(t, "Runtime.OutOfMemory", r.errDoc["errorType"])
+	assert.Contains(t, r.errDoc["errorMessage"], "signal: killed")
+	assert.Contains(t, r.errDoc["errorMessage"], "128 MB")
+	assert.Equal(t, within.envID, r.envID)
+	assertProcessGone(t, within.resp.PID)
+
+	// The environment is discarded; the next invocation starts afresh,
+	// limited again.
+	next := mustInvoke(t, c, "echo", "s", nil)
+	assert.True(t, next.cold)
+	assert.NotEqual(t, within.envID, next.envID)
+	l = h.envs(t, "t1", "echo")
+	require.Len(t, l.Environments, 1)
+	assert.True(t, l.Environments[0].MemoryLimitEnforced)
 }
 
 // holdBusy starts n invocations of sub that block until the returned

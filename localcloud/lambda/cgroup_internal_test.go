@@ -1,0 +1,58 @@
+package lambda
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func writeFile(t *testing.T, text string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "f")
+	require.NoError(t, os.WriteFile(p, []byte(text), 0o600))
+	return p
+}
+
+func TestMemoryCgroupPath(t *testing.T) {
+	p, err := memoryCgroupPath(writeFile(t, "5:devices:/\n4:memory:/process_api/abc\n0::/\n"))
+	require.NoError(t, err)
+	assert.Equal(t, "/process_api/abc", p)
+
+	p, err = memoryCgroupPath(writeFile(t, "7:cpu,cpuacct:/a\n6:blkio,memory:/b c\n"))
+	require.NoError(t, err)
+	assert.Equal(t, "/b c", p)
+
+	// cgroup v2 only: the single "0::" line names no controllers.
+	_, err = memoryCgroupPath(writeFile(t, "0::/user.slice\n"))
+	assert.ErrorContains(t, err, "no cgroup v1 memory controller")
+}
+
+func TestMemoryMount(t *testing.T) {
+	info := "" +
+		"30 25 0:26 / /sys/fs/cgroup/cpu rw,relatime shared:5 - cgroup cgroup rw,cpu\n" +
+		"33 25 0:29 /docker/x /sys/fs/cgroup/mem\\040ory rw,relatime shared:8 - cgroup cgroup rw,memory\n" +
+		"40 25 0:35 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n"
+	mnt, root, err := memoryMount(writeFile(t, info))
+	require.NoError(t, err)
+	assert.Equal(t, "/sys/fs/cgroup/mem ory", mnt)
+	assert.Equal(t, "/docker/x", root)
+
+	_, _, err = memoryMount(writeFile(t, "33 25 0:29 / /sys/fs/cgroup/memory ro,relatime - cgroup cgroup ro,memory\n"))
+	assert.ErrorContains(t, err, "read-only")
+
+	_, _, err = memoryMount(writeFile(t, "40 25 0:35 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n"))
+	assert.ErrorContains(t, err, "no cgroup v1 memory hierarchy")
+}
+
+func TestMemoryLimiterReportsWhyNot(t *testing.T) {
+	m := newMemoryLimiter("", true)
+	assert.False(t, m.enforced())
+	assert.Contains(t, m.reason, "disabled")
+
+	m = newMemoryLimiter(t.TempDir(), false)
+	assert.False(t, m.enforced(), "a directory that is not a cgroup")
+	assert.Contains(t, m.reason, "cgroup parent unusable")
+}
