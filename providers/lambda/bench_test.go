@@ -81,8 +81,26 @@ func processCPU() time.Duration {
 // BenchmarkColdStart measures invocations of a new sub-tenant each time: a
 // new process of the Go echo handler. Old environments are evicted LRU
 // (MaxEnvsTotal 16), which is part of the measured path.
+// BenchmarkColdStart measures a new sub-tenant's first invocation, with the
+// environment in its own memory cgroup (where this machine allows one) and
+// without, so the cgroup's cost is a ratio in one run.
 func BenchmarkColdStart(b *testing.B) {
-	p, _ := newLocal(b, func(c *lc.Config) { c.MaxEnvsTotal = 16 })
+	for _, limited := range []bool{true, false} {
+		name := "memory-limit"
+		if !limited {
+			name = "no-memory-limit"
+		}
+		b.Run(name, func(b *testing.B) {
+			p, _ := newLocal(b, func(c *lc.Config) { c.MaxEnvsTotal = 16; c.DisableMemoryLimits = !limited })
+			if limited && !memoryLimitsHere(b) {
+				b.Skip("this machine allows gust no memory cgroup")
+			}
+			benchColdStart(b, p)
+		})
+	}
+}
+
+func benchColdStart(b *testing.B, p *lambda.Provider) {
 	deploy(b, p, "acme", "echo", nil)
 	ctx := context.Background()
 	lat := make([]time.Duration, 0, 256)
