@@ -253,6 +253,53 @@ func (a *Fleet) CountRunning(ctx context.Context, in CountRunningInput) (CountRu
 	return res, nil
 }
 
+// ListFleetInput selects one fleet launch's instances by its tags.
+type ListFleetInput struct {
+	FleetID string
+	RunTag  string
+}
+
+// ListFleetResult lists the fleet's pending and running instances.
+type ListFleetResult struct {
+	IDs []string
+}
+
+// ListFleetInstances lists the ids of the fleet's pending and running
+// instances, in the cloud's order. The workflow calls it only when a count
+// finds more instances than it knows of: a launch whose response never
+// arrived, however often it was retried, still left its instances tagged.
+func (a *Fleet) ListFleetInstances(ctx context.Context, in ListFleetInput) (ListFleetResult, error) {
+	ids, err := a.liveFleetIDs(ctx, in.FleetID, in.RunTag)
+	return ListFleetResult{IDs: ids}, err
+}
+
+// liveFleetIDs returns the ids of the pending and running instances that
+// carry the fleet's tags.
+func (a *Fleet) liveFleetIDs(ctx context.Context, fleetID, runTag string) ([]string, error) {
+	tags := map[string]string{providers.FleetTagKey: fleetID}
+	if runTag != "" {
+		tags[FleetRunTagKey] = runTag
+	}
+	instances, err := keepAlive(ctx, func() ([]providers.Instance, error) {
+		return a.Compute.Describe(ctx, providers.InstanceFilter{
+			Tags:   tags,
+			States: []string{providers.StatePending, providers.StateRunning},
+		})
+	})
+	if err != nil {
+		return nil, ProviderErrorf("describing fleet instances", err)
+	}
+	ids := make([]string, 0, len(instances))
+	for _, inst := range instances {
+		// The filter says so already; a cloud that ignores it must not
+		// make gust adopt or terminate what has already gone.
+		if inst.State == providers.StatePending || inst.State == providers.StateRunning {
+			ids = append(ids, inst.ID)
+		}
+	}
+	return ids, nil
+}
+
 // TerminateInput lists instances to terminate.
 type TerminateInput struct {
 	IDs []string
@@ -318,22 +365,9 @@ type TerminateFleetInput struct {
 // fleet's tags, including any the workflow never learned the id of. It is
 // the cancel path's sweep.
 func (a *Fleet) TerminateFleet(ctx context.Context, in TerminateFleetInput) (TerminateResult, error) {
-	tags := map[string]string{providers.FleetTagKey: in.FleetID}
-	if in.RunTag != "" {
-		tags[FleetRunTagKey] = in.RunTag
-	}
-	instances, err := a.Compute.Describe(ctx, providers.InstanceFilter{
-		Tags:   tags,
-		States: []string{providers.StatePending, providers.StateRunning},
-	})
+	ids, err := a.liveFleetIDs(ctx, in.FleetID, in.RunTag)
 	if err != nil {
-		return TerminateResult{}, ProviderErrorf("describing fleet instances", err)
-	}
-	ids := make([]string, 0, len(instances))
-	for _, inst := range instances {
-		if inst.State == providers.StatePending || inst.State == providers.StateRunning {
-			ids = append(ids, inst.ID)
-		}
+		return TerminateResult{}, err
 	}
 	return a.TerminateInstances(ctx, TerminateInput{IDs: ids})
 }

@@ -828,7 +828,7 @@ func (f *fleet) startWatcher(ctx workflow.Context) {
 		actx := workflow.WithActivityOptions(ctx, countOptions())
 		in := activities.CountRunningInput{FleetID: f.in.FleetID, RunTag: f.st.Origin}
 		for !f.watcherStop && ctx.Err() == nil {
-			epoch := f.epoch
+			epoch, quiet := f.epoch, f.launchesSettled()
 			f.activitiesThisRun++
 			var res activities.CountRunningResult
 			began := workflow.Now(ctx)
@@ -841,6 +841,9 @@ func (f *fleet) startWatcher(ctx workflow.Context) {
 					f.st.MinReachedAt = workflow.Now(ctx)
 				}
 				f.changed = true
+				if quiet && f.launchesSettled() && epoch == f.epoch && res.Running+res.Pending > len(f.st.InstanceIDs) {
+					f.adoptOrphans(ctx)
+				}
 			} else if ctx.Err() == nil {
 				f.log.Warn("counting running instances failed", "Error", err)
 			}
@@ -862,6 +865,61 @@ func (f *fleet) startWatcher(ctx workflow.Context) {
 			f.watcherIdle = false
 		}
 	})
+}
+
+// launchesSettled reports whether every launch the fleet made has
+// reported: no burst chunk or fill round is in flight, and no cancel is
+// under way. Only then does the cloud hold no instance of the fleet that a
+// launch is still about to report.
+func (f *fleet) launchesSettled() bool {
+	return f.st.BurstDone && f.burstInFlight == 0 && f.fillInFlight == 0 && f.cancelReq == nil
+}
+
+// adoptOrphans is called when a count, taken while launches were settled,
+// found more live instances with the fleet's tags than the fleet knows of.
+// They come from a launch whose response was lost and whose retries gave
+// up (a burst chunk past its schedule-to-close timeout): EC2 launched them,
+// nobody reported them. The fleet adopts them instead of leaking them; if
+// that puts it over target, reconcile terminates the newest, as for a
+// scale down.
+func (f *fleet) adoptOrphans(ctx workflow.Context) {
+	// Workflows started before adoption existed never scheduled this
+	// activity; replaying their histories must not either.
+	if workflow.GetVersion(ctx, "adopt-orphans", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return
+	}
+	var a *activities.Fleet
+	actx := workflow.WithActivityOptions(ctx, controlOptions("find instances no launch reported"))
+	epoch := f.epoch
+	f.activitiesThisRun++
+	var res activities.ListFleetResult
+	err := workflow.ExecuteActivity(actx, a.ListFleetInstances, activities.ListFleetInput{FleetID: f.in.FleetID, RunTag: f.st.Origin}).Get(ctx, &res)
+	if err != nil {
+		if ctx.Err() == nil {
+			f.log.Warn("listing the fleet's instances failed; the next count looks again", "Error", err)
+		}
+		return
+	}
+	if epoch != f.epoch || !f.launchesSettled() {
+		return // a launch started or landed meanwhile: its instances may be in the list
+	}
+	known := make(map[string]bool, len(f.st.InstanceIDs))
+	for _, id := range f.st.InstanceIDs {
+		known[id] = true
+	}
+	var orphans []string
+	for _, id := range res.IDs { // a slice, in the cloud's order: deterministic
+		if !known[id] {
+			orphans = append(orphans, id)
+		}
+	}
+	if len(orphans) == 0 {
+		return
+	}
+	f.log.Warn("adopting instances whose launch never reported them", "Count", len(orphans))
+	f.st.Adopted += len(orphans)
+	f.addInstances(orphans)
+	f.changed = true
 }
 
 // busy reports whether instances are launching or booting.
@@ -900,6 +958,7 @@ func (f *fleet) status(ctx workflow.Context) FleetStatus {
 		BurstFailed:     f.st.BurstFailed,
 		FillLaunched:    f.st.FillLaunched,
 		FillRounds:      f.st.FillRound,
+		Adopted:         f.st.Adopted,
 		InFlight:        f.fillRequested,
 		CapacityRetries: f.st.CapacityRetries,
 		ReservationID:   f.st.ReservationID,
@@ -939,6 +998,7 @@ func (f *fleet) result(ctx workflow.Context, msg string) FleetResult {
 		BurstFailed:    f.st.BurstFailed,
 		FillLaunched:   f.st.FillLaunched,
 		FillRounds:     f.st.FillRound,
+		Adopted:        f.st.Adopted,
 		Terminated:     f.st.Terminated,
 		Burst:          f.in.Burst,
 		Runs:           f.st.Runs,

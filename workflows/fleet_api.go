@@ -200,6 +200,10 @@ type FleetState struct {
 	Backoff         time.Duration
 	BackoffUntil    time.Time
 
+	// Adopted counts instances found carrying the fleet's tags that no
+	// launch reported: their launch's response was lost for good.
+	Adopted int
+
 	// InstanceIDs are the live instances, oldest first.
 	InstanceIDs []string
 	// Terminated counts the instances gust terminated (scale down).
@@ -225,11 +229,15 @@ type FleetStatus struct {
 	// Terminated counts the instances gust terminated (scale down, cancel).
 	Terminated int `json:"terminated"`
 	// Lost counts instances that left running without gust terminating them.
-	Lost            int    `json:"lost"`
-	BurstLaunched   int    `json:"burst_launched"`
-	BurstFailed     int    `json:"burst_failed"`
-	FillLaunched    int    `json:"fill_launched"`
-	FillRounds      int    `json:"fill_rounds"`
+	Lost          int `json:"lost"`
+	BurstLaunched int `json:"burst_launched"`
+	BurstFailed   int `json:"burst_failed"`
+	FillLaunched  int `json:"fill_launched"`
+	FillRounds    int `json:"fill_rounds"`
+	// Adopted counts instances found by the fleet's tags whose launch
+	// never reported them (a response lost for good); they count as
+	// launched, and scale-down terminates the extra.
+	Adopted         int    `json:"adopted"`
 	InFlight        int    `json:"in_flight"`
 	CapacityRetries int    `json:"capacity_retries"`
 	ReservationID   string `json:"reservation_id,omitempty"`
@@ -269,6 +277,7 @@ type FleetResult struct {
 	BurstFailed   int    `json:"burst_failed"`
 	FillLaunched  int    `json:"fill_launched"`
 	FillRounds    int    `json:"fill_rounds"`
+	Adopted       int    `json:"adopted"`
 	Terminated    int    `json:"terminated"`
 	Burst         bool   `json:"burst"`
 	Runs          int    `json:"runs"`

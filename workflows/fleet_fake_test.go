@@ -110,16 +110,18 @@ func (c *fakeCloud) Run(_ context.Context, in providers.RunInput) ([]providers.I
 	call := c.runCalls[in.ClientToken]
 	c.runCalls[in.ClientToken]++
 	params := fmt.Sprint(in.InstanceType, in.ImageID, in.Zone, in.MinCount, in.MaxCount, in.ReservationID)
+	// As on EC2, throttling comes before the idempotency check: a replayed
+	// token can be throttled too.
+	if c.runErr != nil {
+		if err := c.runErr(in, call); err != nil {
+			return nil, err
+		}
+	}
 	if ids, ok := c.tokens[in.ClientToken]; ok {
 		if c.tokenParams[in.ClientToken] != params {
 			return nil, providers.NewIdempotencyMismatchError(errors.New("token reused with other parameters"))
 		}
 		return c.describeIDs(ids), nil
-	}
-	if c.runErr != nil {
-		if err := c.runErr(in, call); err != nil {
-			return nil, err
-		}
 	}
 	var avail int
 	var res *providers.Reservation

@@ -220,6 +220,29 @@ func (s *FleetSuite) TestRetriedLaunchesNeverDuplicate() {
 	s.Equal(160, s.cloud.nextID, "the cloud created exactly target instances")
 }
 
+func (s *FleetSuite) TestLaunchWhoseResponseIsLostForGoodIsAdopted() {
+	// Burst chunk 0 launches, its response is lost, and every retry is
+	// throttled until the chunk's schedule-to-close timeout gives up on
+	// it. Its 100 instances exist, tagged, but no launch reported them; the
+	// fill path launches 100 more to reach the target.
+	s.cloud.loseResponse["burst-0-"] = 1
+	s.cloud.runErr = func(in providers.RunInput, call int) error {
+		if strings.HasPrefix(in.ClientToken, "burst-0-") && call > 0 {
+			return providers.NewThrottledError(errors.New("RequestLimitExceeded (scripted)"))
+		}
+		return nil
+	}
+	res := s.run(fleetInput(200, 230))
+	s.Equal(PhaseFulfilled, res.State)
+	s.Equal(100, res.BurstFailed)
+	s.Equal(100, res.Adopted, "the lost chunk's instances were found by their tags")
+	s.Equal(130, res.FillLaunched)
+	s.Equal(100, res.Terminated, "the extra 100 were terminated, as in a scale down")
+	s.Equal(330, s.cloud.nextID)
+	// The fleet's instances are exactly the cloud's live ones: nothing leaked.
+	s.requireExact(res, 230)
+}
+
 // stuckFleet leaves the fleet filling: capacity for min plus 5.
 func (s *FleetSuite) stuckFleet() {
 	s.cloud = newFakeCloud(15)
