@@ -441,6 +441,12 @@ func runFleetStatus(c *cli.Context) error {
 	row("Terminated", st.Terminated)
 	row("Burst", fmt.Sprintf("%v (%d launched, %d failed)", st.Burst, st.BurstLaunched, st.BurstFailed))
 	row("Fill", fmt.Sprintf("%d launched in %d rounds", st.FillLaunched, st.FillRounds))
+	if st.Adopted > 0 {
+		row("Adopted", fmt.Sprintf("%d (launched by calls whose response was lost)", st.Adopted))
+	}
+	if st.Lost > 0 {
+		row("Lost", fmt.Sprintf("%d (terminated outside gust)", st.Lost))
+	}
 	row("Time to min", durOrDash(st.TimeToMin))
 	row("Time to target", durOrDash(st.TimeToTarget))
 	row("Runs", st.Runs)
