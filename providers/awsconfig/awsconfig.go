@@ -7,6 +7,7 @@ package awsconfig
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/url"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
+	"github.com/aws/smithy-go/logging"
 )
 
 // DefaultLocalRegion is the region assumed for an endpoint when the chain
@@ -49,6 +51,7 @@ func Load(ctx context.Context, o Options, extra ...func(*config.LoadOptions) err
 	if err != nil {
 		return aws.Config{}, fmt.Errorf("loading aws config, %w", err)
 	}
+	cfg.Logger = debugLogger{}
 	if o.Endpoint == "" {
 		return cfg, nil
 	}
@@ -75,4 +78,14 @@ func IsLoopback(endpoint string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// debugLogger sends the SDK's own log lines to slog at debug level instead
+// of the SDK's default, straight to stderr. What the SDK logs on its own
+// (a response body it could not drain after a caller cancelled, say) is
+// not actionable: failures reach gust as errors and are reported there.
+type debugLogger struct{}
+
+func (debugLogger) Logf(c logging.Classification, format string, v ...any) {
+	slog.Debug(fmt.Sprintf(format, v...), "source", "aws-sdk-go-v2", "classification", string(c))
 }

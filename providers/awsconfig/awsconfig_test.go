@@ -1,8 +1,13 @@
 package awsconfig
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
+	"strings"
 	"testing"
+
+	"github.com/aws/smithy-go/logging"
 )
 
 func TestIsLoopback(t *testing.T) {
@@ -40,5 +45,24 @@ func TestLoadWithEndpointWorksWithoutAnyAWSSetup(t *testing.T) {
 	}
 	if creds.AccessKeyID != "test" {
 		t.Errorf("access key = %q, want the dummy \"test\"", creds.AccessKeyID)
+	}
+}
+
+func TestSDKLogLinesGoToSlogAtDebug(t *testing.T) {
+	var buf bytes.Buffer
+	prev := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	t.Cleanup(func() { slog.SetDefault(prev) })
+
+	cfg, err := Load(context.Background(), Options{Endpoint: "http://127.0.0.1:4566"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Logger.Logf(logging.Warn, "failed to discard %d bytes", 12)
+	out := buf.String()
+	for _, want := range []string{"level=DEBUG", `msg="failed to discard 12 bytes"`, "classification=WARN"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log line %q lacks %q", out, want)
+		}
 	}
 }
