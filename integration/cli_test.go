@@ -60,6 +60,8 @@ func TestCLIUsageErrorsExit2WithOneLine(t *testing.T) {
 		{"dev", "--port", "70000"},
 		{"dev", "--cloud-capacity", "m5.large=lots"},
 		{"dev", "--launch-rate", "-1"},
+		{"dev", "--cloud-cgroup", "/nonexistent"},
+		{"dev", "--cloud-cgroup", "/sys/fs/cgroup", "--cloud-no-memory-limits"},
 		{"worker", "--address", "no-port-here"},
 		{"worker", "--endpoint", "ftp://x"},
 		{"worker", "--tenant", "a/b"},

@@ -14,6 +14,7 @@ import (
 
 	"github.com/gust-dev/gust/devserver"
 	"github.com/gust-dev/gust/localcloud"
+	"github.com/gust-dev/gust/localcloud/lambda"
 	"github.com/gust-dev/gust/worker"
 )
 
@@ -45,6 +46,8 @@ func cloudFlags() []cli.Flag {
 		&cli.IntFlag{Name: "cloud-port", Value: 4566, Usage: "local cloud port: EC2 Query and Lambda REST APIs (0 picks a free port)"},
 		&cli.StringSliceFlag{Name: "cloud-capacity", Usage: "capacity pool `TYPE=COUNT[+RATE/s]`, repeatable (e.g. m5.large=500+10/s)"},
 		&cli.DurationFlag{Name: "cloud-boot", Value: localcloud.DefaultBootDelay, Usage: "boot delay from pending to running"},
+		&cli.StringFlag{Name: "cloud-cgroup", Usage: "a delegated cgroup v2 `DIR` (memory in its cgroup.subtree_control) for function memory limits; without it, a writable cgroup v1 memory hierarchy is used if there is one"},
+		&cli.BoolFlag{Name: "cloud-no-memory-limits", Usage: "do not enforce function memory sizes even where the machine allows it"},
 	}
 }
 
@@ -60,6 +63,16 @@ func cloudConfig(c *cli.Context) (localcloud.Config, error) {
 		return cfg, usagef("--cloud-boot must not be negative")
 	}
 	cfg.BootDelay = c.Duration("cloud-boot")
+	if dir := c.String("cloud-cgroup"); dir != "" {
+		if c.Bool("cloud-no-memory-limits") {
+			return cfg, usagef("--cloud-cgroup and --cloud-no-memory-limits contradict each other")
+		}
+		if err := lambda.CheckCgroupParent(dir); err != nil {
+			return cfg, usagef("--cloud-cgroup %s: %v", dir, err)
+		}
+		cfg.Lambda.CgroupParent = dir
+	}
+	cfg.Lambda.DisableMemoryLimits = c.Bool("cloud-no-memory-limits")
 	return cfg, nil
 }
 
@@ -163,6 +176,11 @@ func printAddresses(w io.Writer, p *platform, stateDir string, launchRate float6
 		fmt.Fprintf(w, "  Web UI     off\n")
 	}
 	fmt.Fprintf(w, "  Cloud      %s  (EC2 and Lambda APIs)\n", p.cloud.Endpoint())
+	if enforced, why := p.cloud.Lambda().MemoryLimits(); enforced {
+		fmt.Fprintf(w, "  Functions  memory sizes enforced by cgroups\n")
+	} else {
+		fmt.Fprintf(w, "  Functions  memory sizes not enforced: %s\n", why)
+	}
 	if stateDir == "" {
 		fmt.Fprintf(w, "  State      in memory (--ephemeral)\n")
 	} else {

@@ -44,13 +44,13 @@ type memoryLimiter struct {
 func newMemoryLimiter(parent string, disabled bool) *memoryLimiter {
 	switch {
 	case disabled:
-		return &memoryLimiter{reason: "memory limits disabled (Config.DisableMemoryLimits)"}
+		return &memoryLimiter{reason: "memory limits turned off (--cloud-no-memory-limits, Config.DisableMemoryLimits)"}
 	case parent != "":
 		return newV2Limiter(parent)
 	}
 	dir, err := ownMemoryCgroupV1()
 	if err != nil {
-		return &memoryLimiter{reason: "no cgroup v2 parent configured (Config.CgroupParent) and " + err.Error()}
+		return &memoryLimiter{reason: "no cgroup v2 directory given (--cloud-cgroup, Config.CgroupParent) and " + err.Error()}
 	}
 	// One parent per Cloud (gust-lambda-PID-N), so two sharing a state
 	// dir, in one process or two, never touch each other's environments. Parents left by a gust that
@@ -65,20 +65,30 @@ func newMemoryLimiter(parent string, disabled bool) *memoryLimiter {
 	}
 	own := filepath.Join(dir, fmt.Sprintf("gust-lambda-%d-%d", os.Getpid(), limiterSeq.Add(1)))
 	if err := os.Mkdir(own, 0o755); err != nil {
-		return &memoryLimiter{reason: fmt.Sprintf("no cgroup v2 parent configured (Config.CgroupParent) and the cgroup v1 memory hierarchy is not writable: %v", err)}
+		return &memoryLimiter{reason: fmt.Sprintf("no cgroup v2 directory given (--cloud-cgroup, Config.CgroupParent) and the cgroup v1 memory hierarchy is not writable: %v", err)}
 	}
 	return &memoryLimiter{parent: own, v1: true, owned: true}
 }
 
 func newV2Limiter(parent string) *memoryLimiter {
-	ctl, err := os.ReadFile(filepath.Join(parent, "cgroup.subtree_control"))
-	if err != nil {
-		return &memoryLimiter{reason: fmt.Sprintf("cgroup parent unusable: %v", err)}
-	}
-	if !strings.Contains(" "+strings.TrimSpace(string(ctl))+" ", " memory ") {
-		return &memoryLimiter{reason: "memory controller not enabled in " + parent + "/cgroup.subtree_control"}
+	if err := CheckCgroupParent(parent); err != nil {
+		return &memoryLimiter{reason: err.Error()}
 	}
 	return &memoryLimiter{parent: parent}
+}
+
+// CheckCgroupParent reports whether dir can serve as Config.CgroupParent:
+// a cgroup v2 directory with the memory controller enabled for its
+// children.
+func CheckCgroupParent(dir string) error {
+	ctl, err := os.ReadFile(filepath.Join(dir, "cgroup.subtree_control"))
+	if err != nil {
+		return fmt.Errorf("cgroup parent unusable: %w", err)
+	}
+	if !hasField(strings.TrimSpace(string(ctl)), " ", "memory") {
+		return fmt.Errorf("memory controller not enabled in %s", filepath.Join(dir, "cgroup.subtree_control"))
+	}
+	return nil
 }
 
 // ownMemoryCgroupV1 returns the directory of this process's cgroup in a

@@ -50,7 +50,7 @@ func TestMemoryMount(t *testing.T) {
 func TestMemoryLimiterReportsWhyNot(t *testing.T) {
 	m := newMemoryLimiter("", true)
 	assert.False(t, m.enforced())
-	assert.Contains(t, m.reason, "disabled")
+	assert.Contains(t, m.reason, "turned off")
 
 	m = newMemoryLimiter(t.TempDir(), false)
 	assert.False(t, m.enforced(), "a directory that is not a cgroup")

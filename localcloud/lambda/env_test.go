@@ -504,7 +504,7 @@ func TestMemoryLimitIsReportedHonestly(t *testing.T) {
 	mustInvoke(t, c, "echo", "s", nil)
 	l := h.envs(t, "t1", "echo")
 	assert.False(t, l.MemoryLimitEnforced, "memory limits disabled")
-	assert.Contains(t, l.MemoryLimitNote, "disabled")
+	assert.Contains(t, l.MemoryLimitNote, "turned off")
 	require.Len(t, l.Environments, 1)
 	assert.False(t, l.Environments[0].MemoryLimitEnforced)
 
