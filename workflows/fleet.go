@@ -61,8 +61,11 @@ type fleet struct {
 	// handlers waiting on it may return.
 	done bool
 
-	burstInFlight    int
-	fillInFlight     int // fill activities outstanding
+	burstInFlight int
+	fillInFlight  int // fill activities outstanding
+	// adopting is set while the watcher looks for instances no launch
+	// reported; the fleet can't be done while it does.
+	adopting         bool
 	fillRequested    int // instances they asked for (sum of MaxCount)
 	reservedInFlight int // of which against the reservation
 	backingOff       bool
@@ -560,7 +563,7 @@ func (f *fleet) reconcile(ctx, lctx workflow.Context) *stop {
 		f.changed = true // rounds may have landed while it ran: look again
 		return nil
 	}
-	idle := f.fillInFlight == 0
+	idle := f.fillInFlight == 0 && !f.adopting
 	fresh := f.obsEpoch == f.epoch
 	if idle && live == f.st.Target && fresh {
 		if f.st.Running >= f.st.Target {
@@ -842,7 +845,12 @@ func (f *fleet) startWatcher(ctx workflow.Context) {
 				}
 				f.changed = true
 				if quiet && f.launchesSettled() && epoch == f.epoch && res.Running+res.Pending > len(f.st.InstanceIDs) {
+					// Set before the main loop can see this count: the
+					// running instances it counts include the orphans.
+					f.adopting = true
 					f.adoptOrphans(ctx)
+					f.adopting = false
+					f.changed = true
 				}
 			} else if ctx.Err() == nil {
 				f.log.Warn("counting running instances failed", "Error", err)

@@ -30,6 +30,8 @@ type fakeCloud struct {
 	// loseResponse makes Run launch and then report an error, as a worker
 	// crash or lost response would, that many times per token prefix.
 	loseResponse map[string]int
+	// instantBoot reports instances running from the first Describe on.
+	instantBoot bool
 
 	nextID       int
 	instances    map[string]*providers.Instance
@@ -198,6 +200,9 @@ func (c *fakeCloud) Describe(_ context.Context, f providers.InstanceFilter) ([]p
 		}
 		if !match {
 			continue
+		}
+		if c.instantBoot && inst.State == providers.StatePending {
+			inst.State = providers.StateRunning
 		}
 		out = append(out, *inst)
 		// Boot: an instance seen pending once is running from then on.

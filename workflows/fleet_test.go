@@ -226,6 +226,10 @@ func (s *FleetSuite) TestLaunchWhoseResponseIsLostForGoodIsAdopted() {
 	// it. Its 100 instances exist, tagged, but no launch reported them; the
 	// fill path launches 100 more to reach the target.
 	s.cloud.loseResponse["burst-0-"] = 1
+	// Everything runs at once, so the count that finds the orphans also
+	// finds the target running: the fleet must not call itself fulfilled
+	// while it is still adopting.
+	s.cloud.instantBoot = true
 	s.cloud.runErr = func(in providers.RunInput, call int) error {
 		if strings.HasPrefix(in.ClientToken, "burst-0-") && call > 0 {
 			return providers.NewThrottledError(errors.New("RequestLimitExceeded (scripted)"))
