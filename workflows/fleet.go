@@ -61,15 +61,20 @@ type fleet struct {
 	// handlers waiting on it may return.
 	done bool
 
-	burstInFlight int
-	fillInFlight  int // fill activities outstanding
-	// adopting is set while the watcher looks for instances no launch
-	// reported; the fleet can't be done while it does.
-	adopting         bool
+	burstInFlight    int
+	fillInFlight     int // fill activities outstanding
 	fillRequested    int // instances they asked for (sum of MaxCount)
 	reservedInFlight int // of which against the reservation
 	backingOff       bool
 	fatal            error
+
+	// adopting is set while the watcher looks for instances no launch
+	// reported; the fleet can't be done while it does.
+	adopting bool
+	// terminatedHere holds the ids this run terminated, so a cloud that
+	// still lists them as running for a while after (EC2's eventual
+	// consistency) does not get them adopted back.
+	terminatedHere map[string]bool
 
 	// epoch counts launch and terminate results; a running count is fresh
 	// only if no launch or terminate landed since it was scheduled.
@@ -741,8 +746,12 @@ func (f *fleet) terminateNewest(ctx workflow.Context, n int) {
 	// Remove exactly the victims: rounds that landed meanwhile appended
 	// after them.
 	gone := make(map[string]bool, len(victims))
+	if f.terminatedHere == nil {
+		f.terminatedHere = make(map[string]bool, len(victims))
+	}
 	for _, id := range victims {
 		gone[id] = true
+		f.terminatedHere[id] = true
 	}
 	kept := f.st.InstanceIDs[:0]
 	for _, id := range f.st.InstanceIDs {
@@ -917,7 +926,7 @@ func (f *fleet) adoptOrphans(ctx workflow.Context) {
 	}
 	var orphans []string
 	for _, id := range res.IDs { // a slice, in the cloud's order: deterministic
-		if !known[id] {
+		if !known[id] && !f.terminatedHere[id] {
 			orphans = append(orphans, id)
 		}
 	}

@@ -32,6 +32,10 @@ type fakeCloud struct {
 	loseResponse map[string]int
 	// instantBoot reports instances running from the first Describe on.
 	instantBoot bool
+	// terminateLag makes Describe go on reporting a terminated instance as
+	// running that many times, as EC2's eventual consistency can.
+	terminateLag int
+	lagging      map[string]int
 
 	nextID       int
 	instances    map[string]*providers.Instance
@@ -57,6 +61,7 @@ func newFakeCloud(capacity int) *fakeCloud {
 		loseResponse: map[string]int{},
 		instances:    map[string]*providers.Instance{},
 		seen:         map[string]bool{},
+		lagging:      map[string]int{},
 		tokens:       map[string][]string{},
 		tokenParams:  map[string]string{},
 		runCalls:     map[string]int{},
@@ -186,6 +191,12 @@ func (c *fakeCloud) Describe(_ context.Context, f providers.InstanceFilter) ([]p
 	var out []providers.Instance
 	for _, id := range c.order {
 		inst := c.instances[id]
+		if c.lagging[id] > 0 {
+			c.lagging[id]--
+			stale := *inst
+			stale.State = providers.StateRunning
+			inst = &stale
+		}
 		if len(f.IDs) > 0 && !slices.Contains(f.IDs, id) {
 			continue
 		}
@@ -228,6 +239,7 @@ func (c *fakeCloud) Terminate(_ context.Context, ids []string) error {
 		if c.instances[id].State != providers.StateTerminated {
 			c.instances[id].State = providers.StateTerminated
 			c.terminated = append(c.terminated, id)
+			c.lagging[id] = c.terminateLag
 		}
 	}
 	return nil

@@ -299,6 +299,23 @@ func (s *FleetSuite) TestScaleDownTerminatesNewest() {
 	s.Equal([]string{"i-00000013", "i-00000014", "i-00000015"}, s.cloud.terminated)
 }
 
+func (s *FleetSuite) TestScaleDownIsNotUndoneByAStaleDescribe() {
+	s.stuckFleet()
+	// Terminated instances go on being described as running for a while.
+	s.cloud.terminateLag = 3
+	s.env.RegisterDelayedCallback(func() {
+		s.env.UpdateWorkflow(ScaleUpdate, "down", &testsuite.TestUpdateCallback{
+			OnReject:   func(err error) { s.Fail("scale rejected", err) },
+			OnComplete: func(any, error) {},
+		}, ScaleInput{Target: 12})
+	}, time.Minute)
+	res := s.run(fleetInput(10, 20))
+	s.Equal(PhaseFulfilled, res.State)
+	s.Zero(res.Adopted, "the fleet's own terminated instances are not orphans")
+	s.Equal(3, res.Terminated)
+	s.requireExact(res, 12)
+}
+
 func (s *FleetSuite) TestCancelTerminatesEverything() {
 	s.stuckFleet()
 	var got CancelResult
