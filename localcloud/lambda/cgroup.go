@@ -67,7 +67,17 @@ func newMemoryLimiter(parent string, disabled bool) *memoryLimiter {
 	if err := os.Mkdir(own, 0o755); err != nil {
 		return &memoryLimiter{reason: fmt.Sprintf("no cgroup v2 directory given (--cloud-cgroup, Config.CgroupParent) and the cgroup v1 memory hierarchy is not writable: %v", err)}
 	}
-	return &memoryLimiter{parent: own, v1: true, owned: true}
+	m := &memoryLimiter{parent: own, v1: true, owned: true}
+	// Being allowed to make a directory is not being allowed to set a
+	// limit in it: try once, so a half-usable hierarchy is reported
+	// rather than failing environments one by one.
+	probe, err := m.create("probe", DefaultMemoryMB)
+	if err != nil {
+		_ = os.Remove(own)
+		return &memoryLimiter{reason: fmt.Sprintf("the cgroup v1 memory hierarchy does not accept limits: %v", err)}
+	}
+	probe.remove()
+	return m
 }
 
 func newV2Limiter(parent string) *memoryLimiter {

@@ -1,12 +1,17 @@
 package lambda
 
 import (
+	"bytes"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/gust-dev/gust/localcloud/lambda/lambdatest"
 )
 
 func writeFile(t *testing.T, text string) string {
@@ -55,4 +60,29 @@ func TestMemoryLimiterReportsWhyNot(t *testing.T) {
 	m = newMemoryLimiter(t.TempDir(), false)
 	assert.False(t, m.enforced(), "a directory that is not a cgroup")
 	assert.Contains(t, m.reason, "cgroup parent unusable")
+}
+
+func TestEnvironmentRunsWithoutALimitItCannotGet(t *testing.T) {
+	code := t.TempDir()
+	_, err := lambdatest.BuildEcho(code)
+	require.NoError(t, err)
+	dir := t.TempDir()
+	var logs bytes.Buffer
+	spec := startSpec{
+		codePath: code,
+		region:   "us-east-1",
+		sinks:    newLogSinks(filepath.Join(dir, "logs"), 1<<20),
+		// A limiter whose parent cgroup has gone away under it.
+		mem:    &memoryLimiter{parent: filepath.Join(dir, "no-such-cgroup"), v1: true},
+		logger: slog.New(slog.NewTextHandler(&logs, nil)),
+	}
+	fn := &function{Tenant: "t", Name: "echo", UID: "u", Version: 1, Config: functionConfig{MemoryMB: 128, TimeoutSec: 3}}
+	e := newEnvironment(envKey{fnUID: "u", version: 1, subTenant: "s"}, fn, filepath.Join(dir, "envs"), time.Now())
+	require.NoError(t, e.start(spec))
+	defer e.stop()
+
+	assert.False(t, e.memLimit, "the listing must not claim a limit")
+	assert.Contains(t, logs.String(), "environment runs without its memory limit")
+	res := e.invoke(&invocation{id: "r1", payload: []byte(`{}`), subTenant: "s", result: make(chan invokeResult, 1)}, 3*time.Second, 10*time.Second)
+	assert.False(t, res.fnError, "the function still runs: %s", res.payload)
 }

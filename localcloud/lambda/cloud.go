@@ -142,6 +142,7 @@ func Open(cfg Config) (*Cloud, error) {
 		region:   cfg.Region,
 		sinks:    c.logs,
 		mem:      c.mem,
+		logger:   cfg.Logger,
 	}, envsDir)
 	go c.reaper()
 	return c, nil

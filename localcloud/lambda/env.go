@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -157,6 +158,7 @@ type startSpec struct {
 	region   string
 	sinks    *logSinks
 	mem      *memoryLimiter
+	logger   *slog.Logger
 }
 
 // errEntrypoint marks a start failure caused by the function's code (the
@@ -196,7 +198,10 @@ func (e *environment) start(s startSpec) (err error) {
 	cfg := &e.fn.Config
 	e.cgroup, err = s.mem.create(e.id, cfg.MemoryMB)
 	if err != nil {
-		return err
+		// The limit is resource control, not isolation: the environment
+		// runs without it, and its listing says so.
+		s.logger.Warn("environment runs without its memory limit", "environment", e.id, "error", err)
+		e.cgroup = nil
 	}
 	e.memLimit = e.cgroup != nil
 
@@ -232,10 +237,11 @@ func (e *environment) start(s startSpec) (err error) {
 		return errEntrypoint{fmt.Errorf("starting bootstrap, %w", err)}
 	}
 	e.pid = e.cmd.Process.Pid
-	// A process that cannot join its cgroup is stopped by the caller,
-	// like any environment whose start failed; it must run unlimited no
-	// longer than it takes to kill it.
-	joinErr := e.cgroup.join(e.pid)
+	if err := e.cgroup.join(e.pid); err != nil {
+		s.logger.Warn("environment runs without its memory limit", "environment", e.id, "error", err)
+		e.cgroup.remove()
+		e.cgroup, e.memLimit = nil, false
+	}
 	e.timer = time.NewTimer(time.Hour)
 	e.timer.Stop()
 	pumped := make(chan struct{})
@@ -257,7 +263,7 @@ func (e *environment) start(s startSpec) (err error) {
 		pr.Close()
 		close(e.exited)
 	}()
-	return joinErr
+	return nil
 }
 
 // environ builds the process environment from scratch: the function's
