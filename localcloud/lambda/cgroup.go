@@ -20,7 +20,7 @@ import (
 //     process is placed in its cgroup at clone time (CLONE_INTO_CGROUP), so
 //     it never runs outside it.
 //   - cgroup v1, found on its own: a writable memory controller hierarchy
-//     (gust running as root, or given the directory). v1 cannot place a
+//     (typically gust running as root). v1 cannot place a
 //     process at clone time, so the environment joins its cgroup right after
 //     exec; move_charge_at_immigrate carries the memory it touched before
 //     that along with it.
@@ -53,9 +53,10 @@ func newMemoryLimiter(parent string, disabled bool) *memoryLimiter {
 		return &memoryLimiter{reason: "no cgroup v2 directory given (--cloud-cgroup, Config.CgroupParent) and " + err.Error()}
 	}
 	// One parent per Cloud (gust-lambda-PID-N), so two sharing a state
-	// dir, in one process or two, never touch each other's environments. Parents left by a gust that
-	// died are removed; rmdir refuses one that still has processes or
-	// children, and a live gust's parent is left alone even when empty.
+	// dir, in one process or two, never touch each other's environments.
+	// Parents left by a gust that died are removed; rmdir refuses one that
+	// still has processes or children, and a live gust's parent is left
+	// alone even when empty.
 	stale, _ := filepath.Glob(filepath.Join(dir, "gust-lambda-*"))
 	for _, s := range stale {
 		pid, _, _ := strings.Cut(strings.TrimPrefix(filepath.Base(s), "gust-lambda-"), "-")
