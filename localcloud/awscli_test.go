@@ -1,7 +1,6 @@
 package localcloud_test
 
 import (
-	"archive/zip"
 	"bytes"
 	"encoding/json"
 	"os"
@@ -14,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/gust-dev/gust/activities"
 	"github.com/gust-dev/gust/localcloud"
 	"github.com/gust-dev/gust/localcloud/lambda/lambdatest"
 )
@@ -108,21 +108,14 @@ func TestAWSCLIv2(t *testing.T) {
 	})
 
 	t.Run("lambda", func(t *testing.T) {
-		var zipped bytes.Buffer
-		zw := zip.NewWriter(&zipped)
-		h := &zip.FileHeader{Name: "bootstrap", Method: zip.Deflate}
-		h.SetMode(0o755)
-		w, err := zw.CreateHeader(h)
-		require.NoError(t, err)
 		bootstrap, err := lambdatest.BuildEcho(t.TempDir())
 		require.NoError(t, err)
 		code, err := os.ReadFile(bootstrap)
 		require.NoError(t, err)
-		_, err = w.Write(code)
+		zipped, err := activities.BootstrapZip(code)
 		require.NoError(t, err)
-		require.NoError(t, zw.Close())
 		zipPath := filepath.Join(t.TempDir(), "fn.zip")
-		require.NoError(t, os.WriteFile(zipPath, zipped.Bytes(), 0o600))
+		require.NoError(t, os.WriteFile(zipPath, zipped, 0o600))
 
 		fn := ok("acme", "lambda", "create-function", "--function-name", "echo", "--runtime", "provided.al2023",
 			"--handler", "bootstrap", "--role", "arn:aws:iam::000000000000:role/gust", "--zip-file", "fileb://"+zipPath)
