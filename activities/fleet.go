@@ -229,12 +229,8 @@ type CountRunningResult struct {
 // DescribeInstances (by tag). The workflow polls it with durable timers in
 // between to learn when min and target are running.
 func (a *Fleet) CountRunning(ctx context.Context, in CountRunningInput) (CountRunningResult, error) {
-	tags := map[string]string{providers.FleetTagKey: in.FleetID}
-	if in.RunTag != "" {
-		tags[FleetRunTagKey] = in.RunTag
-	}
 	instances, err := keepAlive(ctx, func() ([]providers.Instance, error) {
-		return a.Compute.Describe(ctx, providers.InstanceFilter{Tags: tags})
+		return a.Compute.Describe(ctx, providers.InstanceFilter{Tags: fleetTags(in.FleetID, in.RunTag)})
 	})
 	if err != nil {
 		return CountRunningResult{}, ProviderErrorf("describing fleet instances", err)
@@ -273,16 +269,22 @@ func (a *Fleet) ListFleetInstances(ctx context.Context, in ListFleetInput) (List
 	return ListFleetResult{IDs: ids}, err
 }
 
-// liveFleetIDs returns the ids of the pending and running instances that
-// carry the fleet's tags.
-func (a *Fleet) liveFleetIDs(ctx context.Context, fleetID, runTag string) ([]string, error) {
+// fleetTags selects one fleet launch's instances: the fleet id tag, and the
+// run tag when given.
+func fleetTags(fleetID, runTag string) map[string]string {
 	tags := map[string]string{providers.FleetTagKey: fleetID}
 	if runTag != "" {
 		tags[FleetRunTagKey] = runTag
 	}
+	return tags
+}
+
+// liveFleetIDs returns the ids of the pending and running instances that
+// carry the fleet's tags.
+func (a *Fleet) liveFleetIDs(ctx context.Context, fleetID, runTag string) ([]string, error) {
 	instances, err := keepAlive(ctx, func() ([]providers.Instance, error) {
 		return a.Compute.Describe(ctx, providers.InstanceFilter{
-			Tags:   tags,
+			Tags:   fleetTags(fleetID, runTag),
 			States: []string{providers.StatePending, providers.StateRunning},
 		})
 	})
