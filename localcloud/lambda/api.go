@@ -675,10 +675,13 @@ func (c *Cloud) functionLogs(w http.ResponseWriter, r *http.Request, tenant, raw
 	_, _ = w.Write(b)
 }
 
-// decodeBody decodes a JSON request body of at most limit bytes.
-func (c *Cloud) decodeBody(r *http.Request, v any, limit int64) error {
+// readBody reads a request body of at most limit bytes, in one allocation
+// when the Content-Length is known. A body over the limit gets tooLarge's
+// error, given the declared Content-Length, or 0 when only reading the body
+// found it too large.
+func readBody(r *http.Request, limit int64, tooLarge func(declared int64) error) ([]byte, error) {
 	if r.ContentLength > limit {
-		return errTooLarge("request body is %d bytes, more than the %d allowed", r.ContentLength, limit)
+		return nil, tooLarge(r.ContentLength)
 	}
 	var b []byte
 	var err error
@@ -689,10 +692,24 @@ func (c *Cloud) decodeBody(r *http.Request, v any, limit int64) error {
 		b, err = io.ReadAll(io.LimitReader(r.Body, limit+1))
 	}
 	if err != nil {
-		return errInvalidContent("reading request body: %v", err)
+		return nil, errInvalidContent("reading request body: %v", err)
 	}
 	if int64(len(b)) > limit {
+		return nil, tooLarge(0)
+	}
+	return b, nil
+}
+
+// decodeBody decodes a JSON request body of at most limit bytes.
+func (c *Cloud) decodeBody(r *http.Request, v any, limit int64) error {
+	b, err := readBody(r, limit, func(declared int64) error {
+		if declared > 0 {
+			return errTooLarge("request body is %d bytes, more than the %d allowed", declared, limit)
+		}
 		return errTooLarge("request body is more than the %d bytes allowed", limit)
+	})
+	if err != nil {
+		return err
 	}
 	if zh, ok := v.(zipHolder); ok {
 		if rest, zip := cutZipFile(b); zip != nil {

@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"strconv"
 	"time"
@@ -191,22 +190,11 @@ func (c *Cloud) invokeAsync(f *function, sub, reqID string, payload []byte) {
 // readPayload reads an Invoke body: at most 6 MB of valid JSON. An empty
 // body is the empty object.
 func readPayload(r *http.Request) ([]byte, error) {
-	if r.ContentLength > MaxPayloadBytes {
-		return nil, errTooLarge("Request must be smaller than %d bytes for the InvokeFunction operation", MaxPayloadBytes)
-	}
-	var b []byte
-	var err error
-	if r.ContentLength > 0 {
-		b = make([]byte, r.ContentLength)
-		_, err = io.ReadFull(r.Body, b)
-	} else {
-		b, err = io.ReadAll(io.LimitReader(r.Body, MaxPayloadBytes+1))
-	}
+	b, err := readBody(r, MaxPayloadBytes, func(int64) error {
+		return errTooLarge("Request must be smaller than %d bytes for the InvokeFunction operation", MaxPayloadBytes)
+	})
 	if err != nil {
-		return nil, errInvalidContent("reading request body: %v", err)
-	}
-	if len(b) > MaxPayloadBytes {
-		return nil, errTooLarge("Request must be smaller than %d bytes for the InvokeFunction operation", MaxPayloadBytes)
+		return nil, err
 	}
 	if len(b) == 0 {
 		return emptyPayload, nil
