@@ -171,6 +171,11 @@ type DeployFunctionInput struct {
 	MemoryMB            int
 	Env                 map[string]string
 	MaxEnvsPerSubTenant int
+	// Egress is the network egress policy ("none", "all" or
+	// HOST[:PORT],...); "" means none.
+	Egress string `json:"egress,omitempty"`
+	// EphemeralMB is the size of /tmp in MB; 0 means the default (512).
+	EphemeralMB int `json:"ephemeral_mb,omitempty"`
 }
 
 // DeployFunction creates the function or publishes a new version of it.
@@ -198,6 +203,8 @@ func (f *Functions) DeployFunction(ctx context.Context, in DeployFunctionInput) 
 		Env:                 in.Env,
 		MaxEnvsPerSubTenant: in.MaxEnvsPerSubTenant,
 		Tenancy:             providers.TenancyPerTenant,
+		Egress:              in.Egress,
+		EphemeralMB:         in.EphemeralMB,
 	})
 	if err != nil {
 		return providers.Function{}, ProviderErrorf("deploying function", err)

@@ -199,7 +199,7 @@ func TestDeployFunctionWrapsAnExecutable(t *testing.T) {
 	exe := []byte("\x7fELF fake executable")
 	in := activities.DeployFunctionInput{
 		Tenant: "acme", Name: "hello", Code: exe, Timeout: 3 * time.Second, MemoryMB: 256,
-		Env: map[string]string{"A": "b"}, MaxEnvsPerSubTenant: 2,
+		Env: map[string]string{"A": "b"}, MaxEnvsPerSubTenant: 2, Egress: "api.example.com:443", EphemeralMB: 1024,
 	}
 
 	val, err := env.ExecuteActivity(a.DeployFunction, in)
@@ -216,6 +216,8 @@ func TestDeployFunctionWrapsAnExecutable(t *testing.T) {
 	require.Equal(t, 256, spec.MemoryMB)
 	require.Equal(t, map[string]string{"A": "b"}, spec.Env)
 	require.Equal(t, 2, spec.MaxEnvsPerSubTenant)
+	require.Equal(t, "api.example.com:443", spec.Egress)
+	require.Equal(t, 1024, spec.EphemeralMB)
 	require.Equal(t, providers.TenancyPerTenant, spec.Tenancy)
 	got, mode := unzipBootstrap(t, spec.Zip)
 	require.Equal(t, exe, got)

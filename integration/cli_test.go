@@ -75,6 +75,9 @@ func TestCLIUsageErrorsExit2WithOneLine(t *testing.T) {
 		{"fleet", "status", "--address", closed},
 		{"fleet", "scale", "f1", "--address", closed},
 		{"fleet", "bogus"},
+		{"fn", "deploy", "f", "--tenant", "acme", "--egress", "a b.example.com", "--address", closed},
+		{"fn", "deploy", "f", "--tenant", "acme", "--egress", "none,example.com", "--address", closed},
+		{"fn", "deploy", "f", "--tenant", "acme", "--ephemeral-storage", "100", "--address", closed},
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			stdout, stderr, code := gust(t, args...)

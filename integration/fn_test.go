@@ -273,6 +273,63 @@ func TestFunctionCLI(t *testing.T) {
 		require.Equal(t, 2, rc)
 		_, _, rc = fn("deploy", "echo2", "--tenant", "acme/../b", "--code", code)
 		require.Equal(t, 2, rc)
+
+		for name, args := range map[string][]string{
+			"egress with a space":     {"--egress", "a b.example.com"},
+			"egress port over 65535":  {"--egress", "example.com:70000"},
+			"egress all and a host":   {"--egress", "all,example.com"},
+			"ephemeral under 512 MB":  {"--ephemeral-storage", "511"},
+			"ephemeral over 10240 MB": {"--ephemeral-storage", "10241"},
+		} {
+			_, stderr, rc := fn(append([]string{"deploy", "baddeploy", "--tenant", "acme", "--code", code}, args...)...)
+			assert.Equal(t, 2, rc, "%s: %s", name, stderr)
+			assert.Equal(t, 1, strings.Count(stderr, "\n"), "%s: one line: %q", name, stderr)
+		}
+		stdout, stderr, rc := fn("list", "--tenant", "acme", "--output", "json")
+		require.Equal(t, 0, rc, stderr)
+		require.NotContains(t, stdout, "baddeploy", "a refused deploy deploys nothing")
+	})
+
+	t.Run("egress and ephemeral storage show in fn list", func(t *testing.T) {
+		_, stderr, rc := fn("deploy", "net", "--tenant", "acme", "--code", code,
+			"--egress", "API.example.com:443,*.s3.amazonaws.com", "--ephemeral-storage", "1024")
+		require.Equal(t, 0, rc, stderr)
+		stdout, stderr, rc := fn("list", "--tenant", "acme", "--output", "json")
+		require.Equal(t, 0, rc, stderr)
+		var fns []struct {
+			Name        string `json:"name"`
+			Egress      string `json:"egress"`
+			EphemeralMB int    `json:"ephemeral_mb"`
+			MaxEnvs     int    `json:"max_envs_per_subtenant"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(stdout), &fns))
+		got := map[string]string{}
+		for _, f := range fns {
+			got[f.Name] = fmt.Sprintf("%s %d", f.Egress, f.EphemeralMB)
+			if f.Name == "echo" {
+				require.Equal(t, 3, f.MaxEnvs, stdout)
+			}
+		}
+		require.Equal(t, "*.s3.amazonaws.com,api.example.com:443 1024", got["net"], stdout)
+		require.Equal(t, "none 512", got["echo"], "the defaults: %s", stdout)
+
+		stdout, stderr, rc = fn("list", "--tenant", "acme")
+		require.Equal(t, 0, rc, stderr)
+		require.Contains(t, stdout, "EGRESS")
+		require.Contains(t, stdout, "*.s3.amazonaws.com,api.example.com:443")
+
+		// Each deploy sets the policy anew: without --egress it is none.
+		_, stderr, rc = fn("deploy", "net", "--tenant", "acme", "--code", code, "--egress", "all")
+		require.Equal(t, 0, rc, stderr)
+		stdout, stderr, rc = fn("deploy", "net", "--tenant", "acme", "--code", code, "--output", "json")
+		require.Equal(t, 0, rc, stderr)
+		var deployed struct {
+			Egress      string `json:"egress"`
+			EphemeralMB int    `json:"ephemeral_mb"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(stdout), &deployed))
+		require.Equal(t, "none", deployed.Egress)
+		require.Equal(t, 512, deployed.EphemeralMB)
 	})
 
 	t.Run("tenants cannot see each other's functions", func(t *testing.T) {

@@ -24,6 +24,13 @@ type FunctionSpec struct {
 	// 0 means the platform default (10).
 	MaxEnvsPerSubTenant int
 	Tenancy             string
+	// Egress is the function's network egress policy: "none", "all" or
+	// HOST[:PORT],... (wildcards like *.example.com); "" means none. gust's
+	// local cloud enforces it; other clouds ignore it.
+	Egress string `json:"egress,omitempty"`
+	// EphemeralMB is the size of /tmp in MB (Lambda's EphemeralStorage,
+	// 512 to 10240); 0 means the platform default (512).
+	EphemeralMB int `json:"ephemeral_mb,omitempty"`
 }
 
 // Function is a deployed function.
@@ -38,6 +45,11 @@ type Function struct {
 	MaxEnvsPerSubTenant int
 	Tenancy             string
 	LastModified        time.Time
+	// Egress is the function's egress policy in canonical form: "none",
+	// "all" or the sorted HOST[:PORT] list.
+	Egress string `json:"egress,omitempty"`
+	// EphemeralMB is the size of /tmp in MB; 0 if the cloud did not say.
+	EphemeralMB int `json:"ephemeral_mb,omitempty"`
 }
 
 // InvokeInput is one invocation of a function for a sub-tenant.

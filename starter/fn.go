@@ -18,6 +18,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/gust-dev/gust/activities"
+	"github.com/gust-dev/gust/localcloud/lambda/egress"
 	"github.com/gust-dev/gust/providers"
 	"github.com/gust-dev/gust/workflows"
 )
@@ -44,7 +45,12 @@ func fnCommand() *cli.Command {
 				Description: `--code is a zip with an executable named bootstrap at its root (Lambda's
 provided.al2023 runtime), or a single executable, deployed as bootstrap.
 Code over 1 MB travels by path: the worker must run on this machine, as
-it does under gust dev.`,
+it does under gust dev.
+
+--egress is where the function may connect: none (the default), all, or a
+comma-separated list of HOST[:PORT] entries (*.example.com matches any
+name under example.com; no port means any port). The local cloud enforces
+it with a proxy inside the function's sandbox. Each deploy sets it anew.`,
 				Flags: clientFlags(
 					tenant(),
 					&cli.StringFlag{Name: "code", Usage: "zip with bootstrap at its root, or a single executable (required)"},
@@ -52,6 +58,8 @@ it does under gust dev.`,
 					&cli.IntFlag{Name: "memory", Usage: "memory limit in MB (128 to 10240; default 128), enforced where the machine allows"},
 					&cli.StringSliceFlag{Name: "env", Usage: "function variable `KEY=VALUE`, repeatable"},
 					&cli.IntFlag{Name: "max-envs-per-subtenant", Usage: "concurrent environments one sub-tenant may have (default 10)"},
+					&cli.StringFlag{Name: "egress", Value: "none", Usage: "network egress `POLICY`: none, all or HOST[:PORT],... (wildcards like *.example.com)"},
+					&cli.IntFlag{Name: "ephemeral-storage", Value: workflows.DefaultEphemeralMB, Usage: fmt.Sprintf("size of /tmp in `MB` (%d to %d)", workflows.MinEphemeralMB, workflows.MaxEphemeralMB)},
 				),
 				Action: runFnDeploy,
 			},
@@ -153,12 +161,24 @@ func runFnDeploy(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	// The policy is checked here, before anything starts, with the parser
+	// the cloud uses; its canonical form is what travels.
+	policy, err := egress.ParsePolicy(c.String("egress"))
+	if err != nil {
+		return usagef("--egress: %v", err)
+	}
+	ephemeralMB := c.Int("ephemeral-storage")
+	if ephemeralMB < workflows.MinEphemeralMB || ephemeralMB > workflows.MaxEphemeralMB {
+		return usagef("--ephemeral-storage %d: want %d to %d MB", ephemeralMB, workflows.MinEphemeralMB, workflows.MaxEphemeralMB)
+	}
 	in := workflows.DeployInput{
 		Tenant:              tenant,
 		Name:                name,
 		Timeout:             c.Duration("timeout"),
 		MemoryMB:            c.Int("memory"),
 		MaxEnvsPerSubTenant: c.Int("max-envs-per-subtenant"),
+		Egress:              policy.String(),
+		EphemeralMB:         ephemeralMB,
 	}
 	path := c.String("code")
 	if path == "" {
@@ -198,7 +218,7 @@ func runFnDeploy(c *cli.Context) error {
 	if len(sha) > 12 {
 		sha = sha[:12]
 	}
-	fmt.Fprintf(c.App.Writer, "deployed %s version %s for tenant %s (code sha256 %s, tenancy %s)\n", f.Name, f.Version, f.Tenant, sha, f.Tenancy)
+	fmt.Fprintf(c.App.Writer, "deployed %s version %s for tenant %s (code sha256 %s, tenancy %s, egress %s)\n", f.Name, f.Version, f.Tenant, sha, f.Tenancy, dashIfEmpty(f.Egress))
 	return nil
 }
 
@@ -375,6 +395,10 @@ type fnFunction struct {
 	MaxEnvsPerSubTenant int               `json:"max_envs_per_subtenant"`
 	Env                 map[string]string `json:"env,omitempty"`
 	LastModified        time.Time         `json:"last_modified"`
+	// Egress is the canonical egress policy (none, all or HOST[:PORT],...);
+	// EphemeralMB the size of /tmp, 0 where the cloud does not report it.
+	Egress      string `json:"egress"`
+	EphemeralMB int    `json:"ephemeral_mb"`
 }
 
 func functionRow(f providers.Function) fnFunction {
@@ -382,6 +406,7 @@ func functionRow(f providers.Function) fnFunction {
 		Tenant: f.Tenant, Name: f.Name, Version: f.Version, CodeSHA256: f.CodeSHA256,
 		Tenancy: f.Tenancy, TimeoutMS: f.Timeout.Milliseconds(), MemoryMB: f.MemoryMB,
 		MaxEnvsPerSubTenant: f.MaxEnvsPerSubTenant, Env: f.Env, LastModified: f.LastModified,
+		Egress: f.Egress, EphemeralMB: f.EphemeralMB,
 	}
 }
 
@@ -406,10 +431,15 @@ func runFnList(c *cli.Context) error {
 		return printJSON(c.App.Writer, rows)
 	}
 	w := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "NAME\tVERSION\tTENANCY\tMEMORY\tTIMEOUT\tMODIFIED")
+	fmt.Fprintln(w, "NAME\tVERSION\tTENANCY\tMEMORY\tEPHEMERAL\tTIMEOUT\tMODIFIED\tEGRESS")
 	for _, f := range rows {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%d MB\t%v\t%s\n", f.Name, f.Version, dashIfEmpty(f.Tenancy), f.MemoryMB,
-			time.Duration(f.TimeoutMS)*time.Millisecond, f.LastModified.Local().Format(time.DateTime))
+		tmp := "-"
+		if f.EphemeralMB > 0 {
+			tmp = fmt.Sprintf("%d MB", f.EphemeralMB)
+		}
+		// The policy comes last: a host list is the one long column.
+		fmt.Fprintf(w, "%s\t%s\t%s\t%d MB\t%s\t%v\t%s\t%s\n", f.Name, f.Version, dashIfEmpty(f.Tenancy), f.MemoryMB, tmp,
+			time.Duration(f.TimeoutMS)*time.Millisecond, f.LastModified.Local().Format(time.DateTime), dashIfEmpty(f.Egress))
 	}
 	return w.Flush()
 }

@@ -65,6 +65,11 @@ const (
 	// MaxEnvsPerSubTenantLimit bounds DeployInput.MaxEnvsPerSubTenant; it
 	// equals the platform's default total environment limit.
 	MaxEnvsPerSubTenantLimit = 1000
+	// MinEphemeralMB and MaxEphemeralMB bound the size of /tmp, as in Lambda;
+	// DefaultEphemeralMB is Lambda's default.
+	MinEphemeralMB     = 512
+	MaxEphemeralMB     = 10240
+	DefaultEphemeralMB = 512
 )
 
 // DeployInput deploys a function, or a new version of it.
@@ -98,6 +103,13 @@ type DeployInput struct {
 	// MaxEnvsPerSubTenant caps one sub-tenant's concurrent environments; 0
 	// means the platform default (10).
 	MaxEnvsPerSubTenant int
+	// Egress is the network egress policy: "none", "all" or
+	// HOST[:PORT],... with wildcards like *.example.com; "" means none.
+	// The cloud checks its syntax (the CLI does too, before starting).
+	Egress string `json:"egress,omitempty"`
+	// EphemeralMB is the size of /tmp in MB (512 to 10240); 0 means the
+	// platform default (512).
+	EphemeralMB int `json:"ephemeral_mb,omitempty"`
 }
 
 // SetCode reads the code at path and sets Code, or CodePath and CodeSHA256
@@ -169,6 +181,8 @@ func (in DeployInput) Validate() error {
 		return fmt.Errorf("memory %d MB is outside %d to %d MB", in.MemoryMB, MinMemoryMB, MaxMemoryMB)
 	case in.MaxEnvsPerSubTenant < 0 || in.MaxEnvsPerSubTenant > MaxEnvsPerSubTenantLimit:
 		return fmt.Errorf("max environments per sub-tenant %d is outside 0 (default) to %d", in.MaxEnvsPerSubTenant, MaxEnvsPerSubTenantLimit)
+	case in.EphemeralMB != 0 && (in.EphemeralMB < MinEphemeralMB || in.EphemeralMB > MaxEphemeralMB):
+		return fmt.Errorf("ephemeral storage %d MB is outside %d to %d MB", in.EphemeralMB, MinEphemeralMB, MaxEphemeralMB)
 	}
 	// Sorted keys: the error a workflow reports must not depend on map order.
 	keys := make([]string, 0, len(in.Env))
@@ -339,6 +353,8 @@ func DeployFunctionWorkflow(ctx workflow.Context, in DeployInput) (DeployResult,
 		MemoryMB:            in.MemoryMB,
 		Env:                 in.Env,
 		MaxEnvsPerSubTenant: in.MaxEnvsPerSubTenant,
+		Egress:              in.Egress,
+		EphemeralMB:         in.EphemeralMB,
 	}).Get(ctx, &fn)
 	if err != nil {
 		return DeployResult{}, adminError(err)

@@ -3,6 +3,7 @@ package workflows
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -26,6 +27,8 @@ func validDeploy() DeployInput {
 		MemoryMB:            256,
 		Env:                 map[string]string{"GREETING": "hi", "LOG_LEVEL": "debug"},
 		MaxEnvsPerSubTenant: 4,
+		Egress:              "api.example.com:443,*.s3.amazonaws.com",
+		EphemeralMB:         2048,
 	}
 }
 
@@ -40,7 +43,10 @@ func TestDeployFunctionWorkflowInlineCode(t *testing.T) {
 		MemoryMB:            256,
 		Env:                 in.Env,
 		MaxEnvsPerSubTenant: 4,
-	}).Return(providers.Function{Tenant: "acme", Name: "hello", Version: "1", Tenancy: providers.TenancyPerTenant}, nil).Once()
+		Egress:              "api.example.com:443,*.s3.amazonaws.com",
+		EphemeralMB:         2048,
+	}).Return(providers.Function{Tenant: "acme", Name: "hello", Version: "1", Tenancy: providers.TenancyPerTenant,
+		Egress: "*.s3.amazonaws.com,api.example.com:443", EphemeralMB: 2048}, nil).Once()
 
 	env.ExecuteWorkflow(DeployFunctionWorkflow, in)
 
@@ -49,7 +55,41 @@ func TestDeployFunctionWorkflowInlineCode(t *testing.T) {
 	require.NoError(t, env.GetWorkflowResult(&out))
 	require.Equal(t, "1", out.Function.Version)
 	require.Equal(t, "hello", out.Function.Name)
+	require.Equal(t, "*.s3.amazonaws.com,api.example.com:443", out.Function.Egress)
+	require.Equal(t, 2048, out.Function.EphemeralMB)
 	env.AssertExpectations(t)
+}
+
+// TestDeployMessagesNewFieldsAreOptional checks the wire form of the egress
+// and ephemeral storage fields: snake_case, left out when zero, and absent
+// in payloads from before they existed (which decode to the old behaviour).
+func TestDeployMessagesNewFieldsAreOptional(t *testing.T) {
+	b, err := json.Marshal(validDeploy())
+	require.NoError(t, err)
+	var wire map[string]any
+	require.NoError(t, json.Unmarshal(b, &wire))
+	require.Equal(t, "api.example.com:443,*.s3.amazonaws.com", wire["egress"])
+	require.EqualValues(t, 2048, wire["ephemeral_mb"])
+
+	old := validDeploy()
+	old.Egress, old.EphemeralMB = "", 0
+	b, err = json.Marshal(old)
+	require.NoError(t, err)
+	require.NotContains(t, string(b), "egress")
+	require.NotContains(t, string(b), "ephemeral_mb")
+	var back DeployInput
+	require.NoError(t, json.Unmarshal(b, &back))
+	require.Equal(t, old, back)
+	require.NoError(t, back.Validate())
+
+	b, err = json.Marshal(activities.DeployFunctionInput{Egress: "all", EphemeralMB: 1024})
+	require.NoError(t, err)
+	require.Contains(t, string(b), `"egress":"all"`)
+	require.Contains(t, string(b), `"ephemeral_mb":1024`)
+	b, err = json.Marshal(DeployResult{Function: providers.Function{Egress: "none", EphemeralMB: 512}})
+	require.NoError(t, err)
+	require.Contains(t, string(b), `"egress":"none"`)
+	require.Contains(t, string(b), `"ephemeral_mb":512`)
 }
 
 func TestDeployFunctionWorkflowCodeByPath(t *testing.T) {
@@ -85,6 +125,8 @@ func TestDeployFunctionWorkflowRejectsInvalidInput(t *testing.T) {
 		"memory too small":       func(in *DeployInput) { in.MemoryMB = 64 },
 		"negative max envs":      func(in *DeployInput) { in.MaxEnvsPerSubTenant = -1 },
 		"too many max envs":      func(in *DeployInput) { in.MaxEnvsPerSubTenant = MaxEnvsPerSubTenantLimit + 1 },
+		"ephemeral too small":    func(in *DeployInput) { in.EphemeralMB = MinEphemeralMB - 1 },
+		"ephemeral too large":    func(in *DeployInput) { in.EphemeralMB = MaxEphemeralMB + 1 },
 		"bad variable name":      func(in *DeployInput) { in.Env = map[string]string{"1X": "a"} },
 		"variable with =":        func(in *DeployInput) { in.Env = map[string]string{"A=B": "a"} },
 		"reserved variable":      func(in *DeployInput) { in.Env = map[string]string{"AWS_LAMBDA_RUNTIME_API": "evil:1"} },

@@ -16,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/gust-dev/gust/localcloud/lambda/egress"
 )
 
 // Paths and headers of the Lambda REST API and gust's extensions.
@@ -28,6 +30,8 @@ const (
 	HeaderRequestID           = "X-Gust-Request-Id"
 	HeaderMaxEnvsPerSubTenant = "X-Gust-Max-Envs-Per-Subtenant"
 	TagMaxEnvsPerSubTenant    = "gust:max-envs-per-subtenant"
+	HeaderEgress              = "X-Gust-Egress"
+	TagEgress                 = "gust:egress"
 
 	// EnvironmentsSuffix and LogsSuffix follow /2015-03-31/functions/{name}/.
 	EnvironmentsSuffix = "gust-environments"
@@ -45,6 +49,7 @@ var (
 
 // ServeHTTP serves the Lambda REST API.
 func (c *Cloud) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w = &apiWriter{ResponseWriter: w, log: c.cfg.Logger, r: r} // for writeError
 	w.Header()[HeaderLocalCloud] = localCloudHeader
 	tenant, err := tenantOf(r)
 	if err != nil {
@@ -212,6 +217,10 @@ type tenancyConfig struct {
 	TenantIsolationMode string `json:"TenantIsolationMode"`
 }
 
+type ephemeralStorage struct {
+	Size int `json:"Size"`
+}
+
 type functionConfiguration struct {
 	FunctionName     string           `json:"FunctionName"`
 	FunctionArn      string           `json:"FunctionArn"`
@@ -227,6 +236,7 @@ type functionConfiguration struct {
 	Version          string           `json:"Version"`
 	Environment      *environmentVars `json:"Environment,omitempty"`
 	TenancyConfig    *tenancyConfig   `json:"TenancyConfig,omitempty"`
+	EphemeralStorage ephemeralStorage `json:"EphemeralStorage"`
 	State            string           `json:"State"`
 	LastUpdateStatus string           `json:"LastUpdateStatus"`
 	PackageType      string           `json:"PackageType"`
@@ -254,6 +264,10 @@ func (c *Cloud) configuration(f *function) functionConfiguration {
 		PackageType:      "Zip",
 		Architectures:    []string{"x86_64"},
 		RevisionID:       f.UID + "-" + strconv.Itoa(f.Version),
+		EphemeralStorage: ephemeralStorage{Size: f.Config.EphemeralMB},
+	}
+	if out.EphemeralStorage.Size == 0 {
+		out.EphemeralStorage.Size = DefaultEphemeralMB
 	}
 	if len(f.Config.Env) > 0 {
 		out.Environment = &environmentVars{Variables: f.Config.Env}
@@ -288,6 +302,8 @@ type createRequest struct {
 	TenancyConfig *tenancyConfig    `json:"TenancyConfig"`
 	Tags          map[string]string `json:"Tags"`
 	PackageType   string            `json:"PackageType"`
+
+	EphemeralStorage *ephemeralStorage `json:"EphemeralStorage"`
 }
 
 func (c *Cloud) createFunction(w http.ResponseWriter, r *http.Request, tenant string) {
@@ -306,6 +322,10 @@ func (c *Cloud) createFunction(w http.ResponseWriter, r *http.Request, tenant st
 	}
 	if req.Code == nil || len(req.Code.ZipFile) == 0 {
 		writeError(w, errInvalidParameter("Code.ZipFile is required: the local cloud takes code inline (S3 and images are not supported)"))
+		return
+	}
+	if err := c.checkIsolation(); err != nil {
+		writeError(w, err)
 		return
 	}
 	cfg := functionConfig{
@@ -338,6 +358,14 @@ func (c *Cloud) createFunction(w http.ResponseWriter, r *http.Request, tenant st
 		cfg.MaxEnvsPerSubTenant = n
 	}
 	if err := maxEnvsHeader(r, &cfg); err != nil {
+		writeError(w, err)
+		return
+	}
+	if v, ok := req.Tags[TagEgress]; ok {
+		cfg.Egress = v
+	}
+	egressHeader(r, &cfg)
+	if err := setEphemeral(&cfg, req.EphemeralStorage); err != nil {
 		writeError(w, err)
 		return
 	}
@@ -396,16 +424,63 @@ func (c *Cloud) validateConfig(cfg *functionConfig) error {
 	if err := validateEnvVars(cfg.Env); err != nil {
 		return errInvalidParameter("%v", err)
 	}
-	// Report the effective per-sub-tenant limit as the tag, so GetFunction
-	// round-trips it through the standard API.
-	if cfg.MaxEnvsPerSubTenant > 0 {
-		tags := make(map[string]string, len(cfg.Tags)+1)
-		for k, v := range cfg.Tags {
-			tags[k] = v
-		}
-		tags[TagMaxEnvsPerSubTenant] = strconv.Itoa(cfg.MaxEnvsPerSubTenant)
-		cfg.Tags = tags
+	if cfg.EphemeralMB != 0 && (cfg.EphemeralMB < MinEphemeralMB || cfg.EphemeralMB > MaxEphemeralMB) {
+		return errInvalidParameter("EphemeralStorage.Size must be between %d and %d MB", MinEphemeralMB, MaxEphemeralMB)
 	}
+	// The default size is stored as 0, so an update that names it makes no
+	// new version.
+	if cfg.EphemeralMB == DefaultEphemeralMB {
+		cfg.EphemeralMB = 0
+	}
+	pol, err := egress.ParsePolicy(cfg.Egress)
+	if err != nil {
+		return errInvalidParameter("%v (the %s header or %s tag: none, all or HOST[:PORT],...)", err, HeaderEgress, TagEgress)
+	}
+	cfg.Egress = ""
+	if !pol.None() {
+		cfg.Egress = pol.String()
+	}
+	// Report the effective per-sub-tenant limit and egress policy as tags,
+	// so GetFunction round-trips them through the standard API. Tags may be
+	// the published version's map: copy, never write it.
+	tags := make(map[string]string, len(cfg.Tags)+2)
+	for k, v := range cfg.Tags {
+		tags[k] = v
+	}
+	if cfg.MaxEnvsPerSubTenant > 0 {
+		tags[TagMaxEnvsPerSubTenant] = strconv.Itoa(cfg.MaxEnvsPerSubTenant)
+	}
+	if cfg.Egress != "" {
+		tags[TagEgress] = cfg.Egress
+	} else {
+		delete(tags, TagEgress) // none: no tag
+	}
+	if len(tags) == 0 {
+		tags = nil
+	}
+	cfg.Tags = tags
+	return nil
+}
+
+// egressHeader sets the egress policy from the X-Gust-Egress header, when
+// the request has one; validateConfig checks it. Repeated header lines are
+// one comma-separated list, as HTTP has it.
+func egressHeader(r *http.Request, cfg *functionConfig) {
+	if vs := r.Header.Values(HeaderEgress); len(vs) > 0 {
+		cfg.Egress = strings.Join(vs, ",")
+	}
+}
+
+// setEphemeral sets the size of /tmp from Lambda's EphemeralStorage, when
+// the request has it.
+func setEphemeral(cfg *functionConfig, es *ephemeralStorage) error {
+	if es == nil {
+		return nil
+	}
+	if es.Size < MinEphemeralMB || es.Size > MaxEphemeralMB {
+		return errInvalidParameter("EphemeralStorage.Size %d MB is out of range: it must be between %d and %d MB", es.Size, MinEphemeralMB, MaxEphemeralMB)
+	}
+	cfg.EphemeralMB = es.Size
 	return nil
 }
 
@@ -493,6 +568,10 @@ func (c *Cloud) deleteFunctionHTTP(w http.ResponseWriter, r *http.Request, tenan
 	}
 	c.pool.removeFunction(f.UID)
 	c.logs.removeFunction(tenant, f.Name)
+	// Now that its environments are gone, its code can go at once.
+	c.ctl.Lock()
+	c.releaseCode(f.CodeSHA256)
+	c.ctl.Unlock()
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -519,6 +598,7 @@ func (c *Cloud) updateCode(w http.ResponseWriter, r *http.Request, tenant, raw s
 		return
 	}
 	if req.DryRun {
+		c.releaseCode(sha) // validated, not deployed
 		writeJSON(w, http.StatusOK, c.configuration(old))
 		return
 	}
@@ -536,6 +616,8 @@ func (c *Cloud) updateConfiguration(w http.ResponseWriter, r *http.Request, tena
 		Timeout     *int             `json:"Timeout"`
 		MemorySize  *int             `json:"MemorySize"`
 		Environment *environmentVars `json:"Environment"`
+
+		EphemeralStorage *ephemeralStorage `json:"EphemeralStorage"`
 	}
 	if err := c.decodeBody(r, &req, 1<<20); err != nil {
 		writeError(w, err)
@@ -562,6 +644,11 @@ func (c *Cloud) updateConfiguration(w http.ResponseWriter, r *http.Request, tena
 		writeError(w, err)
 		return
 	}
+	egressHeader(r, &cfg)
+	if err := setEphemeral(&cfg, req.EphemeralStorage); err != nil {
+		writeError(w, err)
+		return
+	}
 	if err := c.validateConfig(&cfg); err != nil {
 		writeError(w, err)
 		return
@@ -577,13 +664,21 @@ func (c *Cloud) updateConfiguration(w http.ResponseWriter, r *http.Request, tena
 
 // publish stores f as the function's new current version and retires the
 // environments of the older ones. The caller holds c.ctl.
+//
+// Code the older version ran, or the new one would have, is removed once
+// no function refers to it and no environment runs it (releaseCode).
 func (c *Cloud) publish(w http.ResponseWriter, r *http.Request, f *function) {
+	old := c.function(f.Tenant, f.Name)
 	if err := c.store.put(r.Context(), f); err != nil {
+		c.releaseCode(f.CodeSHA256)
 		writeError(w, err)
 		return
 	}
 	c.setFunction(f)
 	c.pool.retire(f.UID, f.Version)
+	if old != nil && old.CodeSHA256 != f.CodeSHA256 {
+		c.releaseCode(old.CodeSHA256)
+	}
 	writeJSON(w, http.StatusOK, c.configuration(f))
 }
 
@@ -606,6 +701,8 @@ type environmentsOutput struct {
 	// MemorySize at all, and MemoryLimitNote why not.
 	MemoryLimitEnforced bool   `json:"MemoryLimitEnforced"`
 	MemoryLimitNote     string `json:"MemoryLimitNote,omitempty"`
+	// Isolation is the local cloud's isolation level.
+	Isolation string `json:"Isolation"`
 }
 
 type environmentOutput struct {
@@ -618,8 +715,17 @@ type environmentOutput struct {
 	PID                 int    `json:"Pid"`
 	MemoryMB            int    `json:"MemoryMB"`
 	MemoryLimitEnforced bool   `json:"MemoryLimitEnforced"`
-	Started             string `json:"Started"`
-	LastUsed            string `json:"LastUsed"`
+	// Isolation is the environment's isolation level (sandbox or none)
+	// and UID the uid its bootstrap runs as on the host.
+	Isolation string `json:"Isolation"`
+	UID       int    `json:"Uid"`
+	// PidsMax and CPUShare are the cgroup limits in force, 0 where not
+	// enforced; CPUShare is cpu.shares on cgroup v1, cpu.weight on v2.
+	PidsMax     int    `json:"PidsMax"`
+	CPUShare    int    `json:"CpuShare"`
+	EphemeralMB int    `json:"EphemeralStorageMB"`
+	Started     string `json:"Started"`
+	LastUsed    string `json:"LastUsed"`
 }
 
 func (c *Cloud) environments(w http.ResponseWriter, r *http.Request, tenant, raw string) {
@@ -637,6 +743,7 @@ func (c *Cloud) environments(w http.ResponseWriter, r *http.Request, tenant, raw
 	})
 	out := environmentsOutput{Environments: make([]environmentOutput, 0, len(snaps)),
 		MemoryLimitEnforced: c.mem.enforced(), MemoryLimitNote: c.mem.reason}
+	out.Isolation, _ = c.Isolation()
 	for _, s := range snaps {
 		state := s.State
 		if s.State == "starting" {
@@ -648,6 +755,7 @@ func (c *Cloud) environments(w http.ResponseWriter, r *http.Request, tenant, raw
 		out.Environments = append(out.Environments, environmentOutput{
 			EnvironmentID: s.ID, FunctionName: f.Name, Version: strconv.Itoa(s.Version), SubTenant: s.SubTenant,
 			State: state, Invocations: s.Invocations, PID: s.PID, MemoryMB: s.MemoryMB, MemoryLimitEnforced: s.MemoryLimit,
+			Isolation: s.Isolation, UID: s.UID, PidsMax: s.PidsMax, CPUShare: s.CPUShare, EphemeralMB: s.TmpMB,
 			Started: s.Started.UTC().Format(time.RFC3339Nano), LastUsed: s.LastUsed.UTC().Format(time.RFC3339Nano),
 		})
 	}

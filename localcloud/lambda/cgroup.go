@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 )
 
 // Memory limits. RLIMIT_AS is no use for Go handlers (the runtime reserves
@@ -26,9 +27,19 @@ import (
 //     that along with it.
 //
 // Elsewhere limits are reported as not enforced rather than faked.
+//
+// Where the memory limit is enforced, the same cgroup also caps the number
+// of processes and threads (pids.max, DefaultPidsMax, Lambda's limit) and
+// gives the environment a CPU weight proportional to its memory size, as
+// Lambda allocates CPU, wherever the pids and cpu controllers are available
+// beside memory.
 
 // limiterSeq numbers the cgroup v1 parents of one process's Clouds.
 var limiterSeq atomic.Int64
+
+// DefaultPidsMax is the pids.max of every environment's cgroup: Lambda's
+// limit of 1024 processes and threads.
+const DefaultPidsMax = 1024
 
 // memoryLimiter creates per-environment cgroups under a parent.
 type memoryLimiter struct {
@@ -36,6 +47,11 @@ type memoryLimiter struct {
 	v1     bool   // parent is in a cgroup v1 memory hierarchy
 	owned  bool   // gust created parent and removes it on close
 	reason string // why limits are not enforced, for the environment listing
+	// v1 only: gust's parents in the pids and cpu hierarchies, "" where
+	// that controller is not available. (v2 has one directory for all.)
+	pidsParent, cpuParent string
+	// v2 only: whether the parent enables pids and cpu for its children.
+	v2Pids, v2CPU bool
 }
 
 // newMemoryLimiter uses the cgroup v2 directory parent when it is given,
@@ -57,35 +73,77 @@ func newMemoryLimiter(parent string, disabled bool) *memoryLimiter {
 	// Parents left by a gust that died are removed; rmdir refuses one that
 	// still has processes or children, and a live gust's parent is left
 	// alone even when empty.
-	stale, _ := filepath.Glob(filepath.Join(dir, "gust-lambda-*"))
-	for _, s := range stale {
-		pid, _, _ := strings.Cut(strings.TrimPrefix(filepath.Base(s), "gust-lambda-"), "-")
-		if _, err := os.Stat("/proc/" + pid); errors.Is(err, os.ErrNotExist) {
-			_ = os.Remove(s)
-		}
-	}
-	own := filepath.Join(dir, fmt.Sprintf("gust-lambda-%d-%d", os.Getpid(), limiterSeq.Add(1)))
+	removeStaleParents(dir)
+	name := fmt.Sprintf("gust-lambda-%d-%d", os.Getpid(), limiterSeq.Add(1))
+	own := filepath.Join(dir, name)
 	if err := os.Mkdir(own, 0o755); err != nil {
 		return &memoryLimiter{reason: fmt.Sprintf("no cgroup v2 directory given (--cloud-cgroup, Config.CgroupParent) and the cgroup v1 memory hierarchy is not writable: %v", err)}
 	}
 	m := &memoryLimiter{parent: own, v1: true, owned: true}
+	m.pidsParent = ownV1Parent("pids", name)
+	m.cpuParent = ownV1Parent("cpu", name)
 	// Being allowed to make a directory is not being allowed to set a
 	// limit in it: try once, so a half-usable hierarchy is reported
 	// rather than failing environments one by one.
 	probe, err := m.create("probe", DefaultMemoryMB)
 	if err != nil {
-		_ = os.Remove(own)
+		m.close()
 		return &memoryLimiter{reason: fmt.Sprintf("the cgroup v1 memory hierarchy does not accept limits: %v", err)}
 	}
 	probe.remove()
 	return m
 }
 
+// ownV1Parent makes gust's parent cgroup, name, in the cgroup v1 hierarchy
+// of controller, beside this process's own cgroup there, and returns it, or
+// "" where that hierarchy is missing or not writable. Parents left by a
+// gust that died are removed first, as for memory.
+func ownV1Parent(controller, name string) string {
+	path, err := controllerCgroupPath("/proc/self/cgroup", controller)
+	if err != nil {
+		return ""
+	}
+	mnt, root, err := controllerMount("/proc/self/mountinfo", controller)
+	if err != nil {
+		return ""
+	}
+	rel, ok := strings.CutPrefix(path, root)
+	if !ok {
+		return ""
+	}
+	dir := filepath.Join(mnt, rel)
+	removeStaleParents(dir)
+	own := filepath.Join(dir, name)
+	if err := os.Mkdir(own, 0o755); err != nil {
+		return ""
+	}
+	return own
+}
+
+// removeStaleParents removes the gust-lambda-PID-N parents in dir whose
+// gust has exited, with whatever environment cgroups they still hold
+// (rmdir refuses any that still has processes).
+func removeStaleParents(dir string) {
+	stale, _ := filepath.Glob(filepath.Join(dir, "gust-lambda-*"))
+	for _, s := range stale {
+		pid, _, _ := strings.Cut(strings.TrimPrefix(filepath.Base(s), "gust-lambda-"), "-")
+		if _, err := os.Stat("/proc/" + pid); errors.Is(err, os.ErrNotExist) {
+			children, _ := filepath.Glob(filepath.Join(s, "gust-*"))
+			for _, c := range children {
+				_ = os.Remove(c)
+			}
+			_ = os.Remove(s)
+		}
+	}
+}
+
 func newV2Limiter(parent string) *memoryLimiter {
 	if err := CheckCgroupParent(parent); err != nil {
 		return &memoryLimiter{reason: err.Error()}
 	}
-	return &memoryLimiter{parent: parent}
+	ctl, _ := os.ReadFile(filepath.Join(parent, "cgroup.subtree_control"))
+	list := strings.TrimSpace(string(ctl))
+	return &memoryLimiter{parent: parent, v2Pids: hasField(list, " ", "pids"), v2CPU: hasField(list, " ", "cpu")}
 }
 
 // CheckCgroupParent reports whether dir can serve as Config.CgroupParent:
@@ -122,7 +180,11 @@ func ownMemoryCgroupV1() (string, error) {
 
 // memoryCgroupPath reads a /proc/PID/cgroup file for the cgroup v1 memory
 // controller's line, "N:memory[,...]:/path".
-func memoryCgroupPath(file string) (string, error) {
+func memoryCgroupPath(file string) (string, error) { return controllerCgroupPath(file, "memory") }
+
+// controllerCgroupPath reads a /proc/PID/cgroup file for the line of a
+// cgroup v1 controller, "N:controller[,...]:/path".
+func controllerCgroupPath(file, controller string) (string, error) {
 	f, err := os.Open(file)
 	if err != nil {
 		return "", fmt.Errorf("no cgroup information: %w", err)
@@ -131,17 +193,22 @@ func memoryCgroupPath(file string) (string, error) {
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		parts := strings.SplitN(sc.Text(), ":", 3)
-		if len(parts) == 3 && hasField(parts[1], ",", "memory") {
+		if len(parts) == 3 && hasField(parts[1], ",", controller) {
 			return parts[2], nil
 		}
 	}
-	return "", errors.New("no cgroup v1 memory controller")
+	return "", fmt.Errorf("no cgroup v1 %s controller", controller)
 }
 
 // memoryMount reads a mountinfo file for the cgroup v1 hierarchy with the
 // memory controller, returning its mount point and the cgroup path mounted
 // there.
 func memoryMount(file string) (mountPoint, root string, err error) {
+	return controllerMount(file, "memory")
+}
+
+// controllerMount is memoryMount for any cgroup v1 controller.
+func controllerMount(file, controller string) (mountPoint, root string, err error) {
 	f, err := os.Open(file)
 	if err != nil {
 		return "", "", fmt.Errorf("no mount information: %w", err)
@@ -155,15 +222,15 @@ func memoryMount(file string) (mountPoint, root string, err error) {
 			continue
 		}
 		fields, tail := strings.Fields(pre), strings.Fields(post)
-		if len(fields) < 6 || len(tail) < 3 || tail[0] != "cgroup" || !hasField(tail[2], ",", "memory") {
+		if len(fields) < 6 || len(tail) < 3 || tail[0] != "cgroup" || !hasField(tail[2], ",", controller) {
 			continue
 		}
 		if hasField(fields[5], ",", "ro") {
-			return "", "", errors.New("the cgroup v1 memory hierarchy is mounted read-only")
+			return "", "", fmt.Errorf("the cgroup v1 %s hierarchy is mounted read-only", controller)
 		}
 		return unescapeMount(fields[4]), unescapeMount(fields[3]), nil
 	}
-	return "", "", errors.New("no cgroup v1 memory hierarchy mounted")
+	return "", "", fmt.Errorf("no cgroup v1 %s hierarchy mounted", controller)
 }
 
 func hasField(list, sep, want string) bool {
@@ -196,11 +263,15 @@ func unescapeMount(s string) string {
 
 func (m *memoryLimiter) enforced() bool { return m.parent != "" }
 
-// close removes the parent cgroup gust created; its environments must have
-// been removed.
+// close removes the parent cgroups gust created; its environments must
+// have been removed.
 func (m *memoryLimiter) close() {
 	if m.owned {
-		_ = os.Remove(m.parent)
+		for _, d := range []string{m.parent, m.pidsParent, m.cpuParent} {
+			if d != "" {
+				_ = os.Remove(d)
+			}
+		}
 	}
 }
 
@@ -209,6 +280,22 @@ type cgroup struct {
 	dir string
 	v1  bool
 	fd  *os.File // v2: for CLONE_INTO_CGROUP
+	// v1: the environment's cgroups in the pids and cpu hierarchies, ""
+	// where that controller is not available.
+	pidsDir, cpuDir string
+	// pidsMax and cpuShare are the limits set, 0 where not enforced.
+	// cpuShare is cpu.shares on v1 and cpu.weight on v2.
+	pidsMax, cpuShare int
+}
+
+// cpuShareFor is the CPU share of an environment of mb MiB: Lambda gives a
+// function one vCPU at 1,769 MB, in proportion below and above. cgroup v1's
+// cpu.shares gives 1024 to one full CPU's worth; v2's cpu.weight gives 100.
+func cpuShareFor(mb int, v1 bool) int {
+	if v1 {
+		return max(2, mb*1024/1769)
+	}
+	return min(10000, max(1, mb*100/1769))
 }
 
 // create makes the environment's cgroup limited to mb MiB, with swap
@@ -233,6 +320,30 @@ func (m *memoryLimiter) create(envID string, mb int) (*cgroup, error) {
 		_ = os.WriteFile(filepath.Join(dir, "memory.memsw.limit_in_bytes"), limit, 0)
 		// Charge the process's pages to this cgroup when it joins.
 		_ = os.WriteFile(filepath.Join(dir, "memory.move_charge_at_immigrate"), []byte("3"), 0)
+		// pids and cpu are resource control beside the memory limit: where
+		// their hierarchy refuses, the environment runs without them, and
+		// its listing says so.
+		if m.pidsParent != "" {
+			d := filepath.Join(m.pidsParent, "gust-"+envID)
+			if os.Mkdir(d, 0o755) == nil {
+				if os.WriteFile(filepath.Join(d, "pids.max"), []byte(strconv.Itoa(DefaultPidsMax)), 0) == nil {
+					cg.pidsDir, cg.pidsMax = d, DefaultPidsMax
+				} else {
+					_ = os.Remove(d)
+				}
+			}
+		}
+		if m.cpuParent != "" {
+			d := filepath.Join(m.cpuParent, "gust-"+envID)
+			share := cpuShareFor(mb, true)
+			if os.Mkdir(d, 0o755) == nil {
+				if os.WriteFile(filepath.Join(d, "cpu.shares"), []byte(strconv.Itoa(share)), 0) == nil {
+					cg.cpuDir, cg.cpuShare = d, share
+				} else {
+					_ = os.Remove(d)
+				}
+			}
+		}
 		return cg, nil
 	}
 	if err := os.WriteFile(filepath.Join(dir, "memory.max"), limit, 0); err != nil {
@@ -240,6 +351,12 @@ func (m *memoryLimiter) create(envID string, mb int) (*cgroup, error) {
 		return nil, fmt.Errorf("setting memory.max, %w", err)
 	}
 	_ = os.WriteFile(filepath.Join(dir, "memory.swap.max"), []byte("0"), 0) // absent without swap accounting
+	if m.v2Pids && os.WriteFile(filepath.Join(dir, "pids.max"), []byte(strconv.Itoa(DefaultPidsMax)), 0) == nil {
+		cg.pidsMax = DefaultPidsMax
+	}
+	if share := cpuShareFor(mb, false); m.v2CPU && os.WriteFile(filepath.Join(dir, "cpu.weight"), []byte(strconv.Itoa(share)), 0) == nil {
+		cg.cpuShare = share
+	}
 	fd, err := os.Open(dir)
 	if err != nil {
 		cg.remove()
@@ -255,8 +372,15 @@ func (cg *cgroup) join(pid int) error {
 	if cg == nil || !cg.v1 {
 		return nil
 	}
-	if err := os.WriteFile(filepath.Join(cg.dir, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0); err != nil {
+	p := []byte(strconv.Itoa(pid))
+	if err := os.WriteFile(filepath.Join(cg.dir, "cgroup.procs"), p, 0); err != nil {
 		return fmt.Errorf("joining cgroup, %w", err)
+	}
+	if cg.pidsDir != "" && os.WriteFile(filepath.Join(cg.pidsDir, "cgroup.procs"), p, 0) != nil {
+		cg.pidsMax = 0
+	}
+	if cg.cpuDir != "" && os.WriteFile(filepath.Join(cg.cpuDir, "cgroup.procs"), p, 0) != nil {
+		cg.cpuShare = 0
 	}
 	return nil
 }
@@ -283,7 +407,10 @@ func (cg *cgroup) oomKilled() bool {
 	return false
 }
 
-// remove deletes the cgroup; its processes must have exited.
+// remove deletes the cgroup; its processes must have exited. An exited
+// process can still be leaving its cgroups for a moment (rmdir says EBUSY
+// meanwhile), so removal is retried for a short while rather than leaving
+// the directories behind.
 func (cg *cgroup) remove() {
 	if cg == nil {
 		return
@@ -291,5 +418,16 @@ func (cg *cgroup) remove() {
 	if cg.fd != nil {
 		cg.fd.Close()
 	}
-	_ = os.Remove(cg.dir)
+	for _, d := range []string{cg.dir, cg.pidsDir, cg.cpuDir} {
+		if d == "" {
+			continue
+		}
+		for i := 0; ; i++ {
+			err := os.Remove(d)
+			if err == nil || errors.Is(err, os.ErrNotExist) || i == 50 {
+				break
+			}
+			time.Sleep(time.Millisecond << min(i, 4))
+		}
+	}
 }

@@ -64,6 +64,7 @@ func TestMemoryLimiterReportsWhyNot(t *testing.T) {
 
 func TestEnvironmentRunsWithoutALimitItCannotGet(t *testing.T) {
 	code := t.TempDir()
+	require.NoError(t, os.Chmod(code, 0o755)) // a sandbox's uid reads it
 	_, err := lambdatest.BuildEcho(code)
 	require.NoError(t, err)
 	dir := t.TempDir()
@@ -74,6 +75,7 @@ func TestEnvironmentRunsWithoutALimitItCannotGet(t *testing.T) {
 		sinks:    newLogSinks(filepath.Join(dir, "logs"), 1<<20),
 		// A limiter whose parent cgroup has gone away under it.
 		mem:    &memoryLimiter{parent: filepath.Join(dir, "no-such-cgroup"), v1: true},
+		iso:    testIsolator(t),
 		logger: slog.New(slog.NewTextHandler(&logs, nil)),
 	}
 	fn := &function{Tenant: "t", Name: "echo", UID: "u", Version: 1, Config: functionConfig{MemoryMB: 128, TimeoutSec: 3}}
@@ -85,4 +87,15 @@ func TestEnvironmentRunsWithoutALimitItCannotGet(t *testing.T) {
 	assert.Contains(t, logs.String(), "environment runs without its memory limit")
 	res := e.invoke(&invocation{id: "r1", payload: []byte(`{}`), subTenant: "s", result: make(chan invokeResult, 1)}, 3*time.Second, 10*time.Second)
 	assert.False(t, res.fnError, "the function still runs: %s", res.payload)
+}
+
+// testIsolator is the default isolator (a sandbox), for tests that start
+// environments without a Cloud.
+func testIsolator(t *testing.T) isolator {
+	t.Helper()
+	iso, err := newIsolator(&Config{})
+	if err != nil {
+		t.Fatalf("no sandbox on this machine (tests need root or user namespaces): %v", err)
+	}
+	return iso
 }

@@ -23,6 +23,11 @@
 //     on CreateFunction, caps one sub-tenant's concurrent environments
 //     (default Config.MaxEnvsPerSubTenant). GetFunction reports the
 //     effective value as that tag.
+//   - X-Gust-Egress on CreateFunction and UpdateFunctionConfiguration, or
+//     the tag gust:egress on CreateFunction, sets the function's network
+//     egress policy: none (the default), all, or HOST[:PORT],... with
+//     wildcards like *.example.com (egress.ParsePolicy). GetFunction
+//     reports it in canonical form as that tag, absent for none.
 //   - X-Gust-Request-Id on Invoke becomes the invocation's request id
 //     (Lambda-Runtime-Aws-Request-Id), so logs correlate with the caller.
 //
@@ -70,6 +75,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/gust-dev/gust/localcloud/lambda/egress"
 )
 
 // Cloud is the local cloud's Lambda service. It is an http.Handler for the
@@ -80,13 +87,18 @@ type Cloud struct {
 	pool  *pool
 	logs  *logSinks
 	mem   *memoryLimiter
+	// iso runs environments; nil when isoErr says why the configured
+	// isolation cannot be had here.
+	iso    isolator
+	isoErr error
 
 	// ctl serialises control-plane writes, so SQLite and fns always agree.
 	ctl sync.Mutex
 	mu  sync.RWMutex
 	fns map[fnKey]*function // current version of every function; guarded by mu
 
-	asyncSem  chan struct{} // bounds pending Event invocations
+	asyncSem  chan struct{}  // bounds pending Event invocations
+	codeGC    sync.WaitGroup // collectCode
 	async     sync.WaitGroup
 	done      chan struct{}
 	closeOnce sync.Once
@@ -102,6 +114,9 @@ func Open(cfg Config) (*Cloud, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
+	}
+	if cfg.Isolation != "" && cfg.Isolation != IsolationSandbox && cfg.Isolation != IsolationNone {
+		return nil, fmt.Errorf("lambda: unknown isolation %q: use %s or %s", cfg.Isolation, IsolationSandbox, IsolationNone)
 	}
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating state dir, %w", err)
@@ -136,15 +151,25 @@ func Open(cfg Config) (*Cloud, error) {
 	for _, f := range fns {
 		c.fns[fnKey{f.Tenant, f.Name}] = f
 	}
+	c.sweepCode()
+	if c.iso, err = newIsolator(&c.cfg); err != nil {
+		c.isoErr = fmt.Errorf("the local cloud cannot build a sandbox for functions on this machine (%v); "+
+			"start it with --cloud-isolation none (Config.Isolation %q) to run functions without isolation", err, IsolationNone)
+		cfg.Logger.Warn("functions cannot run: no sandbox", "error", err)
+	}
 	c.pool = newPool(&c.cfg, startSpec{
 		codeDir:  st.codePath,
 		copyCode: cfg.CopyCode,
 		region:   cfg.Region,
 		sinks:    c.logs,
 		mem:      c.mem,
+		iso:      c.iso,
+		egress:   c.egressProxy,
 		logger:   cfg.Logger,
 	}, envsDir)
 	go c.reaper()
+	c.codeGC.Add(1)
+	go c.collectCode()
 	return c, nil
 }
 
@@ -156,6 +181,7 @@ func (c *Cloud) Close() error {
 	c.closeOnce.Do(func() {
 		close(c.done)
 		c.pool.close()
+		c.codeGC.Wait()
 		c.async.Wait()
 		c.mem.close()
 		err = c.store.close()
@@ -167,6 +193,42 @@ func (c *Cloud) Close() error {
 // memory size, and if not, why.
 func (c *Cloud) MemoryLimits() (enforced bool, note string) {
 	return c.mem.enforced(), c.mem.reason
+}
+
+// egressProxy is the egress proxy of e, enforcing its function's policy.
+func (c *Cloud) egressProxy(e *environment) *egress.Proxy {
+	// The stored policy was validated when it was deployed.
+	policy, err := egress.ParsePolicy(e.fn.Config.Egress)
+	if err != nil {
+		c.cfg.Logger.Error("stored egress policy is invalid; the environment gets none", "function", e.fn.Name, "error", err)
+		policy = egress.Policy{}
+	}
+	p := &egress.Proxy{Policy: policy, Tenant: e.fn.Tenant, Function: e.fn.Name, SubTenant: e.key.subTenant,
+		Logger: c.cfg.Logger}
+	if c.cfg.EgressResolver != nil {
+		p.Resolver = c.cfg.EgressResolver
+	}
+	return p
+}
+
+// Isolation reports the isolation level environments run with, and, when
+// the configured one cannot be had on this machine, why: creating and
+// invoking functions then fail with that reason.
+func (c *Cloud) Isolation() (level string, err error) {
+	if c.isoErr != nil {
+		return c.cfg.Isolation, c.isoErr
+	}
+	return c.iso.name(), nil
+}
+
+// checkIsolation fails a request that would need an environment when the
+// configured isolation cannot be had: never run a function less isolated
+// than asked.
+func (c *Cloud) checkIsolation() error {
+	if c.isoErr != nil {
+		return errInvalidParameter("%v", c.isoErr)
+	}
+	return nil
 }
 
 // Reap stops environments idle for longer than Config.IdleTTL now, instead

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"path/filepath"
 	"time"
+
+	"github.com/gust-dev/gust/localcloud/lambda/egress"
 )
 
 // Defaults for Config's zero values.
@@ -23,6 +25,12 @@ const (
 	// created without them.
 	DefaultTimeout  = 3 * time.Second
 	DefaultMemoryMB = 128
+
+	// DefaultEphemeralMB, MinEphemeralMB and MaxEphemeralMB are Lambda's
+	// bounds on EphemeralStorage.Size, the size of /tmp.
+	DefaultEphemeralMB = 512
+	MinEphemeralMB     = 512
+	MaxEphemeralMB     = 10240
 
 	// MaxPayloadBytes is Lambda's limit on a synchronous invocation's request
 	// and response payloads.
@@ -42,7 +50,8 @@ type Config struct {
 	// function version when the function does not set its own. Default 10.
 	MaxEnvsPerSubTenant int
 	// MaxEnvsPerFunction caps a function's environments over all its
-	// sub-tenants. Default 100.
+	// sub-tenants. When it is reached, the function's least recently used
+	// idle environment is stopped to make room. Default 100.
 	MaxEnvsPerFunction int
 	// MaxEnvsTotal caps the environments of every function of every tenant:
 	// the machine's size. When it is reached, the least recently used idle
@@ -84,6 +93,20 @@ type Config struct {
 	// DisableMemoryLimits turns memory limits off even where the machine
 	// allows them.
 	DisableMemoryLimits bool
+
+	// Isolation is how environments are isolated from each other and from
+	// the machine: IsolationSandbox (the default, "") or IsolationNone,
+	// which must be asked for. Where a sandbox cannot be built, Open still
+	// succeeds, IsolationError says why, and creating or invoking a
+	// function fails with that reason: isolation is never silently weaker.
+	Isolation string
+	// SandboxUserNamespace builds sandboxes in a user namespace even when
+	// gust is root (it always does when it is not).
+	SandboxUserNamespace bool
+	// EgressResolver resolves the host names functions reach through their
+	// egress proxy; nil uses the system's resolver. Tests point names at
+	// their own hosts with it.
+	EgressResolver egress.Resolver
 
 	// Now returns the current time; time.Now when nil. It drives idle
 	// reaping and timestamps, not invocation timeouts.

@@ -6,7 +6,6 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -14,15 +13,17 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
+
+	"github.com/gust-dev/gust/localcloud/lambda/egress"
 )
 
 // An environment is one OS process running a function's bootstrap for
 // exactly one (tenant, function version, sub-tenant): its key. The pool
 // hands it to one invocation at a time. It has its own Runtime API listener
 // (AWS_LAMBDA_RUNTIME_API), working directory and TMPDIR, and a scrubbed
-// process environment.
+// process environment; how it is isolated is its isolator's business
+// (isolation.go).
 
 type envKey struct {
 	fnUID     string
@@ -71,17 +72,19 @@ type environment struct {
 	prev, next  *environment // idle LRU list links; nil unless idle
 
 	// Process. Set by start before the environment is shared.
-	cmd      *exec.Cmd
-	pid      int
-	cgroup   *cgroup
-	logs     *logSink
-	logKey   logKey
-	sinks    *logSinks
-	ln       net.Listener
-	srv      *http.Server
-	timer    *time.Timer // one invocation at a time, so one reusable timer
-	timerAt  time.Time   // when timer was last set to fire; zero once stopped or its fire received
-	memLimit bool
+	proc      proc
+	isolation string // the isolator's name
+	pid       int
+	uid       int
+	cgroup    *cgroup
+	logs      *logSink
+	logKey    logKey
+	sinks     *logSinks
+	srv       *http.Server
+	egress    *egress.Proxy // nil without one
+	timer     *time.Timer   // one invocation at a time, so one reusable timer
+	timerAt   time.Time     // when timer was last set to fire; zero once stopped or its fire received
+	memLimit  bool
 
 	// Runtime API hand-off. An invocation is sent on nextCh when the
 	// runtime's GET /next is waiting for it; the runtime's answer comes back
@@ -158,7 +161,11 @@ type startSpec struct {
 	region   string
 	sinks    *logSinks
 	mem      *memoryLimiter
-	logger   *slog.Logger
+	iso      isolator
+	// egress returns the egress proxy of e, served inside its sandbox;
+	// nil serves none (IsolationNone: the process has the host's network).
+	egress func(e *environment) *egress.Proxy
+	logger *slog.Logger
 }
 
 // errEntrypoint marks a start failure caused by the function's code (the
@@ -168,27 +175,13 @@ type errEntrypoint struct{ error }
 
 func (e errEntrypoint) Unwrap() error { return e.error }
 
-// start lays out the environment's directories, opens its Runtime API
-// listener and starts the bootstrap. It does not wait for the runtime to be
-// ready; the first invocation does.
+// start lays out the environment's directory, starts the bootstrap through
+// the isolator and serves its Runtime API (and egress proxy). It does not
+// wait for the runtime to be ready; the first invocation does.
 func (e *environment) start(s startSpec) (err error) {
-	task := filepath.Join(e.dir, "task")
-	tmp := filepath.Join(e.dir, "tmp")
-	if err := os.MkdirAll(tmp, 0o700); err != nil {
+	if err := os.MkdirAll(e.dir, 0o700); err != nil {
 		return fmt.Errorf("creating environment dir, %w", err)
 	}
-	if err := populateTask(s.codePath, task, s.copyCode); err != nil {
-		return err
-	}
-
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return fmt.Errorf("opening runtime api listener, %w", err)
-	}
-	e.ln = ln
-	e.srv = &http.Server{Handler: runtimeAPI{e}, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = e.srv.Serve(ln) }()
-
 	e.logKey = logKey{e.fn.Tenant, e.fn.Name, e.key.subTenant}
 	e.sinks = s.sinks
 	if e.logs, err = s.sinks.acquire(e.logKey); err != nil {
@@ -203,44 +196,44 @@ func (e *environment) start(s startSpec) (err error) {
 		s.logger.Warn("environment runs without its memory limit", "environment", e.id, "error", err)
 		e.cgroup = nil
 	}
-	e.memLimit = e.cgroup != nil
 
 	pr, pw, err := os.Pipe()
 	if err != nil {
+		e.cgroup.remove()
 		return fmt.Errorf("creating output pipe, %w", err)
 	}
-	bootstrap := filepath.Join(task, "bootstrap")
-	e.cmd = &exec.Cmd{
-		Path:   bootstrap,
-		Args:   []string{bootstrap},
-		Dir:    task,
-		Env:    e.environ(s.region, task, tmp, ln.Addr().String()),
-		Stdout: pw,
-		Stderr: pw,
-		SysProcAttr: &syscall.SysProcAttr{
-			// Its own process group, so a timeout kills whatever the
-			// bootstrap started too.
-			Setpgid: true,
-			// Environments must not outlive gust: they hold no state worth
-			// keeping and nobody would reap them.
-			Pdeathsig: syscall.SIGKILL,
-		},
+	tmpMB := cfg.EphemeralMB
+	if tmpMB <= 0 {
+		tmpMB = DefaultEphemeralMB
 	}
-	if e.cgroup != nil && e.cgroup.fd != nil { // v2: placed at clone time
-		e.cmd.SysProcAttr.UseCgroupFD = true
-		e.cmd.SysProcAttr.CgroupFD = int(e.cgroup.fd.Fd())
-	}
-	err = e.cmd.Start()
+	e.isolation = s.iso.name()
+	e.proc, err = s.iso.start(&launch{
+		id: e.id, dir: e.dir, code: s.codePath, copyCode: s.copyCode,
+		memoryMB: cfg.MemoryMB, tmpMB: tmpMB,
+		environ: func(l layout) []string { return e.environ(s.region, l) },
+		output:  pw, cgroup: e.cgroup, proxy: s.egress != nil && s.iso.name() == IsolationSandbox,
+	})
 	pw.Close() // the child holds its own copy; EOF on pr means it (and its children) exited
+	var joinErr errCgroupJoin
+	if errors.As(err, &joinErr) {
+		s.logger.Warn("environment runs without its memory limit", "environment", e.id, "error", joinErr.error)
+		e.cgroup.remove()
+		e.cgroup, err = nil, nil
+	}
 	if err != nil {
 		pr.Close()
-		return errEntrypoint{fmt.Errorf("starting bootstrap, %w", err)}
-	}
-	e.pid = e.cmd.Process.Pid
-	if err := e.cgroup.join(e.pid); err != nil {
-		s.logger.Warn("environment runs without its memory limit", "environment", e.id, "error", err)
 		e.cgroup.remove()
-		e.cgroup, e.memLimit = nil, false
+		e.cgroup = nil
+		e.proc = nil
+		return err
+	}
+	e.memLimit = e.cgroup != nil
+	e.pid, e.uid = e.proc.pid(), e.proc.uid()
+	e.srv = &http.Server{Handler: runtimeAPI{e}, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = e.srv.Serve(e.proc.runtimeAPI()) }()
+	if ln := e.proc.proxy(); ln != nil {
+		e.egress = s.egress(e)
+		go func() { _ = e.egress.Serve(ln) }()
 	}
 	e.timer = time.NewTimer(time.Hour)
 	e.timer.Stop()
@@ -250,7 +243,7 @@ func (e *environment) start(s startSpec) (err error) {
 		close(pumped)
 	}()
 	go func() {
-		e.exitErr = e.cmd.Wait()
+		e.exitErr = e.proc.wait()
 		// The pipe may still hold the process's last words (a crash
 		// message, say); let the pump reach EOF before the exit is
 		// observed, so the log is whole when the crash is reported. A
@@ -269,15 +262,15 @@ func (e *environment) start(s startSpec) (err error) {
 // environ builds the process environment from scratch: the function's
 // variables plus the ones Lambda's provided runtime sets. Nothing of gust's
 // own environment (credentials, tokens, paths) is inherited.
-func (e *environment) environ(region, task, tmp, runtimeAPI string) []string {
+func (e *environment) environ(region string, l layout) []string {
 	cfg := &e.fn.Config
-	env := make([]string, 0, len(cfg.Env)+20)
+	env := make([]string, 0, len(cfg.Env)+24)
 	for k, v := range cfg.Env {
 		env = append(env, k+"="+v)
 	}
 	version := strconv.Itoa(e.fn.Version)
-	return append(env,
-		"AWS_LAMBDA_RUNTIME_API="+runtimeAPI,
+	env = append(env,
+		"AWS_LAMBDA_RUNTIME_API="+l.runtimeAPI,
 		"AWS_LAMBDA_FUNCTION_NAME="+e.fn.Name,
 		"AWS_LAMBDA_FUNCTION_VERSION="+version,
 		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE="+strconv.Itoa(cfg.MemoryMB),
@@ -287,17 +280,27 @@ func (e *environment) environ(region, task, tmp, runtimeAPI string) []string {
 		"AWS_EXECUTION_ENV=AWS_Lambda_provided.al2023",
 		"AWS_REGION="+region,
 		"AWS_DEFAULT_REGION="+region,
-		"LAMBDA_TASK_ROOT="+task,
-		"LAMBDA_RUNTIME_DIR="+task,
+		"LAMBDA_TASK_ROOT="+l.task,
+		"LAMBDA_RUNTIME_DIR="+l.task,
 		"_HANDLER="+cfg.Handler,
 		"TZ=:UTC",
 		"LANG=en_US.UTF-8",
 		"PATH=/usr/local/bin:/usr/bin:/bin",
-		"LD_LIBRARY_PATH="+task+":"+filepath.Join(task, "lib"),
-		"TMPDIR="+tmp,
-		"HOME="+tmp,
+		"LD_LIBRARY_PATH="+l.task+":"+l.task+"/lib",
+		"TMPDIR="+l.tmp,
+		"HOME="+l.tmp,
 		"GUST_ENVIRONMENT_ID="+e.id,
 	)
+	if l.proxy != "" {
+		// Both spellings: curl and Python read the lower-case ones, Go
+		// either. The Runtime API is on loopback, which clients never
+		// send through a proxy; NO_PROXY says so for those that would.
+		proxy := "http://" + l.proxy
+		env = append(env,
+			"HTTP_PROXY="+proxy, "HTTPS_PROXY="+proxy, "http_proxy="+proxy, "https_proxy="+proxy,
+			"NO_PROXY=localhost,127.0.0.1", "no_proxy=localhost,127.0.0.1")
+	}
+	return env
 }
 
 // populateTask makes dst a private copy of the extracted code in src: the
@@ -494,26 +497,32 @@ func fnErrorResult(typ, msg string, discard bool) invokeResult {
 	return invokeResult{payload: b, fnError: true, discard: discard}
 }
 
-// kill kills the environment's whole process group. The process's exit is
-// observed through exited.
+// kill kills the environment's process and everything it started. The
+// process's exit is observed through exited.
 func (e *environment) kill() {
-	if e.pid > 0 {
-		_ = syscall.Kill(-e.pid, syscall.SIGKILL)
+	if e.proc != nil {
+		e.proc.kill()
 	}
 }
 
 // stop kills the process, waits for it, and removes everything the
-// environment had: listener, cgroup, directories. Safe to call more than
-// once and on an environment that never started.
+// environment had: listeners, sandbox, uid, cgroup, directories. Safe to
+// call more than once and on an environment that never started.
 func (e *environment) stop() {
 	e.stopOnce.Do(func() {
 		close(e.stopping)
-		if e.cmd != nil && e.cmd.Process != nil {
+		if e.proc != nil {
 			e.kill()
 			<-e.exited
 		}
 		if e.srv != nil {
 			_ = e.srv.Close()
+		}
+		if e.egress != nil {
+			_ = e.egress.Close() // its tunnels too, not only its listener
+		}
+		if e.proc != nil {
+			e.proc.release()
 		}
 		e.cgroup.remove()
 		if e.logs != nil {

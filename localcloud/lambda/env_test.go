@@ -37,7 +37,6 @@ func TestIsolationUnderConcurrency(t *testing.T) {
 	var (
 		mu      sync.Mutex
 		envSub  = map[string]string{}
-		pidEnv  = map[int]string{}
 		invoked atomic.Int64
 	)
 	var wg sync.WaitGroup
@@ -62,10 +61,9 @@ func TestIsolationUnderConcurrency(t *testing.T) {
 						t.Errorf("environment %s served %s and %s", r.envID, prev, sub)
 					}
 					envSub[r.envID] = sub
-					if prev, ok := pidEnv[r.resp.PID]; ok && prev != r.envID {
-						t.Errorf("process %d reported environments %s and %s", r.resp.PID, prev, r.envID)
+					if r.resp.EnvironmentID != r.envID {
+						t.Errorf("the process of environment %s answered for %s", r.resp.EnvironmentID, r.envID)
 					}
-					pidEnv[r.resp.PID] = r.envID
 					mu.Unlock()
 				}
 			}()
@@ -207,6 +205,7 @@ func TestLRUIdleEnvironmentEvictedWhenFull(t *testing.T) {
 
 	a := mustInvoke(t, c, "echo", "a", nil)
 	b := mustInvoke(t, c, "echo", "b", nil)
+	bPID := h.pidOf(t, "t1", "echo", b.envID)
 	mustInvoke(t, c, "echo", "a", nil) // a is now the most recently used; b the least
 	cr := mustInvoke(t, c, "echo", "c", nil)
 	assert.True(t, cr.cold)
@@ -216,7 +215,7 @@ func TestLRUIdleEnvironmentEvictedWhenFull(t *testing.T) {
 		ids[e.EnvironmentID] = e.SubTenant
 	}
 	assert.Equal(t, map[string]string{a.envID: "a", cr.envID: "c"}, ids, "b's idle environment made room")
-	assertProcessGone(t, b.resp.PID)
+	assertProcessGone(t, bPID)
 
 	again := mustInvoke(t, c, "echo", "a", nil)
 	assert.Equal(t, a.envID, again.envID)
@@ -232,6 +231,7 @@ func TestIdleEnvironmentsAreReaped(t *testing.T) {
 	c := h.client("t1")
 	createFn(t, c, "echo", fnOpts{tenancy: true})
 	old := mustInvoke(t, c, "echo", "old", nil)
+	oldPID := h.pidOf(t, "t1", "echo", old.envID)
 	now.Add(int64(50 * time.Minute))
 	fresh := mustInvoke(t, c, "echo", "fresh", nil)
 
@@ -241,8 +241,8 @@ func TestIdleEnvironmentsAreReaped(t *testing.T) {
 	envs := h.envs(t, "t1", "echo").Environments
 	require.Len(t, envs, 1)
 	assert.Equal(t, fresh.envID, envs[0].EnvironmentID)
-	assertProcessGone(t, old.resp.PID)
-	_, err := os.Stat(old.resp.TmpDir)
+	assertProcessGone(t, oldPID)
+	_, err := os.Stat(filepath.Join(h.cfg.StateDir, "envs", old.envID))
 	assert.True(t, os.IsNotExist(err), "the reaped environment's directory is removed")
 
 	r := mustInvoke(t, c, "echo", "old", nil)
@@ -254,8 +254,9 @@ func TestBackgroundReaper(t *testing.T) {
 	c := h.client("t1")
 	createFn(t, c, "echo", fnOpts{tenancy: true})
 	r := mustInvoke(t, c, "echo", "s", nil)
+	rPID := h.pidOf(t, "t1", "echo", r.envID)
 	eventually(t, func() bool { return len(h.envs(t, "t1", "echo").Environments) == 0 }, "reaped")
-	assertProcessGone(t, r.resp.PID)
+	assertProcessGone(t, rPID)
 }
 
 func TestTimeoutKillsEnvironment(t *testing.T) {
@@ -263,6 +264,7 @@ func TestTimeoutKillsEnvironment(t *testing.T) {
 	c := h.client("t1")
 	createFn(t, c, "echo", fnOpts{tenancy: true, timeout: 1})
 	warm := mustInvoke(t, c, "echo", "s", nil)
+	warmPID := h.pidOf(t, "t1", "echo", warm.envID)
 	start := time.Now()
 	// The handler would sleep a minute; returning long before that shows
 	// the process was killed at the timeout, with a wide margin for a busy
@@ -274,7 +276,7 @@ func TestTimeoutKillsEnvironment(t *testing.T) {
 	assert.Contains(t, r.errDoc["errorMessage"], "Task timed out after 1.00 seconds")
 	assert.Less(t, elapsed, 30*time.Second)
 	assert.Equal(t, warm.envID, r.envID)
-	assertProcessGone(t, warm.resp.PID)
+	assertProcessGone(t, warmPID)
 
 	next := mustInvoke(t, c, "echo", "s", nil)
 	assert.True(t, next.cold)
@@ -331,9 +333,10 @@ func TestUpdateFunctionCodeRetiresOldVersion(t *testing.T) {
 	c := h.client("t1")
 	createFn(t, c, "echo", fnOpts{tenancy: true, timeout: 10})
 	idle := mustInvoke(t, c, "echo", "idle", nil)
+	idlePID := h.pidOf(t, "t1", "echo", idle.envID)
 
 	// Keep one v1 environment busy across the update.
-	gate := filepath.Join(t.TempDir(), "gate")
+	gate := "/tmp/gust-test-gate"
 	busyDone := make(chan echoResult)
 	go func() {
 		r, err := invoke(t, c, "echo", "busy", map[string]any{"until_file": gate})
@@ -352,10 +355,10 @@ func TestUpdateFunctionCodeRetiresOldVersion(t *testing.T) {
 	require.Len(t, envs, 1)
 	assert.Equal(t, "retired", envs[0].State)
 	assert.Equal(t, "1", envs[0].Version)
-	assertProcessGone(t, idle.resp.PID)
+	assertProcessGone(t, idlePID)
 
 	// The busy invocation completes on v1, then its environment stops.
-	require.NoError(t, os.WriteFile(gate, nil, 0o600))
+	h.openGate(t, "t1", "echo", "busy", gate)
 	busy := <-busyDone
 	assert.Empty(t, busy.fnError)
 	assert.Equal(t, "1", busy.resp.FunctionVersion)
@@ -374,9 +377,10 @@ func TestDeleteFunctionStopsEnvironments(t *testing.T) {
 	c := h.client("t1")
 	createFn(t, c, "echo", fnOpts{tenancy: true})
 	r := mustInvoke(t, c, "echo", "s", nil)
+	rPID := h.pidOf(t, "t1", "echo", r.envID)
 	_, err := c.DeleteFunction(context.Background(), &awslambda.DeleteFunctionInput{FunctionName: aws.String("echo")})
 	require.NoError(t, err)
-	assertProcessGone(t, r.resp.PID)
+	assertProcessGone(t, rPID)
 
 	// A new function of the same name never inherits the old environments.
 	createFn(t, c, "echo", fnOpts{tenancy: true})
@@ -402,13 +406,17 @@ func TestEnvironmentIsScrubbed(t *testing.T) {
 	assert.Equal(t, "us-east-1", env["AWS_REGION"])
 	assert.Equal(t, r.envID, env["GUST_ENVIRONMENT_ID"])
 	assert.NotEmpty(t, env["AWS_LAMBDA_RUNTIME_API"])
-	assert.Equal(t, r.resp.TmpDir, env["TMPDIR"])
-	assert.Equal(t, filepath.Join(h.cfg.StateDir, "envs", r.envID, "tmp"), r.resp.TmpDir)
-	assert.Equal(t, filepath.Join(h.cfg.StateDir, "envs", r.envID, "task"), r.resp.Cwd)
-	assert.Equal(t, r.resp.Cwd, env["LAMBDA_TASK_ROOT"])
+	// Lambda's paths, inside the environment's own root filesystem.
+	assert.Equal(t, "127.0.0.1:9001", env["AWS_LAMBDA_RUNTIME_API"])
+	assert.Equal(t, "/tmp", env["TMPDIR"])
+	assert.Equal(t, "/tmp", r.resp.TmpDir)
+	assert.Equal(t, "/var/task", r.resp.Cwd)
+	assert.Equal(t, "/var/task", env["LAMBDA_TASK_ROOT"])
 	allowed := map[string]bool{"GREETING": true, "_HANDLER": true, "TZ": true, "LANG": true, "PATH": true,
 		"LD_LIBRARY_PATH": true, "TMPDIR": true, "HOME": true, "LAMBDA_TASK_ROOT": true, "LAMBDA_RUNTIME_DIR": true,
-		"GUST_ENVIRONMENT_ID": true, "_X_AMZN_TRACE_ID": true}
+		"GUST_ENVIRONMENT_ID": true, "_X_AMZN_TRACE_ID": true,
+		// The egress proxy, the environment's only way out.
+		"HTTP_PROXY": true, "HTTPS_PROXY": true, "http_proxy": true, "https_proxy": true, "NO_PROXY": true, "no_proxy": true}
 	for k := range env {
 		if !allowed[k] && !strings.HasPrefix(k, "AWS_") {
 			t.Errorf("unexpected variable %s in the environment", k)
@@ -426,7 +434,6 @@ func TestTmpIsPerEnvironment(t *testing.T) {
 
 	b := mustInvoke(t, c, "echo", "b", nil)
 	assert.Empty(t, b.resp.TmpFiles, "another sub-tenant's environment has its own tmp")
-	assert.NotEqual(t, a.resp.TmpDir, b.resp.TmpDir)
 
 	// A second environment of the same sub-tenant has its own tmp too.
 	release := h.holdBusy(t, "t1", "echo", "a", 1)
@@ -486,7 +493,8 @@ func TestCloseStopsEverything(t *testing.T) {
 	createFn(t, c, "echo", fnOpts{tenancy: true})
 	var pids []int
 	for i := range 3 {
-		pids = append(pids, mustInvoke(t, c, "echo", fmt.Sprint(i), nil).resp.PID)
+		r := mustInvoke(t, c, "echo", fmt.Sprint(i), nil)
+		pids = append(pids, h.pidOf(t, "t1", "echo", r.envID))
 	}
 	require.NoError(t, cl.Close())
 	for _, pid := range pids {
@@ -519,6 +527,7 @@ func TestMemoryLimitKillsEnvironment(t *testing.T) {
 	c := h.client("t1")
 	createFn(t, c, "echo", fnOpts{tenancy: true, memoryMB: 128})
 	within := mustInvoke(t, c, "echo", "s", map[string]any{"alloc_mb": 32})
+	withinPID := h.pidOf(t, "t1", "echo", within.envID)
 	require.Empty(t, within.fnError, "32 MB fits in 128 MB")
 	l := h.envs(t, "t1", "echo")
 	if !l.MemoryLimitEnforced {
@@ -533,7 +542,7 @@ func TestMemoryLimitKillsEnvironment(t *testing.T) {
 	assert.Contains(t, r.errDoc["errorMessage"], "signal: killed")
 	assert.Contains(t, r.errDoc["errorMessage"], "128 MB")
 	assert.Equal(t, within.envID, r.envID)
-	assertProcessGone(t, within.resp.PID)
+	assertProcessGone(t, withinPID)
 
 	// The environment is discarded; the next invocation starts afresh,
 	// limited again.
@@ -550,7 +559,9 @@ func TestMemoryLimitKillsEnvironment(t *testing.T) {
 func (h *harness) holdBusy(t *testing.T, tenant, fn, sub string, n int) (release func()) {
 	t.Helper()
 	c := h.client(tenant)
-	gate := filepath.Join(t.TempDir(), "release")
+	// The gate is a file in the environment's own /tmp: nothing of the
+	// test's is visible inside a sandbox.
+	gate := "/tmp/gust-test-release"
 	payload := []byte(fmt.Sprintf(`{"until_file":%q}`, gate))
 	var wg sync.WaitGroup
 	for range n {
@@ -575,13 +586,54 @@ func (h *harness) holdBusy(t *testing.T, tenant, fn, sub string, n int) (release
 	var once sync.Once
 	release = func() {
 		once.Do(func() {
-			require.NoError(t, os.WriteFile(gate, nil, 0o600))
+			h.openGate(t, tenant, fn, sub, gate)
 			wg.Wait()
 			eventually(t, func() bool { return h.busy(t, tenant, fn, sub) == 0 }, "environments released")
 		})
 	}
 	t.Cleanup(release)
 	return release
+}
+
+// openGate creates the file gate inside every busy environment of sub, as
+// the environment sees its filesystem, releasing invocations that wait for
+// it (until_file). The host reaches a sandbox's files through
+// /proc/PID/root, as root (or the sandbox's owner) can; the file belongs to
+// the environment's uid, so the handler can remove it.
+func (h *harness) openGate(t *testing.T, tenant, fn, sub, gate string) {
+	t.Helper()
+	var envs []envEntry
+	eventually(t, func() bool {
+		envs = envs[:0]
+		for _, e := range h.envs(t, tenant, fn).Environments {
+			if e.SubTenant == sub && (e.State == "busy" || e.State == "retired") {
+				if e.Pid == 0 {
+					return false // still starting
+				}
+				envs = append(envs, e)
+			}
+		}
+		return true
+	}, "busy environments started")
+	for _, e := range envs {
+		p := fmt.Sprintf("/proc/%d/root%s", e.Pid, gate)
+		require.NoError(t, os.WriteFile(p, nil, 0o644))
+		require.NoError(t, os.Chown(p, e.Uid, e.Uid))
+	}
+}
+
+// pidOf is the host's pid of an environment's process (its sandbox's PID
+// 1), from the listing.
+func (h *harness) pidOf(t *testing.T, tenant, fn, envID string) int {
+	t.Helper()
+	for _, e := range h.envs(t, tenant, fn).Environments {
+		if e.EnvironmentID == envID {
+			require.NotZero(t, e.Pid)
+			return e.Pid
+		}
+	}
+	t.Fatalf("environment %s is not listed", envID)
+	return 0
 }
 
 func (h *harness) busy(t *testing.T, tenant, fn, sub string) int {

@@ -1,8 +1,12 @@
 package lambda
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 )
 
@@ -65,16 +69,44 @@ func errUnrecognizedClient(msg string) *apiError {
 	return &apiError{status: http.StatusForbidden, code: codeUnrecognizedClient, message: msg}
 }
 
-func errService(err error) *apiError {
-	return &apiError{status: http.StatusInternalServerError, code: codeService, message: err.Error()}
+// apiWriter is the ResponseWriter ServeHTTP hands its handlers: it carries
+// what writeError needs to log an internal failure.
+type apiWriter struct {
+	http.ResponseWriter
+	log *slog.Logger
+	r   *http.Request
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *apiWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// internalError logs err, an internal failure, with a new incident id and
+// returns the ServiceException that names only that id. Internal errors
+// carry the machine's paths (state dir, code store, environments) and its
+// state, which are the operator's business, not the caller's: the caller
+// gets the id to find the full error in the local cloud's log.
+func internalError(w http.ResponseWriter, err error) *apiError {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	id := hex.EncodeToString(b[:])
+	log := slog.Default()
+	var attrs []any
+	if aw, ok := w.(*apiWriter); ok {
+		log = aw.log
+		attrs = append(attrs, "method", aw.r.Method, "path", aw.r.URL.Path)
+	}
+	log.Error("lambda API internal error", append(attrs, "incident", id, "error", err)...)
+	return &apiError{status: http.StatusInternalServerError, code: codeService,
+		message: "internal error; see the local cloud's log (incident " + id + ")"}
 }
 
 // writeError writes err in Lambda's error format. Errors that are not
-// *apiError are internal failures and become ServiceException.
+// *apiError are internal failures: they become a ServiceException with a
+// generic message, and the full error goes to the log (internalError).
 func writeError(w http.ResponseWriter, err error) {
-	ae, ok := err.(*apiError)
-	if !ok {
-		ae = errService(err)
+	var ae *apiError
+	if !errors.As(err, &ae) {
+		ae = internalError(w, err)
 	}
 	body := struct {
 		Type    string `json:"Type"`

@@ -185,16 +185,25 @@ func mustInvoke(t testing.TB, c *awslambda.Client, name, sub string, req any) ec
 }
 
 type envList struct {
-	Environments []struct {
-		EnvironmentID       string `json:"EnvironmentId"`
-		SubTenant           string
-		State               string
-		Version             string
-		Invocations         int
-		MemoryLimitEnforced bool
-	}
+	Environments        []envEntry
 	MemoryLimitEnforced bool
 	MemoryLimitNote     string
+	Isolation           string
+}
+
+type envEntry struct {
+	EnvironmentID       string `json:"EnvironmentId"`
+	SubTenant           string
+	State               string
+	Version             string
+	Invocations         int
+	MemoryLimitEnforced bool
+	Pid                 int
+	Isolation           string
+	Uid                 int
+	PidsMax             int
+	CpuShare            int
+	EphemeralStorageMB  int
 }
 
 func eventually(t *testing.T, cond func() bool, msg string) {

@@ -5,8 +5,11 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"io/fs"
 	"net/http"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -18,6 +21,10 @@ var emptyPayload = []byte("{}")
 func (c *Cloud) invoke(w http.ResponseWriter, r *http.Request, tenant, raw string) {
 	f, err := c.lookup(r, tenant, raw)
 	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if err := c.checkIsolation(); err != nil {
 		writeError(w, err)
 		return
 	}
@@ -125,10 +132,19 @@ func (c *Cloud) runOnce(f *function, sub, reqID string, payload []byte) (invokeR
 	if err != nil {
 		var ee errEntrypoint
 		if errors.As(err, &ee) {
-			return fnErrorResult(errTypeEntrypoint, "RequestId: "+reqID+" Error: "+ee.Error(), true), nil, true, nil
+			return fnErrorResult(errTypeEntrypoint, "RequestId: "+reqID+" Error: "+c.entrypointMessage(ee), true), nil, true, nil
 		}
-		if errors.Is(err, errPoolClosed) || errors.Is(err, errRemovedWhileStarting) {
+		if errors.Is(err, errPoolClosed) || errors.Is(err, errRemovedWhileStarting) || errors.Is(err, errCodeRemoved) {
 			return invokeResult{}, nil, false, &apiError{status: http.StatusServiceUnavailable, code: codeService, message: err.Error()}
+		}
+		var ae *apiError
+		if !errors.As(err, &ae) && c.function(f.Tenant, f.Name) != f {
+			// f was replaced or deleted since the invocation looked it
+			// up, and its code may have been removed with it (releaseCode)
+			// before the environment could start from it: a transient
+			// failure, which a retry resolves on the current version.
+			c.cfg.Logger.Info("environment start raced a function update", "function", f.Name, "request_id", reqID, "error", err)
+			return invokeResult{}, nil, false, &apiError{status: http.StatusServiceUnavailable, code: codeService, message: errCodeRemoved.Error()}
 		}
 		return invokeResult{}, nil, false, err
 	}
@@ -155,6 +171,19 @@ func (c *Cloud) runOnce(f *function, sub, reqID string, payload []byte) (invokeR
 	e.logs.bufferLine(e.id, []byte(end))
 	c.pool.release(e, res.discard)
 	return res, e, cold, nil
+}
+
+// entrypointMessage says why the bootstrap could not be executed, the way
+// Lambda does ("exec /var/task/bootstrap: exec format error"), but without
+// paths of this machine, which are not the caller's business: a plain
+// process's bootstrap is under the state dir. A sandbox's error names only
+// paths inside the sandbox.
+func (c *Cloud) entrypointMessage(ee errEntrypoint) string {
+	var pe *fs.PathError
+	if errors.As(ee, &pe) && filepath.IsAbs(pe.Path) {
+		return pe.Op + " " + filepath.Base(pe.Path) + ": " + pe.Err.Error()
+	}
+	return strings.ReplaceAll(ee.Error(), c.cfg.StateDir, "...")
 }
 
 // invokeAsync runs an Event invocation. Throttled invocations are retried

@@ -15,9 +15,11 @@ import (
 //  3. one invocation at a time per environment; new environments are
 //     started up to the per-sub-tenant, per-function and total limits, and
 //     past a limit the caller is throttled at once, never queued;
-//  4. idle environments are reaped after IdleTTL, and when the total limit
-//     is reached the least recently used idle environment is stopped to
-//     make room.
+//  4. idle environments are reaped after IdleTTL, and when the
+//     per-function or total limit is reached the least recently used idle
+//     environment within that limit (of the function, or of any function)
+//     is stopped to make room: only busy environments throttle a new
+//     sub-tenant, never idle ones.
 //
 // Everything is in memory: environments are processes that die with gust,
 // so there is nothing to persist, and the invoke path never touches SQLite.
@@ -34,6 +36,14 @@ type pool struct {
 	lru    environment             // sentinel of the idle list: lru.next is the most recently used; guarded by mu
 	closed bool                    // guarded by mu
 
+	// The code store removes code only while no environment uses it: a
+	// sandbox shows the extracted code itself at /var/task (bind mount),
+	// so its files must outlive every environment started from them.
+	codeUsers   map[string]int  // environments in all, by code sha256; guarded by mu
+	codeWaiting map[string]bool // code to remove once codeUsers drops to 0; guarded by mu
+	codeLocked  string          // code being removed, which no environment may start from; guarded by mu
+	codeFreed   chan struct{}   // signalled (cap 1) when waiting code becomes unused
+
 	stops    sync.WaitGroup // asynchronous stops in flight
 	starting sync.WaitGroup // acquires starting an environment
 }
@@ -46,7 +56,8 @@ type keyEnvs struct {
 
 func newPool(cfg *Config, spec startSpec, envsDir string) *pool {
 	p := &pool{cfg: cfg, spec: spec, envs: envsDir,
-		keys: map[envKey]*keyEnvs{}, perFn: map[string]int{}, all: map[string]*environment{}}
+		keys: map[envKey]*keyEnvs{}, perFn: map[string]int{}, all: map[string]*environment{},
+		codeUsers: map[string]int{}, codeWaiting: map[string]bool{}, codeFreed: make(chan struct{}, 1)}
 	p.lru.next, p.lru.prev = &p.lru, &p.lru
 	return p
 }
@@ -54,6 +65,7 @@ func newPool(cfg *Config, spec startSpec, envsDir string) *pool {
 var (
 	errPoolClosed           = errors.New("lambda service is shutting down")
 	errRemovedWhileStarting = errors.New("the function was deleted while its environment was starting")
+	errCodeRemoved          = errors.New("the function was updated or deleted while its environment was starting")
 )
 
 // acquire returns an environment of (fn, subTenant) for the caller's
@@ -79,6 +91,13 @@ func (p *pool) acquire(fn *function, subTenant string) (*environment, bool, erro
 		return e, false, nil
 	}
 
+	if p.codeLocked != "" && fn.CodeSHA256 == p.codeLocked {
+		// fn was looked up before an update or deletion that is now
+		// removing its code.
+		p.mu.Unlock()
+		return nil, false, errCodeRemoved
+	}
+
 	maxSub := fn.Config.MaxEnvsPerSubTenant
 	if maxSub <= 0 {
 		maxSub = p.cfg.MaxEnvsPerSubTenant
@@ -88,15 +107,20 @@ func (p *pool) acquire(fn *function, subTenant string) (*environment, bool, erro
 		return nil, false, errTooManyRequests(reasonReservedFunctionConc,
 			"Rate Exceeded. Sub-tenant has all %d of its execution environments of %s busy", maxSub, fn.Name)
 	}
-	if p.perFn[fn.UID] >= p.cfg.MaxEnvsPerFunction {
-		p.mu.Unlock()
-		return nil, false, errTooManyRequests(reasonReservedFunctionConc,
-			"Rate Exceeded. Function %s has all %d of its execution environments busy", fn.Name, p.cfg.MaxEnvsPerFunction)
-	}
+	// At a limit, the least recently used idle environment within it
+	// (necessarily another key's: this key has none idle) makes room. One
+	// victim is always enough: the function's own frees a place under
+	// both limits, and under the total limit any function's will do.
 	var victim *environment
-	if p.total >= p.cfg.MaxEnvsTotal {
-		// The machine is full. The least recently used idle environment
-		// (necessarily another key's: this key has none idle) makes room.
+	switch {
+	case p.perFn[fn.UID] >= p.cfg.MaxEnvsPerFunction:
+		if victim = p.lruIdleLocked(fn.UID); victim == nil {
+			p.mu.Unlock()
+			return nil, false, errTooManyRequests(reasonReservedFunctionConc,
+				"Rate Exceeded. Function %s has all %d of its execution environments busy", fn.Name, p.cfg.MaxEnvsPerFunction)
+		}
+		p.removeLocked(victim)
+	case p.total >= p.cfg.MaxEnvsTotal:
 		if victim = p.lru.prev; victim == &p.lru {
 			p.mu.Unlock()
 			return nil, false, errTooManyRequests(reasonConcurrentLimit,
@@ -111,6 +135,7 @@ func (p *pool) acquire(fn *function, subTenant string) (*environment, bool, erro
 	ks.live++
 	p.perFn[fn.UID]++
 	p.total++
+	p.codeUsers[fn.CodeSHA256]++
 	e := newEnvironment(key, fn, p.envs, p.cfg.Now()) // envStarting: start writes its fields unlocked
 	e.invocations = 1
 	p.all[e.id] = e
@@ -129,9 +154,10 @@ func (p *pool) acquire(fn *function, subTenant string) (*environment, bool, erro
 		err = e.start(spec)
 	}
 	p.mu.Lock()
-	if err == nil && e.state == envStopped {
+	if e.state == envStopped {
 		// Removed while starting: its function was deleted or the pool
-		// is closing.
+		// is closing. Its code may have been removed meanwhile too, so a
+		// start error is that, not the function's.
 		err = errRemovedWhileStarting
 	}
 	if err != nil {
@@ -257,6 +283,11 @@ type snapshot struct {
 	PID         int
 	MemoryMB    int
 	MemoryLimit bool
+	Isolation   string
+	UID         int
+	PidsMax     int // 0: not enforced
+	CPUShare    int // cpu.shares (v1) or cpu.weight (v2); 0: not enforced
+	TmpMB       int
 	Started     time.Time
 	LastUsed    time.Time
 }
@@ -273,7 +304,14 @@ func (p *pool) list(fnUID string) []snapshot {
 			State: e.state.String(), Retired: e.retired, Invocations: e.invocations,
 			MemoryMB: e.fn.Config.MemoryMB, Started: e.started, LastUsed: e.lastUsed}
 		if e.state != envStarting {
-			s.PID, s.MemoryLimit = e.pid, e.memLimit
+			s.PID, s.MemoryLimit, s.Isolation, s.UID = e.pid, e.memLimit, e.isolation, e.uid
+			if e.cgroup != nil {
+				s.PidsMax, s.CPUShare = e.cgroup.pidsMax, e.cgroup.cpuShare
+			}
+			s.TmpMB = e.fn.Config.EphemeralMB
+			if s.TmpMB <= 0 {
+				s.TmpMB = DefaultEphemeralMB
+			}
 		}
 		out = append(out, s)
 	}
@@ -340,6 +378,67 @@ func (p *pool) removeLocked(e *environment) {
 	}
 	p.total--
 	delete(p.all, e.id)
+	// A removed environment never runs an invocation again, and is being
+	// stopped: its code may go.
+	sha := e.fn.CodeSHA256
+	if p.codeUsers[sha]--; p.codeUsers[sha] == 0 {
+		delete(p.codeUsers, sha)
+		if p.codeWaiting[sha] {
+			select {
+			case p.codeFreed <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// lockCodeForRemoval reports whether no environment uses the code sha. If
+// none does, no environment may start from it until unlockCode; otherwise
+// it waits, and codeFreed is signalled once its last environment is
+// removed. The caller holds Cloud.ctl, so there is one removal at a time.
+func (p *pool) lockCodeForRemoval(sha string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.codeUsers[sha] > 0 {
+		p.codeWaiting[sha] = true
+		return false
+	}
+	delete(p.codeWaiting, sha)
+	p.codeLocked = sha
+	return true
+}
+
+func (p *pool) unlockCode() {
+	p.mu.Lock()
+	p.codeLocked = ""
+	p.mu.Unlock()
+}
+
+// freedCode returns, and stops waiting for, the waiting code that no
+// environment uses any more; the caller removes it or not (releaseCode).
+func (p *pool) freedCode() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []string
+	for sha := range p.codeWaiting {
+		if p.codeUsers[sha] == 0 {
+			delete(p.codeWaiting, sha)
+			out = append(out, sha)
+		}
+	}
+	return out
+}
+
+// lruIdleLocked returns the least recently used idle environment of
+// fnUID, or nil if it has none idle. It walks the idle list from its old
+// end, so it costs at most the number of idle environments.
+func (p *pool) lruIdleLocked(fnUID string) *environment {
+	for e := p.lru.prev; e != &p.lru; e = e.prev {
+		if e.key.fnUID == fnUID {
+			return e
+		}
+	}
+	return nil
 }
 
 func (p *pool) linkFrontLocked(e *environment) {

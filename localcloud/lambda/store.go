@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -51,6 +52,12 @@ type functionConfig struct {
 	Runtime             string            `json:"runtime,omitempty"`
 	Handler             string            `json:"handler,omitempty"`
 	Tags                map[string]string `json:"tags,omitempty"`
+	// EphemeralMB is the size of the environment's /tmp (Lambda's
+	// EphemeralStorage.Size); 0 means DefaultEphemeralMB.
+	EphemeralMB int `json:"ephemeral_mb,omitempty"`
+	// Egress is the function's network egress policy in its canonical form
+	// (egress.Policy.String()); "" means none.
+	Egress string `json:"egress,omitempty"`
 }
 
 type fnKey struct{ tenant, name string }
@@ -167,17 +174,36 @@ func (s *store) putCode(pkg []byte) (string, int64, error) {
 	sum := sha256.Sum256(pkg)
 	sha := hex.EncodeToString(sum[:])
 	dir := filepath.Join(s.codeDir, sha)
-	if _, err := os.Stat(dir); err == nil {
+	zipPath := dir + ".zip"
+	_, dirErr := os.Stat(dir)
+	_, zipErr := os.Stat(zipPath)
+	if dirErr == nil && zipErr == nil {
 		return sha, int64(len(pkg)), nil // already stored and extracted
 	}
 	zr, err := zip.NewReader(bytes.NewReader(pkg), int64(len(pkg)))
 	if err != nil {
 		return "", 0, errInvalidParameter("code is neither a zip file nor an executable (ELF or #!): %v", err)
 	}
-	if err := writeFileAtomic(filepath.Join(s.codeDir, sha+".zip"), pkg, 0o400); err != nil {
+	// Unpack, which validates, before storing anything: a rejected package
+	// leaves nothing behind.
+	tmp, err := s.unpack(zr)
+	if err != nil {
 		return "", 0, err
 	}
-	if err := s.extract(zr, dir); err != nil {
+	defer os.RemoveAll(tmp)
+	wroteZip := false
+	if zipErr != nil {
+		if err := writeFileAtomic(zipPath, pkg, 0o400); err != nil {
+			return "", 0, err
+		}
+		wroteZip = true
+	}
+	if err := publishCode(tmp, dir); err != nil {
+		if wroteZip {
+			// Callers hold Cloud.ctl, so no other putCode of this code
+			// can have come to rely on the zip meanwhile.
+			_ = os.Remove(zipPath)
+		}
 		return "", 0, err
 	}
 	return sha, int64(len(pkg)), nil
@@ -195,42 +221,67 @@ func (s *store) codePath(sha string) (string, error) {
 		return "", fmt.Errorf("opening stored code %s, %w", sha, err)
 	}
 	defer zr.Close()
-	if err := s.extract(&zr.Reader, dir); err != nil {
+	tmp, err := s.unpack(&zr.Reader)
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(tmp)
+	if err := publishCode(tmp, dir); err != nil {
 		return "", err
 	}
 	return dir, nil
 }
 
-// extract unpacks zr into dir atomically (via a temporary sibling and a
-// rename), refusing anything that could escape dir: absolute paths, "..",
-// symlinks and other special files.
-func (s *store) extract(zr *zip.Reader, dir string) error {
+// unpack unpacks zr into a new temporary directory in the code store and
+// returns it; the caller publishes it (publishCode) and removes what is
+// left. On error nothing is left. It refuses anything that could escape
+// the directory (absolute paths, "..", symlinks and other special files)
+// and anything ambiguous: two entries of one name, or a name that is both
+// a file and a directory. All of these are the package's fault, so they
+// are *apiError; only the machine's own failures are not.
+func (s *store) unpack(zr *zip.Reader) (_ string, err error) {
 	tmp, err := os.MkdirTemp(s.codeDir, ".extract-")
 	if err != nil {
-		return fmt.Errorf("creating extraction dir, %w", err)
+		return "", fmt.Errorf("creating extraction dir, %w", err)
 	}
-	defer os.RemoveAll(tmp)
+	defer func() {
+		if err != nil {
+			os.RemoveAll(tmp)
+		}
+	}()
+	// kinds records each cleaned name: an entry's ('f' file, 'd'
+	// directory) or a directory only implied by an entry below it ('i').
+	kinds := make(map[string]byte, len(zr.File))
 	var total uint64
 	hasBootstrap := false
 	for _, f := range zr.File {
 		name := f.Name
 		clean := path.Clean(name)
 		if strings.HasPrefix(name, "/") || clean == ".." || strings.HasPrefix(clean, "../") || strings.Contains(name, "\\") {
-			return errInvalidParameter("code zip entry %q escapes the package root", name)
+			return "", errInvalidParameter("code zip entry %q escapes the package root", name)
+		}
+		if strings.ContainsRune(name, 0) {
+			return "", errInvalidParameter("code zip entry %q has a NUL byte in its name", name)
 		}
 		mode := f.Mode()
+		if mode.IsDir() && clean == "." {
+			continue // the root itself
+		}
+		if !mode.IsDir() && !mode.IsRegular() {
+			return "", errInvalidParameter("code zip entry %q is not a regular file (symlinks are not supported)", name)
+		}
+		if err := claimName(kinds, clean, mode.IsDir()); err != nil {
+			return "", err
+		}
 		if mode.IsDir() {
 			if err := os.MkdirAll(filepath.Join(tmp, clean), 0o755); err != nil {
-				return fmt.Errorf("extracting %s, %w", name, err)
+				return "", fmt.Errorf("extracting %s, %w", name, err)
 			}
 			continue
 		}
-		if !mode.IsRegular() {
-			return errInvalidParameter("code zip entry %q is not a regular file (symlinks are not supported)", name)
-		}
 		total += f.UncompressedSize64
 		if total > uint64(s.maxCode) {
-			return errTooLarge("unzipped code is more than the %d bytes allowed", s.maxCode)
+			return "", errTooLarge("unzipped code is more than the %d bytes allowed", s.maxCode)
 		}
 		perm := os.FileMode(0o444)
 		if clean == "bootstrap" {
@@ -241,22 +292,123 @@ func (s *store) extract(zr *zip.Reader, dir string) error {
 		}
 		dst := filepath.Join(tmp, clean)
 		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-			return fmt.Errorf("extracting %s, %w", name, err)
+			return "", fmt.Errorf("extracting %s, %w", name, err)
 		}
 		if err := extractFile(f, dst, perm, s.maxCode); err != nil {
-			return err
+			return "", err
 		}
 	}
 	if !hasBootstrap {
-		return errInvalidParameter("code zip has no bootstrap file at its root (the provided.al2023 runtime contract)")
+		return "", errInvalidParameter("code zip has no bootstrap file at its root (the provided.al2023 runtime contract)")
 	}
-	if err := os.Rename(tmp, dir); err != nil && !errors.Is(err, os.ErrExist) {
+	return tmp, nil
+}
+
+// claimName records the cleaned entry name clean in kinds, refusing a
+// second entry of that name and a name used both as a file and as a
+// directory: unpacked, one would silently replace or break the other.
+func claimName(kinds map[string]byte, clean string, isDir bool) error {
+	switch kinds[clean] {
+	case 'f', 'd':
+		return errInvalidParameter("code zip has more than one entry named %q", clean)
+	case 'i':
+		if !isDir {
+			return errInvalidParameter("code zip entry %q is both a file and a directory", clean)
+		}
+	}
+	for dir := path.Dir(clean); dir != "."; dir = path.Dir(dir) {
+		switch kinds[dir] {
+		case 'f':
+			return errInvalidParameter("code zip entry %q is both a file and a directory", dir)
+		case 0:
+			kinds[dir] = 'i'
+		}
+	}
+	kinds[clean] = 'f'
+	if isDir {
+		kinds[clean] = 'd'
+	}
+	return nil
+}
+
+// publishCode makes the unpacked tmp the extracted code dir, atomically.
+func publishCode(tmp, dir string) error {
+	// MkdirTemp made it private; a sandbox's unprivileged uid reads the
+	// code through a bind mount of this directory.
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return fmt.Errorf("publishing extracted code, %w", err)
+	}
+	if err := os.Rename(tmp, dir); err != nil {
 		if _, statErr := os.Stat(dir); statErr == nil {
-			return nil // a concurrent deploy of the same code won the race
+			return nil // a concurrent extraction of the same code won the race
 		}
 		return fmt.Errorf("publishing extracted code, %w", err)
 	}
 	return nil
+}
+
+// removeCode deletes the stored zip and the extracted directory of sha. The
+// caller holds Cloud.ctl, has checked that no function refers to sha (every
+// putCode runs under ctl, and a function refers to its code from the moment
+// it is published under ctl, so no deploy can be relying on it), and has
+// locked sha in the pool, which no environment uses (releaseCode).
+//
+// That last condition matters for the sandbox, which bind-mounts the
+// extracted directory itself at /var/task: removing its files would empty
+// the /var/task of every environment running it. Plain environments
+// (IsolationNone) would survive it, as populateTask gives each its own task
+// directory of hard links or copies, which outlive the cache's names.
+func (s *store) removeCode(sha string) error {
+	if !isSHA256Hex(sha) {
+		return fmt.Errorf("removing code: %q is not a sha256", sha)
+	}
+	dir := filepath.Join(s.codeDir, sha)
+	// The zip first: without it codePath cannot re-extract the directory.
+	if err := os.Remove(dir + ".zip"); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("removing code, %w", err)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("removing code, %w", err)
+	}
+	return nil
+}
+
+// sweepCode removes the stored code of every sha256 not in keep, and what
+// interrupted writes left (.extract-* and .tmp-*). Names it does not know
+// are left alone. The caller holds Cloud.ctl.
+func (s *store) sweepCode(keep map[string]bool) error {
+	entries, err := os.ReadDir(s.codeDir)
+	if err != nil {
+		return fmt.Errorf("sweeping code, %w", err)
+	}
+	var errs []error
+	for _, e := range entries {
+		name := e.Name()
+		if strings.HasPrefix(name, ".extract-") || strings.HasPrefix(name, ".tmp-") {
+			if err := os.RemoveAll(filepath.Join(s.codeDir, name)); err != nil {
+				errs = append(errs, fmt.Errorf("sweeping code, %w", err))
+			}
+			continue
+		}
+		if sha := strings.TrimSuffix(name, ".zip"); isSHA256Hex(sha) && !keep[sha] {
+			if err := os.RemoveAll(filepath.Join(s.codeDir, name)); err != nil {
+				errs = append(errs, fmt.Errorf("sweeping code, %w", err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func isSHA256Hex(s string) bool {
+	if len(s) != 2*sha256.Size {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 func extractFile(f *zip.File, dst string, perm os.FileMode, limit int64) error {
@@ -273,6 +425,12 @@ func extractFile(f *zip.File, dst string, perm os.FileMode, limit int64) error {
 	n, err := io.Copy(out, io.LimitReader(rc, limit+1))
 	if cerr := out.Close(); err == nil {
 		err = cerr
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		// Writing failed (a full disk, say): the machine's fault, and
+		// the error names its paths.
+		return fmt.Errorf("extracting %s, %w", f.Name, err)
 	}
 	if err != nil {
 		return errInvalidParameter("reading code zip entry %q: %v", f.Name, err)

@@ -167,6 +167,14 @@ func (f *Functions) Deploy(ctx context.Context, spec providers.FunctionSpec) (pr
 		Tenant: spec.Tenant, Name: spec.Name, Version: strconv.Itoa(fn.deployed),
 		CodeSHA256: fmt.Sprintf("fake-%d", len(spec.Zip)), Timeout: spec.Timeout, MemoryMB: spec.MemoryMB,
 		Env: spec.Env, MaxEnvsPerSubTenant: spec.MaxEnvsPerSubTenant, Tenancy: spec.Tenancy, LastModified: f.now(),
+		Egress: spec.Egress, EphemeralMB: spec.EphemeralMB,
+	}
+	// As a cloud reports them: no policy is "none", no size the default.
+	if fn.fn.Egress == "" {
+		fn.fn.Egress = "none"
+	}
+	if fn.fn.EphemeralMB == 0 {
+		fn.fn.EphemeralMB = 512
 	}
 	// Environments of older versions retire: idle ones go now.
 	kept := fn.envs[:0]

@@ -55,6 +55,8 @@ const (
 	headerRequestID           = "X-Gust-Request-Id"
 	headerMaxEnvsPerSubTenant = "X-Gust-Max-Envs-Per-Subtenant"
 	tagMaxEnvsPerSubTenant    = "gust:max-envs-per-subtenant"
+	headerEgress              = "X-Gust-Egress"
+	tagEgress                 = "gust:egress"
 	environmentsSuffix        = "gust-environments"
 	logsSuffix                = "gust-logs"
 
@@ -66,6 +68,14 @@ const (
 	DefaultRole = "arn:aws:iam::000000000000:role/gust-function"
 	// MaxPayloadBytes is Lambda's synchronous payload limit.
 	MaxPayloadBytes = 6 * 1024 * 1024
+	// MinEphemeralMB and MaxEphemeralMB are Lambda's bounds on
+	// EphemeralStorage.Size.
+	MinEphemeralMB = 512
+	MaxEphemeralMB = 10240
+	// EgressNone is the canonical policy of a function without egress.
+	EgressNone = "none"
+	// listGetConcurrency bounds the GetFunction calls List makes at once.
+	listGetConcurrency = 8
 )
 
 // LambdaAPI is the part of *awslambda.Client the provider uses.
@@ -262,13 +272,14 @@ func (p *Provider) Deploy(ctx context.Context, spec providers.FunctionSpec) (pro
 		return providers.Function{}, err
 	}
 	in := &awslambda.CreateFunctionInput{
-		FunctionName: aws.String(spec.Name),
-		Role:         aws.String(p.opts.Role),
-		Runtime:      types.RuntimeProvidedal2023,
-		Handler:      aws.String("bootstrap"),
-		Code:         &types.FunctionCode{ZipFile: spec.Zip},
-		Timeout:      timeoutSeconds(spec.Timeout),
-		MemorySize:   memorySize(spec.MemoryMB),
+		FunctionName:     aws.String(spec.Name),
+		Role:             aws.String(p.opts.Role),
+		Runtime:          types.RuntimeProvidedal2023,
+		Handler:          aws.String("bootstrap"),
+		Code:             &types.FunctionCode{ZipFile: spec.Zip},
+		Timeout:          timeoutSeconds(spec.Timeout),
+		MemorySize:       memorySize(spec.MemoryMB),
+		EphemeralStorage: ephemeralStorage(spec.EphemeralMB),
 	}
 	if spec.Env != nil {
 		in.Environment = &types.Environment{Variables: spec.Env}
@@ -279,7 +290,11 @@ func (p *Provider) Deploy(ctx context.Context, spec providers.FunctionSpec) (pro
 	if spec.MaxEnvsPerSubTenant > 0 {
 		in.Tags = map[string]string{tagMaxEnvsPerSubTenant: strconv.Itoa(spec.MaxEnvsPerSubTenant)}
 	}
-	_, err = c.CreateFunction(ctx, in)
+	var opts []func(*awslambda.Options)
+	if spec.Egress != "" {
+		opts = append(opts, withHeader(headerEgress, spec.Egress))
+	}
+	_, err = c.CreateFunction(ctx, in, opts...)
 	var conflict *types.ResourceConflictException
 	switch {
 	case err == nil:
@@ -307,15 +322,22 @@ func (p *Provider) update(ctx context.Context, c LambdaAPI, spec providers.Funct
 	if env == nil {
 		env = map[string]string{} // clears variables a previous deploy set
 	}
-	var opts []func(*awslambda.Options)
+	// The egress policy is always sent, so a deploy without one takes a
+	// previous deploy's away, as it does variables.
+	egress := spec.Egress
+	if egress == "" {
+		egress = EgressNone
+	}
+	opts := []func(*awslambda.Options){withHeader(headerEgress, egress)}
 	if spec.MaxEnvsPerSubTenant > 0 {
 		opts = append(opts, withHeader(headerMaxEnvsPerSubTenant, strconv.Itoa(spec.MaxEnvsPerSubTenant)))
 	}
 	_, err = c.UpdateFunctionConfiguration(ctx, &awslambda.UpdateFunctionConfigurationInput{
-		FunctionName: aws.String(spec.Name),
-		Timeout:      timeoutSeconds(spec.Timeout),
-		MemorySize:   memorySize(spec.MemoryMB),
-		Environment:  &types.Environment{Variables: env},
+		FunctionName:     aws.String(spec.Name),
+		Timeout:          timeoutSeconds(spec.Timeout),
+		MemorySize:       memorySize(spec.MemoryMB),
+		EphemeralStorage: ephemeralStorage(spec.EphemeralMB),
+		Environment:      &types.Environment{Variables: env},
 	}, opts...)
 	if err != nil {
 		return providers.Function{}, fmt.Errorf("updating configuration of %s, %w", spec.Name, mapError(err))
@@ -373,13 +395,15 @@ func (p *Provider) Get(ctx context.Context, tenant, name string) (providers.Func
 }
 
 // List returns the tenant's functions. ListFunctions does not return tags,
-// so MaxEnvsPerSubTenant is 0 (unknown) in the result; Get has it.
+// which carry the egress policy and MaxEnvsPerSubTenant, so each listed
+// function is read with GetFunction (a few at a time); one deleted in
+// between is left out.
 func (p *Provider) List(ctx context.Context, tenant string) ([]providers.Function, error) {
 	c, err := p.client(tenant)
 	if err != nil {
 		return nil, err
 	}
-	var out []providers.Function
+	var names []string
 	pg := awslambda.NewListFunctionsPaginator(c, &awslambda.ListFunctionsInput{})
 	for pg.HasMorePages() {
 		page, err := pg.NextPage(ctx)
@@ -387,7 +411,38 @@ func (p *Provider) List(ctx context.Context, tenant string) ([]providers.Functio
 			return nil, fmt.Errorf("listing functions, %w", mapError(err))
 		}
 		for i := range page.Functions {
-			out = append(out, toFunction(tenant, &page.Functions[i], nil))
+			names = append(names, aws.ToString(page.Functions[i].FunctionName))
+		}
+	}
+	fns := make([]providers.Function, len(names))
+	found := make([]bool, len(names))
+	errs := make([]error, len(names))
+	sem := make(chan struct{}, listGetConcurrency)
+	var wg sync.WaitGroup
+	for i, name := range names {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			out, err := c.GetFunction(ctx, &awslambda.GetFunctionInput{FunctionName: aws.String(name)})
+			switch err := mapError(err); {
+			case err == nil:
+				fns[i], found[i] = toFunction(tenant, out.Configuration, out.Tags), true
+			case !providers.IsNotFound(err):
+				errs[i] = fmt.Errorf("listing functions: getting %s, %w", name, err)
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	var out []providers.Function
+	for i := range fns {
+		if found[i] {
+			out = append(out, fns[i])
 		}
 	}
 	return out, nil
@@ -640,6 +695,13 @@ func toFunction(tenant string, c *types.FunctionConfiguration, tags map[string]s
 	if v, ok := tags[tagMaxEnvsPerSubTenant]; ok {
 		f.MaxEnvsPerSubTenant, _ = strconv.Atoi(v)
 	}
+	f.Egress = EgressNone
+	if v := tags[tagEgress]; v != "" {
+		f.Egress = v
+	}
+	if c.EphemeralStorage != nil {
+		f.EphemeralMB = int(aws.ToInt32(c.EphemeralStorage.Size))
+	}
 	if lm := aws.ToString(c.LastModified); lm != "" {
 		f.LastModified, _ = time.Parse("2006-01-02T15:04:05.000-0700", lm)
 	}
@@ -652,6 +714,13 @@ func timeoutSeconds(d time.Duration) *int32 {
 	}
 	s := int32((d + time.Second - 1) / time.Second) // round up: never cut a function short
 	return &s
+}
+
+func ephemeralStorage(mb int) *types.EphemeralStorage {
+	if mb <= 0 {
+		return nil
+	}
+	return &types.EphemeralStorage{Size: aws.Int32(int32(mb))}
 }
 
 func memorySize(mb int) *int32 {

@@ -337,3 +337,79 @@ func (c countingClient) Do(r *http.Request) (*http.Response, error) {
 func awsConfig() aws.Config {
 	return aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("x", "y", "")}
 }
+
+func TestDeployEgressAndEphemeralStorage(t *testing.T) {
+	p, _ := newLocal(t, nil)
+	ctx := context.Background()
+
+	plain := deploy(t, p, "acme", "plain", nil)
+	assert.Equal(t, "none", plain.Egress, "no policy reads back as none")
+	assert.Equal(t, 512, plain.EphemeralMB, "Lambda's default size")
+
+	f := deploy(t, p, "acme", "echo", func(s *providers.FunctionSpec) {
+		s.Egress = "API.example.com:443,*.s3.amazonaws.com"
+		s.EphemeralMB = 2048
+		s.MaxEnvsPerSubTenant = 3
+	})
+	assert.Equal(t, "*.s3.amazonaws.com,api.example.com:443", f.Egress, "the cloud's canonical form")
+	assert.Equal(t, 2048, f.EphemeralMB)
+	got, err := p.Get(ctx, "acme", "echo")
+	require.NoError(t, err)
+	assert.Equal(t, f.Egress, got.Egress)
+	assert.Equal(t, 2048, got.EphemeralMB)
+
+	// List reads the tags too, so it reports the policy (and max envs).
+	list, err := p.List(ctx, "acme")
+	require.NoError(t, err)
+	require.Len(t, list, 2)
+	byName := map[string]providers.Function{}
+	for _, fn := range list {
+		byName[fn.Name] = fn
+	}
+	assert.Equal(t, "*.s3.amazonaws.com,api.example.com:443", byName["echo"].Egress)
+	assert.Equal(t, 2048, byName["echo"].EphemeralMB)
+	assert.Equal(t, 3, byName["echo"].MaxEnvsPerSubTenant)
+	assert.Equal(t, "none", byName["plain"].Egress)
+	assert.Equal(t, 512, byName["plain"].EphemeralMB)
+
+	// Updating through UpdateFunctionConfiguration: a new policy and size.
+	f2 := deploy(t, p, "acme", "echo", func(s *providers.FunctionSpec) { s.Egress = "all"; s.EphemeralMB = 10240 })
+	assert.NotEqual(t, f.Version, f2.Version)
+	assert.Equal(t, "all", f2.Egress)
+	assert.Equal(t, 10240, f2.EphemeralMB)
+	// A deploy without a policy takes egress away, as it does variables;
+	// without a size it keeps the size, as it does timeout and memory.
+	f3 := deploy(t, p, "acme", "echo", nil)
+	assert.Equal(t, "none", f3.Egress)
+	assert.Equal(t, 10240, f3.EphemeralMB)
+
+	// Bad input: checked before any call, or refused by the cloud.
+	for name, mod := range map[string]func(*providers.FunctionSpec){
+		"ephemeral too small": func(s *providers.FunctionSpec) { s.EphemeralMB = 511 },
+		"ephemeral too large": func(s *providers.FunctionSpec) { s.EphemeralMB = 10241 },
+		"egress header break": func(s *providers.FunctionSpec) { s.Egress = "example.com\r\nX-Evil: 1" },
+		"egress bad port":     func(s *providers.FunctionSpec) { s.Egress = "example.com:70000" },
+		"egress with space":   func(s *providers.FunctionSpec) { s.Egress = "a b.example.com" },
+	} {
+		for _, fn := range []string{"echo", "fresh"} { // update and create
+			spec := providers.FunctionSpec{Tenant: "acme", Name: fn, Zip: echoBinary, Tenancy: providers.TenancyPerTenant}
+			mod(&spec)
+			_, err := p.Deploy(ctx, spec)
+			assert.True(t, providers.IsInvalid(err), "%s on %s: %v", name, fn, err)
+		}
+	}
+	_, err = p.Get(ctx, "acme", "fresh")
+	assert.True(t, providers.IsNotFound(err), "%v", err)
+}
+
+func TestCreateSendsEphemeralStorage(t *testing.T) {
+	api := &recordingAPI{}
+	p := lambda.NewWithAPI(api, lambda.Options{Tenant: "acme"})
+	_, _ = p.Deploy(context.Background(), providers.FunctionSpec{Tenant: "acme", Name: "f", Zip: []byte("x"), EphemeralMB: 4096})
+	require.NotNil(t, api.create)
+	require.NotNil(t, api.create.EphemeralStorage)
+	assert.Equal(t, int32(4096), aws.ToInt32(api.create.EphemeralStorage.Size))
+
+	_, _ = p.Deploy(context.Background(), providers.FunctionSpec{Tenant: "acme", Name: "f", Zip: []byte("x")})
+	assert.Nil(t, api.create.EphemeralStorage, "0 leaves the size to Lambda's default")
+}

@@ -3,6 +3,7 @@ package lambda
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/gust-dev/gust/providers"
 )
@@ -21,9 +22,23 @@ func validateSpec(s providers.FunctionSpec) error {
 		return providers.NewInvalidError(fmt.Errorf("invalid tenancy %q: use %q or none", s.Tenancy, providers.TenancyPerTenant))
 	case s.MaxEnvsPerSubTenant < 0:
 		return providers.NewInvalidError(fmt.Errorf("max environments per sub-tenant must not be negative"))
+	case s.EphemeralMB != 0 && (s.EphemeralMB < MinEphemeralMB || s.EphemeralMB > MaxEphemeralMB):
+		return providers.NewInvalidError(fmt.Errorf("ephemeral storage %d MB is outside %d to %d MB", s.EphemeralMB, MinEphemeralMB, MaxEphemeralMB))
+	case !validEgress(s.Egress):
+		return providers.NewInvalidError(fmt.Errorf("invalid egress policy %q: use none, all or HOST[:PORT],... in printable ASCII", s.Egress))
 	}
 	return nil
 }
+
+// validEgress checks that an egress policy can travel as a header value; its
+// syntax is the cloud's to check (the provider does not import the local
+// cloud's parser).
+func validEgress(s string) bool {
+	return len(s) <= maxEgressBytes && !strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r > 0x7e })
+}
+
+// maxEgressBytes bounds an egress policy, far above any sensible host list.
+const maxEgressBytes = 8 << 10
 
 func validateInvoke(in providers.InvokeInput) error {
 	switch {

@@ -28,8 +28,8 @@ type Request struct {
 	// past the function's timeout.
 	SleepMS int `json:"sleep_ms,omitempty"`
 	// UntilFile blocks until a file exists at this path (at most a
-	// minute): lets a test hold an environment busy exactly as long as
-	// it needs.
+	// minute), then removes it: lets a test hold an environment busy
+	// exactly as long as it needs, and leaves nothing behind.
 	UntilFile string `json:"until_file,omitempty"`
 	// Exit, when non-zero, makes the process exit with this status before
 	// responding: a crash mid-invocation.
@@ -61,6 +61,10 @@ type Response struct {
 	FunctionName    string `json:"function_name"`
 	FunctionVersion string `json:"function_version"`
 	PID             int    `json:"pid"`
+	// EnvironmentID is the environment the process belongs to, as the
+	// local cloud told it (GUST_ENVIRONMENT_ID); UID is the uid it runs as.
+	EnvironmentID string `json:"environment_id,omitempty"`
+	UID           int    `json:"uid"`
 	// Invocations counts the invocations this process has served, this one
 	// included: 1 means a cold start.
 	Invocations int64             `json:"invocations"`
@@ -113,6 +117,7 @@ func Handle(ctx context.Context, ev json.RawMessage) (any, error) {
 	if req.UntilFile != "" {
 		for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
 			if _, err := os.Stat(req.UntilFile); err == nil {
+				_ = os.Remove(req.UntilFile)
 				break
 			}
 		}
@@ -137,6 +142,8 @@ func Handle(ctx context.Context, ev json.RawMessage) (any, error) {
 		FunctionName:    lambdacontext.FunctionName,
 		FunctionVersion: lambdacontext.FunctionVersion,
 		PID:             os.Getpid(),
+		EnvironmentID:   os.Getenv("GUST_ENVIRONMENT_ID"),
+		UID:             os.Getuid(),
 		Invocations:     n,
 		TmpDir:          tmp,
 		Echo:            req.Echo,

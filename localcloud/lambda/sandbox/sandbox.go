@@ -1,0 +1,100 @@
+// Package sandbox runs one program in a sandbox that gust builds itself out
+// of Linux primitives, with no container runtime and no daemon: new PID,
+// mount, IPC, UTS and network namespaces (and a user namespace when gust is
+// not root), its own root filesystem entered with pivot_root, an
+// unprivileged uid and gid of its own, no capabilities, no_new_privs and a
+// seccomp filter.
+//
+// # How a sandbox starts
+//
+// Start re-executes the running binary (/proc/self/exe) as the sandbox's
+// init, cloned straight into the new namespaces. This package's init
+// function recognises that process by its argv[0] (InitArg0) and never
+// returns to the program's own main. The init reads its configuration from
+// a pipe, builds the root filesystem in its private mount namespace, brings
+// up its loopback interface, and reports ready. The parent then does what
+// must happen from outside: it joins the init to its cgroups and opens
+// listeners inside the sandbox's network namespace (Process.Listen). Only
+// then does Release let the init drop to the sandbox's uid, shed every
+// capability, set no_new_privs, load the seccomp filter and exec the
+// program, which becomes PID 1 of the sandbox's PID namespace. When it
+// exits or is killed, the kernel kills everything else in the namespace.
+//
+// The root filesystem holds:
+//
+//	/usr /bin /sbin /lib* read-only binds of the host's (symlinks copied as symlinks)
+//	/etc                  generated passwd, group, hosts, resolv.conf, nsswitch.conf, hostname;
+//	                      the host's CA certificates, alternatives and ld.so.cache, read-only
+//	/var/task             the program's code, a read-only bind
+//	/tmp                  a private tmpfs of Spec.TmpBytes
+//	/proc                 a fresh procfs of the sandbox's PID namespace (/proc/sys read-only)
+//	/dev                  null, zero, full, random, urandom
+//
+// and the root itself is a read-only tmpfs, so nothing else of the host is
+// visible.
+package sandbox
+
+import (
+	"errors"
+	"os"
+)
+
+// InitArg0 is the argv[0] the sandbox's init is started with. A binary that
+// imports this package (directly or not) serves as the init when started
+// with it.
+const InitArg0 = "gust-sandbox-init"
+
+// Sandboxed programs run as uids (with gids of the same number) from
+// FirstID to FirstID+NumIDs-1, one to each live sandbox. The range is far
+// above the ids distributions and subordinate-id ranges hand out, so no
+// file or process on the host belongs to one.
+const (
+	FirstID = 1_500_000_000
+	NumIDs  = 65536
+)
+
+// Paths inside every sandbox.
+const (
+	TaskDir = "/var/task"
+	TmpDir  = "/tmp"
+)
+
+// Spec describes one sandbox.
+type Spec struct {
+	// Root is an empty directory, on the host, that the sandbox's root
+	// filesystem is mounted on. The mounts exist only in the sandbox's own
+	// mount namespace: on the host it stays an empty directory.
+	Root string
+	// Code is the host directory shown read-only at /var/task. Its files
+	// should be owned by root and not writable, so that the sandbox's uid
+	// cannot change them even through another path.
+	Code string
+	// Path and Args are the program to run, as seen inside the sandbox
+	// (for example /var/task/bootstrap), and its arguments (Args[0] is the
+	// program's name). Dir is its working directory inside.
+	Path string
+	Args []string
+	Dir  string
+	// Env is the program's complete environment.
+	Env []string
+	// Output receives the program's stdout and stderr.
+	Output *os.File
+	// ID is the uid and gid the program runs as, from IDs.
+	ID int
+	// TmpBytes bounds /tmp; 0 means 512 MiB.
+	TmpBytes int64
+	// Hostname is the UTS namespace's host name; "" means "sandbox".
+	Hostname string
+	// UserNS builds the sandbox inside a new user namespace in which ID
+	// maps to HostID. It is required when gust is not root, and allowed
+	// when it is (the tests use it to cover that path).
+	UserNS bool
+	HostID int
+	// CgroupFD, when non-negative, is an open cgroup v2 directory the init
+	// is cloned into (CLONE_INTO_CGROUP). A cgroup v1 hierarchy is joined
+	// by the caller between Start and Release instead.
+	CgroupFD int
+}
+
+// ErrUnsupported is returned where sandboxes cannot be built at all.
+var ErrUnsupported = errors.New("sandboxes need Linux")
