@@ -48,6 +48,7 @@ func cloudFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "cloud-boot", Value: localcloud.DefaultBootDelay, Usage: "boot delay from pending to running"},
 		&cli.StringFlag{Name: "cloud-cgroup", Usage: "a delegated cgroup v2 `DIR` (memory in its cgroup.subtree_control) for function memory limits; without it, a writable cgroup v1 memory hierarchy is used if there is one"},
 		&cli.BoolFlag{Name: "cloud-no-memory-limits", Usage: "do not enforce function memory sizes even where the machine allows it"},
+		&cli.StringFlag{Name: "cloud-isolation", Value: lambda.IsolationSandbox, Usage: "how function environments are isolated: sandbox (namespaces, own root filesystem and uid, seccomp, egress proxy; see docs/security.md) or none (plain processes of gust's user, for trusted code only)"},
 	}
 }
 
@@ -73,6 +74,12 @@ func cloudConfig(c *cli.Context) (localcloud.Config, error) {
 		cfg.Lambda.CgroupParent = dir
 	}
 	cfg.Lambda.DisableMemoryLimits = c.Bool("cloud-no-memory-limits")
+	switch iso := c.String("cloud-isolation"); iso {
+	case lambda.IsolationSandbox, lambda.IsolationNone:
+		cfg.Lambda.Isolation = iso
+	default:
+		return cfg, usagef("--cloud-isolation %q: want %s or %s", iso, lambda.IsolationSandbox, lambda.IsolationNone)
+	}
 	return cfg, nil
 }
 
@@ -176,6 +183,14 @@ func printAddresses(w io.Writer, p *platform, stateDir string, launchRate float6
 		fmt.Fprintf(w, "  Web UI     off\n")
 	}
 	fmt.Fprintf(w, "  Cloud      %s  (EC2 and Lambda APIs)\n", p.cloud.Endpoint())
+	switch level, err := p.cloud.Lambda().Isolation(); {
+	case err != nil:
+		fmt.Fprintf(w, "  Isolation  NONE AVAILABLE: functions cannot be created or invoked: %v\n", err)
+	case level == lambda.IsolationNone:
+		fmt.Fprintf(w, "  Isolation  none (--cloud-isolation none): functions run as plain processes of gust's user and can reach everything it can\n")
+	default:
+		fmt.Fprintf(w, "  Isolation  sandbox: each environment in its own namespaces, root filesystem and uid, with seccomp and an egress proxy\n")
+	}
 	if enforced, why := p.cloud.Lambda().MemoryLimits(); enforced {
 		fmt.Fprintf(w, "  Functions  memory sizes enforced by cgroups\n")
 	} else {

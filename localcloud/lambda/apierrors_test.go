@@ -55,6 +55,7 @@ func TestAmbiguousZipEntriesAreInvalid(t *testing.T) {
 		"file-then-dir":    {"bootstrap", "lib", "lib/x.so"},
 		"dir-then-file":    {"bootstrap", "lib/x.so", "lib"},
 		"file-then-subdir": {"bootstrap", "lib", "lib/sub/"},
+		"file-at-root":     {"bootstrap", "lib/.."},
 	} {
 		_, err := c.CreateFunction(ctx, &awslambda.CreateFunctionInput{FunctionName: aws.String(name),
 			Role: aws.String("r"), Code: &types.FunctionCode{ZipFile: zipWithEntries(t, entries...)}})

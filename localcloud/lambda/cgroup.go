@@ -372,6 +372,15 @@ func (cg *cgroup) join(pid int) error {
 	if cg == nil || !cg.v1 {
 		return nil
 	}
+	return cg.move(pid)
+}
+
+// move moves a process into the cgroup, v1 or v2: for a process that was
+// not cloned into it, such as a sandbox prepared ahead of need.
+func (cg *cgroup) move(pid int) error {
+	if cg == nil {
+		return nil
+	}
 	p := []byte(strconv.Itoa(pid))
 	if err := os.WriteFile(filepath.Join(cg.dir, "cgroup.procs"), p, 0); err != nil {
 		return fmt.Errorf("joining cgroup, %w", err)

@@ -93,9 +93,14 @@ func TestEnvironmentRunsWithoutALimitItCannotGet(t *testing.T) {
 // environments without a Cloud.
 func testIsolator(t *testing.T) isolator {
 	t.Helper()
-	iso, err := newIsolator(&Config{})
+	cfg, err := Config{StateDir: t.TempDir()}.withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	iso, err := newIsolator(&cfg, cfg.StateDir)
 	if err != nil {
 		t.Fatalf("no sandbox on this machine (tests need root or user namespaces): %v", err)
 	}
+	t.Cleanup(iso.close)
 	return iso
 }

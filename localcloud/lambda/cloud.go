@@ -53,9 +53,10 @@
 // # Persistence
 //
 // Function definitions survive a restart (SQLite, StateDir/lambda.db), as
-// does their code (StateDir/code, content-addressed). Environments do not:
-// they are processes that die with gust (Pdeathsig), and Open clears
-// leftover environment directories.
+// does their code (StateDir/code, content-addressed; code no function
+// refers to is removed once no environment runs it, and Open sweeps any
+// left over). Environments do not: they are processes that die with gust
+// (Pdeathsig), and Open clears leftover environment directories.
 //
 // # Limits of the imitation
 //
@@ -152,7 +153,7 @@ func Open(cfg Config) (*Cloud, error) {
 		c.fns[fnKey{f.Tenant, f.Name}] = f
 	}
 	c.sweepCode()
-	if c.iso, err = newIsolator(&c.cfg); err != nil {
+	if c.iso, err = newIsolator(&c.cfg, envsDir); err != nil {
 		c.isoErr = fmt.Errorf("the local cloud cannot build a sandbox for functions on this machine (%v); "+
 			"start it with --cloud-isolation none (Config.Isolation %q) to run functions without isolation", err, IsolationNone)
 		cfg.Logger.Warn("functions cannot run: no sandbox", "error", err)
@@ -181,6 +182,9 @@ func (c *Cloud) Close() error {
 	c.closeOnce.Do(func() {
 		close(c.done)
 		c.pool.close()
+		if c.iso != nil {
+			c.iso.close() // the warm sandboxes
+		}
 		c.codeGC.Wait()
 		c.async.Wait()
 		c.mem.close()
@@ -226,7 +230,10 @@ func (c *Cloud) Isolation() (level string, err error) {
 // than asked.
 func (c *Cloud) checkIsolation() error {
 	if c.isoErr != nil {
-		return errInvalidParameter("%v", c.isoErr)
+		// The reason itself stays in the log and the start-up message: it
+		// can name paths on the machine.
+		return errInvalidParameter("the local cloud cannot build a sandbox for functions on this machine (its start-up message and log say why); " +
+			"functions run only when it is started with --cloud-isolation none, which isolates nothing")
 	}
 	return nil
 }

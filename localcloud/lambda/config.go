@@ -20,6 +20,7 @@ const (
 	DefaultRegion              = "us-east-1"
 	DefaultMaxLogBytes         = 1 << 20
 	DefaultMaxCodeBytes        = 250 << 20
+	DefaultWarmSandboxes       = 4
 
 	// DefaultTimeout and DefaultMemoryMB are Lambda's defaults for a function
 	// created without them.
@@ -103,6 +104,10 @@ type Config struct {
 	// SandboxUserNamespace builds sandboxes in a user namespace even when
 	// gust is root (it always does when it is not).
 	SandboxUserNamespace bool
+	// WarmSandboxes is how many sandboxes are kept prepared ahead of need,
+	// so a cold start only adds the function's part; 0 means
+	// DefaultWarmSandboxes, negative none.
+	WarmSandboxes int
 	// EgressResolver resolves the host names functions reach through their
 	// egress proxy; nil uses the system's resolver. Tests point names at
 	// their own hosts with it.
@@ -151,6 +156,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxCodeBytes <= 0 {
 		c.MaxCodeBytes = DefaultMaxCodeBytes
+	}
+	if c.WarmSandboxes == 0 {
+		c.WarmSandboxes = DefaultWarmSandboxes
 	}
 	if c.Now == nil {
 		c.Now = time.Now

@@ -197,11 +197,6 @@ func (e *environment) start(s startSpec) (err error) {
 		e.cgroup = nil
 	}
 
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		e.cgroup.remove()
-		return fmt.Errorf("creating output pipe, %w", err)
-	}
 	tmpMB := cfg.EphemeralMB
 	if tmpMB <= 0 {
 		tmpMB = DefaultEphemeralMB
@@ -211,9 +206,8 @@ func (e *environment) start(s startSpec) (err error) {
 		id: e.id, dir: e.dir, code: s.codePath, copyCode: s.copyCode,
 		memoryMB: cfg.MemoryMB, tmpMB: tmpMB,
 		environ: func(l layout) []string { return e.environ(s.region, l) },
-		output:  pw, cgroup: e.cgroup, proxy: s.egress != nil && s.iso.name() == IsolationSandbox,
+		cgroup:  e.cgroup, proxy: s.egress != nil && s.iso.name() == IsolationSandbox,
 	})
-	pw.Close() // the child holds its own copy; EOF on pr means it (and its children) exited
 	var joinErr errCgroupJoin
 	if errors.As(err, &joinErr) {
 		s.logger.Warn("environment runs without its memory limit", "environment", e.id, "error", joinErr.error)
@@ -221,13 +215,13 @@ func (e *environment) start(s startSpec) (err error) {
 		e.cgroup, err = nil, nil
 	}
 	if err != nil {
-		pr.Close()
 		e.cgroup.remove()
 		e.cgroup = nil
 		e.proc = nil
 		return err
 	}
 	e.memLimit = e.cgroup != nil
+	pr := e.proc.output()
 	e.pid, e.uid = e.proc.pid(), e.proc.uid()
 	e.srv = &http.Server{Handler: runtimeAPI{e}, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = e.srv.Serve(e.proc.runtimeAPI()) }()

@@ -2,10 +2,12 @@ package lambda
 
 import (
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"syscall"
 
 	"github.com/gust-dev/gust/localcloud/lambda/sandbox"
@@ -44,6 +46,8 @@ type isolator interface {
 	// An errEntrypoint error means the function's code could not be
 	// executed.
 	start(l *launch) (proc, error)
+	// close releases what the isolator holds besides environments.
+	close()
 }
 
 // launch is what an isolator needs to start one environment.
@@ -57,8 +61,7 @@ type launch struct {
 	// environ builds the process environment once the isolator knows where
 	// things are.
 	environ func(layout) []string
-	output  *os.File // stdout and stderr
-	cgroup  *cgroup  // nil: none
+	cgroup  *cgroup // nil: none
 	// proxy asks for an egress proxy listener inside the sandbox.
 	proxy bool
 }
@@ -72,6 +75,9 @@ type layout struct {
 // proc is a started environment process.
 type proc interface {
 	pid() int
+	// output is the read end of the process's stdout and stderr, the
+	// caller's to read and close; EOF means every process has exited.
+	output() *os.File
 	// uid is the uid the bootstrap runs as, on the host.
 	uid() int
 	runtimeAPI() net.Listener
@@ -88,17 +94,14 @@ type proc interface {
 }
 
 // newIsolator returns the isolator of an isolation level, or why it cannot
-// run here.
-func newIsolator(cfg *Config) (isolator, error) {
+// run here;
+// dir is where it may make per-sandbox directories.
+func newIsolator(cfg *Config, dir string) (isolator, error) {
 	switch cfg.Isolation {
 	case IsolationNone:
 		return plainRuntime{}, nil
 	case "", IsolationSandbox:
-		rt := &sandboxRuntime{userNS: cfg.SandboxUserNamespace || os.Geteuid() != 0, hostID: os.Geteuid()}
-		if err := rt.probe(); err != nil {
-			return nil, err
-		}
-		return rt, nil
+		return newSandboxRuntime(cfg, dir)
 	}
 	return nil, fmt.Errorf("unknown isolation %q: use %s or %s", cfg.Isolation, IsolationSandbox, IsolationNone)
 }
@@ -108,6 +111,7 @@ func newIsolator(cfg *Config) (isolator, error) {
 type plainRuntime struct{}
 
 func (plainRuntime) name() string { return IsolationNone }
+func (plainRuntime) close()       {}
 
 func (plainRuntime) start(l *launch) (proc, error) {
 	task := filepath.Join(l.dir, "task")
@@ -122,14 +126,22 @@ func (plainRuntime) start(l *launch) (proc, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening runtime api listener, %w", err)
 	}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("creating output pipe, %w", err)
+	}
+	// The child holds its own copy of pw; EOF on pr means it (and its
+	// children) exited.
+	defer pw.Close()
 	bootstrap := filepath.Join(task, "bootstrap")
 	cmd := &exec.Cmd{
 		Path:   bootstrap,
 		Args:   []string{bootstrap},
 		Dir:    task,
 		Env:    l.environ(layout{task: task, tmp: tmp, runtimeAPI: ln.Addr().String()}),
-		Stdout: l.output,
-		Stderr: l.output,
+		Stdout: pw,
+		Stderr: pw,
 		SysProcAttr: &syscall.SysProcAttr{
 			// Its own process group, so a timeout kills whatever the
 			// bootstrap started too (unless it left the group: only a
@@ -146,14 +158,16 @@ func (plainRuntime) start(l *launch) (proc, error) {
 	}
 	if err := cmd.Start(); err != nil {
 		ln.Close()
+		pr.Close()
 		return nil, errEntrypoint{fmt.Errorf("starting bootstrap, %w", err)}
 	}
+	p := &plainProc{cmd: cmd, ln: ln, out: pr}
 	if err := l.cgroup.join(cmd.Process.Pid); err != nil {
 		// The bootstrap already runs; the caller decides whether to keep
 		// it without its cgroup.
-		return &plainProc{cmd: cmd, ln: ln}, errCgroupJoin{err}
+		return p, errCgroupJoin{err}
 	}
-	return &plainProc{cmd: cmd, ln: ln}, nil
+	return p, nil
 }
 
 // errCgroupJoin is a start that succeeded except for joining the cgroup.
@@ -164,7 +178,10 @@ func (e errCgroupJoin) Unwrap() error { return e.error }
 type plainProc struct {
 	cmd *exec.Cmd
 	ln  net.Listener
+	out *os.File
 }
+
+func (p *plainProc) output() *os.File { return p.out }
 
 func (p *plainProc) pid() int                 { return p.cmd.Process.Pid }
 func (p *plainProc) uid() int                 { return os.Geteuid() }
@@ -176,120 +193,214 @@ func (p *plainProc) release()                 {}
 
 // sandboxRuntime runs each environment in its own sandbox
 // (IsolationSandbox).
+//
+// Building a sandbox's namespaces, init process and shared mounts is most
+// of a cold start's cost (and re-executing gust's own binary as the init
+// costs its whole start-up), so a few sandboxes are kept prepared ahead of
+// need: a cold start takes one and only adds the function's part. A
+// prepared sandbox runs nothing of anyone's and belongs to no tenant until
+// it is configured.
 type sandboxRuntime struct {
 	ids sandbox.IDs
 	// userNS builds sandboxes in a user namespace, mapping each sandbox's
 	// uid to hostID: required when gust is not root.
 	userNS bool
 	hostID int
+	dir    string // where sandboxes' root mount points are made
+	logger *slog.Logger
+
+	warm   chan *preparedSandbox // prepared, unconfigured; only refill adds
+	kick   chan struct{}         // wakes refill
+	done   chan struct{}
+	refill sync.WaitGroup
+}
+
+// preparedSandbox is a sandbox with its id and root mount point, before
+// and after it is configured.
+type preparedSandbox struct {
+	sp   *sandbox.Process
+	id   int
+	root string
+}
+
+func newSandboxRuntime(cfg *Config, dir string) (*sandboxRuntime, error) {
+	if err := sandbox.Check(); err != nil {
+		return nil, err
+	}
+	rt := &sandboxRuntime{userNS: cfg.SandboxUserNamespace || os.Geteuid() != 0, hostID: os.Geteuid(), dir: dir,
+		logger: cfg.Logger, kick: make(chan struct{}, 1), done: make(chan struct{})}
+	// The first sandbox is the probe: a machine that cannot build one is
+	// found out now, not at the first invocation.
+	first, err := rt.prepare()
+	if err != nil {
+		return nil, err
+	}
+	n := cfg.WarmSandboxes
+	if n <= 0 {
+		first.discard(rt)
+		rt.warm = make(chan *preparedSandbox)
+		return rt, nil
+	}
+	rt.warm = make(chan *preparedSandbox, n)
+	rt.warm <- first
+	rt.refill.Add(1)
+	go rt.refillLoop()
+	rt.wake()
+	return rt, nil
 }
 
 func (*sandboxRuntime) name() string { return IsolationSandbox }
 
-// probe builds one sandbox (without running anything in it), so a machine
-// that cannot is found out at start, not at the first invocation.
-func (rt *sandboxRuntime) probe() error {
-	if err := sandbox.Check(); err != nil {
-		return err
-	}
-	dir, err := os.MkdirTemp("", "gust-sandbox-probe-")
-	if err != nil {
-		return fmt.Errorf("sandbox probe: %w", err)
-	}
-	defer os.RemoveAll(dir)
-	out, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
-	if err != nil {
-		return fmt.Errorf("sandbox probe: %w", err)
-	}
-	defer out.Close()
-	id, err := rt.ids.Get()
-	if err != nil {
-		return err
-	}
-	defer rt.ids.Put(id)
-	if rt.userNS {
-		if err := os.Chown(dir, rt.hostID, rt.hostID); err != nil {
-			return fmt.Errorf("sandbox probe: %w", err)
-		}
-	}
-	p, err := sandbox.Start(&sandbox.Spec{Root: dir, Code: dir, Path: "/nonexistent", Output: out,
-		ID: id, UserNS: rt.userNS, HostID: rt.hostID, CgroupFD: -1})
-	if err != nil {
-		return err
-	}
-	p.Kill()
-	_ = p.Wait()
-	p.Close()
-	return nil
-}
-
-func (rt *sandboxRuntime) start(l *launch) (proc, error) {
+// prepare builds a sandbox that runs nothing yet.
+func (rt *sandboxRuntime) prepare() (*preparedSandbox, error) {
 	id, err := rt.ids.Get()
 	if err != nil {
 		return nil, err
 	}
+	root, err := os.MkdirTemp(rt.dir, "sandbox-")
+	if err != nil {
+		rt.ids.Put(id)
+		return nil, fmt.Errorf("creating sandbox root, %w", err)
+	}
+	if rt.userNS {
+		// The init builds the root as hostID.
+		if err := os.Chown(root, rt.hostID, rt.hostID); err != nil {
+			os.Remove(root)
+			rt.ids.Put(id)
+			return nil, fmt.Errorf("creating sandbox root, %w", err)
+		}
+	}
+	sp, err := sandbox.Prepare(sandbox.Options{Root: root, ID: id, UserNS: rt.userNS, HostID: rt.hostID})
+	if err != nil {
+		os.Remove(root)
+		rt.ids.Put(id)
+		return nil, err
+	}
+	return &preparedSandbox{sp: sp, id: id, root: root}, nil
+}
+
+// discard kills the sandbox and gives back everything it held. Its
+// processes are gone when Wait returns, so its id owns nothing any more.
+func (w *preparedSandbox) discard(rt *sandboxRuntime) {
+	w.sp.Kill()
+	_ = w.sp.Wait()
+	w.release(rt)
+}
+
+// release gives back what an exited sandbox held.
+func (w *preparedSandbox) release(rt *sandboxRuntime) {
+	w.sp.Close()
+	_ = os.Remove(w.root) // empty on the host: the mounts were the sandbox's own
+	rt.ids.Put(w.id)
+}
+
+// refillLoop keeps the warm pool full, one sandbox at a time, so refilling
+// never competes with cold starts for more than one core.
+func (rt *sandboxRuntime) refillLoop() {
+	defer rt.refill.Done()
+	for {
+		for len(rt.warm) < cap(rt.warm) {
+			w, err := rt.prepare()
+			if err != nil {
+				rt.logger.Warn("preparing a sandbox", "error", err)
+				break // until the next cold start asks again
+			}
+			select {
+			case rt.warm <- w:
+			case <-rt.done:
+				w.output().Close()
+				w.discard(rt)
+				return
+			}
+		}
+		select {
+		case <-rt.kick:
+		case <-rt.done:
+			return
+		}
+	}
+}
+
+func (w *preparedSandbox) output() *os.File { return w.sp.Output() }
+
+func (rt *sandboxRuntime) wake() {
+	select {
+	case rt.kick <- struct{}{}:
+	default:
+	}
+}
+
+// close discards the warm sandboxes; environments' sandboxes are their
+// own to stop.
+func (rt *sandboxRuntime) close() {
+	close(rt.done)
+	rt.refill.Wait()
+	for {
+		select {
+		case w := <-rt.warm:
+			w.output().Close()
+			w.discard(rt)
+		default:
+			return
+		}
+	}
+}
+
+func (rt *sandboxRuntime) start(l *launch) (proc, error) {
 	// The environment's own links to its code, shown read-only at
 	// /var/task: the files are the code cache's, root's and read-only, and
 	// the links outlive the cache entry if the function's code is
 	// replaced while the environment runs.
 	task := filepath.Join(l.dir, "task")
 	if err := populateTask(l.code, task, l.copyCode); err != nil {
-		rt.ids.Put(id)
 		return nil, err
 	}
-	root := filepath.Join(l.dir, "root")
-	if err := os.Mkdir(root, 0o700); err != nil {
-		rt.ids.Put(id)
-		return nil, fmt.Errorf("creating environment root, %w", err)
+	var w *preparedSandbox
+	select {
+	case w = <-rt.warm:
+	default:
 	}
-	if rt.userNS {
-		// The init builds the root as hostID.
-		if err := os.Chown(root, rt.hostID, rt.hostID); err != nil {
-			rt.ids.Put(id)
-			return nil, fmt.Errorf("creating environment root, %w", err)
+	rt.wake()
+	if w == nil {
+		var err error
+		if w, err = rt.prepare(); err != nil {
+			return nil, err
 		}
+	}
+	p := &sandboxProc{rt: rt, w: w}
+	fail := func(err error) (proc, error) {
+		p.kill()
+		_ = p.wait()
+		w.output().Close()
+		p.release()
+		return nil, err
 	}
 	lay := layout{task: sandbox.TaskDir, tmp: sandbox.TmpDir, runtimeAPI: SandboxRuntimeAPI}
 	if l.proxy {
 		lay.proxy = SandboxProxy
 	}
-	spec := &sandbox.Spec{
-		Root: root, Code: task,
-		Path: sandbox.TaskDir + "/bootstrap", Dir: sandbox.TaskDir,
-		Env: l.environ(lay), Output: l.output,
-		ID: id, TmpBytes: int64(l.tmpMB) << 20,
-		UserNS: rt.userNS, HostID: rt.hostID, CgroupFD: -1,
-	}
-	if l.cgroup != nil && l.cgroup.fd != nil {
-		spec.CgroupFD = int(l.cgroup.fd.Fd())
-	}
-	sp, err := sandbox.Start(spec)
-	if err != nil {
-		rt.ids.Put(id)
-		return nil, err
-	}
-	p := &sandboxProc{rt: rt, sp: sp, id: id}
-	fail := func(err error) (proc, error) {
-		p.kill()
-		_ = p.wait()
-		p.release()
-		return nil, err
+	if err := w.sp.Configure(&sandbox.Spec{
+		Code: task, Path: sandbox.TaskDir + "/bootstrap", Dir: sandbox.TaskDir,
+		Env: l.environ(lay), TmpBytes: int64(l.tmpMB) << 20,
+	}); err != nil {
+		return fail(err)
 	}
 	// Before the bootstrap runs: it must never run outside its limits,
 	// and its Runtime API must be there when it first asks.
 	var joinErr error
-	if err := l.cgroup.join(sp.Pid()); err != nil {
+	if err := l.cgroup.move(w.sp.Pid()); err != nil {
 		joinErr = errCgroupJoin{err}
 	}
-	if p.api, err = sp.Listen(SandboxRuntimeAPI); err != nil {
+	var err error
+	if p.api, err = w.sp.Listen(SandboxRuntimeAPI); err != nil {
 		return fail(fmt.Errorf("opening runtime api listener, %w", err))
 	}
 	if l.proxy {
-		if p.px, err = sp.Listen(SandboxProxy); err != nil {
+		if p.px, err = w.sp.Listen(SandboxProxy); err != nil {
 			return fail(fmt.Errorf("opening egress proxy listener, %w", err))
 		}
 	}
-	if err := sp.Release(); err != nil {
+	if err := w.sp.Release(); err != nil {
 		return fail(errEntrypoint{fmt.Errorf("starting bootstrap, %w", err)})
 	}
 	return p, joinErr
@@ -297,17 +408,17 @@ func (rt *sandboxRuntime) start(l *launch) (proc, error) {
 
 type sandboxProc struct {
 	rt      *sandboxRuntime
-	sp      *sandbox.Process
-	id      int
+	w       *preparedSandbox
 	api, px net.Listener
 }
 
-func (p *sandboxProc) pid() int                 { return p.sp.Pid() }
-func (p *sandboxProc) uid() int                 { return p.id }
+func (p *sandboxProc) pid() int                 { return p.w.sp.Pid() }
+func (p *sandboxProc) uid() int                 { return p.w.id }
+func (p *sandboxProc) output() *os.File         { return p.w.sp.Output() }
 func (p *sandboxProc) runtimeAPI() net.Listener { return p.api }
 func (p *sandboxProc) proxy() net.Listener      { return p.px }
-func (p *sandboxProc) wait() error              { return p.sp.Wait() }
-func (p *sandboxProc) kill()                    { p.sp.Kill() }
+func (p *sandboxProc) wait() error              { return p.w.sp.Wait() }
+func (p *sandboxProc) kill()                    { p.w.sp.Kill() }
 
 func (p *sandboxProc) release() {
 	for _, ln := range []net.Listener{p.api, p.px} {
@@ -315,8 +426,5 @@ func (p *sandboxProc) release() {
 			_ = ln.Close()
 		}
 	}
-	p.sp.Close()
-	// Only now: the sandbox's processes are gone (wait returned), so the
-	// id owns nothing any more.
-	p.rt.ids.Put(p.id)
+	p.w.release(p.rt)
 }

@@ -36,7 +36,7 @@ type pool struct {
 	lru    environment             // sentinel of the idle list: lru.next is the most recently used; guarded by mu
 	closed bool                    // guarded by mu
 
-	// The code store removes code only while no environment uses it: a
+	// The code store removes code only when no environment uses it: a
 	// sandbox shows the extracted code itself at /var/task (bind mount),
 	// so its files must outlive every environment started from them.
 	codeUsers   map[string]int  // environments in all, by code sha256; guarded by mu

@@ -264,8 +264,11 @@ func (s *store) unpack(zr *zip.Reader) (_ string, err error) {
 			return "", errInvalidParameter("code zip entry %q has a NUL byte in its name", name)
 		}
 		mode := f.Mode()
-		if mode.IsDir() && clean == "." {
-			continue // the root itself
+		if clean == "." {
+			if mode.IsDir() {
+				continue // the root itself
+			}
+			return "", errInvalidParameter("code zip entry %q names the package root, not a file", name)
 		}
 		if !mode.IsDir() && !mode.IsRegular() {
 			return "", errInvalidParameter("code zip entry %q is not a regular file (symlinks are not supported)", name)

@@ -15,28 +15,33 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The init's two pipes, inherited as ExtraFiles: the parent writes the
-// configuration and later the go-ahead on ctlFD; the init writes one status
-// line on statusFD ("ready", or an error), and the status pipe reaches EOF
-// when the program's exec succeeds (the init marks it close-on-exec).
+// The init's two pipes, inherited as ExtraFiles. The parent writes on ctlFD
+// the preparation, later the configuration, and last the go-ahead byte; the
+// init answers each of the first two with one status line on statusFD
+// ("ready", or an error). The status pipe reaches EOF when the program's
+// exec succeeds (the init marks it close-on-exec), or a last line says why
+// it did not.
 const (
 	ctlFD    = 3
 	statusFD = 4
 )
 
-// initConfig is what the parent sends the init: the Spec's fields that
-// matter inside.
+// prepConfig is what every sandbox has, whatever runs in it: what the init
+// builds ahead of need.
+type prepConfig struct {
+	Root   string `json:"root"`
+	ID     int    `json:"id"`
+	UserNS bool   `json:"user_ns"`
+}
+
+// initConfig is the program's part: the Spec's fields that matter inside.
 type initConfig struct {
-	Root     string   `json:"root"`
 	Code     string   `json:"code"`
 	Path     string   `json:"path"`
 	Args     []string `json:"args"`
 	Dir      string   `json:"dir"`
 	Env      []string `json:"env"`
-	ID       int      `json:"id"`
 	TmpBytes int64    `json:"tmp_bytes"`
-	Hostname string   `json:"hostname"`
-	UserNS   bool     `json:"user_ns"`
 }
 
 func init() {
@@ -62,29 +67,43 @@ func runInit() {
 		fmt.Fprintf(status, "%v\n", err)
 		os.Exit(127)
 	}
-	var cfg initConfig
-	if err := readConfig(ctl, &cfg); err != nil {
-		fail(fmt.Errorf("reading sandbox configuration: %w", err))
+	ready := func() {
+		if _, err := io.WriteString(status, "ready\n"); err != nil {
+			os.Exit(127)
+		}
 	}
-	if err := buildRoot(&cfg); err != nil {
+	// Preparation: everything that does not depend on the program.
+	var prep prepConfig
+	if err := readConfig(ctl, &prep); err != nil {
+		fail(fmt.Errorf("reading sandbox preparation: %w", err))
+	}
+	if err := prepareRoot(prep.Root); err != nil {
 		fail(err)
 	}
-	if err := unix.Sethostname([]byte(cfg.Hostname)); err != nil {
+	if err := unix.Sethostname([]byte(hostname)); err != nil {
 		fail(fmt.Errorf("setting hostname: %w", err))
 	}
 	if err := loopbackUp(); err != nil {
 		fail(err)
 	}
-	if _, err := io.WriteString(status, "ready\n"); err != nil {
+	ready()
+	// Configuration: the program. A prepared sandbox may wait here a
+	// long time; EOF means gust gave up on it.
+	var cfg initConfig
+	if err := readConfig(ctl, &cfg); err != nil {
 		os.Exit(127)
 	}
+	if err := finishRoot(prep.Root, prep.ID, &cfg); err != nil {
+		fail(err)
+	}
+	ready()
 	// Wait for the parent's go-ahead: it joins cgroups and opens
 	// listeners in our network namespace meanwhile. EOF means it gave up.
 	var b [1]byte
 	if n, _ := ctl.Read(b[:]); n != 1 {
 		os.Exit(127)
 	}
-	if err := dropPrivileges(&cfg); err != nil {
+	if err := dropPrivileges(prep.ID, prep.UserNS); err != nil {
 		fail(err)
 	}
 	if cfg.Dir != "" {
@@ -103,7 +122,7 @@ func runInit() {
 	fail(fmt.Errorf("exec %s: %w", cfg.Path, err))
 }
 
-func readConfig(r io.Reader, cfg *initConfig) error {
+func readConfig(r io.Reader, cfg any) error {
 	var n [4]byte
 	if _, err := io.ReadFull(r, n[:]); err != nil {
 		return err
@@ -131,14 +150,16 @@ var sharedEtc = []string{"/etc/ssl", "/etc/ca-certificates", "/etc/pki", "/etc/a
 // Device nodes bound from the host's /dev.
 var devices = []string{"null", "zero", "full", "random", "urandom"}
 
-// buildRoot mounts the sandbox's root filesystem on cfg.Root and enters it
-// with pivot_root.
-func buildRoot(cfg *initConfig) error {
+// hostname is every sandbox's host name.
+const hostname = "sandbox"
+
+// prepareRoot mounts the part of the sandbox's root filesystem on root
+// that every sandbox shares: the system directories, /dev and /proc.
+func prepareRoot(root string) error {
 	// Nothing mounted from here on may propagate back to the host.
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("making mounts private: %w", err)
 	}
-	root := cfg.Root
 	if err := unix.Mount("tmpfs", root, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "size=1m,nr_inodes=1024,mode=0755"); err != nil {
 		return fmt.Errorf("mounting root: %w", err)
 	}
@@ -158,7 +179,23 @@ func buildRoot(cfg *initConfig) error {
 			return err
 		}
 	}
-	if err := writeEtc(at("etc"), cfg); err != nil {
+	if err := buildDev(at("dev")); err != nil {
+		return err
+	}
+	if err := unix.Mount("proc", at("proc"), "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		return fmt.Errorf("mounting /proc: %w", err)
+	}
+	if err := bindReadOnly(at("proc/sys"), at("proc/sys")); err != nil {
+		return fmt.Errorf("making /proc/sys read-only: %w", err)
+	}
+	return nil
+}
+
+// finishRoot adds the program's part to the root filesystem on root (its
+// code, /tmp, /etc) and enters it with pivot_root.
+func finishRoot(root string, id int, cfg *initConfig) error {
+	at := func(p string) string { return filepath.Join(root, p) }
+	if err := writeEtc(at("etc"), id); err != nil {
 		return err
 	}
 	if err := bindReadOnly(cfg.Code, at(TaskDir)); err != nil {
@@ -171,15 +208,6 @@ func buildRoot(cfg *initConfig) error {
 	if err := unix.Mount("tmpfs", at(TmpDir), "tmpfs", unix.MS_NOSUID|unix.MS_NODEV,
 		"size="+strconv.FormatInt(tmpBytes, 10)+",mode=1777"); err != nil {
 		return fmt.Errorf("mounting %s: %w", TmpDir, err)
-	}
-	if err := buildDev(at("dev")); err != nil {
-		return err
-	}
-	if err := unix.Mount("proc", at("proc"), "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
-		return fmt.Errorf("mounting /proc: %w", err)
-	}
-	if err := bindReadOnly(at("proc/sys"), at("proc/sys")); err != nil {
-		return fmt.Errorf("making /proc/sys read-only: %w", err)
 	}
 	if err := pivotRoot(root); err != nil {
 		return err
@@ -254,15 +282,15 @@ func bindReadOnly(src, dst string) error {
 
 // writeEtc writes the generated files of /etc. The program's user is
 // sbx_user, as Lambda names its own.
-func writeEtc(etc string, cfg *initConfig) error {
-	id := strconv.Itoa(cfg.ID)
+func writeEtc(etc string, uid int) error {
+	id := strconv.Itoa(uid)
 	files := map[string]string{
 		"passwd": "root:x:0:0:root:/root:/usr/sbin/nologin\n" +
 			"sbx_user:x:" + id + ":" + id + "::" + TmpDir + ":/usr/sbin/nologin\n" +
 			"nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
 		"group":    "root:x:0:\nsbx_user:x:" + id + ":\nnogroup:x:65534:\n",
-		"hosts":    "127.0.0.1\tlocalhost " + cfg.Hostname + "\n::1\tlocalhost ip6-localhost ip6-loopback\n",
-		"hostname": cfg.Hostname + "\n",
+		"hosts":    "127.0.0.1\tlocalhost " + hostname + "\n::1\tlocalhost ip6-localhost ip6-loopback\n",
+		"hostname": hostname + "\n",
 		// No resolver inside: names are resolved by the egress proxy, the
 		// sandbox's only way out (HTTP_PROXY).
 		"resolv.conf":   "# gust sandbox: no DNS; connections go through HTTP_PROXY\noptions timeout:1 attempts:1\n",
@@ -349,7 +377,7 @@ func loopbackUp() error {
 
 // dropPrivileges makes the init the sandbox's unprivileged user with no
 // capabilities left, in any set, now or after exec.
-func dropPrivileges(cfg *initConfig) error {
+func dropPrivileges(id int, userNS bool) error {
 	// The bounding set caps what any later exec could gain (this thread,
 	// the one that execs). It needs CAP_SETPCAP, so it goes first.
 	for c := 0; c <= unix.CAP_LAST_CAP; c++ {
@@ -360,7 +388,7 @@ func dropPrivileges(cfg *initConfig) error {
 	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil {
 		return fmt.Errorf("clearing ambient capabilities: %w", err)
 	}
-	if !cfg.UserNS {
+	if !userNS {
 		// In a user namespace setgroups is denied (and there are no
 		// supplementary groups to drop).
 		if err := syscall.Setgroups(nil); err != nil {
@@ -368,11 +396,11 @@ func dropPrivileges(cfg *initConfig) error {
 		}
 	}
 	// The setres* wrappers change every thread of the process.
-	if err := syscall.Setresgid(cfg.ID, cfg.ID, cfg.ID); err != nil {
-		return fmt.Errorf("setting gid %d: %w", cfg.ID, err)
+	if err := syscall.Setresgid(id, id, id); err != nil {
+		return fmt.Errorf("setting gid %d: %w", id, err)
 	}
-	if err := syscall.Setresuid(cfg.ID, cfg.ID, cfg.ID); err != nil {
-		return fmt.Errorf("setting uid %d: %w", cfg.ID, err)
+	if err := syscall.Setresuid(id, id, id); err != nil {
+		return fmt.Errorf("setting uid %d: %w", id, err)
 	}
 	// Changing uid cleared the parent-death signal; without it the
 	// sandbox would outlive a gust that died.

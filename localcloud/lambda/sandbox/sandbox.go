@@ -34,10 +34,7 @@
 // visible.
 package sandbox
 
-import (
-	"errors"
-	"os"
-)
+import "errors"
 
 // InitArg0 is the argv[0] the sandbox's init is started with. A binary that
 // imports this package (directly or not) serves as the init when started
@@ -59,12 +56,26 @@ const (
 	TmpDir  = "/tmp"
 )
 
-// Spec describes one sandbox.
-type Spec struct {
+// Options are what a sandbox is prepared with, before anyone knows what
+// will run in it (Prepare): the costly part of a sandbox, a process in new
+// namespaces with the shared part of its root filesystem, can be done ahead
+// of need.
+type Options struct {
 	// Root is an empty directory, on the host, that the sandbox's root
 	// filesystem is mounted on. The mounts exist only in the sandbox's own
 	// mount namespace: on the host it stays an empty directory.
 	Root string
+	// ID is the uid and gid the program runs as, from IDs.
+	ID int
+	// UserNS builds the sandbox inside a new user namespace in which ID
+	// maps to HostID. It is required when gust is not root, and allowed
+	// when it is (the tests use it to cover that path).
+	UserNS bool
+	HostID int
+}
+
+// Spec is the program a prepared sandbox runs (Process.Configure).
+type Spec struct {
 	// Code is the host directory shown read-only at /var/task. Its files
 	// should be owned by root and not writable, so that the sandbox's uid
 	// cannot change them even through another path.
@@ -77,23 +88,8 @@ type Spec struct {
 	Dir  string
 	// Env is the program's complete environment.
 	Env []string
-	// Output receives the program's stdout and stderr.
-	Output *os.File
-	// ID is the uid and gid the program runs as, from IDs.
-	ID int
 	// TmpBytes bounds /tmp; 0 means 512 MiB.
 	TmpBytes int64
-	// Hostname is the UTS namespace's host name; "" means "sandbox".
-	Hostname string
-	// UserNS builds the sandbox inside a new user namespace in which ID
-	// maps to HostID. It is required when gust is not root, and allowed
-	// when it is (the tests use it to cover that path).
-	UserNS bool
-	HostID int
-	// CgroupFD, when non-negative, is an open cgroup v2 directory the init
-	// is cloned into (CLONE_INTO_CGROUP). A cgroup v1 hierarchy is joined
-	// by the caller between Start and Release instead.
-	CgroupFD int
 }
 
 // ErrUnsupported is returned where sandboxes cannot be built at all.

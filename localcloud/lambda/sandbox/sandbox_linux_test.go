@@ -1,7 +1,10 @@
 package sandbox
 
 import (
+	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,11 +18,11 @@ func requireSandbox(t testing.TB) {
 	}
 }
 
-// runScript runs a shell script in a sandbox and returns its output.
-func runScript(t *testing.T, spec Spec, script string) (string, error) {
+// testDirs makes a code directory holding files and an empty root, where
+// a user namespace's init (running as hostID on the host) can reach them.
+func testDirs(t testing.TB, files map[string]string, userNS bool, hostID int) (code, root string) {
 	t.Helper()
-	// Not t.TempDir: its parent is private to root, and a user namespace's
-	// init runs as spec.HostID on the host.
+	// Not t.TempDir: its parent is private to root.
 	dir, err := os.MkdirTemp("", "sandbox-test-")
 	if err != nil {
 		t.Fatal(err)
@@ -28,86 +31,141 @@ func runScript(t *testing.T, spec Spec, script string) (string, error) {
 	if err := os.Chmod(dir, 0o711); err != nil {
 		t.Fatal(err)
 	}
-	code := filepath.Join(dir, "code")
-	if err := os.Mkdir(code, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(code, "run.sh"), []byte(script), 0o555); err != nil {
-		t.Fatal(err)
-	}
-	root := filepath.Join(dir, "root")
-	if err := os.Mkdir(root, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if spec.UserNS {
-		if err := os.Chown(root, spec.HostID, spec.HostID); err != nil {
+	code = filepath.Join(dir, "code")
+	root = filepath.Join(dir, "root")
+	for _, d := range []string{code, root} {
+		if err := os.Mkdir(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
-	outPath := filepath.Join(dir, "out")
-	out, err := os.Create(outPath)
-	if err != nil {
-		t.Fatal(err)
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(code, name), []byte(body), 0o555); err != nil {
+			t.Fatal(err)
+		}
 	}
-	defer out.Close()
-	spec.Root, spec.Code, spec.Output = root, code, out
-	spec.Path, spec.Args = "/bin/sh", []string{"sh", "/var/task/run.sh"}
-	spec.Env = []string{"PATH=/usr/bin:/bin"}
-	if spec.ID == 0 {
-		spec.ID = FirstID + 7
+	if userNS {
+		if err := os.Chown(root, hostID, hostID); err != nil {
+			t.Fatal(err)
+		}
 	}
-	spec.CgroupFD = -1
-	p, err := Start(&spec)
+	return code, root
+}
+
+// runScript runs a shell script in a sandbox and returns its output.
+func runScript(t *testing.T, o Options, script string) (string, error) {
+	t.Helper()
+	code, root := testDirs(t, map[string]string{"run.sh": script}, o.UserNS, o.HostID)
+	o.Root = root
+	p, err := Start(o, &Spec{Code: code, Path: "/bin/sh", Args: []string{"sh", "/var/task/run.sh"}, Dir: TaskDir,
+		Env: []string{"PATH=/usr/bin:/bin"}})
 	if err != nil {
 		return "", err
 	}
 	defer p.Close()
+	out := p.Output()
+	defer out.Close()
 	if err := p.Release(); err != nil {
 		p.Kill()
 		p.Wait()
 		return "", err
 	}
-	werr := p.Wait()
-	b, _ := os.ReadFile(outPath)
-	return string(b), werr
+	b, _ := io.ReadAll(out)
+	return string(b), p.Wait()
 }
 
-func TestSandboxBasics(t *testing.T) {
+// TestSandboxLayers checks each layer from inside, as root and in a user
+// namespace (the path gust takes when it is not root).
+func TestSandboxLayers(t *testing.T) {
 	requireSandbox(t)
 	for _, userNS := range []bool{false, true} {
 		t.Run(map[bool]string{false: "root", true: "userns"}[userNS], func(t *testing.T) {
-			out, err := runScript(t, Spec{UserNS: userNS, HostID: FirstID + 7}, `
-id -u; id -g
-echo pid=$$
-ls /
-cat /proc/self/status | grep -E '^(CapEff|CapPrm|CapBnd|NoNewPrivs|Seccomp):'
-touch /var/task/x 2>&1 || echo task-ro
-echo hi > /tmp/f && cat /tmp/f
-ls /root 2>&1 || true
+			id := FirstID + 7
+			out, err := runScript(t, Options{ID: id, UserNS: userNS, HostID: id}, `
+echo "uid=$(id -u) gid=$(id -g) pid=$$ cwd=$(pwd) host=$(hostname)"
+echo "root=$(ls / | tr '\n' ' ')"
+grep -E '^(CapEff|CapPrm|CapBnd|CapAmb|NoNewPrivs|Seccomp):' /proc/self/status | tr -s '\t' ' '
+touch /var/task/x 2>/dev/null && echo task-writable || echo task-read-only
+touch /usr/x 2>/dev/null && echo usr-writable || echo usr-read-only
+echo hi > /tmp/f && echo "tmp=$(cat /tmp/f)"
+echo "maxpid=$(ls -d /proc/[0-9]* | cut -d/ -f3 | sort -n | tail -1)"
+echo "ifaces=$(ls /sys/class/net 2>/dev/null | tr '\n' ' ')"
+echo "netdev=$(tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | tr '\n' ' ')"
+echo "dev=$(ls /dev | tr '\n' ' ')"
+ls /root 2>/dev/null && echo root-visible
+cat /etc/shadow 2>/dev/null && echo shadow-visible
+true
 `)
-			t.Logf("out:\n%s", out)
 			if err != nil {
-				t.Fatal(err)
+				t.Fatalf("%v\n%s", err, out)
 			}
-			if !strings.Contains(out, "pid=1\n") {
-				t.Errorf("not PID 1")
+			for _, want := range []string{
+				fmt.Sprintf("uid=%d gid=%d pid=1 cwd=/var/task host=sandbox", id, id),
+				"root=bin dev etc lib lib64 proc sbin tmp usr var ",
+				"CapPrm: 0000000000000000", "CapEff: 0000000000000000", "CapBnd: 0000000000000000", "CapAmb: 0000000000000000",
+				"NoNewPrivs: 1", "Seccomp: 2",
+				"task-read-only", "usr-read-only", "tmp=hi",
+				"maxpid=", // checked below
+				"netdev=lo \n",
+				"dev=fd full null random stderr stdin stdout urandom zero \n",
+			} {
+				if !strings.Contains(out, want) {
+					t.Errorf("missing %q in:\n%s", want, out)
+				}
+			}
+			// Its own pids only: the shell is 1, and the few it forks
+			// follow; the host's run to the thousands.
+			var maxPID int
+			if i := strings.Index(out, "maxpid="); i >= 0 {
+				fmt.Sscanf(out[i+len("maxpid="):], "%d", &maxPID)
+			}
+			if maxPID < 1 || maxPID > 20 {
+				t.Errorf("the sandbox sees pid %d", maxPID)
+			}
+			for _, bad := range []string{"root-visible", "shadow-visible", "writable\n"} {
+				if strings.Contains(out, bad) {
+					t.Errorf("%q in:\n%s", bad, out)
+				}
 			}
 		})
 	}
 }
 
-func BenchmarkStartRelease(b *testing.B) {
+func TestSandboxFailures(t *testing.T) {
+	requireSandbox(t)
+	code, root := testDirs(t, map[string]string{"data": "x"}, false, 0)
+	p, err := Start(Options{Root: root, ID: FirstID}, &Spec{Code: code, Path: "/var/task/missing"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	defer p.Output().Close()
+	if err := p.Release(); err == nil || !strings.Contains(err.Error(), "exec /var/task/missing") {
+		t.Errorf("Release of a missing program: %v", err)
+	}
+	p.Wait()
+
+	if _, err := Prepare(Options{Root: root, ID: 0}); err == nil {
+		t.Error("Prepare with uid 0 succeeded")
+	}
+}
+
+// BenchmarkSandbox compares, in one run, a plain process start with a
+// sandbox's: built from nothing, and from one prepared ahead of need (what
+// the local cloud keeps warm).
+func BenchmarkSandbox(b *testing.B) {
 	requireSandbox(b)
-	dir := b.TempDir()
-	code := filepath.Join(dir, "code")
-	os.Mkdir(code, 0o755)
-	out, _ := os.Create(filepath.Join(dir, "out"))
-	defer out.Close()
-	for i := 0; i < b.N; i++ {
-		root := filepath.Join(dir, "root"+strings.Repeat("x", 0)+string(rune('a'+i%26))+itoa(i))
-		os.Mkdir(root, 0o700)
-		p, err := Start(&Spec{Root: root, Code: code, Path: "/bin/true", Output: out, ID: FirstID + 1, CgroupFD: -1})
-		if err != nil {
+	code, root := testDirs(b, nil, false, 0)
+	b.Run("plain", func(b *testing.B) {
+		for b.Loop() {
+			cmd := exec.Command("/bin/true")
+			if err := cmd.Start(); err != nil {
+				b.Fatal(err)
+			}
+			_ = cmd.Wait()
+		}
+	})
+	run := func(b *testing.B, p *Process) {
+		if err := p.Configure(&Spec{Code: code, Path: "/bin/true"}); err != nil {
 			b.Fatal(err)
 		}
 		ln, err := p.Listen("127.0.0.1:9001")
@@ -117,10 +175,31 @@ func BenchmarkStartRelease(b *testing.B) {
 		if err := p.Release(); err != nil {
 			b.Fatal(err)
 		}
-		p.Wait()
+		b.StopTimer()
+		_ = p.Wait()
 		ln.Close()
+		p.Output().Close()
 		p.Close()
+		b.StartTimer()
 	}
+	b.Run("sandbox", func(b *testing.B) {
+		for b.Loop() {
+			p, err := Prepare(Options{Root: root, ID: FirstID + 1})
+			if err != nil {
+				b.Fatal(err)
+			}
+			run(b, p)
+		}
+	})
+	b.Run("sandbox-prepared", func(b *testing.B) {
+		for b.Loop() {
+			b.StopTimer()
+			p, err := Prepare(Options{Root: root, ID: FirstID + 1})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+			run(b, p)
+		}
+	})
 }
-
-func itoa(i int) string { return strings.TrimSpace(strings.Repeat(" ", 0) + string(rune('0'+i%10))) + string(rune('0'+(i/10)%10)) + string(rune('0'+(i/100)%10)) }

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -19,113 +18,182 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Process is a started sandbox.
+// Process is a sandbox: prepared, then configured with its program, then
+// released to run it.
 type Process struct {
 	cmd    *exec.Cmd
 	ctl    *os.File // write end of the init's ctl pipe; closed once released
 	status *bufio.Reader
 	statR  *os.File
+	output *os.File // read end of the sandbox's stdout and stderr
 	netns  *os.File // the sandbox's network namespace, for Listen
 
 	closeOnce sync.Once
 }
 
-// Start clones the sandbox's init into new namespaces and waits until it
-// has built the sandbox's root filesystem. The program does not run yet:
-// the caller joins cgroups and opens listeners (Listen), then calls
-// Release. On error nothing is left running.
-func Start(spec *Spec) (*Process, error) {
-	if spec.Root == "" || spec.Code == "" || spec.Path == "" || spec.Output == nil {
-		return nil, errors.New("sandbox: Root, Code, Path and Output are required")
+// Prepare clones a sandbox's init into new namespaces and waits until it
+// has built the part of the root filesystem that every sandbox shares.
+// Nothing runs in it yet: Configure says what will. On error nothing is
+// left running.
+func Prepare(o Options) (*Process, error) {
+	if o.Root == "" {
+		return nil, errors.New("sandbox: Options.Root is required")
 	}
-	cfg := initConfig{Root: spec.Root, Code: spec.Code, Path: spec.Path, Args: spec.Args, Dir: spec.Dir,
-		Env: spec.Env, ID: spec.ID, TmpBytes: spec.TmpBytes, Hostname: spec.Hostname, UserNS: spec.UserNS}
-	if cfg.Hostname == "" {
-		cfg.Hostname = "sandbox"
+	if o.ID < FirstID || o.ID >= FirstID+NumIDs {
+		return nil, fmt.Errorf("sandbox: id %d is outside the sandbox range", o.ID)
 	}
-	if len(cfg.Args) == 0 {
-		cfg.Args = []string{spec.Path}
-	}
-	body, err := json.Marshal(cfg)
+	prep, err := json.Marshal(prepConfig{Root: o.Root, ID: o.ID, UserNS: o.UserNS})
 	if err != nil {
-		return nil, fmt.Errorf("sandbox: encoding configuration: %w", err)
+		return nil, fmt.Errorf("sandbox: encoding preparation: %w", err)
+	}
+	var files []*os.File // the child's ends, closed once it has them
+	closeAll := func() {
+		for _, f := range files {
+			f.Close()
+		}
 	}
 	ctlR, ctlW, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: %w", err)
 	}
+	files = append(files, ctlR)
 	statR, statW, err := os.Pipe()
 	if err != nil {
-		ctlR.Close()
+		closeAll()
 		ctlW.Close()
 		return nil, fmt.Errorf("sandbox: %w", err)
 	}
+	files = append(files, statW)
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		closeAll()
+		ctlW.Close()
+		statR.Close()
+		return nil, fmt.Errorf("sandbox: %w", err)
+	}
+	files = append(files, outW)
 	attr := &syscall.SysProcAttr{
 		Cloneflags: unix.CLONE_NEWPID | unix.CLONE_NEWNS | unix.CLONE_NEWIPC | unix.CLONE_NEWUTS | unix.CLONE_NEWNET,
 		// A sandbox must not outlive gust: nobody would reap it. The init
 		// sets it again after changing uid, which clears it.
 		Pdeathsig: syscall.SIGKILL,
 	}
-	if spec.UserNS {
+	if o.UserNS {
 		attr.Cloneflags |= unix.CLONE_NEWUSER
-		attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: spec.ID, HostID: spec.HostID, Size: 1}}
-		attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: spec.ID, HostID: spec.HostID, Size: 1}}
+		attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: o.ID, HostID: o.HostID, Size: 1}}
+		attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: o.ID, HostID: o.HostID, Size: 1}}
 		attr.GidMappingsEnableSetgroups = false
 		// The init runs as the sandbox's (non-zero) uid from the start, so
 		// the capabilities it needs to build the sandbox must survive its
 		// exec as ambient ones; it drops them all before the program runs.
-		attr.Credential = &syscall.Credential{Uid: uint32(spec.ID), Gid: uint32(spec.ID), NoSetGroups: true}
+		attr.Credential = &syscall.Credential{Uid: uint32(o.ID), Gid: uint32(o.ID), NoSetGroups: true}
 		attr.AmbientCaps = []uintptr{unix.CAP_SYS_ADMIN, unix.CAP_NET_ADMIN, unix.CAP_SETPCAP}
-	}
-	if spec.CgroupFD >= 0 {
-		attr.UseCgroupFD = true
-		attr.CgroupFD = spec.CgroupFD
 	}
 	cmd := &exec.Cmd{
 		Path:        "/proc/self/exe",
 		Args:        []string{InitArg0},
 		Env:         []string{}, // nothing of gust's environment
 		Dir:         "/",
-		Stdout:      spec.Output,
-		Stderr:      spec.Output,
+		Stdout:      outW,
+		Stderr:      outW,
 		ExtraFiles:  []*os.File{ctlR, statW}, // fds 3 and 4
 		SysProcAttr: attr,
 	}
 	err = cmd.Start()
-	ctlR.Close()
-	statW.Close()
+	closeAll()
 	if err != nil {
 		ctlW.Close()
 		statR.Close()
+		outR.Close()
 		return nil, fmt.Errorf("sandbox: starting init: %w", err)
 	}
-	p := &Process{cmd: cmd, ctl: ctlW, statR: statR, status: bufio.NewReader(statR)}
-	fail := func(err error) (*Process, error) {
-		p.Kill()
-		_ = p.Wait()
-		p.Close()
+	p := &Process{cmd: cmd, ctl: ctlW, statR: statR, status: bufio.NewReader(statR), output: outR}
+	if err := p.send(prep); err != nil {
+		return nil, p.abandon(err)
+	}
+	if err := p.awaitReady(); err != nil {
+		return nil, p.abandon(err)
+	}
+	if p.netns, err = os.Open("/proc/" + strconv.Itoa(cmd.Process.Pid) + "/ns/net"); err != nil {
+		return nil, p.abandon(fmt.Errorf("sandbox: opening its network namespace: %w", err))
+	}
+	return p, nil
+}
+
+// Start prepares a sandbox and configures it with spec: Prepare and
+// Configure in one.
+func Start(o Options, spec *Spec) (*Process, error) {
+	p, err := Prepare(o)
+	if err != nil {
 		return nil, err
 	}
+	if err := p.Configure(spec); err != nil {
+		return nil, p.abandon(err)
+	}
+	return p, nil
+}
+
+// Configure gives a prepared sandbox its program: the init mounts the code
+// and /tmp, writes /etc and enters the finished root with pivot_root. The
+// program does not run yet: the caller joins cgroups and opens listeners
+// (Listen), then calls Release. On error the caller must Kill, Wait and
+// Close the sandbox.
+func (p *Process) Configure(spec *Spec) error {
+	if spec.Code == "" || spec.Path == "" {
+		return errors.New("sandbox: Spec.Code and Spec.Path are required")
+	}
+	cfg := initConfig{Code: spec.Code, Path: spec.Path, Args: spec.Args, Dir: spec.Dir, Env: spec.Env, TmpBytes: spec.TmpBytes}
+	if len(cfg.Args) == 0 {
+		cfg.Args = []string{spec.Path}
+	}
+	body, err := json.Marshal(cfg)
+	if err != nil {
+		return fmt.Errorf("sandbox: encoding configuration: %w", err)
+	}
+	if err := p.send(body); err != nil {
+		return err
+	}
+	return p.awaitReady()
+}
+
+// send writes one length-prefixed message to the init.
+func (p *Process) send(body []byte) error {
 	var n [4]byte
 	binary.BigEndian.PutUint32(n[:], uint32(len(body)))
-	if _, err := ctlW.Write(append(n[:], body...)); err != nil {
-		return fail(fmt.Errorf("sandbox: sending configuration: %w", err))
+	if _, err := p.ctl.Write(append(n[:], body...)); err != nil {
+		return fmt.Errorf("sandbox: writing to init: %w", err)
 	}
+	return nil
+}
+
+// awaitReady reads the init's next status line.
+func (p *Process) awaitReady() error {
 	line, err := p.status.ReadString('\n')
 	if line = strings.TrimSpace(line); line != "ready" {
 		if line == "" {
 			line = fmt.Sprintf("init exited (%v)", err)
 		}
-		return fail(fmt.Errorf("sandbox: %s", line))
+		return fmt.Errorf("sandbox: %s", line)
 	}
-	if p.netns, err = os.Open("/proc/" + strconv.Itoa(cmd.Process.Pid) + "/ns/net"); err != nil {
-		return fail(fmt.Errorf("sandbox: opening its network namespace: %w", err))
-	}
-	return p, nil
+	return nil
+}
+
+// abandon kills a sandbox that failed to start and returns err.
+func (p *Process) abandon(err error) error {
+	p.Kill()
+	_ = p.Wait()
+	p.output.Close()
+	p.Close()
+	return err
 }
 
 // Pid is the host's pid of the sandbox's PID 1: the init, then the program.
 func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
+// Output is the read end of the sandbox's stdout and stderr; the caller
+// owns it from Prepare on. It reaches EOF once every process of the
+// sandbox has exited.
+func (p *Process) Output() *os.File { return p.output }
 
 // Listen opens a TCP listener inside the sandbox's network namespace, for
 // example on its 127.0.0.1:9001. The listener's sockets belong to that
@@ -191,9 +259,9 @@ func (p *Process) Kill() { _ = p.cmd.Process.Signal(syscall.SIGKILL) }
 // init is reaped only after all of them.
 func (p *Process) Wait() error { return p.cmd.Wait() }
 
-// Close releases the parent's handles on the sandbox. The network namespace
-// disappears once the sandbox has exited and every listener opened in it is
-// closed.
+// Close releases the parent's handles on the sandbox, but for Output. The
+// network namespace disappears once the sandbox has exited and every
+// listener opened in it is closed.
 func (p *Process) Close() {
 	p.closeOnce.Do(func() {
 		p.ctl.Close()
@@ -203,5 +271,3 @@ func (p *Process) Close() {
 		}
 	})
 }
-
-var _ io.Closer = (*os.File)(nil)
