@@ -88,6 +88,16 @@ type Environment struct {
 	// enforces it (the local cloud needs a memory cgroup it may create).
 	MemoryMB            int
 	MemoryLimitEnforced bool
+	// Isolation is how the environment is isolated ("sandbox" or "none"),
+	// UID the uid it runs as on the machine, and PidsMax, CPUShare and
+	// EphemeralMB its other limits (0 where not enforced). The local cloud
+	// reports them; elsewhere they are zero.
+	Isolation   string
+	PID         int
+	UID         int
+	PidsMax     int
+	CPUShare    int
+	EphemeralMB int
 }
 
 // Functions is the Lambda-style contract the function activities use. Every

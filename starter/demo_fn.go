@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gust-dev/gust/localcloud/lambda/sample"
+	"github.com/gust-dev/gust/localcloud/lambda/sandbox"
 	"github.com/gust-dev/gust/providers"
 	"github.com/gust-dev/gust/workflows"
 )
@@ -213,7 +214,8 @@ func isGustBinary(path string) (bool, error) {
 }
 
 // writeHandlerBootstrap writes a bootstrap script that runs exe's hidden
-// handler mode, in a new temporary directory.
+// handler mode, in a new temporary directory: from the sandbox's
+// /var/runtime/gust inside a sandbox, from exe's own path without one.
 func writeHandlerBootstrap(exe string) (string, error) {
 	dir, err := os.MkdirTemp("", "gust-sample-")
 	if err != nil {
@@ -221,7 +223,11 @@ func writeHandlerBootstrap(exe string) (string, error) {
 	}
 	script := filepath.Join(dir, "bootstrap")
 	quoted := "'" + strings.ReplaceAll(exe, "'", `'\''`) + "'"
-	body := "#!/bin/sh\n# gust's sample function: the gust binary's hidden handler mode.\nexec " + quoted + " handler\n"
+	// In the local cloud's sandbox the host's paths are not there; gust's
+	// own binary is, at /var/runtime/gust (see localcloud/lambda/sandbox).
+	body := "#!/bin/sh\n# gust's sample function: the gust binary's hidden handler mode.\n" +
+		"[ -x " + sandbox.RuntimeBinary + " ] && exec " + sandbox.RuntimeBinary + " handler\n" +
+		"exec " + quoted + " handler\n"
 	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
 		os.RemoveAll(dir)
 		return "", fmt.Errorf("writing sample bootstrap: %w", err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -453,16 +454,44 @@ func dashIfEmpty(s string) string {
 
 // fnEnvironment is an environment's JSON form in `gust fn envs` output.
 type fnEnvironment struct {
-	ID                  string    `json:"id"`
-	Function            string    `json:"function"`
-	Version             string    `json:"version"`
-	SubTenant           string    `json:"subtenant"`
-	State               string    `json:"state"`
-	Invocations         int       `json:"invocations"`
-	MemoryMB            int       `json:"memory_mb"`
-	MemoryLimitEnforced bool      `json:"memory_limit_enforced"`
-	Started             time.Time `json:"started"`
-	LastUsed            time.Time `json:"last_used"`
+	ID                  string `json:"id"`
+	Function            string `json:"function"`
+	Version             string `json:"version"`
+	SubTenant           string `json:"subtenant"`
+	State               string `json:"state"`
+	Invocations         int    `json:"invocations"`
+	MemoryMB            int    `json:"memory_mb"`
+	MemoryLimitEnforced bool   `json:"memory_limit_enforced"`
+	// Isolation is "sandbox" or "none"; UID is the uid the environment
+	// runs as on the machine; PidsMax and CPUShare are its cgroup limits
+	// and EphemeralMB its /tmp size (0 where not enforced).
+	Isolation   string    `json:"isolation,omitempty"`
+	PID         int       `json:"pid,omitempty"`
+	UID         int       `json:"uid,omitempty"`
+	PidsMax     int       `json:"pids_max,omitempty"`
+	CPUShare    int       `json:"cpu_share,omitempty"`
+	EphemeralMB int       `json:"ephemeral_mb,omitempty"`
+	Started     time.Time `json:"started"`
+	LastUsed    time.Time `json:"last_used"`
+}
+
+// envLimits describes an environment's limits besides memory, for the
+// table: what is not enforced is not shown.
+func envLimits(e fnEnvironment) string {
+	var parts []string
+	if e.PidsMax > 0 {
+		parts = append(parts, fmt.Sprintf("pids %d", e.PidsMax))
+	}
+	if e.CPUShare > 0 {
+		parts = append(parts, fmt.Sprintf("cpu %d", e.CPUShare))
+	}
+	if e.EphemeralMB > 0 && e.Isolation == "sandbox" {
+		parts = append(parts, fmt.Sprintf("tmp %d MB", e.EphemeralMB))
+	}
+	if len(parts) == 0 {
+		return "-"
+	}
+	return strings.Join(parts, ", ")
 }
 
 func runFnEnvs(c *cli.Context) error {
@@ -484,6 +513,7 @@ func runFnEnvs(c *cli.Context) error {
 		rows = append(rows, fnEnvironment{
 			ID: e.ID, Function: e.Function, Version: e.Version, SubTenant: e.SubTenant, State: e.State,
 			Invocations: e.Invocations, MemoryMB: e.MemoryMB, MemoryLimitEnforced: e.MemoryLimitEnforced,
+			Isolation: e.Isolation, PID: e.PID, UID: e.UID, PidsMax: e.PidsMax, CPUShare: e.CPUShare, EphemeralMB: e.EphemeralMB,
 			Started: e.Started, LastUsed: e.LastUsed,
 		})
 	}
@@ -491,14 +521,18 @@ func runFnEnvs(c *cli.Context) error {
 		return printJSON(c.App.Writer, rows)
 	}
 	w := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "ENVIRONMENT\tSUB-TENANT\tVERSION\tSTATE\tINVOCATIONS\tMEMORY\tSTARTED\tLAST USED")
+	fmt.Fprintln(w, "ENVIRONMENT\tSUB-TENANT\tVERSION\tSTATE\tINVOCATIONS\tISOLATION\tUID\tMEMORY\tLIMITS\tSTARTED\tLAST USED")
 	for _, e := range rows {
 		mem := fmt.Sprintf("%d MB", e.MemoryMB)
 		if !e.MemoryLimitEnforced {
 			mem += " (not enforced)"
 		}
-		fmt.Fprintf(w, "%s\t%q\t%s\t%s\t%d\t%s\t%s\t%s\n", e.ID, e.SubTenant, e.Version, e.State, e.Invocations, mem,
-			e.Started.Local().Format(time.TimeOnly), e.LastUsed.Local().Format(time.TimeOnly))
+		iso, uid := e.Isolation, strconv.Itoa(e.UID)
+		if iso == "" { // a cloud that does not say
+			iso, uid = "-", "-"
+		}
+		fmt.Fprintf(w, "%s\t%q\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, e.SubTenant, e.Version, e.State, e.Invocations,
+			iso, uid, mem, envLimits(e), e.Started.Local().Format(time.TimeOnly), e.LastUsed.Local().Format(time.TimeOnly))
 	}
 	return w.Flush()
 }

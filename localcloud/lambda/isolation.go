@@ -231,7 +231,7 @@ func newSandboxRuntime(cfg *Config, dir string) (*sandboxRuntime, error) {
 		logger: cfg.Logger, kick: make(chan struct{}, 1), done: make(chan struct{})}
 	// The first sandbox is the probe: a machine that cannot build one is
 	// found out now, not at the first invocation.
-	first, err := rt.prepare()
+	first, err := rt.prepare(false)
 	if err != nil {
 		return nil, err
 	}
@@ -251,8 +251,9 @@ func newSandboxRuntime(cfg *Config, dir string) (*sandboxRuntime, error) {
 
 func (*sandboxRuntime) name() string { return IsolationSandbox }
 
-// prepare builds a sandbox that runs nothing yet.
-func (rt *sandboxRuntime) prepare() (*preparedSandbox, error) {
+// prepare builds a sandbox that runs nothing yet; background ones at the
+// lowest CPU priority.
+func (rt *sandboxRuntime) prepare(background bool) (*preparedSandbox, error) {
 	id, err := rt.ids.Get()
 	if err != nil {
 		return nil, err
@@ -270,7 +271,7 @@ func (rt *sandboxRuntime) prepare() (*preparedSandbox, error) {
 			return nil, fmt.Errorf("creating sandbox root, %w", err)
 		}
 	}
-	sp, err := sandbox.Prepare(sandbox.Options{Root: root, ID: id, UserNS: rt.userNS, HostID: rt.hostID})
+	sp, err := sandbox.Prepare(sandbox.Options{Root: root, ID: id, UserNS: rt.userNS, HostID: rt.hostID, Background: background})
 	if err != nil {
 		os.Remove(root)
 		rt.ids.Put(id)
@@ -300,7 +301,7 @@ func (rt *sandboxRuntime) refillLoop() {
 	defer rt.refill.Done()
 	for {
 		for len(rt.warm) < cap(rt.warm) {
-			w, err := rt.prepare()
+			w, err := rt.prepare(true)
 			if err != nil {
 				rt.logger.Warn("preparing a sandbox", "error", err)
 				break // until the next cold start asks again
@@ -363,7 +364,7 @@ func (rt *sandboxRuntime) start(l *launch) (proc, error) {
 	rt.wake()
 	if w == nil {
 		var err error
-		if w, err = rt.prepare(); err != nil {
+		if w, err = rt.prepare(false); err != nil {
 			return nil, err
 		}
 	}

@@ -23,7 +23,15 @@ import (
 // handler: SDK client, HTTP to the local cloud, Runtime API hand-off and
 // back. go test -run x -bench Invoke ./providers/lambda
 func BenchmarkWarmInvoke(b *testing.B) {
-	p, _ := newLocal(b, nil)
+	for _, iso := range []string{lc.IsolationSandbox, lc.IsolationNone} {
+		b.Run(iso, func(b *testing.B) {
+			p, _ := newLocal(b, func(c *lc.Config) { c.Isolation = iso })
+			benchWarmInvoke(b, p)
+		})
+	}
+}
+
+func benchWarmInvoke(b *testing.B, p *lambda.Provider) {
 	deploy(b, p, "acme", "echo", nil)
 	in := providers.InvokeInput{Tenant: "acme", Function: "echo", SubTenant: "s", Payload: []byte(`{}`)}
 	ctx := context.Background()
@@ -95,6 +103,25 @@ func BenchmarkColdStart(b *testing.B) {
 			if limited && !memoryLimitsHere(b) {
 				b.Skip("this machine allows gust no memory cgroup")
 			}
+			benchColdStart(b, p)
+		})
+	}
+}
+
+// BenchmarkColdStartIsolation compares a new sub-tenant's first invocation
+// in a sandbox (with the default pool of sandboxes prepared ahead of need,
+// and with none prepared) against a plain process, in one run.
+func BenchmarkColdStartIsolation(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		mod  func(*lc.Config)
+	}{
+		{"sandbox", func(c *lc.Config) { c.Isolation = lc.IsolationSandbox }},
+		{"sandbox-unprepared", func(c *lc.Config) { c.Isolation = lc.IsolationSandbox; c.WarmSandboxes = -1 }},
+		{"none", func(c *lc.Config) { c.Isolation = lc.IsolationNone }},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			p, _ := newLocal(b, func(cfg *lc.Config) { cfg.MaxEnvsTotal = 16; c.mod(cfg) })
 			benchColdStart(b, p)
 		})
 	}

@@ -536,6 +536,12 @@ func (p *Provider) Environments(ctx context.Context, tenant, name string) ([]pro
 			Invocations         int
 			MemoryMB            int
 			MemoryLimitEnforced bool
+			Isolation           string
+			Pid                 int
+			Uid                 int
+			PidsMax             int
+			CpuShare            int
+			EphemeralStorageMB  int
 			Started             time.Time
 			LastUsed            time.Time
 		}
@@ -549,6 +555,8 @@ func (p *Provider) Environments(ctx context.Context, tenant, name string) ([]pro
 			ID: e.EnvironmentID, Function: e.FunctionName, Version: e.Version, SubTenant: e.SubTenant,
 			State: e.State, Invocations: e.Invocations, Started: e.Started, LastUsed: e.LastUsed,
 			MemoryMB: e.MemoryMB, MemoryLimitEnforced: e.MemoryLimitEnforced,
+			Isolation: e.Isolation, PID: e.Pid, UID: e.Uid, PidsMax: e.PidsMax, CPUShare: e.CpuShare,
+			EphemeralMB: e.EphemeralStorageMB,
 		})
 	}
 	return envs, nil

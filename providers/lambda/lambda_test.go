@@ -238,7 +238,9 @@ func TestBadInputIsInvalid(t *testing.T) {
 }
 
 func TestThrottlingIsTypedAndNotRetried(t *testing.T) {
-	p, url := newLocal(t, nil)
+	// Plain processes: the gate is a file of the test's, which a sandbox
+	// would not see. Throttling does not depend on the isolation.
+	p, url := newLocal(t, func(c *lc.Config) { c.Isolation = lc.IsolationNone })
 	ctx := context.Background()
 	deploy(t, p, "acme", "echo", func(s *providers.FunctionSpec) { s.MaxEnvsPerSubTenant = 1 })
 

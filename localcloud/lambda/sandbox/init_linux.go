@@ -86,6 +86,10 @@ func runInit() {
 	if err := loopbackUp(); err != nil {
 		fail(err)
 	}
+	filters, err := compileSeccomp()
+	if err != nil {
+		fail(err)
+	}
 	ready()
 	// Configuration: the program. A prepared sandbox may wait here a
 	// long time; EOF means gust gave up on it.
@@ -114,10 +118,10 @@ func runInit() {
 	// Every descriptor but stdio closes on exec: the init's pipes, and
 	// anything the binary's own initialisation opened.
 	_ = unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
-	if err := loadSeccomp(); err != nil {
+	if err := loadSeccomp(filters); err != nil {
 		fail(err)
 	}
-	err := syscall.Exec(cfg.Path, cfg.Args, cfg.Env)
+	err = syscall.Exec(cfg.Path, cfg.Args, cfg.Env)
 	// The filter is loaded; writing the status line is still allowed.
 	fail(fmt.Errorf("exec %s: %w", cfg.Path, err))
 }
@@ -164,7 +168,7 @@ func prepareRoot(root string) error {
 		return fmt.Errorf("mounting root: %w", err)
 	}
 	at := func(p string) string { return filepath.Join(root, p) }
-	for _, d := range []string{"etc", "tmp", "proc", "dev", "var/task"} {
+	for _, d := range []string{"etc", "tmp", "proc", "dev", "var/task", "var/runtime"} {
 		if err := os.MkdirAll(at(d), 0o755); err != nil {
 			return fmt.Errorf("creating /%s: %w", d, err)
 		}
@@ -182,6 +186,7 @@ func prepareRoot(root string) error {
 	if err := buildDev(at("dev")); err != nil {
 		return err
 	}
+	shareRuntimeBinary(at(RuntimeBinary))
 	if err := unix.Mount("proc", at("proc"), "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
 		return fmt.Errorf("mounting /proc: %w", err)
 	}
@@ -189,6 +194,24 @@ func prepareRoot(root string) error {
 		return fmt.Errorf("making /proc/sys read-only: %w", err)
 	}
 	return nil
+}
+
+// shareRuntimeBinary shows gust's own binary (this process's) read-only at
+// dst, so gust's sample handler mode runs in a sandbox as Lambda's runtime
+// runs from /var/runtime. It is a convenience, not part of the isolation:
+// where the binary cannot be reached (a user namespace's uid may not see a
+// binary under another user's directory), the sandbox goes without it.
+func shareRuntimeBinary(dst string) {
+	self, err := os.Executable()
+	if err != nil {
+		return
+	}
+	if err := os.WriteFile(dst, nil, 0o555); err != nil {
+		return
+	}
+	if err := bindReadOnly(self, dst); err != nil {
+		_ = os.Remove(dst)
+	}
 }
 
 // finishRoot adds the program's part to the root filesystem on root (its

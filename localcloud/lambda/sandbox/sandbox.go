@@ -26,6 +26,7 @@
 //	/etc                  generated passwd, group, hosts, resolv.conf, nsswitch.conf, hostname;
 //	                      the host's CA certificates, alternatives and ld.so.cache, read-only
 //	/var/task             the program's code, a read-only bind
+//	/var/runtime/gust     gust's own binary, read-only (RuntimeBinary)
 //	/tmp                  a private tmpfs of Spec.TmpBytes
 //	/proc                 a fresh procfs of the sandbox's PID namespace (/proc/sys read-only)
 //	/dev                  null, zero, full, random, urandom
@@ -54,6 +55,11 @@ const (
 const (
 	TaskDir = "/var/task"
 	TmpDir  = "/tmp"
+	// RuntimeBinary is gust's own binary, read-only, as Lambda provides
+	// its runtime under /var/runtime: gust's sample handler mode runs from
+	// it. It is the public program every user of gust has; it holds no
+	// state and no secret.
+	RuntimeBinary = "/var/runtime/gust"
 )
 
 // Options are what a sandbox is prepared with, before anyone knows what
@@ -72,6 +78,9 @@ type Options struct {
 	// when it is (the tests use it to cover that path).
 	UserNS bool
 	HostID int
+	// Background prepares the sandbox at the lowest CPU priority, for one
+	// prepared ahead of need; Configure restores the normal priority.
+	Background bool
 }
 
 // Spec is the program a prepared sandbox runs (Process.Configure).

@@ -52,29 +52,44 @@ func policy() seccomp.Policy {
 	}
 }
 
-// loadSeccomp loads the sandbox's filters on the calling thread (the one
-// about to exec); no_new_privs must already be set. Two filters: the
-// policy, built by go-seccomp-bpf, and a guard that fails every system call
-// made through another architecture's ABI (32-bit int 0x80 on x86-64),
-// which the policy's filter lets through to its default action.
-func loadSeccomp() error {
+// compileSeccomp builds the sandbox's filters, ahead of loadSeccomp: two
+// filters, the policy, built by go-seccomp-bpf, and a guard that kills a
+// process making a call through another architecture's ABI (32-bit
+// int 0x80 on x86-64), which the policy's filter lets through to its
+// default action; and clone3's.
+func compileSeccomp() ([]unix.SockFprog, error) {
 	native, err := arch.GetInfo("")
 	if err != nil {
-		return fmt.Errorf("seccomp: %w", err)
-	}
-	if err := loadProgram(archGuard(uint32(native.ID))); err != nil {
-		return fmt.Errorf("loading the seccomp architecture guard: %w", err)
+		return nil, fmt.Errorf("seccomp: %w", err)
 	}
 	p := policy()
 	insts, err := p.Assemble()
 	if err != nil {
-		return fmt.Errorf("assembling the seccomp policy: %w", err)
+		return nil, fmt.Errorf("assembling the seccomp policy: %w", err)
 	}
-	if err := loadProgram(insts); err != nil {
-		return fmt.Errorf("loading the seccomp policy: %w", err)
+	var progs []unix.SockFprog
+	for _, prog := range [][]bpf.Instruction{archGuard(uint32(native.ID)), insts, clone3Guard()} {
+		raw, err := bpf.Assemble(prog)
+		if err != nil {
+			return nil, fmt.Errorf("assembling a seccomp filter: %w", err)
+		}
+		filter := make([]unix.SockFilter, len(raw))
+		for i, r := range raw {
+			filter[i] = unix.SockFilter{Code: r.Op, Jt: r.Jt, Jf: r.Jf, K: r.K}
+		}
+		progs = append(progs, unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]})
 	}
-	if err := loadProgram(clone3Guard()); err != nil {
-		return fmt.Errorf("loading the seccomp clone3 guard: %w", err)
+	return progs, nil
+}
+
+// loadSeccomp loads compiled filters on the calling thread (the one about
+// to exec); no_new_privs must already be set.
+func loadSeccomp(progs []unix.SockFprog) error {
+	for i := range progs {
+		_, _, errno := unix.RawSyscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, 0, uintptr(unsafe.Pointer(&progs[i])))
+		if errno != 0 {
+			return fmt.Errorf("loading seccomp filter %d: %w", i, errno)
+		}
 	}
 	return nil
 }
@@ -101,21 +116,4 @@ func clone3Guard() []bpf.Instruction {
 		bpf.RetConstant{Val: unix.SECCOMP_RET_ERRNO | uint32(unix.ENOSYS)},
 		bpf.RetConstant{Val: unix.SECCOMP_RET_ALLOW},
 	}
-}
-
-func loadProgram(insts []bpf.Instruction) error {
-	raw, err := bpf.Assemble(insts)
-	if err != nil {
-		return err
-	}
-	filter := make([]unix.SockFilter, len(raw))
-	for i, r := range raw {
-		filter[i] = unix.SockFilter{Code: r.Op, Jt: r.Jt, Jf: r.Jf, K: r.K}
-	}
-	prog := unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}
-	_, _, errno := unix.RawSyscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, 0, uintptr(unsafe.Pointer(&prog)))
-	if errno != 0 {
-		return errno
-	}
-	return nil
 }

@@ -28,8 +28,15 @@ type Process struct {
 	output *os.File // read end of the sandbox's stdout and stderr
 	netns  *os.File // the sandbox's network namespace, for Listen
 
+	niced bool // prepared at backgroundNice; Configure restores it
+
 	closeOnce sync.Once
 }
+
+// backgroundNice is the priority of a sandbox prepared in the background,
+// so preparing the next sandboxes never slows the cold starts that use
+// the ones already prepared.
+const backgroundNice = 19
 
 // Prepare clones a sandbox's init into new namespaces and waits until it
 // has built the part of the root filesystem that every sandbox shares.
@@ -108,6 +115,13 @@ func Prepare(o Options) (*Process, error) {
 		return nil, fmt.Errorf("sandbox: starting init: %w", err)
 	}
 	p := &Process{cmd: cmd, ctl: ctlW, statR: statR, status: bufio.NewReader(statR), output: outR}
+	if o.Background {
+		// Best effort, and only where it can be undone (Configure needs
+		// CAP_SYS_NICE to raise it back).
+		if os.Geteuid() == 0 && unix.Setpriority(unix.PRIO_PROCESS, cmd.Process.Pid, backgroundNice) == nil {
+			p.niced = true
+		}
+	}
 	if err := p.send(prep); err != nil {
 		return nil, p.abandon(err)
 	}
@@ -141,6 +155,17 @@ func Start(o Options, spec *Spec) (*Process, error) {
 func (p *Process) Configure(spec *Spec) error {
 	if spec.Code == "" || spec.Path == "" {
 		return errors.New("sandbox: Spec.Code and Spec.Path are required")
+	}
+	if p.niced {
+		// Every thread of the init: dropping privileges runs on all of
+		// them, and the main one execs the program.
+		tasks, _ := os.ReadDir("/proc/" + strconv.Itoa(p.Pid()) + "/task")
+		for _, t := range tasks {
+			if tid, err := strconv.Atoi(t.Name()); err == nil {
+				_ = unix.Setpriority(unix.PRIO_PROCESS, tid, 0)
+			}
+		}
+		p.niced = false
 	}
 	cfg := initConfig{Code: spec.Code, Path: spec.Path, Args: spec.Args, Dir: spec.Dir, Env: spec.Env, TmpBytes: spec.TmpBytes}
 	if len(cfg.Args) == 0 {
