@@ -101,9 +101,6 @@ type Config struct {
 	// succeeds, IsolationError says why, and creating or invoking a
 	// function fails with that reason: isolation is never silently weaker.
 	Isolation string
-	// SandboxUserNamespace builds sandboxes in a user namespace even when
-	// gust is root (it always does when it is not).
-	SandboxUserNamespace bool
 	// WarmSandboxes is how many sandboxes are kept prepared ahead of need,
 	// so a cold start only adds the function's part; 0 means
 	// DefaultWarmSandboxes, negative none.

@@ -117,7 +117,6 @@ func TestEgressPolicy(t *testing.T) {
 	h := newHarness(t, func(cfg *lambda.Config) {
 		cfg.EgressResolver = res
 		cfg.Logger = logs.logger()
-		cfg.Isolation = lambda.IsolationNone
 	})
 	web := h.client("web")
 	ip := in.ip.String()

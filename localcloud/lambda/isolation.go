@@ -227,7 +227,9 @@ func newSandboxRuntime(cfg *Config, dir string) (*sandboxRuntime, error) {
 	if err := sandbox.Check(); err != nil {
 		return nil, err
 	}
-	rt := &sandboxRuntime{userNS: cfg.SandboxUserNamespace || os.Geteuid() != 0, hostID: os.Geteuid(), dir: dir,
+	// Without root, only a user namespace can give a sandbox a uid of its
+	// own; it maps to gust's uid on the host, the one uid gust may use.
+	rt := &sandboxRuntime{userNS: os.Geteuid() != 0, hostID: os.Geteuid(), dir: dir,
 		logger: cfg.Logger, kick: make(chan struct{}, 1), done: make(chan struct{})}
 	// The first sandbox is the probe: a machine that cannot build one is
 	// found out now, not at the first invocation.

@@ -107,6 +107,12 @@ func runInit() {
 	if n, _ := ctl.Read(b[:]); n != 1 {
 		os.Exit(127)
 	}
+	// gust has moved it into its cgroups by now: a cgroup namespace rooted
+	// there hides the host's cgroup paths (and gust's pid in them) from
+	// /proc/self/cgroup.
+	if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
+		fail(fmt.Errorf("entering a cgroup namespace: %w", err))
+	}
 	if err := dropPrivileges(prep.ID, prep.UserNS); err != nil {
 		fail(err)
 	}

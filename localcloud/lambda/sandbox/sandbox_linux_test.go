@@ -91,6 +91,7 @@ echo "maxpid=$(ls -d /proc/[0-9]* | cut -d/ -f3 | sort -n | tail -1)"
 echo "ifaces=$(ls /sys/class/net 2>/dev/null | tr '\n' ' ')"
 echo "netdev=$(tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | tr '\n' ' ')"
 echo "dev=$(ls /dev | tr '\n' ' ')"
+echo "cgroups-not-root=$(grep -vc ':/$' /proc/self/cgroup)"
 ls /root 2>/dev/null && echo root-visible
 cat /etc/shadow 2>/dev/null && echo shadow-visible
 true
@@ -104,7 +105,8 @@ true
 				"CapPrm: 0000000000000000", "CapEff: 0000000000000000", "CapBnd: 0000000000000000", "CapAmb: 0000000000000000",
 				"NoNewPrivs: 1", "Seccomp: 2",
 				"task-read-only", "usr-read-only", "tmp=hi",
-				"maxpid=", // checked below
+				"maxpid=",              // checked below
+				"cgroups-not-root=0\n", // its own cgroup namespace: no host paths
 				"netdev=lo \n",
 				"dev=fd full null random stderr stdin stdout urandom zero \n",
 			} {
