@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -21,9 +22,17 @@ import (
 // ("ready", or an error). The status pipe reaches EOF when the program's
 // exec succeeds (the init marks it close-on-exec), or a last line says why
 // it did not.
+//
+// Before the go-ahead, the parent may ask for listeners: listenRequest
+// followed by a length-prefixed JSON address. The init opens each in its
+// network namespace and sends it on listenFD, a Unix socket: one message
+// carrying the listener's descriptor, or the error's text and none.
 const (
 	ctlFD    = 3
 	statusFD = 4
+	listenFD = 5
+
+	listenRequest = 'l'
 )
 
 // prepConfig is what every sandbox has, whatever runs in it: what the init
@@ -63,6 +72,7 @@ func runInit() {
 	ctl := os.NewFile(ctlFD, "ctl")
 	unix.CloseOnExec(statusFD)
 	unix.CloseOnExec(ctlFD)
+	unix.CloseOnExec(listenFD)
 	fail := func(err error) {
 		fmt.Fprintf(status, "%v\n", err)
 		os.Exit(127)
@@ -101,11 +111,23 @@ func runInit() {
 		fail(err)
 	}
 	ready()
-	// Wait for the parent's go-ahead: it joins cgroups and opens
-	// listeners in our network namespace meanwhile. EOF means it gave up.
-	var b [1]byte
-	if n, _ := ctl.Read(b[:]); n != 1 {
-		os.Exit(127)
+	// Wait for the parent's go-ahead: it joins cgroups meanwhile, and has
+	// us open listeners in our network namespace. EOF means it gave up.
+	for {
+		var b [1]byte
+		if n, _ := ctl.Read(b[:]); n != 1 {
+			os.Exit(127)
+		}
+		if b[0] != listenRequest {
+			break
+		}
+		var addr string
+		if err := readConfig(ctl, &addr); err != nil {
+			os.Exit(127)
+		}
+		if err := sendListener(addr); err != nil {
+			os.Exit(127)
+		}
 	}
 	// gust has moved it into its cgroups by now: a cgroup namespace rooted
 	// there hides the host's cgroup paths (and gust's pid in them) from
@@ -130,6 +152,23 @@ func runInit() {
 	err = syscall.Exec(cfg.Path, cfg.Args, cfg.Env)
 	// The filter is loaded; writing the status line is still allowed.
 	fail(fmt.Errorf("exec %s: %w", cfg.Path, err))
+}
+
+// sendListener opens a TCP listener on addr and sends it to the parent on
+// listenFD, or the reason it could not. The init keeps no copy: the
+// program must not inherit it. Only a failure to send is returned.
+func sendListener(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return unix.Sendmsg(listenFD, []byte(fmt.Sprintf("listening on %s: %v", addr, err)), nil, nil, 0)
+	}
+	f, err := ln.(*net.TCPListener).File()
+	ln.Close()
+	if err != nil {
+		return unix.Sendmsg(listenFD, []byte(fmt.Sprintf("listening on %s: %v", addr, err)), nil, nil, 0)
+	}
+	defer f.Close()
+	return unix.Sendmsg(listenFD, []byte{'k'}, unix.UnixRights(int(f.Fd())), nil, 0)
 }
 
 func readConfig(r io.Reader, cfg any) error {

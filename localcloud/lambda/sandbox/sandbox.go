@@ -13,12 +13,13 @@
 // returns to the program's own main. The init reads its configuration from
 // a pipe, builds the root filesystem in its private mount namespace, brings
 // up its loopback interface, and reports ready. The parent then does what
-// must happen from outside: it joins the init to its cgroups and opens
-// listeners inside the sandbox's network namespace (Process.Listen). Only
-// then does Release let the init drop to the sandbox's uid, shed every
-// capability, set no_new_privs, load the seccomp filter and exec the
-// program, which becomes PID 1 of the sandbox's PID namespace. When it
-// exits or is killed, the kernel kills everything else in the namespace.
+// must happen from outside: it joins the init to its cgroups, and has the
+// init open listeners in the sandbox's network namespace and hand them over
+// (Process.Listen). Only then does Release let the init drop to the
+// sandbox's uid, shed every capability, set no_new_privs, load the seccomp
+// filter and exec the program, which becomes PID 1 of the sandbox's PID
+// namespace. When it exits or is killed, the kernel kills everything else
+// in the namespace.
 //
 // The root filesystem holds:
 //

@@ -9,7 +9,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,7 +25,7 @@ type Process struct {
 	status *bufio.Reader
 	statR  *os.File
 	output *os.File // read end of the sandbox's stdout and stderr
-	netns  *os.File // the sandbox's network namespace, for Listen
+	lns    *os.File // the parent's end of the socket the init sends listeners on
 
 	niced bool // prepared at backgroundNice; Configure restores it
 
@@ -79,6 +78,19 @@ func Prepare(o Options) (*Process, error) {
 		return nil, fmt.Errorf("sandbox: %w", err)
 	}
 	files = append(files, outW)
+	// A socket, not a pipe: the init sends the listeners it opens in its
+	// network namespace over it (Listen).
+	lnFDs, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		closeAll()
+		ctlW.Close()
+		statR.Close()
+		outR.Close()
+		return nil, fmt.Errorf("sandbox: %w", err)
+	}
+	lns := os.NewFile(uintptr(lnFDs[0]), "listeners")
+	lnsChild := os.NewFile(uintptr(lnFDs[1]), "listeners")
+	files = append(files, lnsChild)
 	attr := &syscall.SysProcAttr{
 		Cloneflags: unix.CLONE_NEWPID | unix.CLONE_NEWNS | unix.CLONE_NEWIPC | unix.CLONE_NEWUTS | unix.CLONE_NEWNET,
 		// A sandbox must not outlive gust: nobody would reap it. The init
@@ -103,7 +115,7 @@ func Prepare(o Options) (*Process, error) {
 		Dir:         "/",
 		Stdout:      outW,
 		Stderr:      outW,
-		ExtraFiles:  []*os.File{ctlR, statW}, // fds 3 and 4
+		ExtraFiles:  []*os.File{ctlR, statW, lnsChild}, // fds 3, 4 and 5
 		SysProcAttr: attr,
 	}
 	err = cmd.Start()
@@ -112,9 +124,10 @@ func Prepare(o Options) (*Process, error) {
 		ctlW.Close()
 		statR.Close()
 		outR.Close()
+		lns.Close()
 		return nil, fmt.Errorf("sandbox: starting init: %w", err)
 	}
-	p := &Process{cmd: cmd, ctl: ctlW, statR: statR, status: bufio.NewReader(statR), output: outR}
+	p := &Process{cmd: cmd, ctl: ctlW, statR: statR, status: bufio.NewReader(statR), output: outR, lns: lns}
 	if o.Background {
 		// Best effort, and only where it can be undone (Configure needs
 		// CAP_SYS_NICE to raise it back).
@@ -127,9 +140,6 @@ func Prepare(o Options) (*Process, error) {
 	}
 	if err := p.awaitReady(); err != nil {
 		return nil, p.abandon(err)
-	}
-	if p.netns, err = os.Open("/proc/" + strconv.Itoa(cmd.Process.Pid) + "/ns/net"); err != nil {
-		return nil, p.abandon(fmt.Errorf("sandbox: opening its network namespace: %w", err))
 	}
 	return p, nil
 }
@@ -221,41 +231,56 @@ func (p *Process) Pid() int { return p.cmd.Process.Pid }
 func (p *Process) Output() *os.File { return p.output }
 
 // Listen opens a TCP listener inside the sandbox's network namespace, for
-// example on its 127.0.0.1:9001. The listener's sockets belong to that
-// namespace, so only the sandbox can connect; the caller serves them from
-// its own goroutines, which stay in the host's namespace.
+// example on its 127.0.0.1:9001, between Configure and Release. The
+// listener's socket belongs to that namespace, so only the sandbox can
+// connect; the caller serves it from its own goroutines, in the host's
+// namespace.
+//
+// The init opens the socket, inside, and sends it back over a Unix
+// socket: gust cannot enter the namespace itself unless it is root
+// (setns(2) into a network namespace needs CAP_SYS_ADMIN in the caller's
+// own user namespace too, and a multi-threaded process cannot join the
+// sandbox's user namespace first).
 func (p *Process) Listen(addr string) (net.Listener, error) {
-	type result struct {
-		ln  net.Listener
-		err error
+	body, err := json.Marshal(addr)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: %w", err)
 	}
-	ch := make(chan result, 1)
-	go func() {
-		// A thread in the sandbox's namespace must never run anything
-		// else: it is unlocked only once back in the host's. If it cannot
-		// go back, the goroutine exits locked and the runtime ends the
-		// thread.
-		runtime.LockOSThread()
-		self, err := os.Open("/proc/thread-self/ns/net")
-		if err != nil {
-			runtime.UnlockOSThread()
-			ch <- result{err: fmt.Errorf("sandbox: %w", err)}
-			return
+	var n [4]byte
+	binary.BigEndian.PutUint32(n[:], uint32(len(body)))
+	msg := append(append([]byte{listenRequest}, n[:]...), body...)
+	if _, err := p.ctl.Write(msg); err != nil {
+		return nil, fmt.Errorf("sandbox: asking init for a listener: %w", err)
+	}
+	buf := make([]byte, 1024)
+	oob := make([]byte, unix.CmsgSpace(4))
+	nb, noob, _, _, err := unix.Recvmsg(int(p.lns.Fd()), buf, oob, unix.MSG_CMSG_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: receiving a listener: %w", err)
+	}
+	var fds []int
+	if msgs, err := unix.ParseSocketControlMessage(oob[:noob]); err == nil {
+		for i := range msgs {
+			got, _ := unix.ParseUnixRights(&msgs[i])
+			fds = append(fds, got...)
 		}
-		defer self.Close()
-		if err := unix.Setns(int(p.netns.Fd()), unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			ch <- result{err: fmt.Errorf("sandbox: entering its network namespace: %w", err)}
-			return
+	}
+	if len(fds) != 1 {
+		for _, fd := range fds {
+			unix.Close(fd)
 		}
-		ln, err := net.Listen("tcp", addr)
-		if unix.Setns(int(self.Fd()), unix.CLONE_NEWNET) == nil {
-			runtime.UnlockOSThread()
+		if nb == 0 {
+			return nil, errors.New("sandbox: init exited")
 		}
-		ch <- result{ln, err}
-	}()
-	r := <-ch
-	return r.ln, r.err
+		return nil, fmt.Errorf("sandbox: %s", buf[:nb])
+	}
+	f := os.NewFile(uintptr(fds[0]), "sandbox listener")
+	defer f.Close()
+	ln, err := net.FileListener(f)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: %w", err)
+	}
+	return ln, nil
 }
 
 // Release lets the sandbox's program start: the init drops its privileges,
@@ -291,8 +316,6 @@ func (p *Process) Close() {
 	p.closeOnce.Do(func() {
 		p.ctl.Close()
 		p.statR.Close()
-		if p.netns != nil {
-			p.netns.Close()
-		}
+		p.lns.Close()
 	})
 }
