@@ -63,10 +63,13 @@ func Start(cfg Config) (s *Server, err error) {
 	if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
 		return nil, fmt.Errorf("creating local cloud state dir: %w", err)
 	}
-	s = &Server{}
+	// The deferred cleanup must not use the named result: every error
+	// return sets it to nil.
+	srv := &Server{}
+	s = srv
 	defer func() {
 		if err != nil {
-			_ = s.Close()
+			_ = srv.Close()
 		}
 	}()
 	s.ln, err = net.Listen("tcp", net.JoinHostPort(cfg.IP, strconv.Itoa(cfg.Port)))
