@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -52,6 +53,8 @@ type memoryLimiter struct {
 	pidsParent, cpuParent string
 	// v2 only: whether the parent enables pids and cpu for its children.
 	v2Pids, v2CPU bool
+	// removing counts cgroups still being removed in the background.
+	removing sync.WaitGroup
 }
 
 // newMemoryLimiter uses the cgroup v2 directory parent when it is given,
@@ -263,9 +266,10 @@ func unescapeMount(s string) string {
 
 func (m *memoryLimiter) enforced() bool { return m.parent != "" }
 
-// close removes the parent cgroups gust created; its environments must
-// have been removed.
+// close removes the parent cgroups gust created, once the environments'
+// cgroups are gone; its environments must have been stopped.
 func (m *memoryLimiter) close() {
+	m.removing.Wait()
 	if m.owned {
 		for _, d := range []string{m.parent, m.pidsParent, m.cpuParent} {
 			if d != "" {
@@ -277,6 +281,7 @@ func (m *memoryLimiter) close() {
 
 // cgroup is one environment's cgroup; a nil *cgroup means none.
 type cgroup struct {
+	m   *memoryLimiter
 	dir string
 	v1  bool
 	fd  *os.File // v2: for CLONE_INTO_CGROUP
@@ -308,7 +313,7 @@ func (m *memoryLimiter) create(envID string, mb int) (*cgroup, error) {
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("creating cgroup, %w", err)
 	}
-	cg := &cgroup{dir: dir, v1: m.v1}
+	cg := &cgroup{dir: dir, v1: m.v1, m: m}
 	limit := []byte(strconv.Itoa(mb << 20))
 	if m.v1 {
 		if err := os.WriteFile(filepath.Join(dir, "memory.limit_in_bytes"), limit, 0); err != nil {
@@ -418,8 +423,9 @@ func (cg *cgroup) oomKilled() bool {
 
 // remove deletes the cgroup; its processes must have exited. An exited
 // process can still be leaving its cgroups for a moment (rmdir says EBUSY
-// meanwhile), so removal is retried for a short while rather than leaving
-// the directories behind.
+// meanwhile): what cannot be removed at once is retried in the background,
+// off the caller's path (an eviction makes room for a cold start), and the
+// limiter's close waits for it, so no cgroup outlives gust.
 func (cg *cgroup) remove() {
 	if cg == nil {
 		return
@@ -427,16 +433,34 @@ func (cg *cgroup) remove() {
 	if cg.fd != nil {
 		cg.fd.Close()
 	}
+	var left []string
 	for _, d := range []string{cg.dir, cg.pidsDir, cg.cpuDir} {
-		if d == "" {
-			continue
-		}
-		for i := 0; ; i++ {
-			err := os.Remove(d)
-			if err == nil || errors.Is(err, os.ErrNotExist) || i == 50 {
-				break
+		if d != "" {
+			if err := os.Remove(d); err != nil && !errors.Is(err, os.ErrNotExist) {
+				left = append(left, d)
 			}
-			time.Sleep(time.Millisecond << min(i, 4))
 		}
 	}
+	if len(left) == 0 {
+		return
+	}
+	removeLater := func() {
+		for _, d := range left {
+			for i := 0; i < 100; i++ {
+				time.Sleep(time.Millisecond << min(i, 5))
+				if err := os.Remove(d); err == nil || errors.Is(err, os.ErrNotExist) {
+					break
+				}
+			}
+		}
+	}
+	if cg.m == nil {
+		removeLater()
+		return
+	}
+	cg.m.removing.Add(1)
+	go func() {
+		defer cg.m.removing.Done()
+		removeLater()
+	}()
 }
