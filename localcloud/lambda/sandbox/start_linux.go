@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -118,7 +119,12 @@ func Prepare(o Options) (*Process, error) {
 		ExtraFiles:  []*os.File{ctlR, statW, lnsChild}, // fds 3, 4 and 5
 		SysProcAttr: attr,
 	}
-	err = cmd.Start()
+	niced := o.Background && os.Geteuid() == 0
+	if niced {
+		err = startNiced(cmd)
+	} else {
+		err = cmd.Start()
+	}
 	closeAll()
 	if err != nil {
 		ctlW.Close()
@@ -128,13 +134,7 @@ func Prepare(o Options) (*Process, error) {
 		return nil, fmt.Errorf("sandbox: starting init: %w", err)
 	}
 	p := &Process{cmd: cmd, ctl: ctlW, statR: statR, status: bufio.NewReader(statR), output: outR, lns: lns}
-	if o.Background {
-		// Best effort, and only where it can be undone (Configure needs
-		// CAP_SYS_NICE to raise it back).
-		if os.Geteuid() == 0 && unix.Setpriority(unix.PRIO_PROCESS, cmd.Process.Pid, backgroundNice) == nil {
-			p.niced = true
-		}
-	}
+	p.niced = niced
 	if err := p.send(prep); err != nil {
 		return nil, p.abandon(err)
 	}
@@ -142,6 +142,31 @@ func Prepare(o Options) (*Process, error) {
 		return nil, p.abandon(err)
 	}
 	return p, nil
+}
+
+// startNiced starts cmd at backgroundNice: from a thread set to that
+// priority for the fork, since a child inherits its forking thread's
+// priority, every thread of the init's runtime included. Only root can
+// raise the thread's priority back afterwards (and Configure the
+// sandbox's), so it is used only as root.
+func startNiced(cmd *exec.Cmd) error {
+	errc := make(chan error, 1)
+	go func() {
+		// The forking goroutine stays on this thread; the thread is
+		// unlocked for other goroutines only once its priority is back.
+		runtime.LockOSThread()
+		if err := unix.Setpriority(unix.PRIO_PROCESS, 0, backgroundNice); err != nil {
+			runtime.UnlockOSThread()
+			errc <- cmd.Start()
+			return
+		}
+		err := cmd.Start()
+		if unix.Setpriority(unix.PRIO_PROCESS, 0, 0) == nil {
+			runtime.UnlockOSThread()
+		} // else the goroutine exits locked, and the thread with it
+		errc <- err
+	}()
+	return <-errc
 }
 
 // Start prepares a sandbox and configures it with spec: Prepare and
