@@ -8,9 +8,11 @@
 // # How a sandbox starts
 //
 // Start re-executes the running binary (/proc/self/exe) as the sandbox's
-// init, cloned straight into the new namespaces. This package's init
-// function recognises that process by its argv[0] (InitArg0) and never
-// returns to the program's own main. The init reads its configuration from
+// init, cloned straight into the new namespaces. The init function of
+// package initproc (imported by this one, so in every binary that can start
+// a sandbox) recognises that process by its argv[0] (InitArg0) and never
+// returns to the program's own main; that package imports little, so the
+// binary's other packages are mostly not initialised in it. The init reads its configuration from
 // a pipe, builds the root filesystem in its private mount namespace, brings
 // up its loopback interface, and reports ready. The parent then does what
 // must happen from outside: it joins the init to its cgroups, and has the
@@ -36,12 +38,16 @@
 // visible.
 package sandbox
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/gust-dev/gust/localcloud/lambda/sandbox/internal/initproc"
+)
 
 // InitArg0 is the argv[0] the sandbox's init is started with. A binary that
 // imports this package (directly or not) serves as the init when started
 // with it.
-const InitArg0 = "gust-sandbox-init"
+const InitArg0 = initproc.Arg0
 
 // Sandboxed programs run as uids (with gids of the same number) from
 // FirstID to FirstID+NumIDs-1, one to each live sandbox. The range is far
@@ -54,13 +60,13 @@ const (
 
 // Paths inside every sandbox.
 const (
-	TaskDir = "/var/task"
-	TmpDir  = "/tmp"
+	TaskDir = initproc.TaskDir
+	TmpDir  = initproc.TmpDir
 	// RuntimeBinary is gust's own binary, read-only, as Lambda provides
 	// its runtime under /var/runtime: gust's sample handler mode runs from
 	// it. It is the public program every user of gust has; it holds no
 	// state and no secret.
-	RuntimeBinary = "/var/runtime/gust"
+	RuntimeBinary = initproc.RuntimeBinary
 )
 
 // Options are what a sandbox is prepared with, before anyone knows what

@@ -1,8 +1,10 @@
 package sandbox
 
 import (
+	"github.com/gust-dev/gust/localcloud/lambda/sandbox/internal/initproc"
+
 	"fmt"
-	"unsafe"
+	"sync"
 
 	seccomp "github.com/elastic/go-seccomp-bpf"
 	"github.com/elastic/go-seccomp-bpf/arch"
@@ -52,47 +54,47 @@ func policy() seccomp.Policy {
 	}
 }
 
-// compileSeccomp builds the sandbox's filters, ahead of loadSeccomp: two
-// filters, the policy, built by go-seccomp-bpf, and a guard that kills a
-// process making a call through another architecture's ABI (32-bit
+// compileSeccomp builds the sandbox's filters, for its init to load before
+// it execs the program: the policy, built by go-seccomp-bpf; a guard that
+// kills a process making a call through another architecture's ABI (32-bit
 // int 0x80 on x86-64), which the policy's filter lets through to its
-// default action; and clone3's.
-func compileSeccomp() ([]unix.SockFprog, error) {
-	native, err := arch.GetInfo("")
-	if err != nil {
-		return nil, fmt.Errorf("seccomp: %w", err)
-	}
-	p := policy()
-	insts, err := p.Assemble()
-	if err != nil {
-		return nil, fmt.Errorf("assembling the seccomp policy: %w", err)
-	}
-	var progs []unix.SockFprog
-	for _, prog := range [][]bpf.Instruction{archGuard(uint32(native.ID)), insts, clone3Guard()} {
-		raw, err := bpf.Assemble(prog)
+// default action; and clone3's. The kernel runs all three and the strictest
+// answer wins.
+func compileSeccomp() ([][]initproc.Instruction, error) {
+	compileOnce.Do(func() {
+		native, err := arch.GetInfo("")
 		if err != nil {
-			return nil, fmt.Errorf("assembling a seccomp filter: %w", err)
+			compileErr = fmt.Errorf("seccomp: %w", err)
+			return
 		}
-		filter := make([]unix.SockFilter, len(raw))
-		for i, r := range raw {
-			filter[i] = unix.SockFilter{Code: r.Op, Jt: r.Jt, Jf: r.Jf, K: r.K}
+		p := policy()
+		insts, err := p.Assemble()
+		if err != nil {
+			compileErr = fmt.Errorf("assembling the seccomp policy: %w", err)
+			return
 		}
-		progs = append(progs, unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]})
-	}
-	return progs, nil
+		for _, prog := range [][]bpf.Instruction{archGuard(uint32(native.ID)), insts, clone3Guard()} {
+			raw, err := bpf.Assemble(prog)
+			if err != nil {
+				compileErr = fmt.Errorf("assembling a seccomp filter: %w", err)
+				return
+			}
+			filter := make([]initproc.Instruction, len(raw))
+			for i, r := range raw {
+				filter[i] = initproc.Instruction{Code: r.Op, Jt: r.Jt, Jf: r.Jf, K: r.K}
+			}
+			compiled = append(compiled, filter)
+		}
+	})
+	return compiled, compileErr
 }
 
-// loadSeccomp loads compiled filters on the calling thread (the one about
-// to exec); no_new_privs must already be set.
-func loadSeccomp(progs []unix.SockFprog) error {
-	for i := range progs {
-		_, _, errno := unix.RawSyscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, 0, uintptr(unsafe.Pointer(&progs[i])))
-		if errno != 0 {
-			return fmt.Errorf("loading seccomp filter %d: %w", i, errno)
-		}
-	}
-	return nil
-}
+// The filters are the same for every sandbox: compiled once.
+var (
+	compileOnce sync.Once
+	compiled    [][]initproc.Instruction
+	compileErr  error
+)
 
 // archGuard kills a process that makes a call through an architecture's
 // ABI other than native's: no function needs one, and the policy would let

@@ -1,6 +1,8 @@
 package sandbox
 
 import (
+	"github.com/gust-dev/gust/localcloud/lambda/sandbox/internal/initproc"
+
 	"bufio"
 	"encoding/binary"
 	"encoding/json"
@@ -49,7 +51,11 @@ func Prepare(o Options) (*Process, error) {
 	if o.ID < FirstID || o.ID >= FirstID+NumIDs {
 		return nil, fmt.Errorf("sandbox: id %d is outside the sandbox range", o.ID)
 	}
-	prep, err := json.Marshal(prepConfig{Root: o.Root, ID: o.ID, UserNS: o.UserNS})
+	filters, err := compileSeccomp()
+	if err != nil {
+		return nil, err
+	}
+	prep, err := json.Marshal(initproc.PrepConfig{Root: o.Root, ID: o.ID, UserNS: o.UserNS, Filters: filters})
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: encoding preparation: %w", err)
 	}
@@ -202,7 +208,7 @@ func (p *Process) Configure(spec *Spec) error {
 		}
 		p.niced = false
 	}
-	cfg := initConfig{Code: spec.Code, Path: spec.Path, Args: spec.Args, Dir: spec.Dir, Env: spec.Env, TmpBytes: spec.TmpBytes}
+	cfg := initproc.Config{Code: spec.Code, Path: spec.Path, Args: spec.Args, Dir: spec.Dir, Env: spec.Env, TmpBytes: spec.TmpBytes}
 	if len(cfg.Args) == 0 {
 		cfg.Args = []string{spec.Path}
 	}
@@ -273,7 +279,7 @@ func (p *Process) Listen(addr string) (net.Listener, error) {
 	}
 	var n [4]byte
 	binary.BigEndian.PutUint32(n[:], uint32(len(body)))
-	msg := append(append([]byte{listenRequest}, n[:]...), body...)
+	msg := append(append([]byte{initproc.ListenRequest}, n[:]...), body...)
 	if _, err := p.ctl.Write(msg); err != nil {
 		return nil, fmt.Errorf("sandbox: asking init for a listener: %w", err)
 	}

@@ -1,4 +1,9 @@
-package sandbox
+// Package initproc is the sandbox's init: gust's own binary, re-executed
+// by package sandbox with argv[0] Arg0, takes over in this package's init
+// function, builds the sandbox from inside and becomes the function's
+// program. Its imports are kept to packages that Go initialises early (see
+// package sys), so a sandbox's start-up does not pay for the rest of gust.
+package initproc
 
 import (
 	"encoding/binary"
@@ -6,45 +11,65 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"syscall"
 
-	"golang.org/x/sys/unix"
+	"github.com/gust-dev/gust/localcloud/lambda/sandbox/internal/sys"
 )
 
-// The init's two pipes, inherited as ExtraFiles. The parent writes on ctlFD
+// The init's two pipes, inherited as ExtraFiles. The parent writes on CtlFD
 // the preparation, later the configuration, and last the go-ahead byte; the
-// init answers each of the first two with one status line on statusFD
+// init answers each of the first two with one status line on StatusFD
 // ("ready", or an error). The status pipe reaches EOF when the program's
 // exec succeeds (the init marks it close-on-exec), or a last line says why
 // it did not.
 //
-// Before the go-ahead, the parent may ask for listeners: listenRequest
+// Before the go-ahead, the parent may ask for listeners: ListenRequest
 // followed by a length-prefixed JSON address. The init opens each in its
-// network namespace and sends it on listenFD, a Unix socket: one message
+// network namespace and sends it on ListenFD, a Unix socket: one message
 // carrying the listener's descriptor, or the error's text and none.
 const (
-	ctlFD    = 3
-	statusFD = 4
-	listenFD = 5
+	CtlFD    = 3
+	StatusFD = 4
+	ListenFD = 5
 
-	listenRequest = 'l'
+	ListenRequest = 'l'
 )
 
-// prepConfig is what every sandbox has, whatever runs in it: what the init
+// Arg0 is the argv[0] the init is started with.
+const Arg0 = "gust-sandbox-init"
+
+// Paths inside every sandbox.
+const (
+	TaskDir       = "/var/task"
+	TmpDir        = "/tmp"
+	RuntimeBinary = "/var/runtime/gust"
+)
+
+// PrepConfig is what every sandbox has, whatever runs in it: what the init
 // builds ahead of need.
-type prepConfig struct {
+type PrepConfig struct {
 	Root   string `json:"root"`
 	ID     int    `json:"id"`
 	UserNS bool   `json:"user_ns"`
+	// Filters are the seccomp filters to load, compiled by the parent
+	// (the compiler's dependencies have no place in the init).
+	Filters [][]Instruction `json:"filters"`
 }
 
-// initConfig is the program's part: the Spec's fields that matter inside.
-type initConfig struct {
+// Instruction is one BPF instruction of a seccomp filter.
+type Instruction struct {
+	Code uint16 `json:"c"`
+	Jt   uint8  `json:"t"`
+	Jf   uint8  `json:"f"`
+	K    uint32 `json:"k"`
+}
+
+// Config is the program's part: the Spec's fields that matter inside.
+type Config struct {
 	Code     string   `json:"code"`
 	Path     string   `json:"path"`
 	Args     []string `json:"args"`
@@ -54,7 +79,7 @@ type initConfig struct {
 }
 
 func init() {
-	if len(os.Args) > 0 && os.Args[0] == InitArg0 {
+	if len(os.Args) > 0 && os.Args[0] == Arg0 {
 		runInit() // never returns
 	}
 }
@@ -68,11 +93,11 @@ func runInit() {
 	// parent-death signal are per thread: set them on the thread that
 	// execs the program, which is the one thread that survives the exec.
 	runtime.LockOSThread()
-	status := os.NewFile(statusFD, "status")
-	ctl := os.NewFile(ctlFD, "ctl")
-	unix.CloseOnExec(statusFD)
-	unix.CloseOnExec(ctlFD)
-	unix.CloseOnExec(listenFD)
+	status := os.NewFile(StatusFD, "status")
+	ctl := os.NewFile(CtlFD, "ctl")
+	sys.CloseOnExec(StatusFD)
+	sys.CloseOnExec(CtlFD)
+	sys.CloseOnExec(ListenFD)
 	fail := func(err error) {
 		fmt.Fprintf(status, "%v\n", err)
 		os.Exit(127)
@@ -83,27 +108,32 @@ func runInit() {
 		}
 	}
 	// Preparation: everything that does not depend on the program.
-	var prep prepConfig
+	var prep PrepConfig
 	if err := readConfig(ctl, &prep); err != nil {
 		fail(fmt.Errorf("reading sandbox preparation: %w", err))
 	}
 	if err := prepareRoot(prep.Root); err != nil {
 		fail(err)
 	}
-	if err := unix.Sethostname([]byte(hostname)); err != nil {
+	if err := sys.Sethostname([]byte(hostname)); err != nil {
 		fail(fmt.Errorf("setting hostname: %w", err))
 	}
 	if err := loopbackUp(); err != nil {
 		fail(err)
 	}
-	filters, err := compileSeccomp()
-	if err != nil {
-		fail(err)
+	filters := make([][]syscall.SockFilter, len(prep.Filters))
+	for i, f := range prep.Filters {
+		if len(f) == 0 {
+			fail(errors.New("an empty seccomp filter"))
+		}
+		for _, in := range f {
+			filters[i] = append(filters[i], syscall.SockFilter{Code: in.Code, Jt: in.Jt, Jf: in.Jf, K: in.K})
+		}
 	}
 	ready()
 	// Configuration: the program. A prepared sandbox may wait here a
 	// long time; EOF means gust gave up on it.
-	var cfg initConfig
+	var cfg Config
 	if err := readConfig(ctl, &cfg); err != nil {
 		os.Exit(127)
 	}
@@ -118,7 +148,7 @@ func runInit() {
 		if n, _ := ctl.Read(b[:]); n != 1 {
 			os.Exit(127)
 		}
-		if b[0] != listenRequest {
+		if b[0] != ListenRequest {
 			break
 		}
 		var addr string
@@ -132,43 +162,63 @@ func runInit() {
 	// gust has moved it into its cgroups by now: a cgroup namespace rooted
 	// there hides the host's cgroup paths (and gust's pid in them) from
 	// /proc/self/cgroup.
-	if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
+	if err := sys.Unshare(sys.CLONE_NEWCGROUP); err != nil {
 		fail(fmt.Errorf("entering a cgroup namespace: %w", err))
 	}
 	if err := dropPrivileges(prep.ID, prep.UserNS); err != nil {
 		fail(err)
 	}
 	if cfg.Dir != "" {
-		if err := unix.Chdir(cfg.Dir); err != nil {
+		if err := sys.Chdir(cfg.Dir); err != nil {
 			fail(fmt.Errorf("entering %s: %w", cfg.Dir, err))
 		}
 	}
 	// Every descriptor but stdio closes on exec: the init's pipes, and
 	// anything the binary's own initialisation opened.
-	_ = unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
-	if err := loadSeccomp(filters); err != nil {
-		fail(err)
+	_ = sys.CloseRange(3, ^uint(0), sys.CLOSE_RANGE_CLOEXEC)
+	for i, f := range filters {
+		if err := sys.LoadSeccomp(f); err != nil {
+			fail(fmt.Errorf("loading seccomp filter %d: %w", i, err))
+		}
 	}
-	err = syscall.Exec(cfg.Path, cfg.Args, cfg.Env)
+	err := syscall.Exec(cfg.Path, cfg.Args, cfg.Env)
 	// The filter is loaded; writing the status line is still allowed.
 	fail(fmt.Errorf("exec %s: %w", cfg.Path, err))
 }
 
 // sendListener opens a TCP listener on addr and sends it to the parent on
-// listenFD, or the reason it could not. The init keeps no copy: the
+// ListenFD, or the reason it could not. The init keeps no copy: the
 // program must not inherit it. Only a failure to send is returned.
 func sendListener(addr string) error {
-	ln, err := net.Listen("tcp", addr)
+	fd, err := listen(addr)
 	if err != nil {
-		return unix.Sendmsg(listenFD, []byte(fmt.Sprintf("listening on %s: %v", addr, err)), nil, nil, 0)
+		return sys.Sendmsg(ListenFD, []byte(fmt.Sprintf("listening on %s: %v", addr, err)), nil, nil, 0)
 	}
-	f, err := ln.(*net.TCPListener).File()
-	ln.Close()
-	if err != nil {
-		return unix.Sendmsg(listenFD, []byte(fmt.Sprintf("listening on %s: %v", addr, err)), nil, nil, 0)
+	defer sys.Close(fd)
+	return sys.Sendmsg(ListenFD, []byte{'k'}, sys.UnixRights(fd), nil, 0)
+}
+
+// listen opens a TCP listener on addr, an IPv4 address and port such as
+// 127.0.0.1:9001.
+func listen(addr string) (int, error) {
+	host, portText, ok := strings.Cut(addr, ":")
+	port, err := strconv.Atoi(portText)
+	if !ok || err != nil || port < 1 || port > 65535 {
+		return -1, fmt.Errorf("bad address %q", addr)
 	}
-	defer f.Close()
-	return unix.Sendmsg(listenFD, []byte{'k'}, unix.UnixRights(int(f.Fd())), nil, 0)
+	var ip [4]byte
+	parts := strings.Split(host, ".")
+	if len(parts) != 4 {
+		return -1, fmt.Errorf("bad address %q", addr)
+	}
+	for i, p := range parts {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 0 || n > 255 {
+			return -1, fmt.Errorf("bad address %q", addr)
+		}
+		ip[i] = byte(n)
+	}
+	return sys.ListenTCP4(ip, port)
 }
 
 func readConfig(r io.Reader, cfg any) error {
@@ -206,13 +256,13 @@ const hostname = "sandbox"
 // that every sandbox shares: the system directories, /dev and /proc.
 func prepareRoot(root string) error {
 	// Nothing mounted from here on may propagate back to the host.
-	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+	if err := sys.Mount("", "/", "", sys.MS_REC|sys.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("making mounts private: %w", err)
 	}
-	if err := unix.Mount("tmpfs", root, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "size=1m,nr_inodes=1024,mode=0755"); err != nil {
+	if err := sys.Mount("tmpfs", root, "tmpfs", sys.MS_NOSUID|sys.MS_NODEV, "size=1m,nr_inodes=1024,mode=0755"); err != nil {
 		return fmt.Errorf("mounting root: %w", err)
 	}
-	at := func(p string) string { return filepath.Join(root, p) }
+	at := func(p string) string { return join(root, p) }
 	for _, d := range []string{"etc", "tmp", "proc", "dev", "var/task", "var/runtime"} {
 		if err := os.MkdirAll(at(d), 0o755); err != nil {
 			return fmt.Errorf("creating /%s: %w", d, err)
@@ -232,7 +282,7 @@ func prepareRoot(root string) error {
 		return err
 	}
 	shareRuntimeBinary(at(RuntimeBinary))
-	if err := unix.Mount("proc", at("proc"), "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+	if err := sys.Mount("proc", at("proc"), "proc", sys.MS_NOSUID|sys.MS_NODEV|sys.MS_NOEXEC, ""); err != nil {
 		return fmt.Errorf("mounting /proc: %w", err)
 	}
 	if err := bindReadOnly(at("proc/sys"), at("proc/sys")); err != nil {
@@ -261,8 +311,8 @@ func shareRuntimeBinary(dst string) {
 
 // finishRoot adds the program's part to the root filesystem on root (its
 // code, /tmp, /etc) and enters it with pivot_root.
-func finishRoot(root string, id int, cfg *initConfig) error {
-	at := func(p string) string { return filepath.Join(root, p) }
+func finishRoot(root string, id int, cfg *Config) error {
+	at := func(p string) string { return join(root, p) }
 	if err := writeEtc(at("etc"), id); err != nil {
 		return err
 	}
@@ -273,14 +323,14 @@ func finishRoot(root string, id int, cfg *initConfig) error {
 	if tmpBytes <= 0 {
 		tmpBytes = 512 << 20
 	}
-	if err := unix.Mount("tmpfs", at(TmpDir), "tmpfs", unix.MS_NOSUID|unix.MS_NODEV,
+	if err := sys.Mount("tmpfs", at(TmpDir), "tmpfs", sys.MS_NOSUID|sys.MS_NODEV,
 		"size="+strconv.FormatInt(tmpBytes, 10)+",mode=1777"); err != nil {
 		return fmt.Errorf("mounting %s: %w", TmpDir, err)
 	}
 	if err := pivotRoot(root); err != nil {
 		return err
 	}
-	if err := unix.Mount("", "/", "", unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, ""); err != nil {
+	if err := sys.Mount("", "/", "", sys.MS_REMOUNT|sys.MS_RDONLY|sys.MS_NOSUID|sys.MS_NODEV, ""); err != nil {
 		return fmt.Errorf("making the root read-only: %w", err)
 	}
 	return nil
@@ -301,7 +351,7 @@ func shareHostPath(path, dst string) error {
 		if err != nil {
 			return fmt.Errorf("sharing %s: %w", path, err)
 		}
-		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		if err := os.MkdirAll(dir(dst), 0o755); err != nil {
 			return fmt.Errorf("sharing %s: %w", path, err)
 		}
 		return os.Symlink(target, dst)
@@ -310,7 +360,7 @@ func shareHostPath(path, dst string) error {
 			return fmt.Errorf("sharing %s: %w", path, err)
 		}
 	default:
-		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		if err := os.MkdirAll(dir(dst), 0o755); err != nil {
 			return fmt.Errorf("sharing %s: %w", path, err)
 		}
 		if err := os.WriteFile(dst, nil, 0o444); err != nil {
@@ -327,25 +377,25 @@ func shareHostPath(path, dst string) error {
 // and nodev. A remount must keep the flags the kernel locked on src (in a
 // user namespace, any of them), so they are read from src first.
 func bindReadOnly(src, dst string) error {
-	if err := unix.Mount(src, dst, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+	if err := sys.Mount(src, dst, "", sys.MS_BIND|sys.MS_REC, ""); err != nil {
 		return err
 	}
-	var st unix.Statfs_t
-	if err := unix.Statfs(dst, &st); err != nil {
+	var st sys.Statfs_t
+	if err := sys.Statfs(dst, &st); err != nil {
 		return err
 	}
-	flags := uintptr(unix.MS_BIND | unix.MS_REMOUNT | unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV)
+	flags := uintptr(sys.MS_BIND | sys.MS_REMOUNT | sys.MS_RDONLY | sys.MS_NOSUID | sys.MS_NODEV)
 	for _, f := range [...]struct{ st, ms int64 }{
-		{unix.ST_NOEXEC, unix.MS_NOEXEC},
-		{unix.ST_NOATIME, unix.MS_NOATIME},
-		{unix.ST_NODIRATIME, unix.MS_NODIRATIME},
-		{unix.ST_RELATIME, unix.MS_RELATIME},
+		{sys.ST_NOEXEC, sys.MS_NOEXEC},
+		{sys.ST_NOATIME, sys.MS_NOATIME},
+		{sys.ST_NODIRATIME, sys.MS_NODIRATIME},
+		{sys.ST_RELATIME, sys.MS_RELATIME},
 	} {
 		if st.Flags&f.st != 0 {
 			flags |= uintptr(f.ms)
 		}
 	}
-	return unix.Mount("", dst, "", flags, "")
+	return sys.Mount("", dst, "", flags, "")
 }
 
 // writeEtc writes the generated files of /etc. The program's user is
@@ -365,7 +415,7 @@ func writeEtc(etc string, uid int) error {
 		"nsswitch.conf": "passwd: files\ngroup: files\nhosts: files dns\n",
 	}
 	for name, body := range files {
-		if err := os.WriteFile(filepath.Join(etc, name), []byte(body), 0o444); err != nil {
+		if err := os.WriteFile(join(etc, name), []byte(body), 0o444); err != nil {
 			return fmt.Errorf("writing /etc/%s: %w", name, err)
 		}
 	}
@@ -374,70 +424,70 @@ func writeEtc(etc string, uid int) error {
 
 // buildDev mounts a small /dev with the harmless device nodes only.
 func buildDev(dev string) error {
-	if err := unix.Mount("tmpfs", dev, "tmpfs", unix.MS_NOSUID|unix.MS_NOEXEC, "size=64k,nr_inodes=64,mode=0755"); err != nil {
+	if err := sys.Mount("tmpfs", dev, "tmpfs", sys.MS_NOSUID|sys.MS_NOEXEC, "size=64k,nr_inodes=64,mode=0755"); err != nil {
 		return fmt.Errorf("mounting /dev: %w", err)
 	}
 	for _, d := range devices {
-		p := filepath.Join(dev, d)
+		p := join(dev, d)
 		if err := os.WriteFile(p, nil, 0o666); err != nil {
 			return fmt.Errorf("creating /dev/%s: %w", d, err)
 		}
-		if err := unix.Mount("/dev/"+d, p, "", unix.MS_BIND, ""); err != nil {
+		if err := sys.Mount("/dev/"+d, p, "", sys.MS_BIND, ""); err != nil {
 			return fmt.Errorf("mounting /dev/%s: %w", d, err)
 		}
 	}
 	for name, target := range map[string]string{"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1", "stderr": "/proc/self/fd/2"} {
-		if err := os.Symlink(target, filepath.Join(dev, name)); err != nil {
+		if err := os.Symlink(target, join(dev, name)); err != nil {
 			return fmt.Errorf("creating /dev/%s: %w", name, err)
 		}
 	}
-	return unix.Mount("", dev, "", unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NOEXEC, "")
+	return sys.Mount("", dev, "", sys.MS_REMOUNT|sys.MS_RDONLY|sys.MS_NOSUID|sys.MS_NOEXEC, "")
 }
 
 // pivotRoot makes root the root directory and detaches the host's tree.
 // pivot_root(".", ".") stacks the old root under the new one, so no
 // directory for it is needed; unmounting "." then drops it.
 func pivotRoot(root string) error {
-	oldRoot, err := unix.Open("/", unix.O_DIRECTORY|unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	oldRoot, err := sys.Open("/", sys.O_DIRECTORY|sys.O_RDONLY|sys.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("opening the old root: %w", err)
 	}
-	defer unix.Close(oldRoot)
-	if err := unix.Chdir(root); err != nil {
+	defer sys.Close(oldRoot)
+	if err := sys.Chdir(root); err != nil {
 		return fmt.Errorf("entering the root: %w", err)
 	}
-	if err := unix.PivotRoot(".", "."); err != nil {
+	if err := sys.PivotRoot(".", "."); err != nil {
 		return fmt.Errorf("pivot_root: %w", err)
 	}
-	if err := unix.Fchdir(oldRoot); err != nil {
+	if err := sys.Fchdir(oldRoot); err != nil {
 		return fmt.Errorf("pivot_root: %w", err)
 	}
-	if err := unix.Mount("", ".", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
+	if err := sys.Mount("", ".", "", sys.MS_SLAVE|sys.MS_REC, ""); err != nil {
 		return fmt.Errorf("pivot_root: %w", err)
 	}
-	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
+	if err := sys.Unmount(".", sys.MNT_DETACH); err != nil {
 		return fmt.Errorf("detaching the host's root: %w", err)
 	}
-	return unix.Chdir("/")
+	return sys.Chdir("/")
 }
 
 // loopbackUp brings up lo, the one interface of a new network namespace, so
 // the Runtime API and the egress proxy can listen on 127.0.0.1 inside.
 func loopbackUp() error {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	fd, err := sys.Socket(sys.AF_INET, sys.SOCK_DGRAM|sys.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("bringing up lo: %w", err)
 	}
-	defer unix.Close(fd)
-	ifr, err := unix.NewIfreq("lo")
+	defer sys.Close(fd)
+	ifr, err := sys.NewIfreq("lo")
 	if err != nil {
 		return fmt.Errorf("bringing up lo: %w", err)
 	}
-	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+	if err := sys.IoctlIfreq(fd, sys.SIOCGIFFLAGS, ifr); err != nil {
 		return fmt.Errorf("bringing up lo: %w", err)
 	}
-	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
-	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
+	ifr.SetUint16(ifr.Uint16() | sys.IFF_UP)
+	if err := sys.IoctlIfreq(fd, sys.SIOCSIFFLAGS, ifr); err != nil {
 		return fmt.Errorf("bringing up lo: %w", err)
 	}
 	return nil
@@ -448,12 +498,12 @@ func loopbackUp() error {
 func dropPrivileges(id int, userNS bool) error {
 	// The bounding set caps what any later exec could gain (this thread,
 	// the one that execs). It needs CAP_SETPCAP, so it goes first.
-	for c := 0; c <= unix.CAP_LAST_CAP; c++ {
-		if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil && !errors.Is(err, unix.EINVAL) {
+	for c := 0; c <= sys.CAP_LAST_CAP; c++ {
+		if err := sys.Prctl(sys.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil && !errors.Is(err, sys.EINVAL) {
 			return fmt.Errorf("dropping capability %d: %w", c, err)
 		}
 	}
-	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil {
+	if err := sys.Prctl(sys.PR_CAP_AMBIENT, sys.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil {
 		return fmt.Errorf("clearing ambient capabilities: %w", err)
 	}
 	if !userNS {
@@ -472,7 +522,7 @@ func dropPrivileges(id int, userNS bool) error {
 	}
 	// Changing uid cleared the parent-death signal; without it the
 	// sandbox would outlive a gust that died.
-	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
+	if err := sys.Prctl(sys.PR_SET_PDEATHSIG, uintptr(sys.SIGKILL), 0, 0, 0); err != nil {
 		return fmt.Errorf("setting the parent-death signal: %w", err)
 	}
 	if !parentAlive() {
@@ -481,12 +531,12 @@ func dropPrivileges(id int, userNS bool) error {
 	// A non-zero uid leaves the permitted and effective sets empty after
 	// a setresuid; clear them explicitly all the same, and the inheritable
 	// set with them.
-	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-	var data [2]unix.CapUserData
-	if err := unix.Capset(&hdr, &data[0]); err != nil {
+	hdr := sys.CapUserHeader{Version: sys.LINUX_CAPABILITY_VERSION_3}
+	var data [2]sys.CapUserData
+	if err := sys.Capset(&hdr, &data[0]); err != nil {
 		return fmt.Errorf("clearing capabilities: %w", err)
 	}
-	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+	if err := sys.Prctl(sys.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("setting no_new_privs: %w", err)
 	}
 	return nil
@@ -496,12 +546,27 @@ func dropPrivileges(id int, userNS bool) error {
 // A PID namespace's init has no visible parent (getppid is 0), so the pipe
 // is the only witness.
 func parentAlive() bool {
-	fds := []unix.PollFd{{Fd: ctlFD, Events: unix.POLLIN}}
+	fds := []sys.PollFd{{Fd: CtlFD, Events: sys.POLLIN}}
 	for {
-		_, err := unix.Poll(fds, 0)
-		if errors.Is(err, unix.EINTR) { // the Go runtime's preemption signals
+		_, err := sys.Poll(fds, 0)
+		if errors.Is(err, sys.EINTR) { // the Go runtime's preemption signals
 			continue
 		}
-		return err == nil && fds[0].Revents&(unix.POLLHUP|unix.POLLERR) == 0
+		return err == nil && fds[0].Revents&(sys.POLLHUP|sys.POLLERR) == 0
 	}
+}
+
+// join and dir are path/filepath's Join and Dir for the clean, absolute
+// paths the init builds, without importing path/filepath (see package sys
+// on why the init's imports matter).
+func join(dir, name string) string {
+	return strings.TrimSuffix(dir, "/") + "/" + strings.TrimPrefix(name, "/")
+}
+
+func dir(path string) string {
+	i := strings.LastIndexByte(path, '/')
+	if i <= 0 {
+		return "/"
+	}
+	return path[:i]
 }
