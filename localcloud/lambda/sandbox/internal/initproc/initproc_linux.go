@@ -509,15 +509,19 @@ func dropPrivileges(id int, userNS bool) error {
 	if !userNS {
 		// In a user namespace setgroups is denied (and there are no
 		// supplementary groups to drop).
-		if err := syscall.Setgroups(nil); err != nil {
+		if err := sys.ThreadSetgroups(); err != nil {
 			return fmt.Errorf("dropping supplementary groups: %w", err)
 		}
 	}
-	// The setres* wrappers change every thread of the process.
-	if err := syscall.Setresgid(id, id, id); err != nil {
+	// This thread's credentials only: it is the one that execs, and the
+	// only one left after the exec. Changing every thread (syscall's
+	// Setresuid) stops the init's whole runtime to signal each thread,
+	// which costs milliseconds on a busy machine for nothing: the other
+	// threads run only the init's own code until the exec ends them.
+	if err := sys.ThreadSetresgid(id); err != nil {
 		return fmt.Errorf("setting gid %d: %w", id, err)
 	}
-	if err := syscall.Setresuid(id, id, id); err != nil {
+	if err := sys.ThreadSetresuid(id); err != nil {
 		return fmt.Errorf("setting uid %d: %w", id, err)
 	}
 	// Changing uid cleared the parent-death signal; without it the

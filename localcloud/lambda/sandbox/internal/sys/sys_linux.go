@@ -202,3 +202,21 @@ func ListenTCP4(ip [4]byte, port int) (int, error) {
 	}
 	return fd, nil
 }
+
+// ThreadSetgroups, ThreadSetresgid and ThreadSetresuid change the calling
+// thread's credentials only (the raw system calls; Go's wrappers change
+// every thread of the process).
+func ThreadSetgroups() error { return raw(syscall.SYS_SETGROUPS, 0, 0, 0) }
+func ThreadSetresgid(id int) error {
+	return raw(syscall.SYS_SETRESGID, uintptr(id), uintptr(id), uintptr(id))
+}
+func ThreadSetresuid(id int) error {
+	return raw(syscall.SYS_SETRESUID, uintptr(id), uintptr(id), uintptr(id))
+}
+
+func raw(nr, a1, a2, a3 uintptr) error {
+	if _, _, e := syscall.RawSyscall(nr, a1, a2, a3); e != 0 {
+		return e
+	}
+	return nil
+}
