@@ -55,6 +55,7 @@ then the ratios of e2e warm p50 to the floor p50.`,
 			&cli.IntFlag{Name: "subtenants", Value: 50, Usage: "sub-tenants invoking in parallel in the throughput run"},
 			&cli.IntFlag{Name: "per-subtenant", Value: 20, Usage: "invocations per sub-tenant in the throughput run"},
 			&cli.StringFlag{Name: "handler", Usage: "Lambda bootstrap executable to deploy instead of this gust binary (e.g. a small aws-lambda-go handler)"},
+			&cli.StringFlag{Name: "cloud-isolation", Value: lambdacloud.IsolationSandbox, Usage: "function isolation to measure: sandbox or none"},
 			outputFlag(),
 		},
 		Action: runBenchFn,
@@ -84,6 +85,7 @@ type benchFnResult struct {
 	Throughput    float64            `json:"throughput_per_s"`
 	Ratios        map[string]float64 `json:"ratios"`
 	DefaultMode   string             `json:"default_activity_mode"`
+	Isolation     string             `json:"isolation"`
 	ThroughputCfg string             `json:"throughput_config"`
 }
 
@@ -109,6 +111,10 @@ func runBenchFn(c *cli.Context) error {
 	if err != nil {
 		return usagef("--handler: %v", err)
 	}
+	iso := c.String("cloud-isolation")
+	if iso != lambdacloud.IsolationSandbox && iso != lambdacloud.IsolationNone {
+		return usagef("--cloud-isolation %q: want %s or %s", iso, lambdacloud.IsolationSandbox, lambdacloud.IsolationNone)
+	}
 	ctx := c.Context
 	out := c.App.Writer
 	progress := io.Writer(os.Stderr)
@@ -121,6 +127,7 @@ func runBenchFn(c *cli.Context) error {
 			MaxEnvsPerFunction: cold + subs + 10,
 			MaxEnvsTotal:       cold + subs + 10,
 			MaxCodeBytes:       1 << 30, // the gust binary exceeds Lambda's 250 MB
+			Isolation:          iso,
 		}},
 		Logger: discardLogger(),
 	})
@@ -200,6 +207,7 @@ func runBenchFn(c *cli.Context) error {
 		Throughput:    rate,
 		Ratios:        map[string]float64{},
 		DefaultMode:   string(workflows.DefaultInvokeActivityMode),
+		Isolation:     iso,
 		ThroughputCfg: fmt.Sprintf("%d sub-tenants x %d invocations, default activity mode, eager start", subs, per),
 	}
 	find := func(name string) benchSeries {
@@ -233,7 +241,7 @@ func onOff(b bool) string {
 }
 
 func printBenchFn(out io.Writer, res benchFnResult) error {
-	fmt.Fprintf(out, "gust bench fn: handler %s (%d MB), default activity mode %s\n\n", res.Handler, res.HandlerMB, res.DefaultMode)
+	fmt.Fprintf(out, "gust bench fn: handler %s (%d MB), default activity mode %s, isolation %s\n\n", res.Handler, res.HandlerMB, res.DefaultMode, res.Isolation)
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "SERIES\t    N\tP50 (ms)\tP99 (ms)")
 	for _, s := range res.Series {
