@@ -63,8 +63,9 @@
 // Memory limits need a delegated cgroup v2 directory (Config.CgroupParent)
 // or a writable cgroup v1 memory hierarchy; without either they are not
 // enforced, and the environment listing says so.
-// Environments run as gust's own user, without Lambda's read-only root
-// filesystem or network isolation, and without AWS credentials. Event
+// Environments run in sandboxes (isolation.go, package sandbox;
+// docs/security.md), or, with Config.Isolation IsolationNone, as plain
+// processes of gust's own user; they get no AWS credentials. Event
 // invocations are not retried when the function fails; throttled ones are
 // retried with backoff for up to a minute.
 package lambda

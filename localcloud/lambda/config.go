@@ -73,13 +73,15 @@ type Config struct {
 	// limit is not enforced, so gust's own binary can be deployed).
 	MaxCodeBytes int64
 
-	// CopyCode copies the code into each environment's working directory
-	// instead of hard-linking it from the extracted code cache. Hard links
-	// make cold starts independent of the code's size (a 12 MB Go binary
-	// copies in ~10 ms, links in ~15 µs), but environments run as gust's own
-	// user, so a handler that opens one of its own code files for writing
-	// would change it for every later environment of that code. Lambda's
-	// /var/task is read-only; copying is the closest gust gets.
+	// CopyCode copies the code into each environment's directory instead
+	// of hard-linking it from the extracted code cache. Hard links make
+	// cold starts independent of the code's size (a 12 MB Go binary copies
+	// in ~10 ms, links in ~15 µs). In a sandbox the links are root's,
+	// read-only files on a read-only mount, and the environment runs as
+	// another uid, so nothing can change them; with IsolationNone the
+	// environment runs as gust's own user, and a handler that opens one of
+	// its own code files for writing would change it for every later
+	// environment of that code: copying is then the safer choice.
 	CopyCode bool
 
 	// CgroupParent is a cgroup v2 directory gust may create child cgroups

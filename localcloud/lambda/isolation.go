@@ -282,11 +282,13 @@ func (rt *sandboxRuntime) prepare(background bool) (*preparedSandbox, error) {
 	return &preparedSandbox{sp: sp, id: id, root: root}, nil
 }
 
-// discard kills the sandbox and gives back everything it held. Its
-// processes are gone when Wait returns, so its id owns nothing any more.
+// discard kills a sandbox no environment took and gives back everything
+// it held, its output pipe included. Its processes are gone when Wait
+// returns, so its id owns nothing any more.
 func (w *preparedSandbox) discard(rt *sandboxRuntime) {
 	w.sp.Kill()
 	_ = w.sp.Wait()
+	w.output().Close()
 	w.release(rt)
 }
 
@@ -311,7 +313,6 @@ func (rt *sandboxRuntime) refillLoop() {
 			select {
 			case rt.warm <- w:
 			case <-rt.done:
-				w.output().Close()
 				w.discard(rt)
 				return
 			}
@@ -341,7 +342,6 @@ func (rt *sandboxRuntime) close() {
 	for {
 		select {
 		case w := <-rt.warm:
-			w.output().Close()
 			w.discard(rt)
 		default:
 			return

@@ -205,3 +205,31 @@ func BenchmarkSandbox(b *testing.B) {
 		}
 	})
 }
+
+// TestIDsAreUniqueAcrossOwners: two clouds in one process (two IDs) never
+// hand out the same id while it is live.
+func TestIDsAreUniqueAcrossOwners(t *testing.T) {
+	var a, b IDs
+	owner := map[int]*IDs{}
+	for i := 0; i < 1000; i++ {
+		for _, ids := range []*IDs{&a, &b} {
+			id, err := ids.Get()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if id < FirstID || id >= FirstID+NumIDs || owner[id] != nil {
+				t.Fatalf("id %d handed out twice or out of range", id)
+			}
+			owner[id] = ids
+		}
+	}
+	if a.InUse() != 1000 || b.InUse() != 1000 {
+		t.Errorf("in use: %d and %d, want 1000 each", a.InUse(), b.InUse())
+	}
+	for id, ids := range owner {
+		ids.Put(id)
+	}
+	if a.InUse() != 0 || b.InUse() != 0 {
+		t.Errorf("still in use: %d and %d", a.InUse(), b.InUse())
+	}
+}

@@ -1,8 +1,6 @@
 package sandbox
 
 import (
-	"github.com/gust-dev/gust/localcloud/lambda/sandbox/internal/initproc"
-
 	"fmt"
 	"sync"
 
@@ -10,6 +8,8 @@ import (
 	"github.com/elastic/go-seccomp-bpf/arch"
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
+
+	"github.com/gust-dev/gust/localcloud/lambda/sandbox/internal/initproc"
 )
 
 // deniedSyscalls fail with EPERM inside a sandbox. They are the calls a

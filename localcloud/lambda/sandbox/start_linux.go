@@ -1,8 +1,6 @@
 package sandbox
 
 import (
-	"github.com/gust-dev/gust/localcloud/lambda/sandbox/internal/initproc"
-
 	"bufio"
 	"encoding/binary"
 	"encoding/json"
@@ -18,6 +16,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/gust-dev/gust/localcloud/lambda/sandbox/internal/initproc"
 )
 
 // Process is a sandbox: prepared, then configured with its program, then
