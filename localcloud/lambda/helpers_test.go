@@ -111,6 +111,7 @@ type fnOpts struct {
 	maxEnvs  int
 	code     []byte
 	memoryMB int32
+	egress   string // X-Gust-Egress; "" sends none
 }
 
 func createFn(t testing.TB, c *awslambda.Client, name string, o fnOpts) *awslambda.CreateFunctionOutput {
@@ -140,7 +141,13 @@ func createFn(t testing.TB, c *awslambda.Client, name string, o fnOpts) *awslamb
 	if o.maxEnvs > 0 {
 		in.Tags = map[string]string{lambda.TagMaxEnvsPerSubTenant: fmt.Sprint(o.maxEnvs)}
 	}
-	out, err := c.CreateFunction(context.Background(), in)
+	var opts []func(*awslambda.Options)
+	if o.egress != "" {
+		opts = append(opts, func(ao *awslambda.Options) {
+			ao.APIOptions = append(ao.APIOptions, addHeader(lambda.HeaderEgress, o.egress))
+		})
+	}
+	out, err := c.CreateFunction(context.Background(), in, opts...)
 	require.NoError(t, err)
 	return out
 }

@@ -16,11 +16,9 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awslambda "github.com/aws/aws-sdk-go-v2/service/lambda"
-	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/gust-dev/gust/localcloud/lambda"
 	"github.com/gust-dev/gust/localcloud/lambda/lambdatest"
 	"github.com/gust-dev/gust/localcloud/lambda/sandbox"
 )
@@ -155,29 +153,7 @@ type hostileOpts struct {
 // deployHostile creates the hostile function, per-tenant.
 func deployHostile(t testing.TB, c *awslambda.Client, name string, o hostileOpts) *awslambda.CreateFunctionOutput {
 	t.Helper()
-	in := &awslambda.CreateFunctionInput{
-		FunctionName:  aws.String(name),
-		Role:          aws.String("arn:aws:iam::000000000000:role/gust"),
-		Runtime:       types.RuntimeProvidedal2023,
-		Handler:       aws.String("bootstrap"),
-		Code:          &types.FunctionCode{ZipFile: hostileBinary(t)},
-		TenancyConfig: &types.TenancyConfig{TenantIsolationMode: types.TenantIsolationModePerTenant},
-	}
-	if o.memoryMB > 0 {
-		in.MemorySize = aws.Int32(o.memoryMB)
-	}
-	if o.timeout > 0 {
-		in.Timeout = aws.Int32(o.timeout)
-	}
-	var opts []func(*awslambda.Options)
-	if o.egress != "" {
-		opts = append(opts, func(o2 *awslambda.Options) {
-			o2.APIOptions = append(o2.APIOptions, addHeader(lambda.HeaderEgress, o.egress))
-		})
-	}
-	out, err := c.CreateFunction(context.Background(), in, opts...)
-	require.NoError(t, err)
-	return out
+	return createFn(t, c, name, fnOpts{tenancy: true, code: hostileBinary(t), memoryMB: o.memoryMB, timeout: o.timeout, egress: o.egress})
 }
 
 // attack invokes the hostile function as sub-tenant sub with req and
