@@ -7,17 +7,20 @@
 //
 // # How a sandbox starts
 //
-// Start re-executes the running binary (/proc/self/exe) as the sandbox's
-// init, cloned straight into the new namespaces. The init function of
-// package initproc (imported by this one, so in every binary that can start
-// a sandbox) recognises that process by its argv[0] (InitArg0) and never
-// returns to the program's own main; that package imports little, so the
-// binary's other packages are mostly not initialised in it. The init reads its configuration from
-// a pipe, builds the root filesystem in its private mount namespace, brings
-// up its loopback interface, and reports ready. The parent then does what
-// must happen from outside: it joins the init to its cgroups, and has the
-// init open listeners in the sandbox's network namespace and hand them over
-// (Process.Listen). Only then does Release let the init drop to the
+// Prepare re-executes the running binary (/proc/self/exe) as the
+// sandbox's init, cloned straight into the new namespaces. The init
+// function of package initproc (imported by this one, so in every binary
+// that can start a sandbox) recognises that process by its argv[0]
+// (InitArg0) and never returns to the program's own main; that package
+// imports little, so the binary's other packages are mostly not
+// initialised in it. The init builds the part of the root filesystem every
+// sandbox shares, brings up its loopback interface and reports ready: a
+// sandbox can be prepared ahead of need. Configure gives it its program:
+// the init mounts the code, /tmp and /etc and enters the finished root
+// with pivot_root. The parent then does what must happen from outside: it
+// joins the init to its cgroups, and has the init open listeners in the
+// sandbox's network namespace and hand them over (Process.Listen). Only
+// then does Release let the init enter a cgroup namespace, drop to the
 // sandbox's uid, shed every capability, set no_new_privs, load the seccomp
 // filter and exec the program, which becomes PID 1 of the sandbox's PID
 // namespace. When it exits or is killed, the kernel kills everything else
