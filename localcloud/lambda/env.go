@@ -366,6 +366,7 @@ func (e *environment) invoke(inv *invocation, timeout, initTimeout time.Duration
 	case <-e.ready:
 	default:
 		// Cold: wait for the runtime's first GET /next.
+		defer e.proc.settled()
 		e.timer.Reset(initTimeout)
 		select {
 		case <-e.ready:

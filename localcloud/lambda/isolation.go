@@ -8,7 +8,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/gust-dev/gust/localcloud/lambda/sandbox"
 )
@@ -91,6 +93,10 @@ type proc interface {
 	// release frees what the process held (ids, namespaces); called once,
 	// after wait returned.
 	release()
+	// settled says the process's start is over (its runtime asked for an
+	// invocation, failed or exited): work put off so as not to slow the
+	// start may run now. Calls after the first do nothing.
+	settled()
 }
 
 // newIsolator returns the isolator of an isolation level, or why it cannot
@@ -190,6 +196,7 @@ func (p *plainProc) proxy() net.Listener      { return nil }
 func (p *plainProc) wait() error              { return p.cmd.Wait() }
 func (p *plainProc) kill()                    { _ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL) }
 func (p *plainProc) release()                 {}
+func (p *plainProc) settled()                 {}
 
 // sandboxRuntime runs each environment in its own sandbox
 // (IsolationSandbox).
@@ -213,7 +220,17 @@ type sandboxRuntime struct {
 	kick   chan struct{}         // wakes refill
 	done   chan struct{}
 	refill sync.WaitGroup
+	// starting counts environments taken from the pool whose start is not
+	// over yet (proc.settled). The refill waits for it to reach 0:
+	// preparing a sandbox (namespaces, mounts) slows a start running
+	// beside it far more than its CPU priority says, through the kernel's
+	// own locks.
+	starting atomic.Int32
 }
+
+// refillPatience bounds how long the refill waits for starts to settle,
+// so a steady stream of cold starts cannot keep the pool empty.
+const refillPatience = 100 * time.Millisecond
 
 // preparedSandbox is a sandbox with its id and root mount point, before
 // and after it is configured.
@@ -305,6 +322,13 @@ func (rt *sandboxRuntime) refillLoop() {
 	defer rt.refill.Done()
 	for {
 		for len(rt.warm) < cap(rt.warm) {
+			for waited := time.Duration(0); rt.starting.Load() > 0 && waited < refillPatience; waited += 2 * time.Millisecond {
+				select {
+				case <-rt.done:
+					return
+				case <-time.After(2 * time.Millisecond):
+				}
+			}
 			w, err := rt.prepare(true)
 			if err != nil {
 				rt.logger.Warn("preparing a sandbox", "error", err)
@@ -363,14 +387,16 @@ func (rt *sandboxRuntime) start(l *launch) (proc, error) {
 	case w = <-rt.warm:
 	default:
 	}
-	rt.wake()
+	rt.starting.Add(1)
+	p := &sandboxProc{rt: rt}
 	if w == nil {
 		var err error
 		if w, err = rt.prepare(false); err != nil {
+			p.settled()
 			return nil, err
 		}
 	}
-	p := &sandboxProc{rt: rt, w: w}
+	p.w = w
 	fail := func(err error) (proc, error) {
 		p.kill()
 		_ = p.wait()
@@ -413,6 +439,15 @@ type sandboxProc struct {
 	rt      *sandboxRuntime
 	w       *preparedSandbox
 	api, px net.Listener
+	settle  sync.Once
+}
+
+// settled lets the refill prepare the sandbox that replaces this one.
+func (p *sandboxProc) settled() {
+	p.settle.Do(func() {
+		p.rt.starting.Add(-1)
+		p.rt.wake()
+	})
 }
 
 func (p *sandboxProc) pid() int                 { return p.w.sp.Pid() }
@@ -424,6 +459,7 @@ func (p *sandboxProc) wait() error              { return p.w.sp.Wait() }
 func (p *sandboxProc) kill()                    { p.w.sp.Kill() }
 
 func (p *sandboxProc) release() {
+	p.settled() // an environment stopped before it ever settled
 	for _, ln := range []net.Listener{p.api, p.px} {
 		if ln != nil {
 			_ = ln.Close()
