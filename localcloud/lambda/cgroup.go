@@ -67,7 +67,7 @@ func newMemoryLimiter(parent string, disabled bool) *memoryLimiter {
 	case parent != "":
 		return newV2Limiter(parent)
 	}
-	dir, err := ownMemoryCgroupV1()
+	dir, err := ownCgroupV1("memory")
 	if err != nil {
 		return &memoryLimiter{reason: "no cgroup v2 directory given (--cloud-cgroup, Config.CgroupParent) and " + err.Error()}
 	}
@@ -102,19 +102,10 @@ func newMemoryLimiter(parent string, disabled bool) *memoryLimiter {
 // "" where that hierarchy is missing or not writable. Parents left by a
 // gust that died are removed first, as for memory.
 func ownV1Parent(controller, name string) string {
-	path, err := controllerCgroupPath("/proc/self/cgroup", controller)
+	dir, err := ownCgroupV1(controller)
 	if err != nil {
 		return ""
 	}
-	mnt, root, err := controllerMount("/proc/self/mountinfo", controller)
-	if err != nil {
-		return ""
-	}
-	rel, ok := strings.CutPrefix(path, root)
-	if !ok {
-		return ""
-	}
-	dir := filepath.Join(mnt, rel)
 	removeStaleParents(dir)
 	own := filepath.Join(dir, name)
 	if err := os.Mkdir(own, 0o755); err != nil {
@@ -163,20 +154,20 @@ func CheckCgroupParent(dir string) error {
 	return nil
 }
 
-// ownMemoryCgroupV1 returns the directory of this process's cgroup in a
-// mounted cgroup v1 memory hierarchy.
-func ownMemoryCgroupV1() (string, error) {
-	path, err := memoryCgroupPath("/proc/self/cgroup")
+// ownCgroupV1 returns the directory of this process's cgroup in the
+// mounted cgroup v1 hierarchy of controller.
+func ownCgroupV1(controller string) (string, error) {
+	path, err := controllerCgroupPath("/proc/self/cgroup", controller)
 	if err != nil {
 		return "", err
 	}
-	mnt, root, err := memoryMount("/proc/self/mountinfo")
+	mnt, root, err := controllerMount("/proc/self/mountinfo", controller)
 	if err != nil {
 		return "", err
 	}
 	rel, ok := strings.CutPrefix(path, root)
 	if !ok {
-		return "", fmt.Errorf("this process's memory cgroup %s is outside the mounted hierarchy %s", path, root)
+		return "", fmt.Errorf("this process's %s cgroup %s is outside the mounted hierarchy %s", controller, path, root)
 	}
 	return filepath.Join(mnt, rel), nil
 }
@@ -328,26 +319,12 @@ func (m *memoryLimiter) create(envID string, mb int) (*cgroup, error) {
 		// pids and cpu are resource control beside the memory limit: where
 		// their hierarchy refuses, the environment runs without them, and
 		// its listing says so.
-		if m.pidsParent != "" {
-			d := filepath.Join(m.pidsParent, "gust-"+envID)
-			if os.Mkdir(d, 0o755) == nil {
-				if os.WriteFile(filepath.Join(d, "pids.max"), []byte(strconv.Itoa(DefaultPidsMax)), 0) == nil {
-					cg.pidsDir, cg.pidsMax = d, DefaultPidsMax
-				} else {
-					_ = os.Remove(d)
-				}
-			}
+		if cg.pidsDir = limitedChild(m.pidsParent, envID, "pids.max", DefaultPidsMax); cg.pidsDir != "" {
+			cg.pidsMax = DefaultPidsMax
 		}
-		if m.cpuParent != "" {
-			d := filepath.Join(m.cpuParent, "gust-"+envID)
-			share := cpuShareFor(mb, true)
-			if os.Mkdir(d, 0o755) == nil {
-				if os.WriteFile(filepath.Join(d, "cpu.shares"), []byte(strconv.Itoa(share)), 0) == nil {
-					cg.cpuDir, cg.cpuShare = d, share
-				} else {
-					_ = os.Remove(d)
-				}
-			}
+		share := cpuShareFor(mb, true)
+		if cg.cpuDir = limitedChild(m.cpuParent, envID, "cpu.shares", share); cg.cpuDir != "" {
+			cg.cpuShare = share
 		}
 		return cg, nil
 	}
@@ -369,6 +346,24 @@ func (m *memoryLimiter) create(envID string, mb int) (*cgroup, error) {
 	}
 	cg.fd = fd
 	return cg, nil
+}
+
+// limitedChild makes the environment's cgroup under a cgroup v1 parent
+// with file set to value, and returns it, or "" where parent is "" or
+// refuses either.
+func limitedChild(parent, envID, file string, value int) string {
+	if parent == "" {
+		return ""
+	}
+	d := filepath.Join(parent, "gust-"+envID)
+	if os.Mkdir(d, 0o755) != nil {
+		return ""
+	}
+	if os.WriteFile(filepath.Join(d, file), []byte(strconv.Itoa(value)), 0) != nil {
+		_ = os.Remove(d)
+		return ""
+	}
+	return d
 }
 
 // join moves a just-started process into a v1 cgroup; v2 processes are

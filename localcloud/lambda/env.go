@@ -203,10 +203,9 @@ func (e *environment) start(s startSpec) (err error) {
 	}
 	e.isolation = s.iso.name()
 	e.proc, err = s.iso.start(&launch{
-		id: e.id, dir: e.dir, code: s.codePath, copyCode: s.copyCode,
-		memoryMB: cfg.MemoryMB, tmpMB: tmpMB,
+		dir: e.dir, code: s.codePath, copyCode: s.copyCode, tmpMB: tmpMB,
 		environ: func(l layout) []string { return e.environ(s.region, l) },
-		cgroup:  e.cgroup, proxy: s.egress != nil && s.iso.name() == IsolationSandbox,
+		cgroup:  e.cgroup, proxy: s.egress != nil,
 	})
 	var joinErr errCgroupJoin
 	if errors.As(err, &joinErr) {

@@ -54,17 +54,17 @@ type isolator interface {
 
 // launch is what an isolator needs to start one environment.
 type launch struct {
-	id       string
 	dir      string // the environment's own directory on the host; exists, empty
 	code     string // the extracted code (read-only files)
 	copyCode bool
-	memoryMB int
 	tmpMB    int
 	// environ builds the process environment once the isolator knows where
 	// things are.
 	environ func(layout) []string
 	cgroup  *cgroup // nil: none
-	// proxy asks for an egress proxy listener inside the sandbox.
+	// proxy asks for an egress proxy listener inside the sandbox; an
+	// isolator without a network of its own (none) has nothing to serve it
+	// in, and ignores it.
 	proxy bool
 }
 

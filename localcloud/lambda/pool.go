@@ -36,9 +36,9 @@ type pool struct {
 	lru    environment             // sentinel of the idle list: lru.next is the most recently used; guarded by mu
 	closed bool                    // guarded by mu
 
-	// The code store removes code only when no environment uses it: a
-	// sandbox shows the extracted code itself at /var/task (bind mount),
-	// so its files must outlive every environment started from them.
+	// The code store removes code only when no environment uses it, so an
+	// environment that is starting never finds its code half gone (running
+	// ones have their own links to it; see store.removeCode).
 	codeUsers   map[string]int  // environments in all, by code sha256; guarded by mu
 	codeWaiting map[string]bool // code to remove once codeUsers drops to 0; guarded by mu
 	codeLocked  string          // code being removed, which no environment may start from; guarded by mu

@@ -336,11 +336,6 @@ func claimName(kinds map[string]byte, clean string, isDir bool) error {
 
 // publishCode makes the unpacked tmp the extracted code dir, atomically.
 func publishCode(tmp, dir string) error {
-	// MkdirTemp made it private; a sandbox's unprivileged uid reads the
-	// code through a bind mount of this directory.
-	if err := os.Chmod(tmp, 0o755); err != nil {
-		return fmt.Errorf("publishing extracted code, %w", err)
-	}
 	if err := os.Rename(tmp, dir); err != nil {
 		if _, statErr := os.Stat(dir); statErr == nil {
 			return nil // a concurrent extraction of the same code won the race
@@ -356,11 +351,11 @@ func publishCode(tmp, dir string) error {
 // it is published under ctl, so no deploy can be relying on it), and has
 // locked sha in the pool, which no environment uses (releaseCode).
 //
-// That last condition matters for the sandbox, which bind-mounts the
-// extracted directory itself at /var/task: removing its files would empty
-// the /var/task of every environment running it. Plain environments
-// (IsolationNone) would survive it, as populateTask gives each its own task
-// directory of hard links or copies, which outlive the cache's names.
+// Running environments would survive the removal either way: populateTask
+// gives each its own task directory of hard links or copies (a sandbox
+// shows that directory at /var/task), which outlive the cache's names. The
+// lock is what keeps an environment that is starting from finding its
+// code half gone.
 func (s *store) removeCode(sha string) error {
 	if !isSHA256Hex(sha) {
 		return fmt.Errorf("removing code: %q is not a sha256", sha)
