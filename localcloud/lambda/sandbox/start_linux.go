@@ -141,7 +141,7 @@ func Prepare(o Options) (*Process, error) {
 	}
 	p := &Process{cmd: cmd, ctl: ctlW, statR: statR, status: bufio.NewReader(statR), output: outR, lns: lns}
 	p.niced = niced
-	if err := p.send(prep); err != nil {
+	if err := p.send(nil, prep); err != nil {
 		return nil, p.abandon(err)
 	}
 	if err := p.awaitReady(); err != nil {
@@ -216,17 +216,19 @@ func (p *Process) Configure(spec *Spec) error {
 	if err != nil {
 		return fmt.Errorf("sandbox: encoding configuration: %w", err)
 	}
-	if err := p.send(body); err != nil {
+	if err := p.send(nil, body); err != nil {
 		return err
 	}
 	return p.awaitReady()
 }
 
-// send writes one length-prefixed message to the init.
-func (p *Process) send(body []byte) error {
+// send writes one length-prefixed message to the init, after the bytes of
+// prefix (a request's tag), in one write.
+func (p *Process) send(prefix, body []byte) error {
 	var n [4]byte
 	binary.BigEndian.PutUint32(n[:], uint32(len(body)))
-	if _, err := p.ctl.Write(append(n[:], body...)); err != nil {
+	msg := append(append(prefix[:len(prefix):len(prefix)], n[:]...), body...)
+	if _, err := p.ctl.Write(msg); err != nil {
 		return fmt.Errorf("sandbox: writing to init: %w", err)
 	}
 	return nil
@@ -277,11 +279,8 @@ func (p *Process) Listen(addr string) (net.Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: %w", err)
 	}
-	var n [4]byte
-	binary.BigEndian.PutUint32(n[:], uint32(len(body)))
-	msg := append(append([]byte{initproc.ListenRequest}, n[:]...), body...)
-	if _, err := p.ctl.Write(msg); err != nil {
-		return nil, fmt.Errorf("sandbox: asking init for a listener: %w", err)
+	if err := p.send([]byte{initproc.ListenRequest}, body); err != nil {
+		return nil, err
 	}
 	buf := make([]byte, 1024)
 	oob := make([]byte, unix.CmsgSpace(4))

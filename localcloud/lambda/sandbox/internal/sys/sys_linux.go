@@ -32,9 +32,6 @@ const (
 	MS_NODIRATIME   = syscall.MS_NODIRATIME
 	MS_RELATIME     = syscall.MS_RELATIME
 	MNT_DETACH      = syscall.MNT_DETACH
-	ST_RDONLY       = 0x1
-	ST_NOSUID       = 0x2
-	ST_NODEV        = 0x4
 	ST_NOEXEC       = 0x8
 	ST_NOATIME      = 0x400
 	ST_NODIRATIME   = 0x800
@@ -44,10 +41,7 @@ const (
 	O_CLOEXEC       = syscall.O_CLOEXEC
 	AF_INET         = syscall.AF_INET
 	SOCK_DGRAM      = syscall.SOCK_DGRAM
-	SOCK_STREAM     = syscall.SOCK_STREAM
 	SOCK_CLOEXEC    = syscall.SOCK_CLOEXEC
-	SOL_SOCKET      = syscall.SOL_SOCKET
-	SO_REUSEADDR    = syscall.SO_REUSEADDR
 	SIOCGIFFLAGS    = syscall.SIOCGIFFLAGS
 	SIOCSIFFLAGS    = syscall.SIOCSIFFLAGS
 	IFF_UP          = syscall.IFF_UP
