@@ -116,7 +116,12 @@ func requireHiddenInternalError(t *testing.T, stateDir string, logs *syncBuffer,
 
 func TestInternalErrorsHideMachinePaths(t *testing.T) {
 	var logs syncBuffer
-	h := newHarness(t, func(cfg *lambda.Config) { cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
+	h := newHarness(t, func(cfg *lambda.Config) {
+		cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+		// No sandboxes prepared in the background: the test replaces the
+		// environments' directory they are made in, and must not race them.
+		cfg.WarmSandboxes = -1
+	})
 	c := h.client("t1")
 	createFn(t, c, "echo", fnOpts{tenancy: true})
 
