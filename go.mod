@@ -7,7 +7,10 @@ require (
 	go.temporal.io/server v1.32.1
 )
 
-require github.com/elastic/go-seccomp-bpf v1.6.0 // indirect
+require (
+	github.com/elastic/go-seccomp-bpf v1.6.0 // indirect
+	github.com/golang-jwt/jwt/v5 v5.3.1 // indirect
+)
 
 require (
 	cel.dev/expr v0.25.2 // indirect

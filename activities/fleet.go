@@ -24,11 +24,33 @@ const maxTerminateBatch = 1000
 
 // Fleet holds the fleet activities. Workers register one *Fleet on both task
 // queues; LaunchFleetWorkflow decides which queue each call goes to.
+//
+// Every input names the tenant whose account the call acts in (Tenant;
+// empty means providers.DefaultTenant, which is what inputs recorded before
+// tenants existed carry).
 type Fleet struct {
-	// Compute is the cloud. Never nil on a worker.
-	Compute providers.Compute
+	// Accounts gives each tenant's cloud. Never nil on a worker.
+	Accounts providers.Accounts
 	// Now is the clock, for tests; nil means time.Now.
 	Now func() time.Time
+}
+
+// compute returns the Compute of tenant's account. A tenant this worker
+// cannot act for (unknown, or no role for it) fails the activity without
+// retries: no attempt of it can do better, and a fleet for a tenant that
+// does not exist should fail at once, not after minutes of retries. A
+// transient failure (the cloud unreachable while assuming the role) stays
+// retryable.
+func (a *Fleet) compute(ctx context.Context, tenant string) (providers.Compute, error) {
+	c, err := a.Accounts.Compute(ctx, tenant)
+	if err == nil {
+		return c, nil
+	}
+	if providers.IsNotFound(err) {
+		// The provider's message names the tenant and the reason.
+		return nil, temporal.NewNonRetryableApplicationError(err.Error(), providers.ErrTypeNotFound, nil)
+	}
+	return nil, ProviderErrorf("acting for tenant "+providers.TenantOrDefault(tenant), err)
 }
 
 func (a *Fleet) now() time.Time {
@@ -40,6 +62,7 @@ func (a *Fleet) now() time.Time {
 
 // CheckInstanceTypeInput asks whether the cloud offers an instance type.
 type CheckInstanceTypeInput struct {
+	Tenant       string `json:",omitempty"`
 	InstanceType string
 }
 
@@ -53,7 +76,11 @@ type CheckInstanceTypeResult struct {
 
 // CheckInstanceType reports whether the cloud offers in.InstanceType.
 func (a *Fleet) CheckInstanceType(ctx context.Context, in CheckInstanceTypeInput) (CheckInstanceTypeResult, error) {
-	types, err := a.Compute.InstanceTypes(ctx)
+	compute, err := a.compute(ctx, in.Tenant)
+	if err != nil {
+		return CheckInstanceTypeResult{}, err
+	}
+	types, err := compute.InstanceTypes(ctx)
 	if err != nil {
 		return CheckInstanceTypeResult{}, ProviderErrorf("listing instance types", err)
 	}
@@ -63,6 +90,7 @@ func (a *Fleet) CheckInstanceType(ctx context.Context, in CheckInstanceTypeInput
 // ReserveCapacityInput asks for a capacity reservation of Count instances in
 // one of Zones (any zone when empty).
 type ReserveCapacityInput struct {
+	Tenant       string `json:",omitempty"`
 	FleetID      string
 	InstanceType string
 	Zones        []string
@@ -84,7 +112,11 @@ type ReserveCapacityResult struct {
 // zone. It fails with an InsufficientCapacity ApplicationError when no zone
 // can hold Count instances, which the workflow handles by its capacity policy.
 func (a *Fleet) ReserveCapacity(ctx context.Context, in ReserveCapacityInput) (ReserveCapacityResult, error) {
-	res, err := a.Compute.Reserve(ctx, providers.ReserveInput{
+	compute, err := a.compute(ctx, in.Tenant)
+	if err != nil {
+		return ReserveCapacityResult{}, err
+	}
+	res, err := compute.Reserve(ctx, providers.ReserveInput{
 		InstanceType: in.InstanceType,
 		Zones:        in.Zones,
 		Count:        in.Count,
@@ -100,6 +132,7 @@ func (a *Fleet) ReserveCapacity(ctx context.Context, in ReserveCapacityInput) (R
 
 // ReleaseReservationInput names the reservation to cancel.
 type ReleaseReservationInput struct {
+	Tenant        string `json:",omitempty"`
 	ReservationID string
 }
 
@@ -112,7 +145,11 @@ type ReleaseReservationResult struct {
 // Instances already launched into it keep running. A reservation that no
 // longer exists is not an error (Released is false).
 func (a *Fleet) ReleaseReservation(ctx context.Context, in ReleaseReservationInput) (ReleaseReservationResult, error) {
-	err := a.Compute.CancelReservation(ctx, in.ReservationID)
+	compute, err := a.compute(ctx, in.Tenant)
+	if err != nil {
+		return ReleaseReservationResult{}, err
+	}
+	err = compute.CancelReservation(ctx, in.ReservationID)
 	if providers.IsNotFound(err) {
 		return ReleaseReservationResult{}, nil
 	}
@@ -126,6 +163,7 @@ func (a *Fleet) ReleaseReservation(ctx context.Context, in ReleaseReservationInp
 // (MinCount == MaxCount, against the reservation) or a fill round
 // (MinCount 1).
 type LaunchInput struct {
+	Tenant       string `json:",omitempty"`
 	FleetID      string
 	InstanceType string
 	ImageID      string
@@ -175,8 +213,12 @@ func (a *Fleet) launch(ctx context.Context, doing string, in LaunchInput) (Launc
 		tags[k] = v
 	}
 	tags[providers.FleetTagKey] = in.FleetID
+	compute, err := a.compute(ctx, in.Tenant)
+	if err != nil {
+		return LaunchResult{}, err
+	}
 	instances, err := keepAlive(ctx, func() ([]providers.Instance, error) {
-		return a.Compute.Run(ctx, providers.RunInput{
+		return compute.Run(ctx, providers.RunInput{
 			InstanceType:  in.InstanceType,
 			ImageID:       in.ImageID,
 			Zone:          in.Zone,
@@ -209,6 +251,7 @@ func (a *Fleet) launch(ctx context.Context, doing string, in LaunchInput) (Launc
 
 // CountRunningInput selects a fleet's instances by its tags.
 type CountRunningInput struct {
+	Tenant  string `json:",omitempty"`
 	FleetID string
 	// RunTag, when set, also requires FleetRunTagKey == RunTag.
 	RunTag string
@@ -229,8 +272,12 @@ type CountRunningResult struct {
 // DescribeInstances (by tag). The workflow polls it with durable timers in
 // between to learn when min and target are running.
 func (a *Fleet) CountRunning(ctx context.Context, in CountRunningInput) (CountRunningResult, error) {
+	compute, err := a.compute(ctx, in.Tenant)
+	if err != nil {
+		return CountRunningResult{}, err
+	}
 	instances, err := keepAlive(ctx, func() ([]providers.Instance, error) {
-		return a.Compute.Describe(ctx, providers.InstanceFilter{Tags: fleetTags(in.FleetID, in.RunTag)})
+		return compute.Describe(ctx, providers.InstanceFilter{Tags: fleetTags(in.FleetID, in.RunTag)})
 	})
 	if err != nil {
 		return CountRunningResult{}, ProviderErrorf("describing fleet instances", err)
@@ -251,6 +298,7 @@ func (a *Fleet) CountRunning(ctx context.Context, in CountRunningInput) (CountRu
 
 // ListFleetInput selects one fleet launch's instances by its tags.
 type ListFleetInput struct {
+	Tenant  string `json:",omitempty"`
 	FleetID string
 	RunTag  string
 }
@@ -265,7 +313,7 @@ type ListFleetResult struct {
 // finds more instances than it knows of: a launch whose response never
 // arrived, however often it was retried, still left its instances tagged.
 func (a *Fleet) ListFleetInstances(ctx context.Context, in ListFleetInput) (ListFleetResult, error) {
-	ids, err := a.liveFleetIDs(ctx, in.FleetID, in.RunTag)
+	ids, err := a.liveFleetIDs(ctx, in.Tenant, in.FleetID, in.RunTag)
 	return ListFleetResult{IDs: ids}, err
 }
 
@@ -281,9 +329,13 @@ func fleetTags(fleetID, runTag string) map[string]string {
 
 // liveFleetIDs returns the ids of the pending and running instances that
 // carry the fleet's tags.
-func (a *Fleet) liveFleetIDs(ctx context.Context, fleetID, runTag string) ([]string, error) {
+func (a *Fleet) liveFleetIDs(ctx context.Context, tenant, fleetID, runTag string) ([]string, error) {
+	compute, err := a.compute(ctx, tenant)
+	if err != nil {
+		return nil, err
+	}
 	instances, err := keepAlive(ctx, func() ([]providers.Instance, error) {
-		return a.Compute.Describe(ctx, providers.InstanceFilter{
+		return compute.Describe(ctx, providers.InstanceFilter{
 			Tags:   fleetTags(fleetID, runTag),
 			States: []string{providers.StatePending, providers.StateRunning},
 		})
@@ -304,7 +356,8 @@ func (a *Fleet) liveFleetIDs(ctx context.Context, fleetID, runTag string) ([]str
 
 // TerminateInput lists instances to terminate.
 type TerminateInput struct {
-	IDs []string
+	Tenant string `json:",omitempty"`
+	IDs    []string
 }
 
 // TerminateResult counts what TerminateInstances did.
@@ -319,9 +372,16 @@ type TerminateResult struct {
 // NotFound rather than failing the whole call.
 func (a *Fleet) TerminateInstances(ctx context.Context, in TerminateInput) (TerminateResult, error) {
 	var res TerminateResult
+	if len(in.IDs) == 0 {
+		return res, nil
+	}
+	compute, err := a.compute(ctx, in.Tenant)
+	if err != nil {
+		return res, err
+	}
 	for start := 0; start < len(in.IDs); start += maxTerminateBatch {
 		batch := in.IDs[start:min(start+maxTerminateBatch, len(in.IDs))]
-		n, missing, err := a.terminateBatch(ctx, batch)
+		n, missing, err := terminateBatch(ctx, compute, batch)
 		if err != nil {
 			return res, err
 		}
@@ -335,8 +395,8 @@ func (a *Fleet) TerminateInstances(ctx context.Context, in TerminateInput) (Term
 // terminateBatch terminates ids in one call; if the cloud rejects the call
 // because some id is unknown, it falls back to one call per id so the known
 // ones still go.
-func (a *Fleet) terminateBatch(ctx context.Context, ids []string) (terminated, notFound int, err error) {
-	err = a.Compute.Terminate(ctx, ids)
+func terminateBatch(ctx context.Context, compute providers.Compute, ids []string) (terminated, notFound int, err error) {
+	err = compute.Terminate(ctx, ids)
 	if err == nil {
 		return len(ids), 0, nil
 	}
@@ -344,7 +404,7 @@ func (a *Fleet) terminateBatch(ctx context.Context, ids []string) (terminated, n
 		return 0, 0, ProviderErrorf("terminating instances", err)
 	}
 	for _, id := range ids {
-		err := a.Compute.Terminate(ctx, []string{id})
+		err := compute.Terminate(ctx, []string{id})
 		switch {
 		case err == nil:
 			terminated++
@@ -359,6 +419,7 @@ func (a *Fleet) terminateBatch(ctx context.Context, ids []string) (terminated, n
 
 // TerminateFleetInput selects every instance of one fleet launch by its tags.
 type TerminateFleetInput struct {
+	Tenant  string `json:",omitempty"`
 	FleetID string
 	RunTag  string
 }
@@ -367,9 +428,9 @@ type TerminateFleetInput struct {
 // fleet's tags, including any the workflow never learned the id of. It is
 // the cancel path's sweep.
 func (a *Fleet) TerminateFleet(ctx context.Context, in TerminateFleetInput) (TerminateResult, error) {
-	ids, err := a.liveFleetIDs(ctx, in.FleetID, in.RunTag)
+	ids, err := a.liveFleetIDs(ctx, in.Tenant, in.FleetID, in.RunTag)
 	if err != nil {
 		return TerminateResult{}, err
 	}
-	return a.TerminateInstances(ctx, TerminateInput{IDs: ids})
+	return a.TerminateInstances(ctx, TerminateInput{Tenant: in.Tenant, IDs: ids})
 }

@@ -129,7 +129,7 @@ func launchInput(token string, n int) LaunchInput {
 
 func TestLaunchIsIdempotentAndTagged(t *testing.T) {
 	c := newMemCompute()
-	a := &Fleet{Compute: c}
+	a := &Fleet{Accounts: providers.OneAccount(c)}
 	env := newActivityEnv(t, a)
 
 	v, err := env.ExecuteActivity(a.LaunchBurstChunk, launchInput("burst-0-x", 3))
@@ -166,7 +166,7 @@ func TestLaunchErrorsAreTyped(t *testing.T) {
 		t.Run(tc.typ, func(t *testing.T) {
 			c := newMemCompute()
 			c.nextErr = tc.err
-			a := &Fleet{Compute: c}
+			a := &Fleet{Accounts: providers.OneAccount(c)}
 			env := newActivityEnv(t, a)
 			_, err := env.ExecuteActivity(a.LaunchFill, launchInput("fill-1-x", 1))
 			var appErr *temporal.ApplicationError
@@ -180,7 +180,7 @@ func TestLaunchErrorsAreTyped(t *testing.T) {
 }
 
 func TestLaunchRejectsBadInput(t *testing.T) {
-	a := &Fleet{Compute: newMemCompute()}
+	a := &Fleet{Accounts: providers.OneAccount(newMemCompute())}
 	env := newActivityEnv(t, a)
 	in := launchInput("", 1)
 	_, err := env.ExecuteActivity(a.LaunchFill, in)
@@ -192,7 +192,7 @@ func TestLaunchRejectsBadInput(t *testing.T) {
 
 func TestReserveAndRelease(t *testing.T) {
 	c := newMemCompute()
-	a := &Fleet{Compute: c}
+	a := &Fleet{Accounts: providers.OneAccount(c)}
 	env := newActivityEnv(t, a)
 	v, err := env.ExecuteActivity(a.ReserveCapacity, ReserveCapacityInput{FleetID: "f1", InstanceType: "m5.large", Zones: []string{"z1"}, Count: 10, ClientToken: "reserve-1-x"})
 	require.NoError(t, err)
@@ -219,7 +219,7 @@ func TestReserveAndRelease(t *testing.T) {
 
 func TestCountRunningAndTerminate(t *testing.T) {
 	c := newMemCompute()
-	a := &Fleet{Compute: c}
+	a := &Fleet{Accounts: providers.OneAccount(c)}
 	env := newActivityEnv(t, a)
 	in := launchInput("burst-0-x", 4)
 	in.Tags = map[string]string{FleetRunTagKey: "run-1"}
@@ -262,7 +262,7 @@ func TestCountRunningAndTerminate(t *testing.T) {
 }
 
 func TestCheckInstanceType(t *testing.T) {
-	a := &Fleet{Compute: newMemCompute()}
+	a := &Fleet{Accounts: providers.OneAccount(newMemCompute())}
 	env := newActivityEnv(t, a)
 	for typ, known := range map[string]bool{"m5.large": true, "x9.huge": false} {
 		v, err := env.ExecuteActivity(a.CheckInstanceType, CheckInstanceTypeInput{InstanceType: typ})
@@ -301,4 +301,97 @@ func TestProviderError(t *testing.T) {
 		require.Equal(t, typ, ErrorType(ProviderError(err)))
 	}
 	require.Empty(t, ErrorType(plain))
+}
+
+// accountsMap serves each tenant from its own Compute; err, when set, is
+// what Compute returns for every tenant.
+type accountsMap struct {
+	m   map[string]providers.Compute
+	err error
+}
+
+func (a accountsMap) Compute(_ context.Context, tenant string) (providers.Compute, error) {
+	if a.err != nil {
+		return nil, a.err
+	}
+	c, ok := a.m[providers.TenantOrDefault(tenant)]
+	if !ok {
+		return nil, providers.NewNotFoundError(errors.New("no role for tenant " + tenant))
+	}
+	return c, nil
+}
+
+// TestEveryActivityActsInItsTenantsAccount runs each fleet activity for
+// tenant acme and checks that only acme's account saw the calls.
+func TestEveryActivityActsInItsTenantsAccount(t *testing.T) {
+	def, acme := newMemCompute(), newMemCompute()
+	a := &Fleet{Accounts: accountsMap{m: map[string]providers.Compute{providers.DefaultTenant: def, "acme": acme}}}
+	env := newActivityEnv(t, a)
+	const tenant = "acme"
+
+	_, err := env.ExecuteActivity(a.CheckInstanceType, CheckInstanceTypeInput{Tenant: tenant, InstanceType: "m5.large"})
+	require.NoError(t, err)
+	_, err = env.ExecuteActivity(a.ReserveCapacity, ReserveCapacityInput{Tenant: tenant, FleetID: "f1", InstanceType: "m5.large", Zones: []string{"z1"}, Count: 2, ClientToken: "reserve-1-x"})
+	require.NoError(t, err)
+	in := launchInput("burst-0-x", 2)
+	in.Tenant = tenant
+	_, err = env.ExecuteActivity(a.LaunchBurstChunk, in)
+	require.NoError(t, err)
+	in = launchInput("fill-1-x", 1)
+	in.Tenant = tenant
+	_, err = env.ExecuteActivity(a.LaunchFill, in)
+	require.NoError(t, err)
+	v, err := env.ExecuteActivity(a.CountRunning, CountRunningInput{Tenant: tenant, FleetID: "f1"})
+	require.NoError(t, err)
+	var count CountRunningResult
+	require.NoError(t, v.Get(&count))
+	require.Equal(t, 3, count.Total)
+	v, err = env.ExecuteActivity(a.ListFleetInstances, ListFleetInput{Tenant: tenant, FleetID: "f1"})
+	require.NoError(t, err)
+	var list ListFleetResult
+	require.NoError(t, v.Get(&list))
+	require.Len(t, list.IDs, 3)
+	_, err = env.ExecuteActivity(a.ReleaseReservation, ReleaseReservationInput{Tenant: tenant, ReservationID: "cr-1"})
+	require.NoError(t, err)
+	_, err = env.ExecuteActivity(a.TerminateInstances, TerminateInput{Tenant: tenant, IDs: list.IDs[:1]})
+	require.NoError(t, err)
+	v, err = env.ExecuteActivity(a.TerminateFleet, TerminateFleetInput{Tenant: tenant, FleetID: "f1"})
+	require.NoError(t, err)
+	var term TerminateResult
+	require.NoError(t, v.Get(&term))
+	require.Equal(t, 2, term.Terminated)
+
+	require.Len(t, acme.runs, 2)
+	require.Equal(t, []string{"cr-1"}, acme.cancelled)
+	require.Len(t, acme.terminated, 2)
+	require.Empty(t, def.instances, "the default account saw a launch")
+	require.Empty(t, def.runs)
+	require.Empty(t, def.cancelled)
+	require.Empty(t, def.terminated)
+
+	// The same fleet id in the default account is another fleet.
+	v, err = env.ExecuteActivity(a.CountRunning, CountRunningInput{FleetID: "f1"})
+	require.NoError(t, err)
+	require.NoError(t, v.Get(&count))
+	require.Zero(t, count.Total)
+}
+
+func TestUnknownTenantFailsWithoutRetries(t *testing.T) {
+	a := &Fleet{Accounts: accountsMap{m: map[string]providers.Compute{providers.DefaultTenant: newMemCompute()}}}
+	env := newActivityEnv(t, a)
+	in := launchInput("burst-0-x", 1)
+	in.Tenant = "nobody"
+	_, err := env.ExecuteActivity(a.LaunchBurstChunk, in)
+	var appErr *temporal.ApplicationError
+	require.ErrorAs(t, err, &appErr)
+	require.Equal(t, providers.ErrTypeNotFound, appErr.Type())
+	require.True(t, appErr.NonRetryable(), "no retry can make an unknown tenant known")
+	require.Contains(t, appErr.Error(), "tenant nobody")
+
+	// The cloud unreachable while assuming the role: retried by the policy.
+	a = &Fleet{Accounts: accountsMap{err: errors.New("dial tcp: connection refused")}}
+	env = newActivityEnv(t, a)
+	_, err = env.ExecuteActivity(a.CheckInstanceType, CheckInstanceTypeInput{Tenant: "acme", InstanceType: "m5.large"})
+	require.Error(t, err)
+	require.False(t, errors.As(err, &appErr) && appErr.NonRetryable(), "a transient failure must stay retryable: %v", err)
 }

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/gust-dev/gust/providers"
@@ -62,6 +63,43 @@ type InvokeFunctionInput struct {
 	SubTenant string
 	Payload   json.RawMessage
 	Async     bool
+	// LogTail asks for the last providers.MaxLogTailBytes of the
+	// invocation's log in the result (Lambda's LogType Tail).
+	LogTail bool `json:",omitempty"`
+	// Qualifier selects the version (Lambda's Qualifier); empty: latest.
+	Qualifier string `json:",omitempty"`
+	// QueueDeadline, when set, bounds how long the invocation may wait in
+	// the durable queue: an attempt that starts after it fails at once with
+	// the non-retryable QueueTimeout, without invoking, and a retryable
+	// failure (a full concurrency limit) is retried no later than at the
+	// deadline, so the wait overshoots it by one retry's scheduling at
+	// most. Once an attempt got an environment, the function runs to
+	// completion whatever the time. Zero: no bound but the activity's
+	// timeout.
+	QueueDeadline time.Time `json:",omitzero"`
+}
+
+// ErrTypeQueueTimeout is the error type of an invocation that did not start
+// running before its InvokeFunctionInput.QueueDeadline. It is non-retryable:
+// the invocation never ran and never will.
+const ErrTypeQueueTimeout = "QueueTimeout"
+
+// The invoke step's retry backoff while a concurrency limit is full (see
+// InvokeWorkflow's retry policy, which uses these): from
+// QueueRetryInitialInterval, doubling, at most QueueRetryMaxInterval.
+const (
+	QueueRetryInitialInterval = 100 * time.Millisecond
+	QueueRetryMaxInterval     = 5 * time.Second
+)
+
+// queueRetryDelay is the retry policy's backoff after the given attempt
+// (1-based), as the SDK computes it.
+func queueRetryDelay(attempt int32) time.Duration {
+	d := QueueRetryInitialInterval
+	for i := int32(1); i < attempt && d < QueueRetryMaxInterval; i++ {
+		d *= 2
+	}
+	return min(d, QueueRetryMaxInterval)
 }
 
 // InvokeFunctionResult is a successful invocation. A response that is not
@@ -71,6 +109,11 @@ type InvokeFunctionResult struct {
 	EnvironmentID string
 	ColdStart     bool
 	DurationMS    int64
+	// LogTail is the end of the invocation's log when the input asked for
+	// it (at most providers.MaxLogTailBytes).
+	LogTail string `json:",omitempty"`
+	// ExecutedVersion is the version that ran, when the cloud says.
+	ExecutedVersion string `json:",omitempty"`
 }
 
 // InvokeFunction runs the function for the sub-tenant. The provider picks a
@@ -88,6 +131,9 @@ func (f *Functions) InvokeFunction(ctx context.Context, in InvokeFunctionInput) 
 		payload = []byte("{}") // an empty json.RawMessage travels as null
 	}
 	start := time.Now()
+	if !in.QueueDeadline.IsZero() && start.After(in.QueueDeadline) {
+		return InvokeFunctionResult{}, queueTimeout(in)
+	}
 	res, err := f.Functions.Invoke(ctx, providers.InvokeInput{
 		Tenant:    in.Tenant,
 		Function:  in.Function,
@@ -95,12 +141,14 @@ func (f *Functions) InvokeFunction(ctx context.Context, in InvokeFunctionInput) 
 		Payload:   payload,
 		Async:     in.Async,
 		RequestID: in.RequestID,
+		LogTail:   in.LogTail && !in.Async,
+		Qualifier: in.Qualifier,
 	})
 	if err != nil {
 		var fnErr *providers.FunctionError
 		if !errors.As(err, &fnErr) {
 			recordInvocation(ctx, "error", res.ColdStart, time.Since(start))
-			return InvokeFunctionResult{}, ProviderErrorf("invoking function", err)
+			return InvokeFunctionResult{}, boundedRetry(ctx, in, ProviderErrorf("invoking function", err))
 		}
 		recordInvocation(ctx, "function_error", res.ColdStart, time.Since(start))
 		// The function ran: its environment, cold start and duration are
@@ -108,9 +156,11 @@ func (f *Functions) InvokeFunction(ctx context.Context, in InvokeFunctionInput) 
 		return InvokeFunctionResult{}, temporal.NewApplicationErrorWithOptions(
 			"invoking function, "+fnErr.Error(), providers.ErrTypeFunctionError,
 			temporal.ApplicationErrorOptions{NonRetryable: true, Details: []any{*fnErr, InvokeFunctionResult{
-				EnvironmentID: res.EnvironmentID,
-				ColdStart:     res.ColdStart,
-				DurationMS:    durationOr(res.Duration, start).Milliseconds(),
+				EnvironmentID:   res.EnvironmentID,
+				ColdStart:       res.ColdStart,
+				DurationMS:      durationOr(res.Duration, start).Milliseconds(),
+				LogTail:         capLogTail(res.LogTail),
+				ExecutedVersion: res.ExecutedVersion,
 			}}})
 	}
 	recordInvocation(ctx, "ok", res.ColdStart, time.Since(start))
@@ -125,11 +175,63 @@ func (f *Functions) InvokeFunction(ctx context.Context, in InvokeFunctionInput) 
 		})
 	}
 	return InvokeFunctionResult{
-		Payload:       fnJSONPayload(res.Payload),
-		EnvironmentID: res.EnvironmentID,
-		ColdStart:     res.ColdStart,
-		DurationMS:    durationOr(res.Duration, start).Milliseconds(),
+		Payload:         fnJSONPayload(res.Payload),
+		EnvironmentID:   res.EnvironmentID,
+		ColdStart:       res.ColdStart,
+		DurationMS:      durationOr(res.Duration, start).Milliseconds(),
+		LogTail:         capLogTail(res.LogTail),
+		ExecutedVersion: res.ExecutedVersion,
 	}, nil
+}
+
+// capLogTail keeps the last providers.MaxLogTailBytes of a provider's log
+// tail, so a cloud that returns more cannot grow the history.
+func capLogTail(s string) string {
+	if len(s) > providers.MaxLogTailBytes {
+		return s[len(s)-providers.MaxLogTailBytes:]
+	}
+	return s
+}
+
+// queueTimeout is the final error of an invocation that did not get to run
+// before its queue deadline.
+func queueTimeout(in InvokeFunctionInput) error {
+	return temporal.NewNonRetryableApplicationError(
+		fmt.Sprintf("invocation of %s for sub-tenant %q did not start before its queue deadline (%s): every environment it may use stayed busy",
+			in.Function, in.SubTenant, in.QueueDeadline.UTC().Format(time.RFC3339Nano)),
+		ErrTypeQueueTimeout, nil)
+}
+
+// boundedRetry keeps a queued invocation's retries within its
+// QueueDeadline. Waiting in the queue means a full concurrency limit
+// (TooManyRequests) or a rate limit (Throttled): past the deadline such an
+// error becomes QueueTimeout, and before it the next attempt is asked for
+// no later than the deadline (NextRetryDelay overrides the policy's
+// backoff for that one retry). Other errors and invocations without a
+// deadline pass unchanged.
+func boundedRetry(ctx context.Context, in InvokeFunctionInput, err error) error {
+	var appErr *temporal.ApplicationError
+	if in.QueueDeadline.IsZero() || !errors.As(err, &appErr) || appErr.NonRetryable() {
+		return err
+	}
+	if t := appErr.Type(); t != providers.ErrTypeTooManyRequests && t != providers.ErrTypeThrottled {
+		return err
+	}
+	remaining := time.Until(in.QueueDeadline)
+	if remaining <= 0 {
+		return queueTimeout(in)
+	}
+	attempt := int32(1)
+	if activity.IsActivity(ctx) {
+		attempt = activity.GetInfo(ctx).Attempt
+	}
+	if delay := queueRetryDelay(attempt); delay <= remaining {
+		return err
+	}
+	// The SDK reads the delay only from the returned error itself, not
+	// from one it wraps, so the error is rebuilt with its type and message.
+	return temporal.NewApplicationErrorWithOptions(appErr.Message(), appErr.Type(),
+		temporal.ApplicationErrorOptions{NextRetryDelay: remaining})
 }
 
 // durationOr is the provider's measured duration, or the time since start
@@ -178,21 +280,48 @@ type DeployFunctionInput struct {
 	EphemeralMB int `json:"ephemeral_mb,omitempty"`
 }
 
+// ContainsSecrets reports whether the deploy carries variables, which
+// tenants use for API keys: the codec data converter (codec.SecretCarrier)
+// then encrypts the payload in history.
+func (in DeployFunctionInput) ContainsSecrets() bool { return len(in.Env) > 0 }
+
+// FunctionConfig is a function's configuration as an activity returns it:
+// providers.Function (the same JSON), marked for the codec data converter
+// when it carries variables, so they are encrypted in history.
+type FunctionConfig providers.Function
+
+// ContainsSecrets reports whether the function has variables.
+func (f FunctionConfig) ContainsSecrets() bool { return len(f.Env) > 0 }
+
+// FunctionList is a list of functions as an activity returns it (the JSON
+// of []providers.Function), marked like FunctionConfig.
+type FunctionList []providers.Function
+
+// ContainsSecrets reports whether any function has variables.
+func (fs FunctionList) ContainsSecrets() bool {
+	for _, f := range fs {
+		if len(f.Env) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // DeployFunction creates the function or publishes a new version of it.
 // A single executable is wrapped in a zip as bootstrap. Errors:
 // InvalidRequest for bad code or configuration (including a CodePath that
 // is missing, too big or changed), retryable errors otherwise.
-func (f *Functions) DeployFunction(ctx context.Context, in DeployFunctionInput) (providers.Function, error) {
+func (f *Functions) DeployFunction(ctx context.Context, in DeployFunctionInput) (FunctionConfig, error) {
 	code := in.Code
 	if in.CodePath != "" {
 		var err error
 		if code, err = fnReadCode(in.CodePath, in.CodeSHA256); err != nil {
-			return providers.Function{}, ProviderErrorf("deploying function", providers.NewInvalidError(err))
+			return FunctionConfig{}, ProviderErrorf("deploying function", providers.NewInvalidError(err))
 		}
 	}
 	zipped, err := BootstrapZip(code)
 	if err != nil {
-		return providers.Function{}, ProviderErrorf("deploying function", providers.NewInvalidError(err))
+		return FunctionConfig{}, ProviderErrorf("deploying function", providers.NewInvalidError(err))
 	}
 	fn, err := f.Functions.Deploy(ctx, providers.FunctionSpec{
 		Tenant:              in.Tenant,
@@ -207,9 +336,9 @@ func (f *Functions) DeployFunction(ctx context.Context, in DeployFunctionInput) 
 		EphemeralMB:         in.EphemeralMB,
 	})
 	if err != nil {
-		return providers.Function{}, ProviderErrorf("deploying function", err)
+		return FunctionConfig{}, ProviderErrorf("deploying function", err)
 	}
-	return fn, nil
+	return FunctionConfig(fn), nil
 }
 
 // fnReadCode reads the code file and checks its size and hash.
@@ -281,16 +410,34 @@ func BootstrapZip(code []byte) ([]byte, error) {
 }
 
 // GetFunction returns the tenant's function; NotFound if it has none.
-func (f *Functions) GetFunction(ctx context.Context, tenant, name string) (providers.Function, error) {
+func (f *Functions) GetFunction(ctx context.Context, tenant, name string) (FunctionConfig, error) {
 	fn, err := f.Functions.Get(ctx, tenant, name)
 	if err != nil {
-		return providers.Function{}, ProviderErrorf("getting function", err)
+		return FunctionConfig{}, ProviderErrorf("getting function", err)
 	}
-	return fn, nil
+	return FunctionConfig(fn), nil
+}
+
+// FunctionCheck is what a dry run learns of a function: whether and how it
+// may be invoked, and nothing secret (no variables), so a dry run's
+// history holds none.
+type FunctionCheck struct {
+	Tenancy string
+	Version string
+}
+
+// CheckFunction looks the tenant's function up for a dry run; NotFound if
+// it has none.
+func (f *Functions) CheckFunction(ctx context.Context, tenant, name string) (FunctionCheck, error) {
+	fn, err := f.Functions.Get(ctx, tenant, name)
+	if err != nil {
+		return FunctionCheck{}, ProviderErrorf("getting function", err)
+	}
+	return FunctionCheck{Tenancy: fn.Tenancy, Version: fn.Version}, nil
 }
 
 // ListFunctions returns the tenant's functions.
-func (f *Functions) ListFunctions(ctx context.Context, tenant string) ([]providers.Function, error) {
+func (f *Functions) ListFunctions(ctx context.Context, tenant string) (FunctionList, error) {
 	fns, err := f.Functions.List(ctx, tenant)
 	if err != nil {
 		return nil, ProviderErrorf("listing functions", err)

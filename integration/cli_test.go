@@ -75,6 +75,7 @@ func TestCLIUsageErrorsExit2WithOneLine(t *testing.T) {
 		{"fleet", "status", "--address", closed},
 		{"fleet", "scale", "f1", "--address", closed},
 		{"fleet", "bogus"},
+		{"fleet", "list", "--codec-key-file", "/nonexistent/codec.key", "--address", closed},
 		{"fn", "deploy", "f", "--tenant", "acme", "--egress", "a b.example.com", "--address", closed},
 		{"fn", "deploy", "f", "--tenant", "acme", "--egress", "none,example.com", "--address", closed},
 		{"fn", "deploy", "f", "--tenant", "acme", "--ephemeral-storage", "100", "--address", closed},
@@ -94,7 +95,7 @@ func TestCLIDevPortInUseExit2(t *testing.T) {
 	require.NoError(t, err)
 	defer ln.Close()
 	port := ln.Addr().(*net.TCPAddr).Port
-	_, stderr, code := gust(t, "dev", "--ephemeral", "--port", strconv.Itoa(port), "--ui-port", "0", "--cloud-port", "0")
+	_, stderr, code := gust(t, "dev", "--ephemeral", "--port", strconv.Itoa(port), "--ui-port", "0", "--cloud-port", "0", "--gateway-port", "0")
 	require.Equal(t, 2, code)
 	require.Contains(t, stderr, "--port "+strconv.Itoa(port)+" is not available")
 }
@@ -103,6 +104,7 @@ func TestCLIDevPortInUseExit2(t *testing.T) {
 type devProcess struct {
 	cmd                *exec.Cmd
 	address, ui, cloud string
+	gateway            string // the gateway's URL
 	stdout             *bytes.Buffer
 	exited             chan error
 }
@@ -110,13 +112,15 @@ type devProcess struct {
 // startDev runs `gust dev` and waits for it to print its addresses.
 func startDev(t *testing.T, args ...string) *devProcess {
 	t.Helper()
-	port, ui, cloud := freePort(t), freePort(t), freePort(t)
-	args = append([]string{"dev", "--port", strconv.Itoa(port), "--ui-port", strconv.Itoa(ui), "--cloud-port", strconv.Itoa(cloud)}, args...)
+	port, ui, cloud, gw := freePort(t), freePort(t), freePort(t), freePort(t)
+	args = append([]string{"dev", "--port", strconv.Itoa(port), "--ui-port", strconv.Itoa(ui), "--cloud-port", strconv.Itoa(cloud),
+		"--gateway-port", strconv.Itoa(gw)}, args...)
 	cmd := exec.Command(gustBinary(t), args...)
 	pr, pw := io.Pipe()
 	d := &devProcess{
 		cmd: cmd, address: "127.0.0.1:" + strconv.Itoa(port), ui: "http://127.0.0.1:" + strconv.Itoa(ui),
-		cloud: "http://127.0.0.1:" + strconv.Itoa(cloud), stdout: &bytes.Buffer{}, exited: make(chan error, 1),
+		cloud: "http://127.0.0.1:" + strconv.Itoa(cloud), gateway: "http://127.0.0.1:" + strconv.Itoa(gw),
+		stdout: &bytes.Buffer{}, exited: make(chan error, 1),
 	}
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = pw, &stderr
@@ -178,7 +182,7 @@ func TestCLIDevRestartKeepsHistory(t *testing.T) {
 	}
 
 	// A second gust dev on the same state is refused, with the reason.
-	_, stderr, code := gust(t, "dev", "--state-dir", state, "--port", strconv.Itoa(freePort(t)), "--ui-port", "0", "--cloud-port", "0")
+	_, stderr, code := gust(t, "dev", "--state-dir", state, "--port", strconv.Itoa(freePort(t)), "--ui-port", "0", "--cloud-port", "0", "--gateway-port", "0")
 	require.Equal(t, 1, code)
 	require.Contains(t, stderr, "in use by another process")
 

@@ -168,8 +168,8 @@ func TestFunctionInvokeWorkflowOverHTTP(t *testing.T) {
 func TestFunctionCLI(t *testing.T) {
 	gustBinary(t) // build before the platform starts
 	code := echoHandler(t)
-	p := startFnPlatform(t)
-	addr := []string{"--address", p.address}
+	p, keyFile, _ := startCodecFnPlatform(t) // deploy --env needs the codec key
+	addr := []string{"--address", p.address, "--codec-key-file", keyFile}
 	fn := func(args ...string) (string, string, int) {
 		t.Helper()
 		return gust(t, append(append([]string{"fn"}, args...), addr...)...)

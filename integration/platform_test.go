@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/client"
 
@@ -17,6 +20,7 @@ import (
 	"github.com/gust-dev/gust/providers"
 	ec2provider "github.com/gust-dev/gust/providers/ec2"
 	lambdaprovider "github.com/gust-dev/gust/providers/lambda"
+	"github.com/gust-dev/gust/tenants"
 	"github.com/gust-dev/gust/worker"
 	"github.com/gust-dev/gust/workflows"
 )
@@ -32,8 +36,17 @@ func startServer(t *testing.T) (*devserver.Server, client.Client) {
 	return s, c
 }
 
+// cloudTenants are the tenants startCloud registers: the default one, and
+// those the tests deploy functions for.
+var cloudTenants = []string{tenants.DefaultTenant, "acme", "globex"}
+
+// platformKeys holds the platform principal's key of each in-process
+// cloud, by endpoint: gust's worker acts for a tenant by assuming the
+// tenant's role with it.
+var platformKeys sync.Map // endpoint -> tenants.Credentials
+
 // startCloud starts a local cloud on a free port with its state in a
-// temporary directory.
+// temporary directory, and registers cloudTenants.
 func startCloud(t *testing.T, mod func(*localcloud.Config)) *localcloud.Server {
 	t.Helper()
 	cfg := localcloud.Config{StateDir: t.TempDir()}
@@ -43,23 +56,66 @@ func startCloud(t *testing.T, mod func(*localcloud.Config)) *localcloud.Server {
 	s, err := localcloud.Start(cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = s.Close() })
+	ctx := context.Background()
+	for _, name := range cloudTenants {
+		_, err := s.Registry().Create(ctx, name)
+		require.NoError(t, err)
+	}
+	key, err := s.Registry().PlatformCredentials(ctx)
+	require.NoError(t, err)
+	platformKeys.Store(s.Endpoint(), key)
 	return s
 }
 
+// platformCredentials is the platform key of the cloud at endpoint: one
+// startCloud started, or else a `gust dev` of the tests, which writes it to
+// <state-dir>/platform-credentials (the tests' gust devs use the default
+// state directory, .gust).
+func platformCredentials(t *testing.T, endpoint string) aws.CredentialsProvider {
+	t.Helper()
+	if v, ok := platformKeys.Load(endpoint); ok {
+		key := v.(tenants.Credentials)
+		return credentials.NewStaticCredentialsProvider(key.AccessKeyID, key.SecretAccessKey, "")
+	}
+	sc, err := config.LoadSharedConfigProfile(context.Background(), "gust-platform", func(o *config.LoadSharedConfigOptions) {
+		o.CredentialsFiles = []string{filepath.Join(".gust", "platform-credentials")}
+		o.ConfigFiles = []string{}
+	})
+	require.NoError(t, err, "no platform key for the cloud at %s", endpoint)
+	return credentials.NewStaticCredentialsProvider(sc.Credentials.AccessKeyID, sc.Credentials.SecretAccessKey, "")
+}
+
+func platformRoles(tenant string) (string, bool) { return tenants.PlatformRoleARN(tenant), true }
+
 // startGustWorker runs gust's real worker in-process, its providers talking
-// HTTP to the cloud at endpoint.
+// HTTP to the cloud at endpoint and acting for each tenant through its
+// platform role, as `gust dev` runs it.
 func startGustWorker(t *testing.T, c client.Client, endpoint string, launchRate float64) *worker.Workers {
 	t.Helper()
 	ctx := context.Background()
-	compute, err := ec2provider.NewFromConfig(ctx, ec2provider.Options{Endpoint: endpoint})
+	creds := platformCredentials(t, endpoint)
+	accounts, err := ec2provider.NewAccountsFromConfig(ctx, ec2provider.Options{Endpoint: endpoint, Credentials: creds, Roles: platformRoles})
 	require.NoError(t, err)
-	functions, err := lambdaprovider.NewFromConfig(ctx, lambdaprovider.Options{Endpoint: endpoint})
+	functions, err := lambdaprovider.NewFromConfig(ctx, lambdaprovider.Options{Endpoint: endpoint, Credentials: creds, Roles: platformRoles})
 	require.NoError(t, err)
-	w, err := worker.New(c, worker.Options{Compute: compute, Functions: functions, LaunchRate: launchRate})
+	w, err := worker.New(c, worker.Options{Accounts: accounts, Functions: functions, LaunchRate: launchRate})
 	require.NoError(t, err)
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
 	return w
+}
+
+// tenantCompute is the default tenant's EC2 in the cloud at endpoint: an
+// in-process cloud of startCloud, or a `gust dev` whose state directory
+// holds the registry.
+func tenantCompute(ctx context.Context, t *testing.T, endpoint string) providers.Compute {
+	t.Helper()
+	accounts, err := ec2provider.NewAccountsFromConfig(ctx, ec2provider.Options{Endpoint: endpoint,
+		Credentials: platformCredentials(t, endpoint), Roles: platformRoles})
+	require.NoError(t, err)
+	p, err := accounts.Compute(ctx, tenants.DefaultTenant)
+	require.NoError(t, err)
+	return p
 }
 
 func runFleet(ctx context.Context, t *testing.T, c client.Client, in workflows.LaunchFleetInput) workflows.FleetResult {
@@ -76,9 +132,7 @@ func runFleet(ctx context.Context, t *testing.T, c client.Client, in workflows.L
 // leaks.
 func fleetInstances(ctx context.Context, t *testing.T, endpoint, fleetID string) []providers.Instance {
 	t.Helper()
-	p, err := ec2provider.NewFromConfig(ctx, ec2provider.Options{Endpoint: endpoint})
-	require.NoError(t, err)
-	got, err := p.Describe(ctx, providers.InstanceFilter{
+	got, err := tenantCompute(ctx, t, endpoint).Describe(ctx, providers.InstanceFilter{
 		Tags:   map[string]string{providers.FleetTagKey: fleetID},
 		States: []string{providers.StatePending, providers.StateRunning},
 	})
@@ -90,9 +144,7 @@ func fleetInstances(ctx context.Context, t *testing.T, endpoint, fleetID string)
 // ones included.
 func allFleetInstances(ctx context.Context, t *testing.T, endpoint, fleetID string) []providers.Instance {
 	t.Helper()
-	p, err := ec2provider.NewFromConfig(ctx, ec2provider.Options{Endpoint: endpoint})
-	require.NoError(t, err)
-	got, err := p.Describe(ctx, providers.InstanceFilter{Tags: map[string]string{providers.FleetTagKey: fleetID}})
+	got, err := tenantCompute(ctx, t, endpoint).Describe(ctx, providers.InstanceFilter{Tags: map[string]string{providers.FleetTagKey: fleetID}})
 	require.NoError(t, err)
 	return got
 }

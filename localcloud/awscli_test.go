@@ -8,14 +8,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/gust-dev/gust/activities"
-	"github.com/gust-dev/gust/localcloud"
 	"github.com/gust-dev/gust/localcloud/lambda/lambdatest"
+	"github.com/gust-dev/gust/tenants"
 )
 
 // awsCLIv2 finds the AWS CLI v2: $GUST_AWS_CLI, else `aws` on the PATH. The
@@ -24,40 +23,106 @@ import (
 // localcloud/ec2, localcloud/lambda and the providers.
 func awsCLIv2(t *testing.T) string {
 	t.Helper()
-	bin := os.Getenv("GUST_AWS_CLI")
+	bin, version := awsCLI(t)
+	if !strings.HasPrefix(version, "aws-cli/2.") {
+		t.Skipf("skipping: %s is not the AWS CLI v2 (%q); set GUST_AWS_CLI to one", bin, version)
+	}
+	return bin
+}
+
+// awsCLI finds any AWS CLI, v1 or v2, as awsCLIv2 does, and returns it
+// with its version line. A pyenv shim may put a v1 first on the PATH; v1
+// signs requests as v2 does, which is all TestAWSCLIVerifiesSignatures
+// needs.
+func awsCLI(t *testing.T) (bin, version string) {
+	t.Helper()
+	bin = os.Getenv("GUST_AWS_CLI")
 	if bin == "" {
 		var err error
 		if bin, err = exec.LookPath("aws"); err != nil {
-			t.Skip("skipping: no AWS CLI on the PATH (set GUST_AWS_CLI to an AWS CLI v2 to run this test)")
+			t.Skip("skipping: no AWS CLI on the PATH (set GUST_AWS_CLI to an AWS CLI to run this test)")
 		}
 	}
 	out, err := exec.Command(bin, "--version").CombinedOutput()
-	if err != nil || !strings.HasPrefix(string(out), "aws-cli/2.") {
-		t.Skipf("skipping: %s is not the AWS CLI v2 (%q, %v); set GUST_AWS_CLI to one", bin, strings.TrimSpace(string(out)), err)
+	if err != nil || !strings.HasPrefix(string(out), "aws-cli/") {
+		t.Skipf("skipping: %s does not run as an AWS CLI (%q, %v); set GUST_AWS_CLI to one", bin, strings.TrimSpace(string(out)), err)
 	}
-	return bin
+	return bin, strings.TrimSpace(string(out))
+}
+
+// runAWS runs the AWS CLI bin against endpoint with creds and nothing of
+// the developer's own AWS configuration.
+func runAWS(t *testing.T, bin, endpoint string, creds tenants.Credentials, args ...string) (string, string, error) {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"--endpoint-url", endpoint, "--output", "json"}, args...)...)
+	cmd.Env = []string{
+		"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(),
+		"AWS_ACCESS_KEY_ID=" + creds.AccessKeyID, "AWS_SECRET_ACCESS_KEY=" + creds.SecretAccessKey,
+		"AWS_DEFAULT_REGION=us-east-1", "AWS_PAGER=", "AWS_MAX_ATTEMPTS=1",
+		"AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null",
+	}
+	if creds.SessionToken != "" {
+		cmd.Env = append(cmd.Env, "AWS_SESSION_TOKEN="+creds.SessionToken)
+	}
+	if root := os.Getenv("PYENV_ROOT"); root != "" {
+		cmd.Env = append(cmd.Env, "PYENV_ROOT="+root)
+	}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	return stdout.String(), stderr.String(), err
+}
+
+// TestAWSCLIVerifiesSignatures: the real AWS CLI (v1 or v2) works with a
+// tenant's key, and fails with AWS's code for each API with a wrong secret
+// or an unknown key.
+func TestAWSCLIVerifiesSignatures(t *testing.T) {
+	bin, version := awsCLI(t)
+	t.Log("using", bin, version)
+	srv, creds := startCloud(t, "acme")
+	acme := creds["acme"]
+	wrong := acme
+	wrong.SecretAccessKey = strings.Repeat("w", 40)
+	unknown := acme
+	unknown.AccessKeyID = "AKIAUNKNOWNUNKNOWN00"
+
+	calls := []struct {
+		args                []string
+		wrongCode, unknCode string
+	}{
+		{[]string{"ec2", "describe-instances"}, "SignatureDoesNotMatch", "AuthFailure"},
+		{[]string{"lambda", "list-functions"}, "InvalidSignatureException", "UnrecognizedClientException"},
+		{[]string{"sts", "get-caller-identity"}, "SignatureDoesNotMatch", "InvalidClientTokenId"},
+	}
+	for _, c := range calls {
+		stdout, stderr, err := runAWS(t, bin, srv.Endpoint(), acme, c.args...)
+		require.NoError(t, err, "aws %v: %s", c.args, stderr)
+		var out map[string]any
+		require.NoError(t, json.Unmarshal([]byte(stdout), &out), stdout)
+
+		_, stderr, err = runAWS(t, bin, srv.Endpoint(), wrong, c.args...)
+		require.Error(t, err, "aws %v with a wrong secret", c.args)
+		assert.Contains(t, stderr, "("+c.wrongCode+")", "aws %v with a wrong secret", c.args)
+		assert.NotContains(t, stderr, acme.SecretAccessKey)
+
+		_, stderr, err = runAWS(t, bin, srv.Endpoint(), unknown, c.args...)
+		require.Error(t, err, "aws %v with an unknown key", c.args)
+		assert.Contains(t, stderr, "("+c.unknCode+")", "aws %v with an unknown key", c.args)
+	}
+	stdout, stderr, err := runAWS(t, bin, srv.Endpoint(), acme, "sts", "get-caller-identity")
+	require.NoError(t, err, stderr)
+	assert.Contains(t, stdout, tenants.AccountID("acme"))
 }
 
 // TestAWSCLIv2 drives the local cloud with the real AWS CLI v2 through
 // --endpoint-url, as the README promises users can.
 func TestAWSCLIv2(t *testing.T) {
 	bin := awsCLIv2(t)
-	srv, err := localcloud.Start(localcloud.Config{StateDir: t.TempDir(), BootDelay: 50 * time.Millisecond})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = srv.Close() })
+	srv, creds := startCloud(t, "u", "acme", "globex")
 
 	aws := func(tenant string, args ...string) (string, string, error) {
 		t.Helper()
-		cmd := exec.Command(bin, append([]string{"--endpoint-url", srv.Endpoint(), "--output", "json"}, args...)...)
-		cmd.Env = []string{
-			"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(),
-			"AWS_ACCESS_KEY_ID=" + tenant, "AWS_SECRET_ACCESS_KEY=gust",
-			"AWS_DEFAULT_REGION=us-east-1", "AWS_PAGER=", "AWS_MAX_ATTEMPTS=1",
-		}
-		var stdout, stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		err := cmd.Run()
-		return stdout.String(), stderr.String(), err
+		return runAWS(t, bin, srv.Endpoint(), creds[tenant], args...)
 	}
 	ok := func(tenant string, args ...string) map[string]any {
 		t.Helper()

@@ -1,24 +1,32 @@
 // Package localcloud is gust's embedded default cloud: an EC2-compatible
-// Query API (localcloud/ec2) and a Lambda-compatible REST API
-// (localcloud/lambda) served together on one HTTP port, like LocalStack's
-// 4566, so the same aws-sdk-go-v2 provider code serves AWS, LocalStack and
-// this cloud. All state lives in SQLite under the state directory, so every
-// worker process and every restart sees the same cloud.
+// Query API (localcloud/ec2), a Lambda-compatible REST API
+// (localcloud/lambda) and STS (localcloud/sts) served together on one HTTP
+// port, like LocalStack's 4566, so the same aws-sdk-go-v2 provider code
+// serves AWS, LocalStack and this cloud. All state lives in SQLite under
+// the state directory, so every worker process and every restart sees the
+// same cloud.
+//
+// Every request is verified as AWS does (SigV4, in the Authorization
+// header or presigned-query form) against the tenant registry (package
+// tenants): each tenant is an account of the cloud, and sees only its own
+// instances, capacity reservations and functions.
 package localcloud
 
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/gust-dev/gust/localcloud/ec2"
 	"github.com/gust-dev/gust/localcloud/lambda"
+	"github.com/gust-dev/gust/localcloud/sts"
+	"github.com/gust-dev/gust/tenants"
 )
 
 // DefaultBootDelay is how long a local instance stays pending. Real EC2
@@ -41,14 +49,27 @@ type Config struct {
 	// DBPath/StateDir, Pools and BootDelay are set from the fields above.
 	EC2    ec2.Config
 	Lambda lambda.Config
+	// Registry is the tenant registry requests are verified against. gust
+	// dev shares its own (<state-dir>/tenants.db) with the gateway and the
+	// `gust tenant` commands. Nil opens <StateDir>/tenants.db, which Close
+	// closes.
+	Registry *tenants.Registry
+	// Logger receives one warning for every request the cloud refuses
+	// (remote address, access key id, error code; never a secret). Nil
+	// means Lambda.Logger, else slog.Default().
+	Logger *slog.Logger
 }
 
 // Server is a running local cloud.
 type Server struct {
-	ec2    *ec2.Cloud
-	lambda *lambda.Cloud
-	http   *http.Server
-	ln     net.Listener
+	ec2         *ec2.Cloud
+	lambda      *lambda.Cloud
+	sts         *sts.Service
+	registry    *tenants.Registry
+	ownRegistry bool // opened by Start, closed by Close
+	log         *slog.Logger
+	http        *http.Server
+	ln          net.Listener
 }
 
 // Start opens the cloud's state and starts serving. It fails with a clear
@@ -76,6 +97,21 @@ func Start(cfg Config) (s *Server, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("local cloud port %d is not available: %w", cfg.Port, err)
 	}
+	s.log = cfg.Logger
+	if s.log == nil {
+		s.log = cfg.Lambda.Logger
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	s.registry = cfg.Registry
+	if s.registry == nil {
+		if s.registry, err = tenants.Open(filepath.Join(cfg.StateDir, "tenants.db")); err != nil {
+			return nil, fmt.Errorf("opening local cloud tenant registry: %w", err)
+		}
+		s.ownRegistry = true
+	}
+	s.sts = sts.New(s.registry, s.log)
 
 	ec2Cfg := cfg.EC2
 	ec2Cfg.DBPath = filepath.Join(cfg.StateDir, "ec2.db")
@@ -97,17 +133,6 @@ func Start(cfg Config) (s *Server, err error) {
 	return s, nil
 }
 
-// ServeHTTP routes Lambda's dated REST paths (/2015-03-31/functions/...) to
-// the Lambda service and everything else (EC2's Query protocol posts to /)
-// to the EC2 service.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if strings.HasPrefix(r.URL.Path, "/20") {
-		s.lambda.ServeHTTP(w, r)
-		return
-	}
-	s.ec2.ServeHTTP(w, r)
-}
-
 // Endpoint is the URL to give AWS clients (--endpoint-url).
 func (s *Server) Endpoint() string { return "http://" + s.ln.Addr().String() }
 
@@ -116,6 +141,9 @@ func (s *Server) EC2() *ec2.Cloud { return s.ec2 }
 
 // Lambda exposes the Lambda service.
 func (s *Server) Lambda() *lambda.Cloud { return s.lambda }
+
+// Registry is the tenant registry the cloud verifies requests against.
+func (s *Server) Registry() *tenants.Registry { return s.registry }
 
 // Close stops serving, stops every execution environment and closes the
 // databases.
@@ -131,6 +159,9 @@ func (s *Server) Close() error {
 	}
 	if s.ec2 != nil {
 		errs = append(errs, s.ec2.Close())
+	}
+	if s.ownRegistry && s.registry != nil {
+		errs = append(errs, s.registry.Close())
 	}
 	return errors.Join(errs...)
 }

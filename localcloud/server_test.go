@@ -1,12 +1,17 @@
 package localcloud_test
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/gust-dev/gust/localcloud"
+	"github.com/gust-dev/gust/tenants"
 )
 
 // TestStartReportsUnusableState: state the cloud cannot open is a clear
@@ -21,6 +26,9 @@ func TestStartReportsUnusableState(t *testing.T) {
 		}},
 		{"ec2.db is garbage", "opening local ec2", func(dir string) error {
 			return os.WriteFile(filepath.Join(dir, "ec2.db"), []byte(strings.Repeat("not a database ", 64)), 0o644)
+		}},
+		{"tenants.db is garbage", "opening local cloud tenant registry", func(dir string) error {
+			return os.WriteFile(filepath.Join(dir, "tenants.db"), []byte(strings.Repeat("not a database ", 64)), 0o600)
 		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -41,4 +49,32 @@ func TestStartReportsUnusableState(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRegistryOwnership: a registry the caller passes is used and left
+// open by Close; one the cloud opened itself is closed with it.
+func TestRegistryOwnership(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	reg, err := tenants.Open(filepath.Join(dir, "shared.db"))
+	require.NoError(t, err)
+	defer reg.Close()
+	srv, err := localcloud.Start(localcloud.Config{StateDir: filepath.Join(dir, "cloud"), Registry: reg})
+	require.NoError(t, err)
+	assert.Same(t, reg, srv.Registry())
+	_, err = os.Stat(filepath.Join(dir, "cloud", "tenants.db"))
+	assert.True(t, os.IsNotExist(err), "the cloud opened no registry of its own")
+	require.NoError(t, srv.Close())
+	_, err = reg.Create(ctx, "still-open")
+	require.NoError(t, err, "Close leaves the caller's registry open")
+
+	srv, err = localcloud.Start(localcloud.Config{StateDir: filepath.Join(dir, "own")})
+	require.NoError(t, err)
+	fi, err := os.Stat(filepath.Join(dir, "own", "tenants.db"))
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+	own := srv.Registry()
+	require.NoError(t, srv.Close())
+	_, err = own.Create(ctx, "closed")
+	assert.Error(t, err, "Close closes the registry the cloud opened")
 }

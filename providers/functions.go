@@ -61,7 +61,18 @@ type InvokeInput struct {
 	// Async selects the Event invocation type.
 	Async     bool
 	RequestID string
+	// LogTail asks for the end of the invocation's log (Lambda's LogType
+	// Tail, synchronous invocations only): InvokeResult.LogTail.
+	LogTail bool
+	// Qualifier selects the version to invoke (Lambda's Qualifier): empty
+	// or "$LATEST" for the latest; a version the cloud does not have is
+	// NotFoundError.
+	Qualifier string
 }
+
+// MaxLogTailBytes is how much of an invocation's log LogTail returns, as
+// Lambda's LogType Tail does: the last 4 KB.
+const MaxLogTailBytes = 4 << 10
 
 // InvokeResult is a successful invocation. EnvironmentID and ColdStart come
 // from the local cloud's response headers and are empty/false on AWS.
@@ -70,6 +81,13 @@ type InvokeResult struct {
 	EnvironmentID string
 	ColdStart     bool
 	Duration      time.Duration
+	// LogTail is the last MaxLogTailBytes of the invocation's log when
+	// InvokeInput.LogTail asked for it and the cloud returned it; also set
+	// alongside a *FunctionError.
+	LogTail string
+	// ExecutedVersion is the version that ran, when the cloud says
+	// (Lambda's X-Amz-Executed-Version).
+	ExecutedVersion string
 }
 
 // Environment is one execution environment: a process that serves exactly one

@@ -20,6 +20,7 @@ func benchCommand() *cli.Command {
 		Subcommands: []*cli.Command{
 			benchFleetCommand(),
 			benchFnCommand(),
+			benchGatewayCommand(),
 		},
 	}
 }

@@ -19,6 +19,7 @@ import (
 	lambdacloud "github.com/gust-dev/gust/localcloud/lambda"
 	"github.com/gust-dev/gust/providers"
 	lambdaprovider "github.com/gust-dev/gust/providers/lambda"
+	"github.com/gust-dev/gust/runwait"
 	"github.com/gust-dev/gust/workflows"
 )
 
@@ -48,7 +49,14 @@ hidden handler mode, or --handler), and reports p50 and p99 of:
   floor              a no-op workflow on the same server, eager start on and off
   throughput         --subtenants sub-tenants in parallel, each invoking in a loop
 
-then the ratios of e2e warm p50 to the floor p50.`,
+then the ratios of e2e warm p50 to the floor p50.
+
+With --waits N it measures only how long callers wait for results: N
+InvokeWorkflows one after another in each activity mode, each started and
+then waited for, reporting p50, p99, max and how many took over 1 s, with
+the server-side duration of each of those. --wait sdk waits with the SDK's
+plain WorkflowRun.Get instead of gust's runwait.Get, to compare: see
+docs/benchmarks.md, "Waiting for results".`,
 		Flags: []cli.Flag{
 			&cli.IntFlag{Name: "iterations", Value: 200, Usage: "measured invocations per warm and floor series"},
 			&cli.IntFlag{Name: "cold", Value: 30, Usage: "cold starts to measure"},
@@ -56,6 +64,8 @@ then the ratios of e2e warm p50 to the floor p50.`,
 			&cli.IntFlag{Name: "per-subtenant", Value: 20, Usage: "invocations per sub-tenant in the throughput run"},
 			&cli.StringFlag{Name: "handler", Usage: "Lambda bootstrap executable to deploy instead of this gust binary (e.g. a small aws-lambda-go handler)"},
 			&cli.StringFlag{Name: "cloud-isolation", Value: lambdacloud.IsolationSandbox, Usage: "function isolation to measure: sandbox or none"},
+			&cli.IntFlag{Name: "waits", Usage: "measure only result waits: `N` sequential start-and-wait invocations in each activity mode"},
+			&cli.StringFlag{Name: "wait", Value: benchWaitRunwait, Usage: "how the --waits and floor series wait for results: runwait (gust's) or sdk (WorkflowRun.Get)"},
 			outputFlag(),
 		},
 		Action: runBenchFn,
@@ -115,6 +125,13 @@ func runBenchFn(c *cli.Context) error {
 	if iso != lambdacloud.IsolationSandbox && iso != lambdacloud.IsolationNone {
 		return usagef("--cloud-isolation %q: want %s or %s", iso, lambdacloud.IsolationSandbox, lambdacloud.IsolationNone)
 	}
+	waits, waitHow := c.Int("waits"), c.String("wait")
+	if waits < 0 {
+		return usagef("--waits must be at least 0")
+	}
+	if waitHow != benchWaitRunwait && waitHow != benchWaitSDK {
+		return usagef("--wait %q: want %s or %s", waitHow, benchWaitRunwait, benchWaitSDK)
+	}
 	ctx := c.Context
 	out := c.App.Writer
 	progress := io.Writer(os.Stderr)
@@ -137,11 +154,17 @@ func runBenchFn(c *cli.Context) error {
 	defer p.Close()
 
 	const tenant = "bench"
+	if _, err := ensureTenant(ctx, p.registry, tenant); err != nil {
+		return err
+	}
 	fmt.Fprintf(progress, "deploying %s (%d MB) as %s/echo...\n", handler, st.Size()>>20, tenant)
 	if _, err := deploySample(ctx, p, tenant, "echo", handler, 0); err != nil {
 		return err
 	}
-	prov, err := lambdaprovider.NewFromConfig(ctx, lambdaprovider.Options{Endpoint: p.cloud.Endpoint(), Region: lambdacloud.DefaultRegion})
+	// The provider acts for the tenant as the worker does: the platform's
+	// key assumes the tenant's role.
+	prov, err := lambdaprovider.NewFromConfig(ctx, lambdaprovider.Options{Endpoint: p.cloud.Endpoint(), Region: lambdacloud.DefaultRegion,
+		Credentials: staticCredentials(p.platformCreds), Roles: workerConfig{Endpoint: p.cloud.Endpoint()}.roleARN})
 	if err != nil {
 		return fmt.Errorf("configuring lambda provider: %w", err)
 	}
@@ -152,7 +175,18 @@ func runBenchFn(c *cli.Context) error {
 	}
 	defer floor.Stop()
 
-	b := &fnBench{ctx: ctx, cl: p.client, prov: prov, tenant: tenant, fn: "echo"}
+	b := &fnBench{ctx: ctx, cl: p.client, prov: prov, tenant: tenant, fn: "echo", sdkWait: waitHow == benchWaitSDK}
+	if waits > 0 {
+		res, err := b.waitSeries(waits, progress)
+		if err != nil {
+			return err
+		}
+		res.Wait, res.Handler, res.Isolation = waitHow, handler, iso
+		if asJSON {
+			return printJSON(out, res)
+		}
+		return printBenchWaits(out, res)
+	}
 	var series []benchSeries
 	add := func(name string, ds []time.Duration, err error) error {
 		if err != nil {
@@ -267,6 +301,16 @@ type fnBench struct {
 	prov   providers.Functions
 	tenant string
 	fn     string
+	// sdkWait makes get wait with the SDK's plain WorkflowRun.Get.
+	sdkWait bool
+}
+
+// get waits for run's result as the bench was told to.
+func (b *fnBench) get(run client.WorkflowRun, valuePtr any) error {
+	if b.sdkWait {
+		return run.Get(b.ctx, valuePtr)
+	}
+	return runwait.Get(b.ctx, b.cl, run, valuePtr)
 }
 
 // cold invokes n new sub-tenants, each a cold start.
@@ -338,7 +382,7 @@ func (b *fnBench) floor(n int, eager bool) ([]time.Duration, error) {
 			ID: "bench-noop-" + newRequestID(), TaskQueue: benchFloorQueue, EnableEagerStart: eager,
 		}, benchNoopWorkflowName)
 		if err == nil {
-			err = run.Get(b.ctx, nil)
+			err = b.get(run, nil)
 		}
 		if err != nil {
 			return nil, err
@@ -378,4 +422,130 @@ func (b *fnBench) throughput(subs, per int) ([]time.Duration, float64, error) {
 		ds = append(ds, s...)
 	}
 	return ds, float64(len(ds)) / elapsed.Seconds(), nil
+}
+
+// How `gust bench fn --wait` waits for results.
+const (
+	benchWaitRunwait = "runwait" // runwait.Get, what gust's commands and gateway use
+	benchWaitSDK     = "sdk"     // the SDK's plain WorkflowRun.Get
+)
+
+// benchWaitOutlier is one wait over a second, with what the server says
+// the run itself took.
+type benchWaitOutlier struct {
+	Index     int     `json:"index"`
+	LatencyMS float64 `json:"latency_ms"`
+	// ServerMS is the run's close time minus its start time.
+	ServerMS float64 `json:"server_ms"`
+}
+
+// benchWaitSeries is one activity mode's start-and-wait latencies.
+type benchWaitSeries struct {
+	Mode     workflows.ActivityMode `json:"mode"`
+	N        int                    `json:"n"`
+	P50MS    float64                `json:"p50_ms"`
+	P99MS    float64                `json:"p99_ms"`
+	MaxMS    float64                `json:"max_ms"`
+	OverOneS int                    `json:"over_1s"`
+	// Stalls counts the waits that ended over a second after the run
+	// closed on the server: latency minus the run's own duration over 1 s
+	// (a run that is itself slow under load is an outlier, not a stall).
+	Stalls    int                `json:"stalls"`
+	Outliers  []benchWaitOutlier `json:"outliers"`
+	ElapsedMS float64            `json:"elapsed_ms"`
+}
+
+// benchWaitResult is the JSON form of `gust bench fn --waits N`.
+type benchWaitResult struct {
+	Wait      string            `json:"wait"`
+	Handler   string            `json:"handler"`
+	Isolation string            `json:"isolation"`
+	Series    []benchWaitSeries `json:"series"`
+}
+
+// waitSeries runs n InvokeWorkflows one after another in each activity
+// mode, each started (eager, as the gateway and gust fn invoke start) and
+// then waited for with b.get, after 20 unmeasured ones to warm up.
+func (b *fnBench) waitSeries(n int, progress io.Writer) (benchWaitResult, error) {
+	var res benchWaitResult
+	for _, mode := range []workflows.ActivityMode{workflows.ActivityModeLocal, workflows.ActivityModeRegular} {
+		for range 20 {
+			if _, _, err := b.startAndWait(mode); err != nil {
+				return res, fmt.Errorf("warm-up: %w", err)
+			}
+		}
+		s := benchWaitSeries{Mode: mode, N: n}
+		ds := make([]time.Duration, 0, n)
+		start := time.Now()
+		for i := range n {
+			d, run, err := b.startAndWait(mode)
+			if err != nil {
+				return res, fmt.Errorf("%s activity, invocation %d: %w", mode, i, err)
+			}
+			ds = append(ds, d)
+			if d > time.Second {
+				o := benchWaitOutlier{Index: i, LatencyMS: ms(d), ServerMS: -1}
+				if desc, err := b.cl.DescribeWorkflowExecution(b.ctx, run.GetID(), run.GetRunID()); err == nil {
+					info := desc.GetWorkflowExecutionInfo()
+					o.ServerMS = ms(info.GetCloseTime().AsTime().Sub(info.GetStartTime().AsTime()))
+				}
+				s.Outliers = append(s.Outliers, o)
+				if o.ServerMS < 0 || o.LatencyMS-o.ServerMS > 1000 {
+					s.Stalls++
+				}
+				fmt.Fprintf(progress, "  %s activity, invocation %d: waited %.3f s for a run the server ran in %.1f ms\n", mode, i, d.Seconds(), o.ServerMS)
+			}
+			if (i+1)%1000 == 0 {
+				fmt.Fprintf(progress, "  %s activity: %d of %d\n", mode, i+1, n)
+			}
+		}
+		s.ElapsedMS = ms(time.Since(start))
+		s.P50MS, s.P99MS, s.MaxMS = ms(percentile(ds, 50)), ms(percentile(ds, 99)), ms(percentile(ds, 100))
+		s.OverOneS = len(s.Outliers)
+		res.Series = append(res.Series, s)
+	}
+	return res, nil
+}
+
+// startAndWait starts one InvokeWorkflow and waits for its result,
+// returning how long that took.
+func (b *fnBench) startAndWait(mode workflows.ActivityMode) (time.Duration, client.WorkflowRun, error) {
+	in := workflows.InvokeInput{RequestID: newRequestID(), Tenant: b.tenant, Function: b.fn, SubTenant: "wait", ActivityMode: mode}
+	start := time.Now()
+	run, err := b.cl.ExecuteWorkflow(b.ctx, client.StartWorkflowOptions{
+		ID:               workflows.InvokeWorkflowID(in.Tenant, in.Function, in.RequestID),
+		TaskQueue:        workflows.TaskQueue,
+		EnableEagerStart: true,
+	}, workflows.InvokeWorkflow, in)
+	if err != nil {
+		return 0, nil, err
+	}
+	var res workflows.InvokeResult
+	if err := b.get(run, &res); err != nil {
+		return 0, nil, err
+	}
+	d := time.Since(start)
+	if res.FunctionError != nil {
+		return 0, nil, fmt.Errorf("function error %s: %s", res.FunctionError.Type, res.FunctionError.Message)
+	}
+	return d, run, nil
+}
+
+func printBenchWaits(out io.Writer, res benchWaitResult) error {
+	fmt.Fprintf(out, "gust bench fn --waits: wait %s, handler %s, isolation %s\n\n", res.Wait, res.Handler, res.Isolation)
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "ACTIVITY MODE\t     N\tP50 (ms)\tP99 (ms)\tMAX (ms)\tOVER 1 S\tSTALLS\tWALL (s)")
+	for _, s := range res.Series {
+		fmt.Fprintf(w, "%s\t%6d\t%8.2f\t%8.2f\t%8.2f\t%8d\t%6d\t%8.1f\n", s.Mode, s.N, s.P50MS, s.P99MS, s.MaxMS, s.OverOneS, s.Stalls, s.ElapsedMS/1000)
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(out, "(STALLS: waits that ended over 1 s after the run closed on the server)")
+	for _, s := range res.Series {
+		for _, o := range s.Outliers {
+			fmt.Fprintf(out, "  %s #%d: waited %.1f ms; the run took %.1f ms on the server\n", s.Mode, o.Index, o.LatencyMS, o.ServerMS)
+		}
+	}
+	return nil
 }

@@ -32,6 +32,7 @@ func connectionFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "tls-disable-host-verification", Usage: "skip TLS host verification", EnvVars: []string{"TEMPORAL_TLS_DISABLE_HOST_VERIFICATION"}, Category: "Temporal connection"},
 		&cli.StringFlag{Name: "profile", Usage: "profile in the envconfig file", EnvVars: []string{"TEMPORAL_PROFILE"}, Category: "Temporal connection"},
 		&cli.StringFlag{Name: "config-file", Usage: "envconfig TOML file (default: the Temporal CLI's)", EnvVars: []string{"TEMPORAL_CONFIG_FILE"}, Category: "Temporal connection"},
+		codecKeyFlag(),
 	}
 }
 
@@ -96,6 +97,9 @@ func clientOptions(c *cli.Context) (client.Options, error) {
 		return client.Options{}, usagef("temporal client config: %v", err)
 	}
 	opts.Logger = quietLogger()
+	if err := setDataConverter(c, &opts); err != nil {
+		return client.Options{}, err
+	}
 	return opts, nil
 }
 

@@ -174,6 +174,11 @@ func demoFunctions(ctx context.Context, out io.Writer, p *platform) (string, err
 // handler mode instead: Lambda's custom-runtime contract only asks that
 // bootstrap be executable.
 func deploySample(ctx context.Context, p *platform, tenant, name, path string, maxEnvsPerSubTenant int) (providers.Function, error) {
+	// The demo and the benchmarks use tenants of their own, created in the
+	// platform's registry, so the worker can assume their roles.
+	if _, err := ensureTenant(ctx, p.registry, tenant); err != nil {
+		return providers.Function{}, fmt.Errorf("creating tenant %s: %w", tenant, err)
+	}
 	code := path
 	if self, err := isGustBinary(path); err != nil {
 		return providers.Function{}, err

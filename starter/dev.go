@@ -33,6 +33,7 @@ gust worker. History survives restarts on the same --state-dir.`,
 			&cli.BoolFlag{Name: "ephemeral", Usage: "keep all state in memory; nothing is written to --state-dir"},
 			&cli.StringFlag{Name: "log-level", Value: "warn", Usage: "server log level: debug, info, warn or error"},
 			&cli.BoolFlag{Name: "no-worker", Usage: "run the server, Web UI and local cloud only"},
+			&cli.IntFlag{Name: "gateway-port", Value: DefaultGatewayPort, Usage: "gateway port: Lambda's Invoke API for tenants' applications (0 picks a free port)"},
 			&cli.Float64Flag{Name: "launch-rate", Value: worker.DefaultLaunchRate, Usage: "fill-path launch rate, instances per second, enforced by the Temporal server across all workers"},
 		}, cloudFlags()...),
 		Action: runDev,
@@ -105,7 +106,7 @@ func runDev(c *cli.Context) error {
 	for _, p := range []struct {
 		name string
 		zero bool
-	}{{"port", false}, {"ui-port", true}, {"cloud-port", true}} {
+	}{{"port", false}, {"ui-port", true}, {"cloud-port", true}, {"gateway-port", true}} {
 		if err := checkPort(p.name, c.Int(p.name), p.zero); err != nil {
 			return err
 		}
@@ -134,22 +135,32 @@ func runDev(c *cli.Context) error {
 	} else if stateDir == "" {
 		return usagef("--state-dir must not be empty (use --ephemeral for in-memory state)")
 	}
+	// Clients need the credentials file also when the state is ephemeral.
+	credDir := c.String("state-dir")
+	if credDir == "" {
+		return usagef("--state-dir must not be empty: gust dev writes the credentials file there, also with --ephemeral")
+	}
 
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
 	p, err := startPlatform(ctx, platformConfig{
-		IP:         c.String("ip"),
-		Port:       c.Int("port"),
-		UIPort:     c.Int("ui-port"),
-		CloudPort:  c.Int("cloud-port"),
-		StateDir:   stateDir,
-		Cloud:      cloud,
-		LaunchRate: c.Float64("launch-rate"),
-		NoWorker:   c.Bool("no-worker"),
-		Logger:     logger,
+		IP:          c.String("ip"),
+		Port:        c.Int("port"),
+		UIPort:      c.Int("ui-port"),
+		CloudPort:   c.Int("cloud-port"),
+		GatewayPort: c.Int("gateway-port"),
+		StateDir:    stateDir,
+		Cloud:       cloud,
+		LaunchRate:  c.Float64("launch-rate"),
+		NoWorker:    c.Bool("no-worker"),
+		Logger:      logger,
 	})
 	if err != nil {
+		return err
+	}
+	if err := writeDevCredentials(p, credDir); err != nil {
+		_ = shutdown(p)
 		return err
 	}
 	printAddresses(c.App.Writer, p, stateDir, c.Float64("launch-rate"))
@@ -183,6 +194,7 @@ func printAddresses(w io.Writer, p *platform, stateDir string, launchRate float6
 		fmt.Fprintf(w, "  Web UI     off\n")
 	}
 	fmt.Fprintf(w, "  Cloud      %s  (EC2 and Lambda APIs)\n", p.cloud.Endpoint())
+	fmt.Fprintf(w, "  Gateway    %s  (Lambda Invoke API for tenants' apps: SigV4 or Bearer sub-tenant tokens)\n", p.gateway.Endpoint())
 	switch level, err := p.cloud.Lambda().Isolation(); {
 	case err != nil:
 		fmt.Fprintf(w, "  Isolation  NONE AVAILABLE: functions cannot be created or invoked: %v\n", err)
@@ -201,10 +213,12 @@ func printAddresses(w io.Writer, p *platform, stateDir string, launchRate float6
 	} else {
 		fmt.Fprintf(w, "  State      %s\n", devserver.DefaultDatabaseFile(stateDir))
 	}
+	printTenants(w, p)
+	fmt.Fprintf(w, "  Codec key  %s  (encrypts function variables in Temporal; clients and workers: --codec-key-file)\n", p.codecKeyFile)
 	if p.workers != nil {
 		fmt.Fprintf(w, "  Worker     task queues gust, gust-launch (launch rate %g/s)\n", launchRate)
 	} else {
-		fmt.Fprintf(w, "  Worker     none (--no-worker); run: gust worker --address %s --endpoint %s\n", cfg.FrontendAddress(), p.cloud.Endpoint())
+		fmt.Fprintf(w, "  Worker     none (--no-worker); run: %sgust worker --address %s --endpoint %s --codec-key-file %s\n", platformCredentialsEnv(p), cfg.FrontendAddress(), p.cloud.Endpoint(), p.codecKeyFile)
 	}
 }
 

@@ -22,6 +22,7 @@ import (
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/gust-dev/gust/tenants"
 	"github.com/gust-dev/gust/workflows"
 )
 
@@ -34,11 +35,17 @@ func fleetCommand() *cli.Command {
 				Name:      "launch",
 				Usage:     "launch at least --min instances now and fill to --target as capacity allows",
 				ArgsUsage: " ",
+				Description: `The fleet launches into the account of --tenant (default: the default
+tenant, which gust dev creates): its instances and capacity reservation are
+that tenant's, and only that tenant sees them. The worker acts there by
+assuming the tenant's role. A fleet id is unique per tenant: two tenants may
+each have a fleet "web", and the other fleet commands take the same --tenant.`,
 				Flags: clientFlags(
+					fleetTenantFlag(),
 					&cli.IntFlag{Name: "min", Usage: "instances to launch at once in one burst (required)"},
 					&cli.IntFlag{Name: "target", Usage: "instances to fill to as capacity allows (required)"},
 					&cli.StringFlag{Name: "instance-type", Aliases: []string{"t"}, Usage: "instance type, e.g. m5.large (required)"},
-					&cli.StringFlag{Name: "fleet-id", Usage: "fleet id, also the workflow id; a launch with an existing id joins that fleet (default: generated)"},
+					&cli.StringFlag{Name: "fleet-id", Usage: "fleet id, unique per tenant; a launch with an existing id joins that fleet (default: generated)"},
 					&cli.BoolFlag{Name: "no-burst", Usage: "launch the minimum through the rate limiter too (the baseline)"},
 					&cli.StringSliceFlag{Name: "zone", Usage: "availability zone the fleet may use, repeatable (default: any)"},
 					&cli.StringFlag{Name: "image", Usage: "image id for RunInstances"},
@@ -54,7 +61,7 @@ func fleetCommand() *cli.Command {
 				Name:      "status",
 				Usage:     "show a fleet's counts, phase and timings",
 				ArgsUsage: "FLEET_ID",
-				Flags:     clientFlags(),
+				Flags:     clientFlags(fleetTenantFlag()),
 				Action:    runFleetStatus,
 			},
 			{
@@ -68,6 +75,7 @@ func fleetCommand() *cli.Command {
 				Usage:     "change a running fleet's target; lowering it terminates the newest instances",
 				ArgsUsage: "FLEET_ID",
 				Flags: clientFlags(
+					fleetTenantFlag(),
 					&cli.IntFlag{Name: "target", Usage: "the new target (required)"},
 				),
 				Action: runFleetScale,
@@ -77,6 +85,7 @@ func fleetCommand() *cli.Command {
 				Usage:     "cancel a fleet and terminate what it launched",
 				ArgsUsage: "FLEET_ID",
 				Flags: clientFlags(
+					fleetTenantFlag(),
 					&cli.BoolFlag{Name: "keep", Usage: "leave the fleet's instances running"},
 				),
 				Action: runFleetCancel,
@@ -88,8 +97,49 @@ func fleetCommand() *cli.Command {
 // fleetWorkflowType is LaunchFleetWorkflow's registered name, for lists.
 const fleetWorkflowType = "LaunchFleetWorkflow"
 
+func fleetTenantFlag() cli.Flag {
+	return &cli.StringFlag{Name: "tenant", EnvVars: []string{"GUST_TENANT"}, Value: tenants.DefaultTenant,
+		Usage: "the tenant whose account the fleet is in"}
+}
+
+// fleetTenant returns --tenant, with the default tenant as "": fleets of
+// the default tenant keep the inputs and workflow ids they had before
+// tenants existed.
+func fleetTenant(c *cli.Context) (string, error) {
+	t := c.String("tenant")
+	if err := workflows.ValidateTenantID(t); err != nil {
+		return "", usagef("--tenant: %v", err)
+	}
+	if t == tenants.DefaultTenant {
+		return "", nil
+	}
+	return t, nil
+}
+
+// tenantName is the tenant's name, with "" as the default tenant.
+func tenantName(tenant string) string {
+	if tenant == "" {
+		return tenants.DefaultTenant
+	}
+	return tenant
+}
+
+// tenantArg is " --tenant T" for a non-default tenant, for the commands
+// gust suggests.
+func tenantArg(tenant string) string {
+	if tenant == "" {
+		return ""
+	}
+	return " --tenant " + tenant
+}
+
 func fleetInput(c *cli.Context) (workflows.LaunchFleetInput, error) {
+	tenant, err := fleetTenant(c)
+	if err != nil {
+		return workflows.LaunchFleetInput{}, err
+	}
 	in := workflows.LaunchFleetInput{
+		Tenant:         tenant,
 		FleetID:        c.String("fleet-id"),
 		InstanceType:   c.String("instance-type"),
 		Zones:          c.StringSlice("zone"),
@@ -166,15 +216,16 @@ func runFleetLaunch(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	wfID := workflows.FleetWorkflowID(in.Tenant, in.FleetID)
 	if joined && !asJSON {
-		fmt.Fprintf(os.Stderr, "fleet %s already exists: joining it instead of launching again\n", in.FleetID)
+		fmt.Fprintf(os.Stderr, "fleet %s already exists: joining it instead of launching again\n", wfID)
 	}
 	if !c.Bool("wait") {
 		if asJSON {
-			return printJSON(out, map[string]any{"fleet_id": in.FleetID, "run_id": run.GetRunID(), "joined": joined, "state": "started"})
+			return printJSON(out, map[string]any{"fleet_id": in.FleetID, "tenant": tenantName(in.Tenant), "run_id": run.GetRunID(), "joined": joined, "state": "started"})
 		}
-		fmt.Fprintf(out, "fleet %s started (run %s): min %d, target %d, %s\n", in.FleetID, run.GetRunID(), in.Min, in.Target, in.InstanceType)
-		fmt.Fprintf(out, "follow it with: gust fleet status %s\n", in.FleetID)
+		fmt.Fprintf(out, "fleet %s started (run %s): min %d, target %d, %s\n", wfID, run.GetRunID(), in.Min, in.Target, in.InstanceType)
+		fmt.Fprintf(out, "follow it with: gust fleet status %s%s\n", in.FleetID, tenantArg(in.Tenant))
 		return nil
 	}
 
@@ -186,15 +237,15 @@ func runFleetLaunch(c *cli.Context) error {
 	}
 	var stopProgress func()
 	if !asJSON {
-		stopProgress = showProgress(waitCtx, cl, in.FleetID, out)
+		stopProgress = showProgress(waitCtx, cl, wfID, out)
 	}
-	res, err := fleetOutcome(waitCtx, cl, in.FleetID)
+	res, err := fleetOutcome(waitCtx, cl, wfID)
 	if stopProgress != nil {
 		stopProgress()
 	}
 	if err != nil && waitCtx.Err() != nil && ctx.Err() == nil {
 		// Our --timeout ran out; the fleet goes on. Report where it is.
-		res, err = timedOutResult(ctx, cl, in.FleetID)
+		res, err = timedOutResult(ctx, cl, wfID)
 		if err != nil {
 			return err
 		}
@@ -210,25 +261,30 @@ func runFleetLaunch(c *cli.Context) error {
 // by rejecting the duplicate and reading its outcome. A fleet id never
 // launches twice.
 func startFleet(ctx context.Context, cl client.Client, in workflows.LaunchFleetInput) (client.WorkflowRun, bool, error) {
+	id := workflows.FleetWorkflowID(in.Tenant, in.FleetID)
+	summary := fmt.Sprintf("fleet of %d-%d %s", in.Min, in.Target, in.InstanceType)
+	memo := map[string]any{"min": in.Min, "target": in.Target, "instance_type": in.InstanceType}
+	if in.Tenant != "" {
+		summary += " for tenant " + in.Tenant
+		memo["tenant"] = in.Tenant
+	}
 	run, err := cl.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID:                       in.FleetID,
+		ID:                       id,
 		TaskQueue:                workflows.TaskQueue,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
-		StaticSummary:            fmt.Sprintf("fleet of %d-%d %s", in.Min, in.Target, in.InstanceType),
-		Memo: map[string]any{
-			"min": in.Min, "target": in.Target, "instance_type": in.InstanceType,
-		},
+		StaticSummary:            summary,
+		Memo:                     memo,
 	}, workflows.LaunchFleetWorkflow, in)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	switch {
 	case err == nil:
 		// A run id different from the one we asked for means we joined.
-		return run, alreadyRunning(ctx, cl, in.FleetID, run.GetRunID()), nil
+		return run, alreadyRunning(ctx, cl, id, run.GetRunID()), nil
 	case errors.As(err, &started):
-		return cl.GetWorkflow(ctx, in.FleetID, ""), true, nil
+		return cl.GetWorkflow(ctx, id, ""), true, nil
 	default:
-		return nil, false, fmt.Errorf("starting fleet %s: %w", in.FleetID, err)
+		return nil, false, fmt.Errorf("starting fleet %s: %w", id, err)
 	}
 }
 
@@ -406,11 +462,16 @@ func progressLine(st workflows.FleetStatus, width int) string {
 	return s
 }
 
+// oneFleetArg returns the workflow id of the fleet FLEET_ID of --tenant.
 func oneFleetArg(c *cli.Context) (string, error) {
 	if c.NArg() != 1 {
 		return "", usagef("%s needs exactly one FLEET_ID", c.Command.FullName())
 	}
-	return c.Args().First(), nil
+	tenant, err := fleetTenant(c)
+	if err != nil {
+		return "", err
+	}
+	return workflows.FleetWorkflowID(tenant, c.Args().First()), nil
 }
 
 func runFleetStatus(c *cli.Context) error {
@@ -433,6 +494,7 @@ func runFleetStatus(c *cli.Context) error {
 	w := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
 	row := func(k string, v any) { fmt.Fprintf(w, "%s\t%v\n", k, v) }
 	row("Fleet", st.FleetID)
+	row("Tenant", tenantName(st.Tenant))
 	row("Phase", st.Phase)
 	row("Min / Target", fmt.Sprintf("%d / %d", st.Min, st.Target))
 	row("Running", st.Running)
@@ -475,6 +537,7 @@ func runFleetList(c *cli.Context) error {
 
 	type row struct {
 		FleetID      string    `json:"fleet_id"`
+		Tenant       string    `json:"tenant"`
 		Status       string    `json:"status"`
 		InstanceType string    `json:"instance_type"`
 		Min          int       `json:"min"`
@@ -499,6 +562,11 @@ func runFleetList(c *cli.Context) error {
 			}
 			seen[id] = true
 			r := row{FleetID: id, Status: statusName(e.GetStatus()), Started: e.GetStartTime().AsTime()}
+			decodeMemo(e.GetMemo(), "tenant", &r.Tenant)
+			if r.Tenant != "" {
+				r.FleetID = strings.TrimPrefix(id, r.Tenant+"/")
+			}
+			r.Tenant = tenantName(r.Tenant)
 			decodeMemo(e.GetMemo(), "instance_type", &r.InstanceType)
 			decodeMemo(e.GetMemo(), "min", &r.Min)
 			decodeMemo(e.GetMemo(), "target", &r.Target)
@@ -513,9 +581,9 @@ func runFleetList(c *cli.Context) error {
 		return printJSON(c.App.Writer, rows)
 	}
 	w := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "FLEET ID\tSTATUS\tTYPE\tMIN\tTARGET\tSTARTED")
+	fmt.Fprintln(w, "FLEET ID\tTENANT\tSTATUS\tTYPE\tMIN\tTARGET\tSTARTED")
 	for _, r := range rows {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%d\t%s\n", r.FleetID, r.Status, r.InstanceType, r.Min, r.Target, r.Started.Local().Format(time.DateTime))
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%d\t%s\n", r.FleetID, r.Tenant, r.Status, r.InstanceType, r.Min, r.Target, r.Started.Local().Format(time.DateTime))
 	}
 	return w.Flush()
 }

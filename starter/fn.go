@@ -21,6 +21,7 @@ import (
 	"github.com/gust-dev/gust/activities"
 	"github.com/gust-dev/gust/localcloud/lambda/egress"
 	"github.com/gust-dev/gust/providers"
+	"github.com/gust-dev/gust/runwait"
 	"github.com/gust-dev/gust/workflows"
 )
 
@@ -82,6 +83,22 @@ message. --payload @FILE reads the payload from a file.`,
 					&cli.StringFlag{Name: "activity-mode", Usage: "run the invoke step as a local or regular activity (default: the workflow's)"},
 				),
 				Action: runFnInvoke,
+			},
+			{
+				Name:      "invocations",
+				Usage:     "list a function's recent invocations and their outcomes",
+				ArgsUsage: "NAME",
+				Description: `Lists the function's InvokeWorkflows, newest first, from Temporal's
+visibility: when each started, its request id, sub-tenant and outcome
+(succeeded, function error, queue timeout, failed, running) and how long it
+took. Invocations through the gateway, gust fn invoke and anything else that
+starts InvokeWorkflow are all listed.`,
+				Flags: clientFlags(
+					tenant(),
+					subTenant("list only this sub-tenant's invocations"),
+					&cli.IntFlag{Name: "limit", Value: 20, Usage: "list at most `N` invocations (1 to 1000)"},
+				),
+				Action: runFnInvocations,
 			},
 			{
 				Name:   "list",
@@ -206,6 +223,11 @@ func runFnDeploy(c *cli.Context) error {
 	}
 	if err := in.Validate(); err != nil {
 		return usagef("%v", err)
+	}
+	if in.ContainsSecrets() {
+		if err := requireCodecKey(c, "gust fn deploy --env"); err != nil {
+			return err
+		}
 	}
 	var res workflows.DeployResult
 	if err := runFnCommand(c, workflows.OpDeploy, tenant, name, workflows.DeployFunctionWorkflow, in, &res); err != nil {
@@ -332,6 +354,7 @@ func invokeFunction(ctx context.Context, cl client.Client, in workflows.InvokeIn
 		TaskQueue:             workflows.TaskQueue,
 		EnableEagerStart:      eager,
 		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		Memo:                  workflows.InvokeMemo(in),
 	}, workflows.InvokeWorkflow, in)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	switch {
@@ -340,7 +363,9 @@ func invokeFunction(ctx context.Context, cl client.Client, in workflows.InvokeIn
 	case err != nil:
 		return res, failed(fmt.Sprintf("starting invocation of %s: %s", in.Function, oneLine(err.Error())))
 	}
-	if err := run.Get(ctx, &res); err != nil {
+	// runwait.Get, not run.Get: a plain run.Get can wait out the server's
+	// 20 s long poll after the run finished (see package runwait).
+	if err := runwait.Get(ctx, cl, run, &res); err != nil {
 		return res, fnFailure(err, in.Tenant, in.Function)
 	}
 	return res, nil
@@ -354,7 +379,7 @@ func runFnWorkflow(ctx context.Context, cl client.Client, op, tenant, name strin
 	if err != nil {
 		return failed(fmt.Sprintf("starting %s: %s", op, oneLine(err.Error())))
 	}
-	if err := run.Get(ctx, out); err != nil {
+	if err := runwait.Get(ctx, cl, run, out); err != nil {
 		return fnFailure(err, tenant, name)
 	}
 	return nil
@@ -368,6 +393,9 @@ func fnFailure(err error, tenant, name string) error {
 	if !errors.As(err, &appErr) {
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 			return err
+		}
+		if cerr, ok := codecFailure(err); ok {
+			return cerr
 		}
 		return failed(oneLine(err.Error()))
 	}

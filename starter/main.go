@@ -56,6 +56,8 @@ func newApp() *cli.App {
 			demoCommand(),
 			fleetCommand(),
 			fnCommand(),
+			gatewayCommand(),
+			tenantCommand(),
 			benchCommand(),
 			handlerCommand(),
 		},

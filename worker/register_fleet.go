@@ -9,5 +9,5 @@ import (
 
 func registerFleet(w sdkworker.Registry, opts Options) {
 	w.RegisterWorkflow(workflows.LaunchFleetWorkflow)
-	w.RegisterActivity(&activities.Fleet{Compute: opts.Compute})
+	w.RegisterActivity(&activities.Fleet{Accounts: opts.Accounts})
 }

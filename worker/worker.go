@@ -23,7 +23,12 @@ const DefaultLaunchRate = 2.0
 
 // Options configures the workers.
 type Options struct {
-	// Compute backs the fleet activities. Required.
+	// Accounts backs the fleet activities: the cloud of each tenant's
+	// account. Required unless Compute is set.
+	Accounts providers.Accounts
+	// Compute is shorthand for Accounts: providers.OneAccount(Compute), a
+	// single account serving the default tenant. Ignored when Accounts is
+	// set.
 	Compute providers.Compute
 	// Functions backs the function activities. Required.
 	Functions providers.Functions
@@ -42,9 +47,14 @@ type Workers struct {
 }
 
 // New registers every workflow and activity on workers bound to c. It does
-// not start polling.
+// not start polling. The workers encode and decode with c's data converter,
+// so c must use codec.DataConverter with the platform's codec key for the
+// workers to read and write function variables, which travel encrypted.
 func New(c client.Client, opts Options) (*Workers, error) {
-	if opts.Compute == nil || opts.Functions == nil {
+	if opts.Accounts == nil && opts.Compute != nil {
+		opts.Accounts = providers.OneAccount(opts.Compute)
+	}
+	if opts.Accounts == nil || opts.Functions == nil {
 		return nil, errors.New("worker needs both a compute and a functions provider")
 	}
 	if opts.LaunchRate == 0 {
@@ -66,7 +76,7 @@ func New(c client.Client, opts Options) (*Workers, error) {
 		TaskQueueActivitiesPerSecond: opts.LaunchRate / workflows.FillBatchSize,
 		DisableWorkflowWorker:        true,
 	})
-	launchWorker.RegisterActivity(&activities.Fleet{Compute: opts.Compute})
+	launchWorker.RegisterActivity(&activities.Fleet{Accounts: opts.Accounts})
 
 	return &Workers{main: mainWorker, launch: launchWorker}, nil
 }

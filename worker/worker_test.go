@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/gust-dev/gust/activities"
+	"github.com/gust-dev/gust/providers"
 	"github.com/gust-dev/gust/providers/fake"
 )
 
@@ -31,7 +32,7 @@ func TestMetricsServeGustCounters(t *testing.T) {
 	var s testsuite.WorkflowTestSuite
 	s.SetMetricsHandler(m.Handler)
 	env := s.NewTestActivityEnvironment()
-	env.RegisterActivity(&activities.Fleet{Compute: compute})
+	env.RegisterActivity(&activities.Fleet{Accounts: providers.OneAccount(compute)})
 	_, err := env.ExecuteActivity((&activities.Fleet{}).LaunchBurstChunk, activities.LaunchInput{
 		FleetID: "f1", InstanceType: "m5.large", MinCount: 3, MaxCount: 3, ClientToken: "f1-burst-0",
 	})

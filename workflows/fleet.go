@@ -35,6 +35,12 @@ const (
 // outside the platform rate limiter, then fills toward Target through the
 // rate-limited LaunchTaskQueue as capacity arrives. See fleet_api.go for the
 // contract and the messages it handles.
+//
+// Every activity input carries in.Tenant, the account the fleet acts in.
+// That changed no command: the same activities are scheduled in the same
+// order, only their inputs name the tenant, and histories recorded before
+// tenants existed (no Tenant, which means the default tenant) replay
+// unchanged, so no workflow.GetVersion guards it.
 func LaunchFleetWorkflow(ctx workflow.Context, in LaunchFleetInput) (FleetResult, error) {
 	f, err := newFleet(ctx, in)
 	if err != nil {
@@ -328,7 +334,7 @@ func (f *fleet) validate(ctx workflow.Context) error {
 	var res activities.CheckInstanceTypeResult
 	actx := workflow.WithActivityOptions(ctx, controlOptions("check instance type "+f.in.InstanceType))
 	f.activitiesThisRun++
-	if err := workflow.ExecuteActivity(actx, a.CheckInstanceType, activities.CheckInstanceTypeInput{InstanceType: f.in.InstanceType}).Get(ctx, &res); err != nil {
+	if err := workflow.ExecuteActivity(actx, a.CheckInstanceType, activities.CheckInstanceTypeInput{Tenant: f.in.Tenant, InstanceType: f.in.InstanceType}).Get(ctx, &res); err != nil {
 		return err
 	}
 	if !res.Known {
@@ -356,6 +362,7 @@ func (f *fleet) reserve(ctx workflow.Context) *stop {
 		f.st.ReserveAttempts++
 		f.activitiesThisRun++
 		in := activities.ReserveCapacityInput{
+			Tenant:       f.in.Tenant,
 			FleetID:      f.in.FleetID,
 			InstanceType: f.in.InstanceType,
 			Zones:        f.in.Zones,
@@ -432,6 +439,7 @@ func (f *fleet) burst(ctx workflow.Context) *stop {
 	for i := 0; i < chunks; i++ {
 		count := min(size, f.in.Min-i*size)
 		in := activities.LaunchInput{
+			Tenant:        f.in.Tenant,
 			FleetID:       f.in.FleetID,
 			InstanceType:  f.in.InstanceType,
 			ImageID:       f.in.ImageID,
@@ -620,6 +628,7 @@ func (f *fleet) startFillRound(ctx, lctx workflow.Context, k int) {
 	f.st.FillRound++
 	round := f.st.FillRound
 	in := activities.LaunchInput{
+		Tenant:       f.in.Tenant,
 		FleetID:      f.in.FleetID,
 		InstanceType: f.in.InstanceType,
 		ImageID:      f.in.ImageID,
@@ -737,7 +746,7 @@ func (f *fleet) terminateNewest(ctx workflow.Context, n int) {
 	actx := workflow.WithActivityOptions(ctx, terminateOptions(fmt.Sprintf("terminate %d newest (scale down to %d)", n, f.st.Target)))
 	f.activitiesThisRun++
 	var res activities.TerminateResult
-	if err := workflow.ExecuteActivity(actx, a.TerminateInstances, activities.TerminateInput{IDs: victims}).Get(ctx, &res); err != nil {
+	if err := workflow.ExecuteActivity(actx, a.TerminateInstances, activities.TerminateInput{Tenant: f.in.Tenant, IDs: victims}).Get(ctx, &res); err != nil {
 		if ctx.Err() == nil {
 			f.fatal = err
 		}
@@ -773,7 +782,7 @@ func (f *fleet) releaseReservation(ctx workflow.Context) {
 	var a *activities.Fleet
 	actx := workflow.WithActivityOptions(ctx, controlOptions("release reservation "+f.st.ReservationID))
 	f.activitiesThisRun++
-	if err := workflow.ExecuteActivity(actx, a.ReleaseReservation, activities.ReleaseReservationInput{ReservationID: f.st.ReservationID}).Get(ctx, nil); err != nil {
+	if err := workflow.ExecuteActivity(actx, a.ReleaseReservation, activities.ReleaseReservationInput{Tenant: f.in.Tenant, ReservationID: f.st.ReservationID}).Get(ctx, nil); err != nil {
 		f.log.Warn("releasing the reservation failed", "ReservationID", f.st.ReservationID, "Error", err)
 		return
 	}
@@ -799,7 +808,7 @@ func (f *fleet) terminateAll(ctx workflow.Context, launched, keep bool) {
 	var a *activities.Fleet
 	actx := workflow.WithActivityOptions(ctx, terminateOptions("terminate the whole fleet ("+f.st.Phase+")"))
 	var res activities.TerminateResult
-	err := workflow.ExecuteActivity(actx, a.TerminateFleet, activities.TerminateFleetInput{FleetID: f.in.FleetID, RunTag: f.st.Origin}).Get(ctx, &res)
+	err := workflow.ExecuteActivity(actx, a.TerminateFleet, activities.TerminateFleetInput{Tenant: f.in.Tenant, FleetID: f.in.FleetID, RunTag: f.st.Origin}).Get(ctx, &res)
 	if err != nil {
 		f.log.Error("terminating the fleet failed", "Error", err)
 		f.message = "could not terminate every instance: " + err.Error()
@@ -838,7 +847,7 @@ func (f *fleet) startWatcher(ctx workflow.Context) {
 	workflow.Go(wctx, func(ctx workflow.Context) {
 		var a *activities.Fleet
 		actx := workflow.WithActivityOptions(ctx, countOptions())
-		in := activities.CountRunningInput{FleetID: f.in.FleetID, RunTag: f.st.Origin}
+		in := activities.CountRunningInput{Tenant: f.in.Tenant, FleetID: f.in.FleetID, RunTag: f.st.Origin}
 		for !f.watcherStop && ctx.Err() == nil {
 			epoch, quiet := f.epoch, f.launchesSettled()
 			f.activitiesThisRun++
@@ -910,7 +919,7 @@ func (f *fleet) adoptOrphans(ctx workflow.Context) {
 	epoch := f.epoch
 	f.activitiesThisRun++
 	var res activities.ListFleetResult
-	err := workflow.ExecuteActivity(actx, a.ListFleetInstances, activities.ListFleetInput{FleetID: f.in.FleetID, RunTag: f.st.Origin}).Get(ctx, &res)
+	err := workflow.ExecuteActivity(actx, a.ListFleetInstances, activities.ListFleetInput{Tenant: f.in.Tenant, FleetID: f.in.FleetID, RunTag: f.st.Origin}).Get(ctx, &res)
 	if err != nil {
 		if ctx.Err() == nil {
 			f.log.Warn("listing the fleet's instances failed; the next count looks again", "Error", err)
@@ -962,6 +971,7 @@ func (f *fleet) stopWatcher() {
 func (f *fleet) status(ctx workflow.Context) FleetStatus {
 	s := FleetStatus{
 		FleetID:         f.in.FleetID,
+		Tenant:          f.in.Tenant,
 		Phase:           f.st.Phase,
 		Min:             f.in.Min,
 		Target:          f.st.Target,
@@ -1021,5 +1031,6 @@ func (f *fleet) result(ctx workflow.Context, msg string) FleetResult {
 		Runs:           f.st.Runs,
 		HistoryEvents:  s.HistoryLength,
 		Message:        msg,
+		Tenant:         f.in.Tenant,
 	}
 }

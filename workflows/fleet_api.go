@@ -15,9 +15,12 @@ import (
 
 // Fleet contract.
 //
-// One LaunchFleetWorkflow runs per fleet, on TaskQueue, with the fleet id as
-// its workflow id: a second request with the same id joins the running
-// workflow instead of launching twice. A starter should call
+// One LaunchFleetWorkflow runs per fleet, on TaskQueue, with
+// FleetWorkflowID(tenant, fleet id) as its workflow id: a second request
+// with the same tenant and id joins the running workflow instead of
+// launching twice, and two tenants may each have a fleet of the same name.
+// A fleet acts in its tenant's account (LaunchFleetInput.Tenant; empty
+// means providers.DefaultTenant). A starter should call
 // LaunchFleetInput.Validate first and exit 2 on error; the workflow validates
 // again (and also checks the instance type against the cloud) and fails with
 // a non-retryable ApplicationError of type providers.ErrTypeInvalid
@@ -108,8 +111,13 @@ const (
 // LaunchFleetInput asks for a fleet of at least Min and up to Target
 // instances.
 type LaunchFleetInput struct {
-	// FleetID is also the workflow id and the value of the instances'
-	// providers.FleetTagKey tag.
+	// Tenant is the tenant whose account the fleet launches into; empty
+	// means providers.DefaultTenant. Every activity of the fleet acts in
+	// that account, so its instances and reservation are the tenant's.
+	Tenant string `json:",omitempty"`
+	// FleetID names the fleet within its tenant: it is the value of the
+	// instances' providers.FleetTagKey tag, and the workflow id is
+	// FleetWorkflowID(Tenant, FleetID).
 	FleetID      string
 	InstanceType string
 	// Zones the fleet may use; empty lets the cloud choose.
@@ -217,10 +225,13 @@ type FleetState struct {
 // FleetStatus answers StatusQuery.
 type FleetStatus struct {
 	FleetID string `json:"fleet_id"`
-	Phase   string `json:"phase"`
-	Min     int    `json:"min"`
-	Target  int    `json:"target"`
-	Burst   bool   `json:"burst"`
+	// Tenant is the tenant whose account the fleet is in; empty for the
+	// default tenant.
+	Tenant string `json:"tenant,omitempty"`
+	Phase  string `json:"phase"`
+	Min    int    `json:"min"`
+	Target int    `json:"target"`
+	Burst  bool   `json:"burst"`
 	// Launched counts the live instances: launched and not terminated by gust.
 	Launched int `json:"launched"`
 	// Running and Pending are the last observed counts (polled).
@@ -283,6 +294,9 @@ type FleetResult struct {
 	Runs          int    `json:"runs"`
 	HistoryEvents int    `json:"history_events"`
 	Message       string `json:"message,omitempty"`
+	// Tenant is the tenant whose account the fleet is in; empty for the
+	// default tenant.
+	Tenant string `json:"tenant,omitempty"`
 }
 
 // ScaleInput changes a running fleet's target. Min <= Target <= MaxFleetSize:
@@ -324,6 +338,11 @@ var (
 func (in LaunchFleetInput) Validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if in.Tenant != "" {
+		if err := ValidateTenantID(in.Tenant); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if !fleetIDRe.MatchString(in.FleetID) {
 		bad("fleet id %q must be 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit", in.FleetID)
 	}
@@ -401,6 +420,17 @@ func (in LaunchFleetInput) Validate() error {
 		msgs[i] = err.Error()
 	}
 	return errors.New(strings.Join(msgs, "; "))
+}
+
+// FleetWorkflowID is the workflow id of tenant's fleet fleetID: the fleet id
+// itself for the default tenant (as before tenants existed, so older fleets
+// keep their ids), else "TENANT/FLEET_ID". Fleet ids cannot contain '/', so
+// no tenant's id can equal another's or a default fleet's.
+func FleetWorkflowID(tenant, fleetID string) string {
+	if providers.TenantOrDefault(tenant) == providers.DefaultTenant {
+		return fleetID
+	}
+	return tenant + "/" + fleetID
 }
 
 // Validate checks a scale request against the fleet's min.

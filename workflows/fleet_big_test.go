@@ -15,7 +15,7 @@ func (s *FleetSuite) TestTenThousand() {
 	if testing.Short() {
 		s.T().Skip("slow")
 	}
-	in := fleetInput(1000, 10000)
+	in := s.input(1000, 10000)
 	runs := 0
 	for {
 		s.env.SetTestTimeout(5 * time.Minute)

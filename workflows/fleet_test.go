@@ -1,7 +1,9 @@
 package workflows
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -24,9 +26,17 @@ type FleetSuite struct {
 	testsuite.WorkflowTestSuite
 	env   *testsuite.TestWorkflowEnvironment
 	cloud *fakeCloud
+	// tenant is the tenant every fleet of the suite launches for. The
+	// activities serve it alone, from cloud: an activity that did not
+	// carry the fleet's tenant would act for another and fail.
+	tenant string
 }
 
 func TestFleetSuite(t *testing.T) { suite.Run(t, new(FleetSuite)) }
+
+// TestFleetSuiteForTenant runs every fleet test again for a tenant other
+// than the default one.
+func TestFleetSuiteForTenant(t *testing.T) { suite.Run(t, &FleetSuite{tenant: "acme"}) }
 
 func (s *FleetSuite) SetupTest() {
 	s.cloud = newFakeCloud(-1)
@@ -36,9 +46,30 @@ func (s *FleetSuite) SetupTest() {
 func (s *FleetSuite) newEnv() *testsuite.TestWorkflowEnvironment {
 	env := s.NewTestWorkflowEnvironment()
 	env.RegisterWorkflow(LaunchFleetWorkflow)
-	env.RegisterActivity(&activities.Fleet{Compute: s.cloud})
+	env.RegisterActivity(&activities.Fleet{Accounts: onlyTenant{s.tenant, s.cloud}})
 	env.SetTestTimeout(30 * time.Second)
 	return env
+}
+
+// input is fleetInput for the suite's tenant.
+func (s *FleetSuite) input(minimum, target int) LaunchFleetInput {
+	in := fleetInput(minimum, target)
+	in.Tenant = s.tenant
+	return in
+}
+
+// onlyTenant serves tenant's account (the default tenant's when empty) from
+// c; every other tenant is unknown.
+type onlyTenant struct {
+	tenant string
+	c      providers.Compute
+}
+
+func (o onlyTenant) Compute(_ context.Context, tenant string) (providers.Compute, error) {
+	if providers.TenantOrDefault(tenant) != providers.TenantOrDefault(o.tenant) {
+		return nil, providers.NewNotFoundError(fmt.Errorf("no role for tenant %s", tenant))
+	}
+	return o.c, nil
 }
 
 func fleetInput(minimum, target int) LaunchFleetInput {
@@ -76,7 +107,7 @@ func (s *FleetSuite) requireExact(res FleetResult, want int) {
 }
 
 func (s *FleetSuite) TestBurstThenFill() {
-	res := s.run(fleetInput(200, 230))
+	res := s.run(s.input(200, 230))
 	s.Equal(PhaseFulfilled, res.State)
 	s.Equal(230, res.Running)
 	s.Equal(200, res.BurstLaunched)
@@ -100,7 +131,7 @@ func (s *FleetSuite) TestBurstThenFill() {
 }
 
 func (s *FleetSuite) TestNoBurstFillsFromTheReservation() {
-	in := fleetInput(10, 20)
+	in := s.input(10, 20)
 	in.Burst = false
 	res := s.run(in)
 	s.Equal(PhaseFulfilled, res.State)
@@ -117,7 +148,7 @@ func (s *FleetSuite) TestNoBurstFillsFromTheReservation() {
 func (s *FleetSuite) TestInsufficientCapacityFailPolicy() {
 	s.cloud = newFakeCloud(50) // the minimum is 100
 	s.env = s.newEnv()
-	res := s.run(fleetInput(100, 200))
+	res := s.run(s.input(100, 200))
 	s.Equal(PhaseInsufficientCapacity, res.State)
 	s.Zero(res.Running)
 	s.NotNil(res.InstanceIDs)
@@ -130,7 +161,7 @@ func (s *FleetSuite) TestInsufficientCapacityFailPolicy() {
 
 func (s *FleetSuite) TestInsufficientCapacityWaitPolicyRecovers() {
 	s.cloud.reserveFailures = 4
-	in := fleetInput(20, 30)
+	in := s.input(20, 30)
 	in.CapacityPolicy = CapacityPolicyWait
 	in.WaitTimeout = time.Hour
 	start := s.env.Now()
@@ -146,7 +177,7 @@ func (s *FleetSuite) TestInsufficientCapacityWaitPolicyRecovers() {
 func (s *FleetSuite) TestInsufficientCapacityWaitPolicyGivesUp() {
 	s.cloud = newFakeCloud(0)
 	s.env = s.newEnv()
-	in := fleetInput(20, 30)
+	in := s.input(20, 30)
 	in.CapacityPolicy = CapacityPolicyWait
 	in.WaitTimeout = 2 * time.Minute
 	res := s.run(in)
@@ -163,7 +194,7 @@ func (s *FleetSuite) TestPartlyFailedBurstFallsThroughToFill() {
 		}
 		return nil
 	}
-	res := s.run(fleetInput(300, 300))
+	res := s.run(s.input(300, 300))
 	s.Equal(PhaseFulfilled, res.State)
 	s.Equal(200, res.BurstLaunched)
 	s.Equal(100, res.BurstFailed)
@@ -184,7 +215,7 @@ func (s *FleetSuite) TestThrottledChunkRetriesAloneWithTheSameToken() {
 		}
 		return nil
 	}
-	res := s.run(fleetInput(300, 310))
+	res := s.run(s.input(300, 310))
 	s.Equal(PhaseFulfilled, res.State)
 	s.Equal(300, res.BurstLaunched)
 	s.Zero(res.BurstFailed)
@@ -208,7 +239,7 @@ func (s *FleetSuite) TestRetriedLaunchesNeverDuplicate() {
 	// Temporal retries it with the same ClientToken.
 	s.cloud.loseResponse["burst-0-"] = 1
 	s.cloud.loseResponse["fill-1-"] = 1
-	res := s.run(fleetInput(150, 160))
+	res := s.run(s.input(150, 160))
 	s.Equal(PhaseFulfilled, res.State)
 	s.requireExact(res, 160)
 	for tok, n := range s.cloud.calls("burst-0-") {
@@ -236,7 +267,7 @@ func (s *FleetSuite) TestLaunchWhoseResponseIsLostForGoodIsAdopted() {
 		}
 		return nil
 	}
-	res := s.run(fleetInput(200, 230))
+	res := s.run(s.input(200, 230))
 	s.Equal(PhaseFulfilled, res.State)
 	s.Equal(100, res.BurstFailed)
 	s.Equal(100, res.Adopted, "the lost chunk's instances were found by their tags")
@@ -268,7 +299,7 @@ func (s *FleetSuite) TestScaleUp() {
 			},
 		}, ScaleInput{Target: 35})
 	}, 100*time.Millisecond)
-	res := s.run(fleetInput(10, 20))
+	res := s.run(s.input(10, 20))
 	s.Equal(PhaseFulfilled, res.State)
 	s.Equal(35, res.Target)
 	s.requireExact(res, 35)
@@ -290,7 +321,7 @@ func (s *FleetSuite) TestScaleDownTerminatesNewest() {
 			},
 		}, ScaleInput{Target: 12})
 	}, time.Minute)
-	res := s.run(fleetInput(10, 20))
+	res := s.run(s.input(10, 20))
 	s.Equal(PhaseFulfilled, res.State)
 	s.Equal(12, res.Target)
 	s.Equal(3, res.Terminated)
@@ -309,7 +340,7 @@ func (s *FleetSuite) TestScaleDownIsNotUndoneByAStaleDescribe() {
 			OnComplete: func(any, error) {},
 		}, ScaleInput{Target: 12})
 	}, time.Minute)
-	res := s.run(fleetInput(10, 20))
+	res := s.run(s.input(10, 20))
 	s.Equal(PhaseFulfilled, res.State)
 	s.Zero(res.Adopted, "the fleet's own terminated instances are not orphans")
 	s.Equal(3, res.Terminated)
@@ -325,7 +356,7 @@ func (s *FleetSuite) TestCancelTerminatesEverything() {
 			OnComplete: func(v any, err error) { s.NoError(err); got = v.(CancelResult) },
 		}, CancelInput{})
 	}, time.Minute)
-	res := s.run(fleetInput(10, 20))
+	res := s.run(s.input(10, 20))
 	s.Equal(PhaseCancelled, res.State)
 	s.Empty(res.InstanceIDs)
 	s.Equal(CancelResult{Terminated: 15}, got)
@@ -338,7 +369,7 @@ func (s *FleetSuite) TestCancelKeep() {
 	s.env.RegisterDelayedCallback(func() {
 		s.env.SignalWorkflow(CancelSignal, CancelInput{Keep: true})
 	}, time.Minute)
-	res := s.run(fleetInput(10, 20))
+	res := s.run(s.input(10, 20))
 	s.Equal(PhaseCancelled, res.State)
 	s.requireExact(res, 15)
 	s.Empty(s.cloud.terminated)
@@ -356,7 +387,7 @@ func (s *FleetSuite) TestCancelDuringBurst() {
 	s.env.RegisterDelayedCallback(func() {
 		s.env.SignalWorkflow(CancelSignal, CancelInput{})
 	}, 30*time.Second)
-	res := s.run(fleetInput(200, 200))
+	res := s.run(s.input(200, 200))
 	s.Equal(PhaseCancelled, res.State)
 	s.Empty(s.cloud.live())
 	s.Len(s.cloud.terminated, 100)
@@ -366,7 +397,7 @@ func (s *FleetSuite) TestCancelDuringBurst() {
 func (s *FleetSuite) TestWorkflowCancellationCleansUp() {
 	s.stuckFleet()
 	s.env.RegisterDelayedCallback(s.env.CancelWorkflow, time.Minute)
-	s.env.ExecuteWorkflow(LaunchFleetWorkflow, fleetInput(10, 20))
+	s.env.ExecuteWorkflow(LaunchFleetWorkflow, s.input(10, 20))
 	s.Require().True(s.env.IsWorkflowCompleted())
 	err := s.env.GetWorkflowError()
 	var canceled *temporal.CanceledError
@@ -395,12 +426,12 @@ func (s *FleetSuite) TestStatusQuery() {
 		s.Zero(st.TimeToTarget)
 		s.env.SignalWorkflow(CancelSignal, CancelInput{Keep: true})
 	}, time.Minute)
-	s.run(fleetInput(10, 20))
+	s.run(s.input(10, 20))
 }
 
 func (s *FleetSuite) TestFillTimeout() {
 	s.stuckFleet()
-	in := fleetInput(10, 20)
+	in := s.input(10, 20)
 	in.FillTimeout = 10 * time.Minute
 	res := s.run(in)
 	s.Equal(PhaseInsufficientCapacity, res.State)
@@ -409,7 +440,7 @@ func (s *FleetSuite) TestFillTimeout() {
 }
 
 func (s *FleetSuite) TestContinueAsNewCarriesState() {
-	in := fleetInput(10, 60)
+	in := s.input(10, 60)
 	in.Tuning.ContinueAsNewAfter = 6
 	in.Tuning.MaxFillInFlight = 2
 	var runs int
@@ -463,7 +494,7 @@ func (s *FleetSuite) TestInvalidRequestLaunchesNothing() {
 		s.Run(name, func() {
 			s.cloud = newFakeCloud(-1)
 			s.env = s.newEnv()
-			in := fleetInput(5, 10)
+			in := s.input(5, 10)
 			mutate(&in)
 			s.env.ExecuteWorkflow(LaunchFleetWorkflow, in)
 			err := s.env.GetWorkflowError()
@@ -522,7 +553,7 @@ func (s *FleetSuite) TestRejectedLaunchFailsAndCleansUp() {
 		}
 		return nil
 	}
-	s.env.ExecuteWorkflow(LaunchFleetWorkflow, fleetInput(200, 250))
+	s.env.ExecuteWorkflow(LaunchFleetWorkflow, s.input(200, 250))
 	err := s.env.GetWorkflowError()
 	var appErr *temporal.ApplicationError
 	s.Require().ErrorAs(err, &appErr)
@@ -544,7 +575,7 @@ func TestFleetAgainstSharedFake(t *testing.T) {
 	cloud := fake.NewCompute()
 	cloud.SetCapacity("m5.large", 1000)
 	env.RegisterWorkflow(LaunchFleetWorkflow)
-	env.RegisterActivity(&activities.Fleet{Compute: cloud})
+	env.RegisterActivity(&activities.Fleet{Accounts: providers.OneAccount(cloud)})
 	env.ExecuteWorkflow(LaunchFleetWorkflow, fleetInput(120, 157))
 	require.NoError(t, env.GetWorkflowError())
 	var res FleetResult
@@ -562,11 +593,86 @@ func (s *FleetSuite) TestReservationGoneFillsFromOpenCapacity() {
 		}
 		return nil
 	}
-	in := fleetInput(10, 20)
+	in := s.input(10, 20)
 	in.Burst = false
 	res := s.run(in)
 	s.Equal(PhaseFulfilled, res.State)
 	s.Zero(s.cloud.reservedLaunches)
 	s.Len(res.InstanceIDs, 20)
 	s.Len(s.cloud.live(), 20)
+}
+
+// TestFleetForUnknownTenantFailsAtOnce: a tenant the worker cannot act for
+// fails the fleet at its first activity, with nothing launched and no
+// retries.
+func (s *FleetSuite) TestFleetForUnknownTenantFailsAtOnce() {
+	in := s.input(5, 10)
+	in.Tenant = "nobody"
+	start := s.env.Now()
+	s.env.ExecuteWorkflow(LaunchFleetWorkflow, in)
+	err := s.env.GetWorkflowError()
+	var appErr *temporal.ApplicationError
+	s.Require().ErrorAs(err, &appErr)
+	s.Require().ErrorContains(err, "tenant nobody")
+	var res FleetResult
+	s.Require().NoError(appErr.Details(&res))
+	s.Equal(PhaseFailed, res.State)
+	s.Equal("nobody", res.Tenant)
+	s.Zero(s.cloud.reserveCalls)
+	s.Empty(s.cloud.runCalls)
+	// Retried, the instance type check would go on for minutes (of the
+	// test's skipped time) before failing.
+	s.Less(s.env.Now().Sub(start), 10*time.Second, "the unknown tenant was retried")
+}
+
+func (s *FleetSuite) TestResultAndStatusNameTheTenant() {
+	res := s.run(s.input(5, 5))
+	s.Equal(s.tenant, res.Tenant)
+}
+
+func TestFleetWorkflowID(t *testing.T) {
+	require.Equal(t, "web", FleetWorkflowID("", "web"))
+	require.Equal(t, "web", FleetWorkflowID(providers.DefaultTenant, "web"), "--tenant default is the default fleet")
+	require.Equal(t, "acme/web", FleetWorkflowID("acme", "web"))
+	require.NotEqual(t, FleetWorkflowID("acme", "web"), FleetWorkflowID("globex", "web"))
+	// No fleet id contains '/', so no default fleet can take a tenant's id.
+	in := fleetInput(1, 1)
+	in.FleetID = FleetWorkflowID("acme", "web")
+	require.Error(t, in.Validate())
+}
+
+func TestLaunchFleetInputValidateTenant(t *testing.T) {
+	in := fleetInput(1, 1)
+	for _, ok := range []string{"", "default", "acme", "a_b-1"} {
+		in.Tenant = ok
+		require.NoError(t, in.Validate(), ok)
+	}
+	for _, bad := range []string{"../x", "-a", "a/b", "a b", strings.Repeat("t", 65)} {
+		in.Tenant = bad
+		require.ErrorContains(t, in.Validate(), "tenant id", bad)
+	}
+}
+
+// TestTwoTenantsSameFleetName launches fleet-1 for the default tenant and
+// for acme on the shared fake's accounts: each fleet is in its own account.
+func TestTwoTenantsSameFleetName(t *testing.T) {
+	accounts := fake.NewAccounts()
+	accounts.Add(providers.DefaultTenant).SetCapacity("m5.large", 100)
+	accounts.Add("acme").SetCapacity("m5.large", 100)
+	for tenant, n := range map[string]int{"": 7, "acme": 11} {
+		var ts testsuite.WorkflowTestSuite
+		env := ts.NewTestWorkflowEnvironment()
+		env.RegisterWorkflow(LaunchFleetWorkflow)
+		env.RegisterActivity(&activities.Fleet{Accounts: accounts})
+		in := fleetInput(n, n)
+		in.Tenant = tenant
+		env.ExecuteWorkflow(LaunchFleetWorkflow, in)
+		require.NoError(t, env.GetWorkflowError())
+		var res FleetResult
+		require.NoError(t, env.GetWorkflowResult(&res))
+		require.Equal(t, PhaseFulfilled, res.State, tenant)
+	}
+	byTag := map[string]string{providers.FleetTagKey: "fleet-1"}
+	require.Equal(t, 7, accounts.Add("").Live(byTag))
+	require.Equal(t, 11, accounts.Add("acme").Live(byTag))
 }

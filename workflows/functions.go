@@ -112,6 +112,11 @@ type DeployInput struct {
 	EphemeralMB int `json:"ephemeral_mb,omitempty"`
 }
 
+// ContainsSecrets reports whether the deploy carries variables, which
+// tenants use for API keys: the codec data converter (codec.SecretCarrier)
+// then encrypts it in history, where the Web UI shows it as encrypted.
+func (in DeployInput) ContainsSecrets() bool { return len(in.Env) > 0 }
+
 // SetCode reads the code at path and sets Code, or CodePath and CodeSHA256
 // when it is larger than MaxInlineCodeBytes. It is for starters (the CLI),
 // never for workflow code.
@@ -211,6 +216,10 @@ type DeployResult struct {
 	Function providers.Function
 }
 
+// ContainsSecrets reports whether the function has variables (see
+// DeployInput.ContainsSecrets).
+func (r DeployResult) ContainsSecrets() bool { return len(r.Function.Env) > 0 }
+
 // ListFunctionsInput names the tenant whose functions to list.
 type ListFunctionsInput struct {
 	Tenant string
@@ -223,6 +232,12 @@ func (in ListFunctionsInput) Validate() error { return ValidateTenantID(in.Tenan
 // them.
 type ListFunctionsResult struct {
 	Functions []providers.Function
+}
+
+// ContainsSecrets reports whether any function has variables (see
+// DeployInput.ContainsSecrets).
+func (r ListFunctionsResult) ContainsSecrets() bool {
+	return activities.FunctionList(r.Functions).ContainsSecrets()
 }
 
 // DeleteFunctionInput names the function to delete.

@@ -45,7 +45,7 @@ func TestDeployFunctionWorkflowInlineCode(t *testing.T) {
 		MaxEnvsPerSubTenant: 4,
 		Egress:              "api.example.com:443,*.s3.amazonaws.com",
 		EphemeralMB:         2048,
-	}).Return(providers.Function{Tenant: "acme", Name: "hello", Version: "1", Tenancy: providers.TenancyPerTenant,
+	}).Return(activities.FunctionConfig{Tenant: "acme", Name: "hello", Version: "1", Tenancy: providers.TenancyPerTenant,
 		Egress: "*.s3.amazonaws.com,api.example.com:443", EphemeralMB: 2048}, nil).Once()
 
 	env.ExecuteWorkflow(DeployFunctionWorkflow, in)
@@ -100,7 +100,7 @@ func TestDeployFunctionWorkflowCodeByPath(t *testing.T) {
 	in.CodeSHA256 = strings.Repeat("ab", 32)
 	env.OnActivity(a.DeployFunction, mock.Anything, mock.MatchedBy(func(req activities.DeployFunctionInput) bool {
 		return req.Code == nil && req.CodePath == in.CodePath && req.CodeSHA256 == in.CodeSHA256
-	})).Return(providers.Function{Name: "hello", Version: "2"}, nil).Once()
+	})).Return(activities.FunctionConfig{Name: "hello", Version: "2"}, nil).Once()
 
 	env.ExecuteWorkflow(DeployFunctionWorkflow, in)
 
@@ -140,7 +140,7 @@ func TestDeployFunctionWorkflowRejectsInvalidInput(t *testing.T) {
 			env, a := newInvokeEnv()
 			calls := 0
 			env.OnActivity(a.DeployFunction, mock.Anything, mock.Anything).
-				Run(func(mock.Arguments) { calls++ }).Return(providers.Function{}, nil).Maybe()
+				Run(func(mock.Arguments) { calls++ }).Return(activities.FunctionConfig{}, nil).Maybe()
 			in := validDeploy()
 			mutate(&in)
 			require.Error(t, in.Validate())
@@ -159,7 +159,7 @@ func TestDeployFunctionWorkflowProviderRejectsCode(t *testing.T) {
 	calls := 0
 	env.OnActivity(a.DeployFunction, mock.Anything, mock.Anything).
 		Run(func(mock.Arguments) { calls++ }).
-		Return(providers.Function{}, activities.ProviderErrorf("deploying function",
+		Return(activities.FunctionConfig{}, activities.ProviderErrorf("deploying function",
 			providers.NewInvalidError(errors.New("code zip has no bootstrap file at its root"))))
 
 	env.ExecuteWorkflow(DeployFunctionWorkflow, validDeploy())

@@ -21,9 +21,9 @@ import (
 // queue: a waiting invocation holds no environment and no worker slot
 // between attempts. The function's own errors and bad requests are final.
 var invokeRetryPolicy = &temporal.RetryPolicy{
-	InitialInterval:    100 * time.Millisecond,
+	InitialInterval:    activities.QueueRetryInitialInterval,
 	BackoffCoefficient: 2,
-	MaximumInterval:    5 * time.Second,
+	MaximumInterval:    activities.QueueRetryMaxInterval,
 	NonRetryableErrorTypes: []string{
 		providers.ErrTypeFunctionError,
 		providers.ErrTypeInvalid,
@@ -42,18 +42,45 @@ var invokeRetryPolicy = &temporal.RetryPolicy{
 // when the function itself failed. It fails with a non-retryable
 // ApplicationError of type InvalidRequest, NotFound, Unsupported or
 // DeadlineExceeded when gust could not run the invocation.
+//
+// The gateway's options (see InvokeInput) add: a bound on the wait in the
+// queue (MaxQueueWait, failing with QueueTimeout), retries of a function
+// error with timers in between (EventRetries), a dry run that only looks
+// the function up (DryRun), and the log's tail in the result (LogTail).
+// Each is off at its zero value, and then the workflow issues exactly the
+// commands it did before they existed (one invoke step), so histories of
+// earlier inputs replay unchanged without a workflow.GetVersion.
 func InvokeWorkflow(ctx workflow.Context, in InvokeInput) (InvokeResult, error) {
 	inv := &invocation{in: in}
 	if err := inv.setup(); err != nil {
 		return InvokeResult{}, err
 	}
-	return inv.run(ctx)
+	if in.DryRun {
+		return inv.dryRun(ctx)
+	}
+	res, err := inv.run(ctx)
+	// Lambda's retries of a failed event: a function error, not a failure
+	// of gust, is retried after a durable timer. With EventRetries 0 the
+	// loop never runs, so no command is added.
+	for attempt := 1; attempt <= in.EventRetries && err == nil && res.FunctionError != nil; attempt++ {
+		delay := inv.retryDelay << (attempt - 1)
+		if err := workflow.Sleep(ctx, delay); err != nil {
+			return InvokeResult{}, err
+		}
+		res, err = inv.run(ctx)
+		res.Attempts = attempt + 1
+	}
+	if err == nil && in.EventRetries > 0 && res.Attempts == 0 {
+		res.Attempts = 1
+	}
+	return res, err
 }
 
 type invocation struct {
-	in       InvokeInput
-	deadline time.Duration // never zero after setup
-	mode     ActivityMode  // never ActivityModeDefault after setup
+	in         InvokeInput
+	deadline   time.Duration // never zero after setup
+	mode       ActivityMode  // never ActivityModeDefault after setup
+	retryDelay time.Duration // never zero after setup
 }
 
 func (v *invocation) setup() error {
@@ -73,9 +100,62 @@ func (v *invocation) setup() error {
 	if v.mode == ActivityModeDefault {
 		v.mode = DefaultInvokeActivityMode
 	}
+	v.retryDelay = v.in.EventRetryDelay
+	if v.retryDelay == 0 {
+		v.retryDelay = DefaultEventRetryDelay
+	}
 	return nil
 }
 
+// execute runs one step as a local or a regular activity, as the mode says.
+func (v *invocation) execute(ctx workflow.Context, timeout time.Duration, summary string, fn any, args ...any) workflow.Future {
+	if v.mode == ActivityModeLocal {
+		ctx = workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+			ScheduleToCloseTimeout: timeout,
+			RetryPolicy:            invokeRetryPolicy,
+			Summary:                summary,
+		})
+		return workflow.ExecuteLocalActivity(ctx, fn, args...)
+	}
+	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		ScheduleToCloseTimeout: timeout,
+		StartToCloseTimeout:    timeout,
+		RetryPolicy:            invokeRetryPolicy,
+		Summary:                summary,
+	})
+	return workflow.ExecuteActivity(ctx, fn, args...)
+}
+
+// dryRunTimeout bounds a dry run's lookup of the function.
+const dryRunTimeout = 30 * time.Second
+
+// dryRun looks the function up as the tenant and checks that this input
+// could invoke it; nothing runs. It fails as a real invocation would:
+// NotFound for an unknown function (another tenant's included) or a
+// version it does not have, InvalidRequest for a sub-tenant the function's
+// tenancy refuses.
+func (v *invocation) dryRun(ctx workflow.Context) (InvokeResult, error) {
+	var a *activities.Functions
+	var fn activities.FunctionCheck
+	err := v.execute(ctx, min(v.deadline, dryRunTimeout), "dry run "+v.in.Function,
+		a.CheckFunction, v.in.Tenant, v.in.Function).Get(ctx, &fn)
+	if err != nil {
+		return v.failed(err)
+	}
+	if q := v.in.Qualifier; q != "" && q != "$LATEST" && q != fn.Version {
+		return InvokeResult{}, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("function %s has no version %s", v.in.Function, q), providers.ErrTypeNotFound, nil)
+	}
+	if fn.Tenancy != providers.TenancyPerTenant {
+		return InvokeResult{}, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("function %s does not have tenant isolation mode PER_TENANT: it cannot be invoked for a sub-tenant", v.in.Function),
+			providers.ErrTypeInvalid, nil)
+	}
+	return InvokeResult{}, nil
+}
+
+// run is one invoke step: one attempt of the invocation, retried through
+// the durable queue while concurrency limits are full.
 func (v *invocation) run(ctx workflow.Context) (InvokeResult, error) {
 	var a *activities.Functions
 	req := activities.InvokeFunctionInput{
@@ -85,33 +165,25 @@ func (v *invocation) run(ctx workflow.Context) (InvokeResult, error) {
 		SubTenant: v.in.SubTenant,
 		Payload:   v.in.Payload,
 		Async:     v.in.Async,
+		LogTail:   v.in.LogTail && !v.in.Async,
+		Qualifier: v.in.Qualifier,
 	}
-	var f workflow.Future
-	if v.mode == ActivityModeLocal {
-		ctx = workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
-			ScheduleToCloseTimeout: v.deadline,
-			RetryPolicy:            invokeRetryPolicy,
-			Summary:                "invoke " + v.in.Function,
-		})
-		f = workflow.ExecuteLocalActivity(ctx, a.InvokeFunction, req)
-	} else {
-		ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-			ScheduleToCloseTimeout: v.deadline,
-			StartToCloseTimeout:    v.deadline,
-			RetryPolicy:            invokeRetryPolicy,
-			Summary:                "invoke " + v.in.Function,
-		})
-		f = workflow.ExecuteActivity(ctx, a.InvokeFunction, req)
+	if v.in.MaxQueueWait > 0 {
+		// workflow.Now is the time of the current workflow task's start
+		// event, so the deadline replays to the same instant.
+		req.QueueDeadline = workflow.Now(ctx).Add(v.in.MaxQueueWait)
 	}
 	var out activities.InvokeFunctionResult
-	if err := f.Get(ctx, &out); err != nil {
+	if err := v.execute(ctx, v.deadline, "invoke "+v.in.Function, a.InvokeFunction, req).Get(ctx, &out); err != nil {
 		return v.failed(err)
 	}
 	return InvokeResult{
-		Payload:       out.Payload,
-		EnvironmentID: out.EnvironmentID,
-		ColdStart:     out.ColdStart,
-		DurationMS:    out.DurationMS,
+		Payload:         out.Payload,
+		EnvironmentID:   out.EnvironmentID,
+		ColdStart:       out.ColdStart,
+		DurationMS:      out.DurationMS,
+		LogTail:         out.LogTail,
+		ExecutedVersion: out.ExecutedVersion,
 	}, nil
 }
 
@@ -131,12 +203,13 @@ func (v *invocation) failed(err error) (InvokeResult, error) {
 			case !appErr.HasDetails():
 			case appErr.Details(&d, &ran) == nil:
 				res.EnvironmentID, res.ColdStart, res.DurationMS = ran.EnvironmentID, ran.ColdStart, ran.DurationMS
+				res.LogTail, res.ExecutedVersion = ran.LogTail, ran.ExecutedVersion
 				fallthrough
 			case appErr.Details(&d) == nil:
 				res.FunctionError = &FunctionErrorInfo{Type: d.Type, Message: d.Message}
 			}
 			return res, nil
-		case providers.ErrTypeInvalid, providers.ErrTypeNotFound, providers.ErrTypeUnsupported:
+		case providers.ErrTypeInvalid, providers.ErrTypeNotFound, providers.ErrTypeUnsupported, ErrTypeQueueTimeout:
 			return InvokeResult{}, temporal.NewNonRetryableApplicationError(appErr.Message(), appErr.Type(), nil)
 		}
 		if appErr.NonRetryable() {

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/gust-dev/gust/activities"
 )
 
 // Invocation contract.
@@ -72,6 +74,24 @@ const (
 	// its deadline, typically because the function's concurrency limits
 	// stayed full (TooManyRequests) the whole time.
 	ErrTypeDeadlineExceeded = "DeadlineExceeded"
+	// ErrTypeQueueTimeout means the invocation waited MaxQueueWait in the
+	// durable queue without getting an environment. It never ran and never
+	// will: the workflow is closed. The gateway answers it with Lambda's
+	// TooManyRequestsException (429).
+	ErrTypeQueueTimeout = activities.ErrTypeQueueTimeout
+)
+
+// Bounds of the gateway-facing InvokeInput fields.
+const (
+	// MaxEventRetries is the most retries of a function error
+	// InvokeInput.EventRetries allows (Lambda's MaximumRetryAttempts).
+	MaxEventRetries = 2
+	// DefaultEventRetryDelay is the wait before the first retry of a
+	// failed event; it doubles for the second (Lambda waits about one
+	// minute, then two).
+	DefaultEventRetryDelay = time.Minute
+	// MaxEventRetryDelay bounds InvokeInput.EventRetryDelay.
+	MaxEventRetryDelay = time.Hour
 )
 
 // ActivityMode selects how InvokeWorkflow runs the invoke step.
@@ -120,6 +140,39 @@ type InvokeInput struct {
 	// ActivityMode selects a local or a regular activity for the invoke step;
 	// empty means DefaultInvokeActivityMode.
 	ActivityMode ActivityMode
+
+	// The fields below were added for the gateway. Each one's zero value
+	// keeps the workflow's earlier behaviour and command sequence, so
+	// histories of inputs without them replay unchanged. omitempty keeps
+	// them out of the encoded inputs of starters that do not use them.
+
+	// MaxQueueWait bounds the wait in the durable queue (all environments
+	// of the sub-tenant busy, a concurrency limit reached): an invocation
+	// that has not started running within MaxQueueWait of the workflow's
+	// start (of each event attempt's start) fails with ErrTypeQueueTimeout
+	// and never runs afterwards. One that got an environment runs to
+	// completion, however long that takes. 0 means no bound but Deadline.
+	MaxQueueWait time.Duration `json:",omitempty"`
+	// EventRetries retries a function error up to this many times (0 to
+	// MaxEventRetries), waiting EventRetryDelay before the first retry and
+	// twice that before the second: Lambda's retries of asynchronous
+	// invocations, which the gateway queues here as synchronous runs of the
+	// function so that gust sees their outcome. Not with Async, whose
+	// outcome only the cloud sees. The result is the last attempt's.
+	EventRetries int `json:",omitempty"`
+	// EventRetryDelay is the first retry's wait; 0 means
+	// DefaultEventRetryDelay.
+	EventRetryDelay time.Duration `json:",omitempty"`
+	// DryRun checks that the function exists and may be invoked with this
+	// input (Lambda's DryRun invocation type) and runs nothing.
+	DryRun bool `json:",omitempty"`
+	// LogTail asks for the last 4 KB of the invocation's log in
+	// InvokeResult.LogTail (Lambda's LogType Tail). Ignored with Async.
+	LogTail bool `json:",omitempty"`
+	// Qualifier selects the version to run (Lambda's Qualifier): empty or
+	// "$LATEST" for the latest, or a version number; one the function does
+	// not have fails with NotFound.
+	Qualifier string `json:",omitempty"`
 }
 
 // InvokeResult is a completed invocation. Its JSON form is the fixed output
@@ -139,12 +192,37 @@ type InvokeResult struct {
 	// timed out. The workflow still succeeds: the CLI prints Type and
 	// Message and exits 1.
 	FunctionError *FunctionErrorInfo `json:"function_error,omitempty"`
+	// LogTail is the end of the invocation's log (at most 4 KB) when
+	// InvokeInput.LogTail asked for it and the cloud returned one.
+	LogTail string `json:"log_tail,omitempty"`
+	// Attempts is how many times the function ran when InvokeInput.EventRetries
+	// allowed retries; 0 otherwise (one run).
+	Attempts int `json:"attempts,omitempty"`
+	// ExecutedVersion is the version that ran, when the cloud says.
+	ExecutedVersion string `json:"executed_version,omitempty"`
 }
 
 // FunctionErrorInfo is a function's own error, as its runtime reported it.
 type FunctionErrorInfo struct {
 	Type    string `json:"type"`    // e.g. "Runtime.ExitError"
 	Message string `json:"message"` // e.g. "exit status 2"
+}
+
+// Memo fields of an InvokeWorkflow, set by InvokeMemo. `gust fn
+// invocations` reads them from visibility to filter a listing without
+// reading each workflow's history; workflows started without them are
+// filtered by their input instead.
+const (
+	MemoTenant    = "tenant"
+	MemoFunction  = "function"
+	MemoSubTenant = "subtenant"
+)
+
+// InvokeMemo is the memo a starter should give an InvokeWorkflow
+// (client.StartWorkflowOptions.Memo). The sub-tenant id is no secret: it
+// is in the workflow's input too.
+func InvokeMemo(in InvokeInput) map[string]any {
+	return map[string]any{MemoTenant: in.Tenant, MemoFunction: in.Function, MemoSubTenant: in.SubTenant}
 }
 
 // InvokeWorkflowID is the workflow id of one invocation:
@@ -155,6 +233,15 @@ type FunctionErrorInfo struct {
 func InvokeWorkflowID(tenant, function, requestID string) string {
 	return "invoke-" + sanitizeIDPart(tenant, MaxNameLen) + "-" +
 		sanitizeIDPart(function, MaxNameLen) + "-" + sanitizeIDPart(requestID, MaxRequestIDLen)
+}
+
+// InvokeWorkflowIDPrefix is the prefix every InvokeWorkflowID of the
+// tenant's function starts with. Names may contain '-', so other
+// functions' ids can share it (tenant "a", function "b-c" and function
+// "b"): a listing by prefix must still check each workflow's tenant and
+// function.
+func InvokeWorkflowIDPrefix(tenant, function string) string {
+	return "invoke-" + sanitizeIDPart(tenant, MaxNameLen) + "-" + sanitizeIDPart(function, MaxNameLen) + "-"
 }
 
 func sanitizeIDPart(s string, maxLen int) string {
@@ -224,6 +311,25 @@ func ValidateSubTenant(subTenant string) error {
 	return nil
 }
 
+// MaxQualifierLen is the longest version qualifier (Lambda's).
+const MaxQualifierLen = 128
+
+var qualifierRE = regexp.MustCompile(`^[a-zA-Z0-9$_-]+$`)
+
+// ValidateQualifier checks a version qualifier with Lambda's rule: empty,
+// or 1 to 128 characters from [a-zA-Z0-9$_-].
+func ValidateQualifier(q string) error {
+	switch {
+	case q == "":
+		return nil
+	case len(q) > MaxQualifierLen:
+		return fmt.Errorf("qualifier is longer than %d characters", MaxQualifierLen)
+	case !qualifierRE.MatchString(q):
+		return fmt.Errorf("qualifier %q may contain only letters, digits, $, _ and -", q)
+	}
+	return nil
+}
+
 // ValidateRequestID checks a request id: 1 to 128 characters from
 // [a-zA-Z0-9._:-] (a UUID fits).
 func ValidateRequestID(id string) error {
@@ -267,6 +373,21 @@ func (in InvokeInput) Validate() error {
 	case ActivityModeDefault, ActivityModeLocal, ActivityModeRegular:
 	default:
 		return fmt.Errorf("activity mode %q is not %q or %q", in.ActivityMode, ActivityModeLocal, ActivityModeRegular)
+	}
+	if in.MaxQueueWait < 0 || in.MaxQueueWait > MaxInvokeDeadline {
+		return fmt.Errorf("max queue wait %s is outside 0 (no bound) to %s", in.MaxQueueWait, MaxInvokeDeadline)
+	}
+	if in.EventRetries < 0 || in.EventRetries > MaxEventRetries {
+		return fmt.Errorf("event retries %d is outside 0 to %d", in.EventRetries, MaxEventRetries)
+	}
+	if in.EventRetryDelay < 0 || in.EventRetryDelay > MaxEventRetryDelay {
+		return fmt.Errorf("event retry delay %s is outside 0 (default %s) to %s", in.EventRetryDelay, DefaultEventRetryDelay, MaxEventRetryDelay)
+	}
+	if err := ValidateQualifier(in.Qualifier); err != nil {
+		return err
+	}
+	if in.EventRetries > 0 && in.Async {
+		return errors.New("event retries need the workflow to run the function (not Async): an Async invocation's outcome is the cloud's to see")
 	}
 	return nil
 }

@@ -17,7 +17,15 @@
 // Supported actions: RunInstances, DescribeInstances, TerminateInstances,
 // CreateCapacityReservation, DescribeCapacityReservations,
 // CancelCapacityReservation, DescribeAvailabilityZones and
-// DescribeInstanceTypeOfferings. Request signatures are not checked.
+// DescribeInstanceTypeOfferings.
+//
+// Every instance and capacity reservation belongs to an account, the tenant
+// of the request's verified principal (the local cloud's server checks
+// signatures and puts the principal in the request's context; this package
+// trusts it). An account sees and touches only its own resources: another
+// account's ids are not found, exactly as if they did not exist. Capacity
+// pools are shared by all accounts, as an availability zone's capacity is;
+// the API throttles are per account, as on AWS.
 //
 // Deliberate simplifications: instances go straight to terminated (no
 // shutting-down), "open" capacity reservations only hold capacity (only
@@ -35,7 +43,10 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
+
+	"github.com/gust-dev/gust/tenants"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
@@ -53,11 +64,11 @@ type Cloud struct {
 	actions map[string]action
 }
 
-// action handles one EC2 action. It writes the response's inner elements
-// to w and returns an *apiError for the client, or any other error for an
-// InternalError.
+// action handles one EC2 action for the caller's account (a tenant name).
+// It writes the response's inner elements to w and returns an *apiError
+// for the client, or any other error for an InternalError.
 type action struct {
-	run      func(ctx context.Context, p params, w *xmlWriter) error
+	run      func(ctx context.Context, acct string, p params, w *xmlWriter) error
 	describe bool // throttled by the Describe bucket
 }
 
@@ -111,6 +122,10 @@ func Open(cfg Config) (*Cloud, error) {
 // Close closes the database.
 func (c *Cloud) Close() error { return c.db.Close() }
 
+// schema is the current schema. Every instance, capacity reservation and
+// client token belongs to an account: the name of the tenant whose
+// principal created it. Pools and throttles' rows are not per account
+// (bucket names carry the account instead).
 const schema = `
 CREATE TABLE IF NOT EXISTS pools (
 	instance_type TEXT NOT NULL,
@@ -139,10 +154,12 @@ CREATE TABLE IF NOT EXISTS instances (
 	launch_ns INTEGER NOT NULL,
 	terminated_ns INTEGER,
 	cr_id TEXT NOT NULL,
-	client_token TEXT NOT NULL
+	client_token TEXT NOT NULL,
+	account TEXT NOT NULL DEFAULT 'default'
 );
 CREATE INDEX IF NOT EXISTS instances_reservation ON instances (reservation_id);
 CREATE INDEX IF NOT EXISTS instances_terminated ON instances (terminated_ns);
+CREATE INDEX IF NOT EXISTS instances_account ON instances (account, seq);
 CREATE TABLE IF NOT EXISTS tags (
 	seq INTEGER NOT NULL,
 	key TEXT NOT NULL,
@@ -150,10 +167,12 @@ CREATE TABLE IF NOT EXISTS tags (
 	PRIMARY KEY (seq, key)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS tags_key_value ON tags (key, value, seq);
-CREATE TABLE IF NOT EXISTS run_tokens (
-	token TEXT PRIMARY KEY,
+CREATE TABLE IF NOT EXISTS account_run_tokens (
+	account TEXT NOT NULL,
+	token TEXT NOT NULL,
 	digest TEXT NOT NULL,
-	reservation_id TEXT NOT NULL
+	reservation_id TEXT NOT NULL,
+	PRIMARY KEY (account, token)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS capacity_reservations (
 	seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -171,14 +190,67 @@ CREATE TABLE IF NOT EXISTS capacity_reservations (
 	tags TEXT NOT NULL, -- JSON object
 	created_ns INTEGER NOT NULL,
 	client_token TEXT NOT NULL,
-	digest TEXT NOT NULL
+	digest TEXT NOT NULL,
+	account TEXT NOT NULL DEFAULT 'default'
 );
-CREATE UNIQUE INDEX IF NOT EXISTS capacity_reservations_token
-	ON capacity_reservations (client_token) WHERE client_token != '';
+CREATE UNIQUE INDEX IF NOT EXISTS capacity_reservations_account_token
+	ON capacity_reservations (account, client_token) WHERE client_token != '';
 `
+
+// migrateAccounts brings a database written before accounts existed up to
+// the current schema: its instances, reservations and client tokens become
+// the default tenant's, which is whom every request acted for then. Its
+// throttle buckets were shared by everyone and are dropped; the per-account
+// buckets start full. It is a no-op on a new or current database.
+func migrateAccounts(ctx context.Context, tx *sql.Tx) error {
+	has := func(table, column string) (bool, error) {
+		var n int
+		err := tx.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info(?) WHERE name = ?`, table, column).Scan(&n)
+		return n > 0, err
+	}
+	for _, table := range []string{"instances", "capacity_reservations"} {
+		exists, err := has(table, "id")
+		if err != nil {
+			return fmt.Errorf("reading local cloud schema, %w", err)
+		}
+		migrated, err := has(table, "account")
+		if err != nil {
+			return fmt.Errorf("reading local cloud schema, %w", err)
+		}
+		if exists && !migrated {
+			if _, err := tx.ExecContext(ctx, `ALTER TABLE `+table+` ADD COLUMN account TEXT NOT NULL DEFAULT 'default'`); err != nil {
+				return fmt.Errorf("adding accounts to %s, %w", table, err)
+			}
+		}
+	}
+	old, err := has("run_tokens", "token")
+	if err != nil {
+		return fmt.Errorf("reading local cloud schema, %w", err)
+	}
+	if !old {
+		return nil
+	}
+	for _, stmt := range []string{
+		`CREATE TABLE IF NOT EXISTS account_run_tokens (account TEXT NOT NULL, token TEXT NOT NULL, digest TEXT NOT NULL,
+			reservation_id TEXT NOT NULL, PRIMARY KEY (account, token)) WITHOUT ROWID`,
+		`INSERT OR IGNORE INTO account_run_tokens (account, token, digest, reservation_id)
+			SELECT 'default', token, digest, reservation_id FROM run_tokens`,
+		`DROP TABLE run_tokens`,
+		`DROP INDEX IF EXISTS capacity_reservations_token`,
+		`DELETE FROM buckets WHERE name IN ('resource:RunInstances') OR (name LIKE 'request:%' AND instr(substr(name, 9), ':') = 0)`,
+	} {
+		if _, err := tx.ExecContext(ctx, stmt); err != nil {
+			return fmt.Errorf("migrating local cloud state to accounts, %w", err)
+		}
+	}
+	return nil
+}
 
 func (c *Cloud) init(ctx context.Context) error {
 	return c.write(ctx, func(tx *sql.Tx) error {
+		if err := migrateAccounts(ctx, tx); err != nil {
+			return err
+		}
 		if _, err := tx.ExecContext(ctx, schema); err != nil {
 			return fmt.Errorf("creating local cloud schema, %w", err)
 		}
@@ -231,9 +303,27 @@ func (c *Cloud) read(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	return fn(tx)
 }
 
-// ServeHTTP serves one EC2 Query API call.
+// ServeHTTP serves one EC2 Query API call for the principal the request's
+// context carries (tenants.WithPrincipal): the caller must have been
+// authenticated before, by the local cloud's server. The principal's tenant
+// is the account that every resource the call sees or makes belongs to.
+// Without a principal the call fails with MissingAuthenticationToken; the
+// platform's own principal, which acts for no account until it assumes a
+// role, gets UnauthorizedOperation.
 func (c *Cloud) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	requestID := newRequestID()
+	principal, ok := tenants.PrincipalFrom(r.Context())
+	switch {
+	case !ok:
+		writeError(rw, &apiError{Code: CodeMissingAuthenticationToken, Message: "Request is missing Authentication Token",
+			Status: http.StatusUnauthorized}, requestID)
+		return
+	case principal.Tenant == "":
+		writeError(rw, &apiError{Code: codeUnauthorizedOperation, Status: http.StatusForbidden,
+			Message: "You are not authorized to perform this operation. The platform principal must assume a tenant's role first."}, requestID)
+		return
+	}
+	acct := principal.Tenant
 	if r.Method != http.MethodPost && r.Method != http.MethodGet {
 		writeError(rw, apiErrorf(codeInvalidAction, "The HTTP method %s is not supported", r.Method), requestID)
 		return
@@ -244,6 +334,13 @@ func (c *Cloud) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := params(r.Form)
+	for k := range p {
+		// A presigned URL's signature parameters are not the action's: they
+		// must not change a ClientToken's parameter digest.
+		if strings.HasPrefix(k, "X-Amz-") {
+			delete(p, k)
+		}
+	}
 	name := p.get("Action")
 	act, ok := c.actions[name]
 	if !ok {
@@ -251,7 +348,7 @@ func (c *Cloud) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	if err := c.throttleRequest(ctx, name, act.describe); err != nil {
+	if err := c.throttleRequest(ctx, acct, name, act.describe); err != nil {
 		c.fail(rw, err, requestID)
 		return
 	}
@@ -259,7 +356,7 @@ func (c *Cloud) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	w.b.WriteString(xml.Header)
 	w.b.WriteString("<" + name + `Response xmlns="` + xmlns + `">`)
 	w.text("requestId", requestID)
-	if err := act.run(ctx, p, &w); err != nil {
+	if err := act.run(ctx, acct, p, &w); err != nil {
 		c.fail(rw, err, requestID)
 		return
 	}
@@ -277,10 +374,11 @@ func (c *Cloud) fail(rw http.ResponseWriter, err error, requestID string) {
 	writeError(rw, ae, requestID)
 }
 
-// throttleRequest takes one token from the action's request bucket. Its
-// own transaction commits even when the action later fails, because on
-// EC2 every call counts against the limit.
-func (c *Cloud) throttleRequest(ctx context.Context, actionName string, describe bool) error {
+// throttleRequest takes one token from the account's request bucket of
+// the action. Its own transaction commits even when the action later
+// fails, because on EC2 every call counts against the limit. Limits are
+// per account, as on AWS: one tenant's polling cannot throttle another.
+func (c *Cloud) throttleRequest(ctx context.Context, acct, actionName string, describe bool) error {
 	size, refill := c.cfg.RequestBucket, c.cfg.RequestRefill
 	if describe {
 		size, refill = c.cfg.DescribeBucket, c.cfg.DescribeRefill
@@ -291,7 +389,7 @@ func (c *Cloud) throttleRequest(ctx context.Context, actionName string, describe
 	var ok bool
 	err := c.write(ctx, func(tx *sql.Tx) error {
 		var err error
-		ok, err = takeTokens(ctx, tx, "request:"+actionName, float64(size), refill, c.cfg.Now().UnixNano(), 1)
+		ok, err = takeTokens(ctx, tx, "request:"+acct+":"+actionName, float64(size), refill, c.cfg.Now().UnixNano(), 1)
 		return err
 	})
 	if err != nil {

@@ -52,18 +52,22 @@ func unthrottled(cfg Config) Config {
 }
 
 // serve starts cloud behind an HTTP server and returns the real SDK client
-// pointed at it.
+// pointed at it, acting for the account "test".
 func serve(t *testing.T, cloud *Cloud) (*awsec2.Client, string) {
 	t.Helper()
-	srv := httptest.NewServer(cloud)
+	srv := httptest.NewServer(trustKeyID(cloud))
 	t.Cleanup(srv.Close)
-	client := awsec2.New(awsec2.Options{
+	return clientFor(srv.URL, "test"), srv.URL
+}
+
+// clientFor is an SDK client of endpoint that acts for tenant.
+func clientFor(endpoint, tenant string) *awsec2.Client {
+	return awsec2.New(awsec2.Options{
 		Region:       "us-east-1",
-		BaseEndpoint: aws.String(srv.URL),
-		Credentials:  credentials.NewStaticCredentialsProvider("test", "test", ""),
+		BaseEndpoint: aws.String(endpoint),
+		Credentials:  credentials.NewStaticCredentialsProvider(tenant, "test", ""),
 		Retryer:      transportRetryer(),
 	})
-	return client, srv.URL
 }
 
 // transportRetryer retries only transport failures, never an API error,
@@ -723,7 +727,11 @@ func TestProtocolErrors(t *testing.T) {
 	t.Cleanup(func() { cloud.Close() })
 	_, endpoint := serve(t, cloud)
 	post := func(form url.Values) (int, string) {
-		resp, err := http.PostForm(endpoint, form)
+		req, err := http.NewRequest(http.MethodPost, endpoint, strings.NewReader(form.Encode()))
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Authorization", testAuthorization("test"))
+		resp, err := http.DefaultClient.Do(req)
 		require.NoError(t, err)
 		defer resp.Body.Close()
 		b, err := io.ReadAll(resp.Body)

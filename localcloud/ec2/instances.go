@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/gust-dev/gust/tenants"
 )
 
 // defaultImageID is used when RunInstances names no image: the local cloud
@@ -17,9 +19,6 @@ const defaultImageID = "ami-0000000000000000a"
 
 // maxRunCount caps MaxCount so a typo cannot insert a billion rows.
 const maxRunCount = 100000
-
-// ownerID is the account every resource belongs to.
-const ownerID = "000000000000"
 
 var instanceIDPattern = regexp.MustCompile(`^i-[0-9a-f]{8,17}$`)
 
@@ -106,7 +105,7 @@ func queryInstances(ctx context.Context, tx *sql.Tx, where string, args []any, l
 	return out, rows.Err()
 }
 
-func (c *Cloud) runInstances(ctx context.Context, p params, w *xmlWriter) error {
+func (c *Cloud) runInstances(ctx context.Context, acct string, p params, w *xmlWriter) error {
 	typ, err := p.required("InstanceType")
 	if err != nil {
 		return err
@@ -157,12 +156,13 @@ func (c *Cloud) runInstances(ctx context.Context, p params, w *xmlWriter) error 
 
 	return c.write(ctx, func(tx *sql.Tx) error {
 		now := c.cfg.Now().UnixNano()
-		earlier, seen, err := replayedToken(ctx, tx, `SELECT reservation_id, digest FROM run_tokens WHERE token = ?`, token, digest)
+		earlier, seen, err := replayedToken(ctx, tx, `SELECT reservation_id, digest FROM account_run_tokens WHERE account = ? AND token = ?`,
+			acct, token, digest)
 		if err != nil {
 			return err
 		}
 		if seen {
-			return c.writeReservation(ctx, tx, w, earlier, now)
+			return c.writeReservation(ctx, tx, w, acct, earlier, now)
 		}
 		ok, err := knownType(ctx, tx, typ)
 		if err != nil {
@@ -176,7 +176,7 @@ func (c *Cloud) runInstances(ctx context.Context, p params, w *xmlWriter) error 
 		// instances land in one zone, as they do in one EC2 subnet.
 		var src source
 		if crID != "" {
-			cr, err := loadReservation(ctx, tx, crID)
+			cr, err := loadReservation(ctx, tx, acct, crID)
 			if err != nil {
 				return err
 			}
@@ -200,13 +200,14 @@ func (c *Cloud) runInstances(ctx context.Context, p params, w *xmlWriter) error 
 		// about capacity, and launches nothing.
 		n := min(maxCount, available)
 		var tokens float64
+		bucket := "resource:" + acct + ":RunInstances" // per account, as on AWS
 		if c.cfg.ResourceBucket >= 0 {
 			if minCount > c.cfg.ResourceBucket {
 				// Waiting can never fill the bucket that far; say so
 				// instead of throttling forever.
 				return apiErrorf(codeInvalidParameterValue, "MinCount %d exceeds the launch limit of %d instances", minCount, c.cfg.ResourceBucket)
 			}
-			tokens, err = bucketTokens(ctx, tx, "resource:RunInstances", float64(c.cfg.ResourceBucket), c.cfg.ResourceRefill, now)
+			tokens, err = bucketTokens(ctx, tx, bucket, float64(c.cfg.ResourceBucket), c.cfg.ResourceRefill, now)
 			if err != nil {
 				return err
 			}
@@ -227,35 +228,36 @@ func (c *Cloud) runInstances(ctx context.Context, p params, w *xmlWriter) error 
 		}
 
 		if c.cfg.ResourceBucket >= 0 {
-			if err := setBucket(ctx, tx, "resource:RunInstances", tokens-float64(n), now); err != nil {
+			if err := setBucket(ctx, tx, bucket, tokens-float64(n), now); err != nil {
 				return err
 			}
 		}
 		if crID != "" {
-			if _, err := tx.ExecContext(ctx, `UPDATE capacity_reservations SET available = available - ? WHERE id = ?`, n, crID); err != nil {
+			if _, err := tx.ExecContext(ctx, `UPDATE capacity_reservations SET available = available - ? WHERE id = ? AND account = ?`, n, crID, acct); err != nil {
 				return fmt.Errorf("drawing from capacity reservation, %w", err)
 			}
 		} else if err := addFree(ctx, tx, typ, src.poolZone, -n); err != nil {
 			return err
 		}
 		resID := newID("r-")
-		if err := insertInstances(ctx, tx, n, resID, typ, src, image, now, crID, token, tags); err != nil {
+		if err := insertInstances(ctx, tx, acct, n, resID, typ, src, image, now, crID, token, tags); err != nil {
 			return err
 		}
 		if token != "" {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO run_tokens (token, digest, reservation_id) VALUES (?, ?, ?)`, token, digest, resID); err != nil {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO account_run_tokens (account, token, digest, reservation_id) VALUES (?, ?, ?, ?)`,
+				acct, token, digest, resID); err != nil {
 				return fmt.Errorf("recording client token, %w", err)
 			}
 		}
-		return c.writeReservation(ctx, tx, w, resID, now)
+		return c.writeReservation(ctx, tx, w, acct, resID, now)
 	})
 }
 
 // insertInstances inserts n instances and their tags with two prepared
 // statements, so a launch of hundreds stays one quick transaction.
-func insertInstances(ctx context.Context, tx *sql.Tx, n int, resID, typ string, src source, image string, now int64, crID, token string, tags map[string]string) error {
-	ins, err := tx.PrepareContext(ctx, `INSERT INTO instances (id, reservation_id, instance_type, zone, pool_zone, image_id, launch_index, launch_ns, cr_id, client_token)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+func insertInstances(ctx context.Context, tx *sql.Tx, acct string, n int, resID, typ string, src source, image string, now int64, crID, token string, tags map[string]string) error {
+	ins, err := tx.PrepareContext(ctx, `INSERT INTO instances (id, reservation_id, instance_type, zone, pool_zone, image_id, launch_index, launch_ns, cr_id, client_token, account)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	if err != nil {
 		return fmt.Errorf("preparing instance insert, %w", err)
 	}
@@ -266,7 +268,7 @@ func insertInstances(ctx context.Context, tx *sql.Tx, n int, resID, typ string, 
 	}
 	defer tag.Close()
 	for i := range n {
-		res, err := ins.ExecContext(ctx, newID("i-"), resID, typ, src.zone, src.poolZone, image, i, now, crID, token)
+		res, err := ins.ExecContext(ctx, newID("i-"), resID, typ, src.zone, src.poolZone, image, i, now, crID, token, acct)
 		if err != nil {
 			return fmt.Errorf("inserting instance, %w", err)
 		}
@@ -285,13 +287,13 @@ func insertInstances(ctx context.Context, tx *sql.Tx, n int, resID, typ string, 
 
 // writeReservation writes the elements of RunInstances' response: the
 // reservation with its instances in their current state.
-func (c *Cloud) writeReservation(ctx context.Context, tx *sql.Tx, w *xmlWriter, resID string, now int64) error {
-	list, err := queryInstances(ctx, tx, "reservation_id = ?", []any{resID}, -1)
+func (c *Cloud) writeReservation(ctx context.Context, tx *sql.Tx, w *xmlWriter, acct, resID string, now int64) error {
+	list, err := queryInstances(ctx, tx, "account = ? AND reservation_id = ?", []any{acct, resID}, -1)
 	if err != nil {
 		return err
 	}
 	w.text("reservationId", resID)
-	w.text("ownerId", ownerID)
+	w.text("ownerId", tenants.AccountID(acct))
 	w.open("groupSet")
 	w.close("groupSet")
 	w.open("instancesSet")
@@ -364,10 +366,11 @@ func (c *Cloud) writeInstance(w *xmlWriter, in *instance, now int64) {
 }
 
 // instanceWhere turns DescribeInstances' ids and filters into a condition
-// on the instances table. Values within a filter are ORed, filters ANDed.
-func (c *Cloud) instanceWhere(ids []string, filters []filter, now int64) (string, []any, error) {
-	var conds []string
-	var args []any
+// on the instances table, always limited to the account's instances.
+// Values within a filter are ORed, filters ANDed.
+func (c *Cloud) instanceWhere(acct string, ids []string, filters []filter, now int64) (string, []any, error) {
+	conds := []string{"account = ?"}
+	args := []any{acct}
 	in := func(column string, values []string) string {
 		for _, v := range values {
 			args = append(args, v)
@@ -427,9 +430,6 @@ func (c *Cloud) instanceWhere(ids []string, filters []filter, now int64) (string
 			return "", nil, apiErrorf(codeInvalidParameterValue, "The filter '%s' is invalid", f.Name)
 		}
 	}
-	if len(conds) == 0 {
-		return "1", nil, nil
-	}
 	return strings.Join(conds, " AND "), args, nil
 }
 
@@ -454,7 +454,7 @@ func decodePageToken(tok string) (int64, error) {
 	return 0, apiErrorf(codeInvalidNextToken, "The token '%s' is invalid.", tok)
 }
 
-func (c *Cloud) describeInstances(ctx context.Context, p params, w *xmlWriter) error {
+func (c *Cloud) describeInstances(ctx context.Context, acct string, p params, w *xmlWriter) error {
 	ids := p.list("InstanceId")
 	filters, err := p.filters()
 	if err != nil {
@@ -479,14 +479,14 @@ func (c *Cloud) describeInstances(ctx context.Context, p params, w *xmlWriter) e
 		}
 	}
 	now := c.cfg.Now().UnixNano()
-	where, args, err := c.instanceWhere(ids, filters, now)
+	where, args, err := c.instanceWhere(acct, ids, filters, now)
 	if err != nil {
 		return err
 	}
 	var list []*instance
 	err = c.read(ctx, func(tx *sql.Tx) error {
 		if len(ids) > 0 {
-			if err := c.checkInstancesExist(ctx, tx, ids, now); err != nil {
+			if err := c.checkInstancesExist(ctx, tx, acct, ids, now); err != nil {
 				return err
 			}
 		}
@@ -506,6 +506,7 @@ func (c *Cloud) describeInstances(ctx context.Context, p params, w *xmlWriter) e
 		next = encodePageToken(list[limit-1].seq)
 	}
 	w.b.Grow(len(list) * 1200)
+	owner := tenants.AccountID(acct)
 	w.open("reservationSet")
 	// EC2 groups instances by reservation; a reservation whose instances
 	// straddle a page boundary appears on both pages.
@@ -516,7 +517,7 @@ func (c *Cloud) describeInstances(ctx context.Context, p params, w *xmlWriter) e
 		}
 		w.open("item")
 		w.text("reservationId", list[i].reservationID)
-		w.text("ownerId", ownerID)
+		w.text("ownerId", owner)
 		w.open("groupSet")
 		w.close("groupSet")
 		w.open("instancesSet")
@@ -535,15 +536,15 @@ func (c *Cloud) describeInstances(ctx context.Context, p params, w *xmlWriter) e
 }
 
 // checkInstancesExist fails with InvalidInstanceID.NotFound, naming every
-// missing id, unless all ids are visible instances, as EC2 does for
-// explicitly listed ids.
-func (c *Cloud) checkInstancesExist(ctx context.Context, tx *sql.Tx, ids []string, now int64) error {
+// missing id, unless all ids are visible instances of the account, as EC2
+// does for explicitly listed ids. Another account's instance is missing.
+func (c *Cloud) checkInstancesExist(ctx context.Context, tx *sql.Tx, acct string, ids []string, now int64) error {
 	for _, id := range ids {
 		if !instanceIDPattern.MatchString(id) {
 			return apiErrorf(codeInstanceMalformed, "Invalid id: \"%s\"", id)
 		}
 	}
-	where, args, err := c.instanceWhere(ids, nil, now)
+	where, args, err := c.instanceWhere(acct, ids, nil, now)
 	if err != nil {
 		return err
 	}
@@ -578,7 +579,7 @@ func (c *Cloud) checkInstancesExist(ctx context.Context, tx *sql.Tx, ids []strin
 	return apiErrorf(codeInstanceNotFound, "The instance IDs '%s' do not exist", strings.Join(missing, ", "))
 }
 
-func (c *Cloud) terminateInstances(ctx context.Context, p params, w *xmlWriter) error {
+func (c *Cloud) terminateInstances(ctx context.Context, acct string, p params, w *xmlWriter) error {
 	var ids []string
 	seen := map[string]bool{}
 	for _, id := range p.list("InstanceId") {
@@ -597,10 +598,10 @@ func (c *Cloud) terminateInstances(ctx context.Context, p params, w *xmlWriter) 
 	var changes []change
 	err := c.write(ctx, func(tx *sql.Tx) error {
 		now := c.cfg.Now().UnixNano()
-		if err := c.checkInstancesExist(ctx, tx, ids, now); err != nil {
+		if err := c.checkInstancesExist(ctx, tx, acct, ids, now); err != nil {
 			return err
 		}
-		where, args, err := c.instanceWhere(ids, nil, now)
+		where, args, err := c.instanceWhere(acct, ids, nil, now)
 		if err != nil {
 			return err
 		}
@@ -633,15 +634,15 @@ func (c *Cloud) terminateInstances(ctx context.Context, p params, w *xmlWriter) 
 			returned[s]++
 		}
 		if len(live) > 0 {
-			args := append([]any{now}, anys(live)...)
-			if _, err := tx.ExecContext(ctx, `UPDATE instances SET terminated_ns = ? WHERE id IN (`+placeholders(len(live))+`)`, args...); err != nil {
+			args := append([]any{now, acct}, anys(live)...)
+			if _, err := tx.ExecContext(ctx, `UPDATE instances SET terminated_ns = ? WHERE account = ? AND id IN (`+placeholders(len(live))+`)`, args...); err != nil {
 				return fmt.Errorf("terminating instances, %w", err)
 			}
 		}
 		for _, s := range order {
 			n := returned[s]
 			if s.cr != "" {
-				res, err := tx.ExecContext(ctx, `UPDATE capacity_reservations SET available = available + ? WHERE id = ? AND state = 'active'`, n, s.cr)
+				res, err := tx.ExecContext(ctx, `UPDATE capacity_reservations SET available = available + ? WHERE id = ? AND account = ? AND state = 'active'`, n, s.cr, acct)
 				if err != nil {
 					return fmt.Errorf("returning capacity to reservation, %w", err)
 				}

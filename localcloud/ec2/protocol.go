@@ -33,12 +33,26 @@ const (
 	codeReservationMalformed  = "InvalidCapacityReservationId.Malformed"
 	codeInternalError         = "InternalError"
 	codeInvalidNextToken      = "InvalidNextToken"
+	codeUnauthorizedOperation = "UnauthorizedOperation"
+)
+
+// The codes EC2 answers a request it cannot authenticate with. The local
+// cloud's server writes them with WriteError before a request reaches the
+// service; CodeMissingAuthenticationToken is also the service's own answer
+// to a request that carries no principal.
+const (
+	CodeAuthFailure                = "AuthFailure"
+	CodeSignatureDoesNotMatch      = "SignatureDoesNotMatch"
+	CodeMissingAuthenticationToken = "MissingAuthenticationToken"
+	CodeRequestExpired             = "RequestExpired"
 )
 
 // apiError is an error the client sees as an EC2 error response.
 type apiError struct {
 	Code    string
 	Message string
+	// Status overrides the HTTP status the code implies, when not zero.
+	Status int
 }
 
 func (e *apiError) Error() string { return e.Code + ": " + e.Message }
@@ -54,6 +68,9 @@ func apiErrorf(code, format string, args ...any) *apiError {
 // (a throttle code), 500 and 503, which is why gust's provider installs a
 // retryer that does not.
 func (e *apiError) status() int {
+	if e.Status != 0 {
+		return e.Status
+	}
 	switch e.Code {
 	case codeRequestLimitExceeded:
 		return http.StatusServiceUnavailable
@@ -112,6 +129,13 @@ func (w *xmlWriter) tagSet(tags map[string]string) {
 		w.close("item")
 	}
 	w.close("tagSet")
+}
+
+// WriteError writes an EC2 error response with the given HTTP status, code
+// and message, for errors found before a request reaches the service (its
+// authentication). message goes to the caller as is.
+func WriteError(rw http.ResponseWriter, status int, code, message string) {
+	writeError(rw, &apiError{Code: code, Message: message, Status: status}, newRequestID())
 }
 
 func writeError(rw http.ResponseWriter, e *apiError, requestID string) {

@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/gust-dev/gust/tenants"
 )
 
 type capacityReservation struct {
@@ -42,13 +44,14 @@ func scanReservation(row interface{ Scan(...any) error }) (*capacityReservation,
 	return cr, nil
 }
 
-// loadReservation returns InvalidCapacityReservationId.NotFound for an
-// unknown id.
-func loadReservation(ctx context.Context, tx *sql.Tx, id string) (*capacityReservation, error) {
+// loadReservation returns the account's reservation, or
+// InvalidCapacityReservationId.NotFound for an unknown id or another
+// account's.
+func loadReservation(ctx context.Context, tx *sql.Tx, acct, id string) (*capacityReservation, error) {
 	if !strings.HasPrefix(id, "cr-") {
 		return nil, apiErrorf(codeReservationMalformed, "Invalid id: \"%s\"", id)
 	}
-	cr, err := scanReservation(tx.QueryRowContext(ctx, `SELECT `+reservationColumns+` FROM capacity_reservations WHERE id = ?`, id))
+	cr, err := scanReservation(tx.QueryRowContext(ctx, `SELECT `+reservationColumns+` FROM capacity_reservations WHERE id = ? AND account = ?`, id, acct))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, apiErrorf(codeReservationNotFound, "The capacity reservation ID '%s' does not exist", id)
 	}
@@ -58,7 +61,7 @@ func loadReservation(ctx context.Context, tx *sql.Tx, id string) (*capacityReser
 	return cr, nil
 }
 
-func (c *Cloud) createCapacityReservation(ctx context.Context, p params, w *xmlWriter) error {
+func (c *Cloud) createCapacityReservation(ctx context.Context, acct string, p params, w *xmlWriter) error {
 	typ, err := p.required("InstanceType")
 	if err != nil {
 		return err
@@ -114,16 +117,17 @@ func (c *Cloud) createCapacityReservation(ctx context.Context, p params, w *xmlW
 
 	return c.write(ctx, func(tx *sql.Tx) error {
 		now := c.cfg.Now().UnixNano()
-		id, seen, err := replayedToken(ctx, tx, `SELECT id, digest FROM capacity_reservations WHERE client_token = ?`, token, digest)
+		id, seen, err := replayedToken(ctx, tx, `SELECT id, digest FROM capacity_reservations WHERE account = ? AND client_token = ?`,
+			acct, token, digest)
 		if err != nil {
 			return err
 		}
 		if seen {
-			cr, err := loadReservation(ctx, tx, id)
+			cr, err := loadReservation(ctx, tx, acct, id)
 			if err != nil {
 				return err
 			}
-			writeReservationElem(w, "capacityReservation", cr)
+			writeReservationElem(w, "capacityReservation", acct, cr)
 			return nil
 		}
 		ok, err := knownType(ctx, tx, typ)
@@ -150,23 +154,24 @@ func (c *Cloud) createCapacityReservation(ctx context.Context, p params, w *xmlW
 			total: count, available: count, state: "active", endDateType: endDateType,
 			endDate: p.get("EndDate"), matchCriteria: match, tags: tags, createdNs: now,
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO capacity_reservations (`+reservationColumns+`, client_token, digest)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		_, err = tx.ExecContext(ctx, `INSERT INTO capacity_reservations (`+reservationColumns+`, client_token, digest, account)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			cr.id, cr.instanceType, cr.zone, cr.poolZone, cr.platform, cr.total, cr.available, cr.state,
-			cr.endDateType, cr.endDate, cr.matchCriteria, string(tagJSON), cr.createdNs, token, digest)
+			cr.endDateType, cr.endDate, cr.matchCriteria, string(tagJSON), cr.createdNs, token, digest, acct)
 		if err != nil {
 			return fmt.Errorf("inserting capacity reservation, %w", err)
 		}
-		writeReservationElem(w, "capacityReservation", cr)
+		writeReservationElem(w, "capacityReservation", acct, cr)
 		return nil
 	})
 }
 
-func writeReservationElem(w *xmlWriter, elem string, cr *capacityReservation) {
+func writeReservationElem(w *xmlWriter, elem, acct string, cr *capacityReservation) {
+	owner := tenants.AccountID(acct)
 	w.open(elem)
 	w.text("capacityReservationId", cr.id)
-	w.text("ownerId", ownerID)
-	w.text("capacityReservationArn", "arn:aws:ec2:"+strings.TrimRight(cr.zone, "abcdefghijklmnopqrstuvwxyz")+":"+ownerID+":capacity-reservation/"+cr.id)
+	w.text("ownerId", owner)
+	w.text("capacityReservationArn", "arn:aws:ec2:"+strings.TrimRight(cr.zone, "abcdefghijklmnopqrstuvwxyz")+":"+owner+":capacity-reservation/"+cr.id)
 	w.text("instanceType", cr.instanceType)
 	w.text("instancePlatform", cr.platform)
 	w.text("availabilityZone", cr.zone)
@@ -188,7 +193,7 @@ func writeReservationElem(w *xmlWriter, elem string, cr *capacityReservation) {
 	w.close(elem)
 }
 
-func (c *Cloud) describeCapacityReservations(ctx context.Context, p params, w *xmlWriter) error {
+func (c *Cloud) describeCapacityReservations(ctx context.Context, acct string, p params, w *xmlWriter) error {
 	ids := p.list("CapacityReservationId")
 	filters, err := p.filters()
 	if err != nil {
@@ -205,11 +210,11 @@ func (c *Cloud) describeCapacityReservations(ctx context.Context, p params, w *x
 	var list []*capacityReservation
 	err = c.read(ctx, func(tx *sql.Tx) error {
 		for _, id := range ids {
-			if _, err := loadReservation(ctx, tx, id); err != nil {
+			if _, err := loadReservation(ctx, tx, acct, id); err != nil {
 				return err
 			}
 		}
-		rows, err := tx.QueryContext(ctx, `SELECT `+reservationColumns+` FROM capacity_reservations ORDER BY seq`)
+		rows, err := tx.QueryContext(ctx, `SELECT `+reservationColumns+` FROM capacity_reservations WHERE account = ? ORDER BY seq`, acct)
 		if err != nil {
 			return fmt.Errorf("listing capacity reservations, %w", err)
 		}
@@ -229,7 +234,7 @@ func (c *Cloud) describeCapacityReservations(ctx context.Context, p params, w *x
 	w.open("capacityReservationSet")
 	for _, cr := range list {
 		if (len(ids) == 0 || contains(ids, cr.id)) && reservationMatches(cr, filters) {
-			writeReservationElem(w, "item", cr)
+			writeReservationElem(w, "item", acct, cr)
 		}
 	}
 	w.close("capacityReservationSet")
@@ -277,20 +282,20 @@ func contains(list []string, s string) bool {
 // its pool. Instances running in it keep running; their capacity goes back
 // to the pool when they terminate. Cancelling twice succeeds, so a retried
 // cancel is harmless.
-func (c *Cloud) cancelCapacityReservation(ctx context.Context, p params, w *xmlWriter) error {
+func (c *Cloud) cancelCapacityReservation(ctx context.Context, acct string, p params, w *xmlWriter) error {
 	id, err := p.required("CapacityReservationId")
 	if err != nil {
 		return err
 	}
 	err = c.write(ctx, func(tx *sql.Tx) error {
-		cr, err := loadReservation(ctx, tx, id)
+		cr, err := loadReservation(ctx, tx, acct, id)
 		if err != nil {
 			return err
 		}
 		if cr.state != "active" {
 			return nil
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE capacity_reservations SET state = 'cancelled', available = 0 WHERE id = ?`, id); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE capacity_reservations SET state = 'cancelled', available = 0 WHERE id = ? AND account = ?`, id, acct); err != nil {
 			return fmt.Errorf("cancelling capacity reservation, %w", err)
 		}
 		return addFree(ctx, tx, cr.instanceType, cr.poolZone, cr.available)
@@ -302,7 +307,7 @@ func (c *Cloud) cancelCapacityReservation(ctx context.Context, p params, w *xmlW
 	return nil
 }
 
-func (c *Cloud) describeAvailabilityZones(ctx context.Context, p params, w *xmlWriter) error {
+func (c *Cloud) describeAvailabilityZones(ctx context.Context, _ string, p params, w *xmlWriter) error {
 	names := p.list("ZoneName")
 	for _, n := range names {
 		if !c.zones[n] {
@@ -343,7 +348,7 @@ func regionShort(region string) string {
 
 // describeInstanceTypeOfferings lists the types that have a pool: per zone
 // for LocationType availability-zone, once for region (the default).
-func (c *Cloud) describeInstanceTypeOfferings(ctx context.Context, p params, w *xmlWriter) error {
+func (c *Cloud) describeInstanceTypeOfferings(ctx context.Context, _ string, p params, w *xmlWriter) error {
 	loc := p.get("LocationType")
 	switch loc {
 	case "":
@@ -434,18 +439,19 @@ func (c *Cloud) describeInstanceTypeOfferings(ctx context.Context, p params, w *
 	return nil
 }
 
-// replayedToken implements EC2's ClientToken idempotency for one action.
-// query selects the (result id, parameter digest) that an earlier call with
-// token recorded. It returns the earlier result's id and true when token
+// replayedToken implements EC2's ClientToken idempotency for one action,
+// within one account. query selects, given the account and the token, the
+// (result id, parameter digest) that the account's earlier call with token
+// recorded. It returns the earlier result's id and true when token
 // was seen with the same parameters, IdempotentParameterMismatch when it
 // was seen with different ones, and false when the call is new (or has no
 // token).
-func replayedToken(ctx context.Context, tx *sql.Tx, query, token, digest string) (string, bool, error) {
+func replayedToken(ctx context.Context, tx *sql.Tx, query, acct, token, digest string) (string, bool, error) {
 	if token == "" {
 		return "", false, nil
 	}
 	var id, d string
-	err := tx.QueryRowContext(ctx, query, token).Scan(&id, &d)
+	err := tx.QueryRowContext(ctx, query, acct, token).Scan(&id, &d)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return "", false, nil

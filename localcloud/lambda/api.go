@@ -2,13 +2,10 @@ package lambda
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -18,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gust-dev/gust/localcloud/lambda/egress"
+	"github.com/gust-dev/gust/tenants"
 )
 
 // Paths and headers of the Lambda REST API and gust's extensions.
@@ -47,15 +45,31 @@ var (
 	coldFalse        = []string{"false"}
 )
 
-// ServeHTTP serves the Lambda REST API.
+// ServeHTTP serves the Lambda REST API for the principal the request's
+// context carries (tenants.WithPrincipal): the local cloud's server
+// verifies the request's signature and sets it; this service trusts it.
+// The principal's tenant owns every function the call sees or makes.
+// Without a principal the call fails with MissingAuthenticationToken; the
+// platform's own principal, which acts for no tenant until it assumes a
+// role, gets AccessDeniedException.
 func (c *Cloud) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w = &apiWriter{ResponseWriter: w, log: c.cfg.Logger, r: r} // for writeError
 	w.Header()[HeaderLocalCloud] = localCloudHeader
-	tenant, err := tenantOf(r)
-	if err != nil {
-		writeError(w, err)
+	principal, ok := tenants.PrincipalFrom(r.Context())
+	switch {
+	case !ok:
+		writeError(w, &apiError{status: http.StatusForbidden, code: CodeMissingAuthenticationToken, message: "Missing Authentication Token"})
+		return
+	case principal.Tenant == "":
+		writeError(w, &apiError{status: http.StatusForbidden, code: codeAccessDenied,
+			message: "User: " + principal.ARN() + " is not authorized to perform this operation: the platform principal must assume a tenant's role first"})
+		return
+	case !ValidTenantID(principal.Tenant):
+		// The registry only has valid names; a tenant id is used in paths.
+		writeError(w, errUnrecognizedClient("The security token included in the request is invalid."))
 		return
 	}
+	tenant := principal.Tenant
 	rest, ok := strings.CutPrefix(r.URL.EscapedPath(), functionsPath)
 	if !ok || (rest != "" && rest[0] != '/') {
 		writeError(w, &apiError{status: http.StatusNotFound, code: codeUnknownOperation, message: "unknown operation " + r.Method + " " + r.URL.Path})
@@ -100,37 +114,8 @@ func (c *Cloud) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// tenantOf returns the access key id of the request's SigV4 Authorization
-// header: "AWS4-HMAC-SHA256 Credential=<key id>/<date>/<region>/<service>/aws4_request, ...".
-func tenantOf(r *http.Request) (string, error) {
-	auth := r.Header.Get("Authorization")
-	if auth == "" {
-		return "", errUnrecognizedClient("missing Authorization header: sign requests with SigV4; the access key id is the tenant")
-	}
-	i := strings.Index(auth, "Credential=")
-	if i < 0 {
-		return "", errUnrecognizedClient("the Authorization header has no SigV4 Credential")
-	}
-	cred := auth[i+len("Credential="):]
-	key, _, ok := strings.Cut(cred, "/")
-	if !ok || !ValidTenantID(key) {
-		return "", errUnrecognizedClient("the security token included in the request is invalid: the access key id must be a tenant id ([A-Za-z0-9_-]{1,128})")
-	}
-	return key, nil
-}
-
-// accountID derives a stable 12-digit account id for a tenant, for ARNs. A
-// tenant that is itself 12 digits is its own account.
-func accountID(tenant string) string {
-	if len(tenant) == 12 && strings.Trim(tenant, "0123456789") == "" {
-		return tenant
-	}
-	sum := sha256.Sum256([]byte(tenant))
-	return fmt.Sprintf("%012d", binary.BigEndian.Uint64(sum[:8])%1_000_000_000_000)
-}
-
 func (c *Cloud) arn(f *function) string {
-	return "arn:aws:lambda:" + c.cfg.Region + ":" + accountID(f.Tenant) + ":function:" + f.Name
+	return "arn:aws:lambda:" + c.cfg.Region + ":" + tenants.AccountID(f.Tenant) + ":function:" + f.Name
 }
 
 // parseFunctionName accepts the forms Lambda does: a name, a name with a
@@ -145,7 +130,7 @@ func parseFunctionName(tenant, s string) (name, qualifier string, err error) {
 	case len(parts) == 2:
 		name, qualifier = parts[0], parts[1]
 	case len(parts) >= 7 && len(parts) <= 8 && parts[0] == "arn" && parts[2] == "lambda" && parts[5] == "function":
-		if parts[4] != accountID(tenant) {
+		if parts[4] != tenants.AccountID(tenant) {
 			return "", "", errNotFound("Function not found: %s", s)
 		}
 		name = parts[6]
@@ -153,7 +138,7 @@ func parseFunctionName(tenant, s string) (name, qualifier string, err error) {
 			qualifier = parts[7]
 		}
 	case (len(parts) == 3 || len(parts) == 4) && parts[1] == "function":
-		if parts[0] != accountID(tenant) {
+		if parts[0] != tenants.AccountID(tenant) {
 			return "", "", errNotFound("Function not found: %s", s)
 		}
 		name = parts[2]
@@ -204,7 +189,7 @@ func (c *Cloud) named(tenant, raw string) (*function, string, error) {
 }
 
 func (c *Cloud) arnFor(tenant, name string) string {
-	return "arn:aws:lambda:" + c.cfg.Region + ":" + accountID(tenant) + ":function:" + name
+	return "arn:aws:lambda:" + c.cfg.Region + ":" + tenants.AccountID(tenant) + ":function:" + name
 }
 
 // Wire shapes. Field names are Lambda's JSON member names.
@@ -308,7 +293,7 @@ type createRequest struct {
 
 func (c *Cloud) createFunction(w http.ResponseWriter, r *http.Request, tenant string) {
 	var req createRequest
-	if err := c.decodeBody(r, &req, c.cfg.MaxCodeBytes/3*4+1<<20); err != nil {
+	if err := c.decodeBody(r, &req, c.MaxRequestBytes()); err != nil {
 		writeError(w, err)
 		return
 	}
@@ -577,7 +562,7 @@ func (c *Cloud) deleteFunctionHTTP(w http.ResponseWriter, r *http.Request, tenan
 
 func (c *Cloud) updateCode(w http.ResponseWriter, r *http.Request, tenant, raw string) {
 	var req updateCodeRequest
-	if err := c.decodeBody(r, &req, c.cfg.MaxCodeBytes/3*4+1<<20); err != nil {
+	if err := c.decodeBody(r, &req, c.MaxRequestBytes()); err != nil {
 		writeError(w, err)
 		return
 	}

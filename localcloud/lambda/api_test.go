@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/gust-dev/gust/localcloud/lambda"
+	"github.com/gust-dev/gust/tenants"
 )
 
 func TestCreateGetListDelete(t *testing.T) {
@@ -110,20 +112,38 @@ func TestTenantCannotSeeAnotherTenantsFunctions(t *testing.T) {
 	require.NoError(t, err)
 }
 
+// TestRequestsWithoutTenantAreRejected: the service itself refuses a
+// request that carries no principal, the platform's principal (it must
+// assume a tenant's role first), and a principal whose tenant is not a
+// valid tenant id.
 func TestRequestsWithoutTenantAreRejected(t *testing.T) {
 	h := newHarness(t, nil)
 	status, body := h.get(t, "", "/2015-03-31/functions")
 	assert.Equal(t, http.StatusForbidden, status)
-	assert.Contains(t, string(body), "Authorization")
+	assert.Contains(t, string(body), "Missing Authentication Token")
 
-	for _, bad := range []string{"..", "a:b", "tenant.one", strings.Repeat("x", 129)} {
-		status, _ = h.get(t, bad, "/2015-03-31/functions")
-		assert.Equal(t, http.StatusForbidden, status, bad)
+	call := func(p tenants.Principal) (int, string, string) {
+		req := httptest.NewRequestWithContext(tenants.WithPrincipal(context.Background(), p), http.MethodGet, "/2015-03-31/functions", nil)
+		rec := httptest.NewRecorder()
+		h.cloud.ServeHTTP(rec, req)
+		return rec.Code, rec.Header().Get("X-Amzn-Errortype"), rec.Body.String()
 	}
+	status, code, text := call(tenants.Principal{AccessKeyID: "AKIAPLATFORM", Platform: true})
+	assert.Equal(t, http.StatusForbidden, status)
+	assert.Equal(t, "AccessDeniedException", code, text)
+	for _, bad := range []string{"..", "a:b", "tenant.one", strings.Repeat("x", 129)} {
+		status, code, _ = call(tenants.Principal{Tenant: bad, AccessKeyID: "AKIAX"})
+		assert.Equal(t, http.StatusForbidden, status, bad)
+		assert.Equal(t, "UnrecognizedClientException", code, bad)
+	}
+	status, code, text = call(tenants.Principal{Tenant: "ok", AccessKeyID: "AKIAX"})
+	assert.Equal(t, http.StatusOK, status, text)
+	assert.Empty(t, code)
+
 	_, err := h.client("a..b").ListFunctions(context.Background(), &awslambda.ListFunctionsInput{})
 	var apiErr smithy.APIError
 	require.ErrorAs(t, err, &apiErr)
-	assert.Equal(t, "UnrecognizedClientException", apiErr.ErrorCode())
+	assert.Equal(t, "MissingAuthenticationTokenException", apiErr.ErrorCode())
 }
 
 func TestBadFunctionNamesAndCode(t *testing.T) {

@@ -7,10 +7,11 @@
 //
 // # Tenants
 //
-// The tenant is the access key id in the request's SigV4 Authorization
-// header, as LocalStack maps access keys to accounts. Signatures are not
-// verified: this is identity for a local development cloud, not
-// authentication. Functions are keyed by (tenant, name); another tenant's
+// The tenant is the verified principal's (tenants.PrincipalFrom): the local
+// cloud's server checks every request's SigV4 signature against the tenant
+// registry before it reaches this service, and a request without a
+// principal is refused. Each tenant is an account, whose id appears in the
+// functions' ARNs. Functions are keyed by (tenant, name); another tenant's
 // function is reported as ResourceNotFoundException, exactly like a missing
 // one. A sub-tenant is Lambda's TenantId (X-Amz-Tenant-Id) on a function
 // created with TenancyConfig PER_TENANT.
@@ -238,6 +239,12 @@ func (c *Cloud) checkIsolation() error {
 	}
 	return nil
 }
+
+// MaxRequestBytes is the largest request body the API accepts: a create or
+// update-code request carrying a code package of Config.MaxCodeBytes in
+// base64, plus room for the rest of the JSON. A server that reads bodies
+// before they reach the API (to verify their signatures) bounds them by it.
+func (c *Cloud) MaxRequestBytes() int64 { return c.cfg.MaxCodeBytes/3*4 + 1<<20 }
 
 // Reap stops environments idle for longer than Config.IdleTTL now, instead
 // of waiting for the background reaper, and reports how many it stopped.

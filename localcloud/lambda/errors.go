@@ -24,9 +24,28 @@ const (
 	codeUnrecognizedClient     = "UnrecognizedClientException"
 	codeService                = "ServiceException"
 	codeUnknownOperation       = "UnknownOperationException"
+	codeAccessDenied           = "AccessDeniedException"
 	reasonConcurrentLimit      = "ConcurrentInvocationLimitExceeded"
 	reasonReservedFunctionConc = "ReservedFunctionConcurrentInvocationLimitExceeded"
 )
+
+// The codes Lambda answers a request it cannot authenticate with. The
+// local cloud's server writes them with WriteError before a request
+// reaches the service; CodeMissingAuthenticationToken is also the service's
+// own answer to a request that carries no principal.
+const (
+	CodeUnrecognizedClient         = codeUnrecognizedClient
+	CodeInvalidSignature           = "InvalidSignatureException"
+	CodeMissingAuthenticationToken = "MissingAuthenticationTokenException"
+)
+
+// WriteError writes an error in Lambda's JSON error format with the given
+// HTTP status, code (the X-Amzn-Errortype header SDKs read) and message,
+// for errors found before a request reaches the service (its
+// authentication). message goes to the caller as is.
+func WriteError(w http.ResponseWriter, status int, code, message string) {
+	writeError(w, &apiError{status: status, code: code, message: message})
+}
 
 // apiError is an error the Lambda API returns to its caller in Lambda's JSON
 // error format. Everything the API handlers fail with is one of these, so

@@ -86,7 +86,7 @@ func newHarness(t testing.TB, mod func(*lambda.Config)) *harness {
 	}
 	c, err := lambda.Open(cfg)
 	require.NoError(t, err)
-	srv := httptest.NewServer(c)
+	srv := httptest.NewServer(trustKeyID(c))
 	t.Cleanup(func() {
 		srv.Close()
 		require.NoError(t, c.Close())
@@ -226,8 +226,9 @@ func rawHeaders(md middleware.Metadata) (envID string, cold bool) {
 	return raw.Header.Get(lambda.HeaderEnvironmentID), raw.Header.Get(lambda.HeaderColdStart) == "true"
 }
 
-// get calls a gust extension endpoint as tenant. The local cloud reads the
-// tenant from the SigV4 credential scope and does not verify signatures.
+// get calls a gust extension endpoint as tenant (through trustKeyID, which
+// takes the tenant from the SigV4 credential scope); no tenant sends no
+// Authorization header.
 func (h *harness) get(t testing.TB, tenant, path string) (int, []byte) {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodGet, h.url+path, nil)
@@ -267,7 +268,7 @@ func zipOf(t testing.TB, files map[string]string) []byte {
 }
 
 func newServer(t testing.TB, c *lambda.Cloud) string {
-	srv := httptest.NewServer(c)
+	srv := httptest.NewServer(trustKeyID(c))
 	t.Cleanup(srv.Close)
 	return srv.URL
 }

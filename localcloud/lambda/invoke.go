@@ -2,6 +2,7 @@ package lambda
 
 import (
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -33,6 +34,17 @@ func (c *Cloud) invoke(w http.ResponseWriter, r *http.Request, tenant, raw strin
 	case "", "RequestResponse", "Event", "DryRun":
 	default:
 		writeError(w, errInvalidParameter("invalid invocation type %q: use RequestResponse, Event or DryRun", typ))
+		return
+	}
+	var tail *[]byte // the log tail, when LogType Tail asks for it
+	switch lt := r.Header.Get("X-Amz-Log-Type"); lt {
+	case "", "None":
+	case "Tail":
+		if typ == "" || typ == "RequestResponse" {
+			tail = new([]byte) // Lambda returns a tail for synchronous invocations only
+		}
+	default:
+		writeError(w, errInvalidParameter("invalid log type %q: use None or Tail", lt))
 		return
 	}
 	sub := r.Header.Get("X-Amz-Tenant-Id")
@@ -80,12 +92,15 @@ func (c *Cloud) invoke(w http.ResponseWriter, r *http.Request, tenant, raw strin
 		return
 	}
 
-	res, e, cold, err := c.run(f, sub, reqID, payload)
+	res, e, cold, err := c.run(f, sub, reqID, payload, tail)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
 	h["X-Amz-Executed-Version"] = []string{strconv.Itoa(f.Version)}
+	if tail != nil {
+		h["X-Amz-Log-Result"] = []string{base64.StdEncoding.EncodeToString(*tail)}
+	}
 	if e != nil {
 		h[HeaderEnvironmentID] = []string{e.id}
 	}
@@ -115,9 +130,11 @@ func flushLogs(e *environment) {
 
 // run invokes f for sub in an environment of its own. A function error is
 // a result, not an error; err is for throttling and platform failures.
-func (c *Cloud) run(f *function, sub, reqID string, payload []byte) (invokeResult, *environment, bool, error) {
+// A non-nil tail receives the invocation's log lines, at most MaxTailBytes
+// (LogType Tail).
+func (c *Cloud) run(f *function, sub, reqID string, payload []byte, tail *[]byte) (invokeResult, *environment, bool, error) {
 	for attempt := 0; ; attempt++ {
-		res, e, cold, err := c.runOnce(f, sub, reqID, payload)
+		res, e, cold, err := c.runOnce(f, sub, reqID, payload, tail)
 		// A warm environment found dead at hand-off never saw the
 		// invocation; another one may serve it, as Lambda would.
 		if err == nil && res.undelivered && !cold && attempt < 3 {
@@ -127,7 +144,7 @@ func (c *Cloud) run(f *function, sub, reqID string, payload []byte) (invokeResul
 	}
 }
 
-func (c *Cloud) runOnce(f *function, sub, reqID string, payload []byte) (invokeResult, *environment, bool, error) {
+func (c *Cloud) runOnce(f *function, sub, reqID string, payload []byte, tail *[]byte) (invokeResult, *environment, bool, error) {
 	e, cold, err := c.pool.acquire(f, sub)
 	if err != nil {
 		var ee errEntrypoint
@@ -157,10 +174,16 @@ func (c *Cloud) runOnce(f *function, sub, reqID string, payload []byte) (invokeR
 		result:    make(chan invokeResult, 1),
 	}
 	start := time.Now()
+	if tail != nil {
+		e.logs.startTail(e.id)
+	}
 	// START and END go to the log in one write, after the response (see
 	// flushLogs); the function's own output, if any, writes them in order.
 	e.logs.bufferLine(e.id, []byte("START RequestId: "+reqID+" Version: "+strconv.Itoa(f.Version)))
 	res := e.invoke(inv, time.Duration(f.Config.TimeoutSec)*time.Second, c.cfg.InitTimeout)
+	if tail != nil {
+		e.logs.awaitPump(e.id)
+	}
 	end := "END RequestId: " + reqID + " Duration: " + strconv.FormatFloat(float64(time.Since(start).Microseconds())/1000, 'f', 2, 64) + " ms"
 	if res.fnError {
 		end += " Status: error"
@@ -169,6 +192,10 @@ func (c *Cloud) runOnce(f *function, sub, reqID string, payload []byte) (invokeR
 		}
 	}
 	e.logs.bufferLine(e.id, []byte(end))
+	if tail != nil {
+		// Before the release: the next invocation's lines are not ours.
+		*tail = e.logs.endTail(e.id)
+	}
 	c.pool.release(e, res.discard)
 	return res, e, cold, nil
 }
@@ -195,7 +222,7 @@ func (c *Cloud) invokeAsync(f *function, sub, reqID string, payload []byte) {
 	backoff := 10 * time.Millisecond
 	deadline := time.Now().Add(time.Minute)
 	for {
-		res, e, _, err := c.run(f, sub, reqID, payload)
+		res, e, _, err := c.run(f, sub, reqID, payload, nil)
 		flushLogs(e)
 		var ae *apiError
 		if errors.As(err, &ae) && ae.code == codeTooManyRequests && time.Now().Before(deadline) {

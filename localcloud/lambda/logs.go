@@ -9,7 +9,10 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Logs. Every environment's stdout and stderr go, line by line and prefixed
@@ -46,7 +49,31 @@ type logSink struct {
 	// write to the file, after its response. Anything that reads or closes
 	// the file writes them first. Guarded by mu.
 	pending []byte
+	// tails capture, per environment id, the lines of an invocation that
+	// asked for LogType Tail (see startTail). Nil when none does, so the
+	// common path pays one nil-map lookup. Guarded by mu.
+	tails map[string]*[]byte
+	// pumps are the environments' output pumps, by environment id, for
+	// endTail to wait on. Guarded by mu.
+	pumps map[string]*pumpState
 }
+
+// pumpState is what endTail needs to know of an environment's pump: its
+// pipe, and whether it holds output it has read but not yet written.
+type pumpState struct {
+	pipe *os.File
+	busy atomic.Bool
+}
+
+// MaxTailBytes is how much of an invocation's log an Invoke with LogType
+// Tail returns in X-Amz-Log-Result, as Lambda does: the last 4 KB.
+const MaxTailBytes = 4 << 10
+
+// tailDrainWait bounds endTail's wait for the pump to copy what the
+// function wrote before it answered. The function's output and its answer
+// travel on different channels (a pipe, the runtime API), so the answer
+// can arrive first; the pump usually catches up in microseconds.
+const tailDrainWait = 20 * time.Millisecond
 
 func newLogSinks(dir string, max int64) *logSinks {
 	return &logSinks{dir: dir, max: max, sinks: map[logKey]*logSink{}}
@@ -133,6 +160,7 @@ func (l *logSinks) removeFunction(tenant, function string) {
 func (s *logSink) writeLine(envID string, line []byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.tailLocked(envID, line)
 	if s.f == nil {
 		return
 	}
@@ -144,10 +172,86 @@ func (s *logSink) writeLine(envID string, line []byte) {
 func (s *logSink) bufferLine(envID string, line []byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.tailLocked(envID, line)
 	if s.f == nil {
 		return
 	}
 	s.pending = appendLine(s.pending, envID, line)
+}
+
+// tailLocked adds line to envID's tail capture, if it has one, keeping at
+// most the last 2*MaxTailBytes (trimmed to MaxTailBytes when taken).
+func (s *logSink) tailLocked(envID string, line []byte) {
+	t := s.tails[envID]
+	if t == nil {
+		return
+	}
+	b := append(append(*t, line...), '\n')
+	if len(b) > 2*MaxTailBytes {
+		b = append(b[:0], b[len(b)-MaxTailBytes:]...)
+	}
+	*t = b
+}
+
+// startTail starts capturing envID's lines, without timestamps, for an
+// invocation with LogType Tail. The environment serves one invocation at
+// a time, so its lines until endTail are that invocation's.
+func (s *logSink) startTail(envID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tails == nil {
+		s.tails = map[string]*[]byte{}
+	}
+	s.tails[envID] = new([]byte)
+}
+
+// awaitPump gives envID's pump up to tailDrainWait to copy output still in
+// the pipe, which the function wrote before its answer arrived. A tail
+// waits for it before the END line, so the lines keep their order.
+func (s *logSink) awaitPump(envID string) {
+	s.mu.Lock()
+	p := s.pumps[envID]
+	s.mu.Unlock()
+	if p == nil {
+		return
+	}
+	for deadline := time.Now().Add(tailDrainWait); !p.drained() && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Microsecond)
+	}
+}
+
+// endTail stops envID's capture and returns its last MaxTailBytes.
+func (s *logSink) endTail(envID string) []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := s.tails[envID]
+	delete(s.tails, envID)
+	if t == nil {
+		return nil
+	}
+	b := *t
+	if len(b) > MaxTailBytes {
+		b = b[len(b)-MaxTailBytes:]
+	}
+	return b
+}
+
+// drained reports whether the pump has written everything the process
+// wrote so far: nothing in the pipe (TIOCINQ, Linux's FIONREAD) and
+// nothing read but unwritten.
+func (p *pumpState) drained() bool {
+	if p.busy.Load() {
+		return false
+	}
+	rc, err := p.pipe.SyscallConn()
+	if err != nil {
+		return true
+	}
+	n := 0
+	if rc.Control(func(fd uintptr) { n, err = unix.IoctlGetInt(int(fd), unix.TIOCINQ) }) != nil || err != nil {
+		return true // closed, or not a pipe: nothing more will come
+	}
+	return n == 0
 }
 
 // flush writes the pending lines.
@@ -209,6 +313,21 @@ func (s *logSink) rotateLocked() {
 // pump copies an environment's output to the sink line by line until r
 // reaches EOF (every holder of the pipe's write end has exited).
 func (s *logSink) pump(envID string, r io.Reader) {
+	if f, ok := r.(*os.File); ok {
+		st := &pumpState{pipe: f}
+		s.mu.Lock()
+		if s.pumps == nil {
+			s.pumps = map[string]*pumpState{}
+		}
+		s.pumps[envID] = st
+		s.mu.Unlock()
+		defer func() {
+			s.mu.Lock()
+			delete(s.pumps, envID)
+			s.mu.Unlock()
+		}()
+		r = busyReader{f, st}
+	}
 	br := bufio.NewReaderSize(r, 16<<10)
 	for {
 		line, err := br.ReadSlice('\n')
@@ -218,8 +337,26 @@ func (s *logSink) pump(envID string, r io.Reader) {
 			}
 			s.writeLine(envID, line)
 		}
+		if st, ok := r.(busyReader); ok && br.Buffered() == 0 {
+			st.st.busy.Store(false)
+		}
 		if err != nil && err != bufio.ErrBufferFull {
 			return
 		}
 	}
+}
+
+// busyReader marks its pump busy as soon as a read returns output, until
+// the pump has written all it buffered.
+type busyReader struct {
+	f  *os.File
+	st *pumpState
+}
+
+func (b busyReader) Read(p []byte) (int, error) {
+	n, err := b.f.Read(p)
+	if n > 0 {
+		b.st.busy.Store(true)
+	}
+	return n, err
 }

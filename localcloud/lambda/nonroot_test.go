@@ -309,7 +309,7 @@ func nonrootChild() error {
 		rep.IsolationErr = err.Error()
 		return fmt.Errorf("no sandbox without root: %w", err)
 	}
-	srv := httptest.NewServer(c)
+	srv := httptest.NewServer(trustKeyID(c))
 	defer srv.Close()
 
 	const tenant, fn = "nonroot", "echo"

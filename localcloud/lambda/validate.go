@@ -24,10 +24,9 @@ func ValidFunctionName(name string) bool {
 	return true
 }
 
-// ValidTenantID reports whether id is a valid gust tenant id, which is also
-// the access key id a tenant signs its requests with: 1 to 128 characters
-// from [A-Za-z0-9_-]. No dots and no separators, so it is always a safe
-// single path element.
+// ValidTenantID reports whether id is a valid gust tenant id: 1 to 128
+// characters from [A-Za-z0-9_-]. No dots and no separators, so it is always
+// a safe single path element.
 func ValidTenantID(id string) bool {
 	if len(id) == 0 || len(id) > 128 {
 		return false

@@ -29,6 +29,9 @@ type Options struct {
 	Endpoint string
 	Region   string
 	Profile  string
+	// Credentials, when set, replace the chain's credentials: `gust dev`
+	// hands its worker the platform principal's key this way.
+	Credentials aws.CredentialsProvider
 }
 
 // Load runs the standard configuration chain. With an Endpoint it also
@@ -43,6 +46,9 @@ func Load(ctx context.Context, o Options, extra ...func(*config.LoadOptions) err
 	}
 	if o.Profile != "" {
 		opts = append(opts, config.WithSharedConfigProfile(o.Profile))
+	}
+	if o.Credentials != nil {
+		opts = append(opts, config.WithCredentialsProvider(o.Credentials))
 	}
 	if o.Endpoint != "" && IsLoopback(o.Endpoint) {
 		opts = append(opts, config.WithEC2IMDSClientEnableState(imds.ClientDisabled))

@@ -68,27 +68,48 @@ func New(api EC2API) *Provider { return &Provider{api: api} }
 // credentials files, instance role).
 type Options struct {
 	// Endpoint overrides the EC2 endpoint, e.g. http://127.0.0.1:4566 for
-	// gust's local cloud or LocalStack.
+	// gust's local cloud or LocalStack. STS is called there too.
 	Endpoint string
 	Region   string
 	Profile  string
+	// Credentials, when set, replace the chain's credentials.
+	Credentials aws.CredentialsProvider
+	// Roles returns the role NewAccountsFromConfig assumes to act in a
+	// tenant's account (see awsconfig.Tenants). The default tenant without
+	// a role is the configuration's own account, as before tenants existed.
+	Roles func(tenant string) (roleARN string, ok bool)
 }
 
-// NewFromConfig builds a Provider from the standard AWS configuration.
+// loadConfig runs the configuration chain with gust's EC2 retryer.
+func loadConfig(ctx context.Context, o Options) (aws.Config, error) {
+	cfg, err := awsconfig.Load(ctx, awsconfig.Options{Endpoint: o.Endpoint, Region: o.Region, Profile: o.Profile, Credentials: o.Credentials},
+		config.WithRetryer(newRetryer))
+	if err != nil {
+		return aws.Config{}, err
+	}
+	if cfg.Region == "" {
+		return aws.Config{}, errors.New("no aws region configured: set --region, AWS_REGION or a profile's region")
+	}
+	return cfg, nil
+}
+
+// newClient is the EC2 client of cfg, at endpoint when set.
+func newClient(cfg aws.Config, endpoint string) *awsec2.Client {
+	return awsec2.NewFromConfig(cfg, func(eo *awsec2.Options) {
+		if endpoint != "" {
+			eo.BaseEndpoint = aws.String(endpoint)
+		}
+	})
+}
+
+// NewFromConfig builds a Provider that acts with the configuration's own
+// credentials, in one account.
 func NewFromConfig(ctx context.Context, o Options) (*Provider, error) {
-	cfg, err := awsconfig.Load(ctx, awsconfig.Options(o), config.WithRetryer(newRetryer))
+	cfg, err := loadConfig(ctx, o)
 	if err != nil {
 		return nil, err
 	}
-	if cfg.Region == "" {
-		return nil, errors.New("no aws region configured: set --region, AWS_REGION or a profile's region")
-	}
-	client := awsec2.NewFromConfig(cfg, func(eo *awsec2.Options) {
-		if o.Endpoint != "" {
-			eo.BaseEndpoint = aws.String(o.Endpoint)
-		}
-	})
-	return New(client), nil
+	return New(newClient(cfg, o.Endpoint)), nil
 }
 
 // noRetryCodes are errors the SDK would retry but gust wants to see at
@@ -150,6 +171,10 @@ func translate(err error) error {
 		code == "MissingParameter", code == "Unsupported", code == "UnsupportedOperation",
 		strings.HasSuffix(code, ".Malformed"):
 		return providers.NewInvalidError(err)
+	case code == "AccessDenied":
+		// STS refused the tenant's role while the SDK renewed its
+		// credentials mid-call: the tenant is gone.
+		return providers.NewNotFoundError(err)
 	}
 	return err
 }

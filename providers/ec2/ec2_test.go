@@ -20,6 +20,7 @@ import (
 
 	localec2 "github.com/gust-dev/gust/localcloud/ec2"
 	"github.com/gust-dev/gust/providers"
+	"github.com/gust-dev/gust/tenants"
 )
 
 // fakeAPI is an EC2API whose methods tests set as needed; unset ones fail
@@ -287,7 +288,11 @@ func TestReserveTriesZonesWithPerZoneTokens(t *testing.T) {
 	assert.Equal(t, 64, len(zoneToken(strings.Repeat("x", 64), "us-east-1a")))
 }
 
-// localCloud serves a local cloud and counts the HTTP requests it gets.
+// localCloud serves the local cloud's EC2 service and counts the HTTP
+// requests it gets. Every request acts in the default tenant's account, as
+// if the local cloud's server had verified it: the provider's EC2 code is
+// under test here; signing and accounts are in accounts_test.go, against
+// the whole local cloud.
 func localCloud(t *testing.T, cfg localec2.Config) (string, *localec2.Cloud, *atomic.Int64) {
 	t.Helper()
 	// Keep the developer's AWS configuration out of the test.
@@ -303,7 +308,7 @@ func localCloud(t *testing.T, cfg localec2.Config) (string, *localec2.Cloud, *at
 	var n atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n.Add(1)
-		cloud.ServeHTTP(w, r)
+		cloud.ServeHTTP(w, r.WithContext(tenants.WithPrincipal(r.Context(), tenants.Principal{Tenant: providers.DefaultTenant})))
 	}))
 	t.Cleanup(srv.Close)
 	return srv.URL, cloud, &n

@@ -72,3 +72,27 @@ func TestComputeCapacityAndIdempotency(t *testing.T) {
 	_, err = c.Run(ctx, providers.RunInput{InstanceType: "z9.huge", MinCount: 1, MaxCount: 1})
 	assert.True(t, providers.IsInvalid(err))
 }
+
+func TestAccountsAreSeparate(t *testing.T) {
+	ctx := context.Background()
+	a := NewAccounts()
+	def, acme := a.Add(""), a.Add("acme")
+	if a.Add(providers.DefaultTenant) != def {
+		t.Fatal(`"" and "default" are the same tenant`)
+	}
+	def.SetCapacity("m5.large", 5)
+	acme.SetCapacity("m5.large", 5)
+	c, err := a.Compute(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Run(ctx, providers.RunInput{InstanceType: "m5.large", MinCount: 2, MaxCount: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if len(acme.Instances()) != 2 || len(def.Instances()) != 0 {
+		t.Fatalf("acme has %d, default %d instances; want 2 and 0", len(acme.Instances()), len(def.Instances()))
+	}
+	if _, err := a.Compute(ctx, "globex"); !providers.IsNotFound(err) {
+		t.Fatalf("unknown tenant: got %v, want NotFound", err)
+	}
+}

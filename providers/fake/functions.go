@@ -257,6 +257,11 @@ func (f *Functions) Invoke(ctx context.Context, in providers.InvokeInput) (provi
 		f.mu.Unlock()
 		return providers.InvokeResult{}, providers.NewInvalidError(fmt.Errorf("function %s has no tenancy: remove the sub-tenant", in.Function))
 	}
+	if q := in.Qualifier; q != "" && q != "$LATEST" && q != fn.fn.Version {
+		f.mu.Unlock()
+		return providers.InvokeResult{}, providers.NewNotFoundError(fmt.Errorf("function %s:%s not found", in.Function, q))
+	}
+	version := fn.fn.Version
 	env, cold, err := f.acquireLocked(fn, in.SubTenant)
 	handler := fn.handler
 	f.mu.Unlock()
@@ -266,7 +271,7 @@ func (f *Functions) Invoke(ctx context.Context, in providers.InvokeInput) (provi
 
 	start := time.Now()
 	payload, herr := handler(ctx, in)
-	res := providers.InvokeResult{Payload: payload, EnvironmentID: env.env.ID, ColdStart: cold, Duration: time.Since(start)}
+	res := providers.InvokeResult{Payload: payload, EnvironmentID: env.env.ID, ColdStart: cold, Duration: time.Since(start), ExecutedVersion: version}
 	if in.Async {
 		res.Payload = nil
 	}
@@ -283,6 +288,11 @@ func (f *Functions) Invoke(ctx context.Context, in providers.InvokeInput) (provi
 		fn.logs[in.SubTenant] += fmt.Sprintf("START RequestId: %s\nEND RequestId: %s\n", in.RequestID, in.RequestID)
 	}
 	f.mu.Unlock()
+	if in.LogTail && !in.Async {
+		// What the local cloud's tail holds for a function that prints
+		// nothing: the invocation's own START and END lines.
+		res.LogTail = fmt.Sprintf("START RequestId: %s\nEND RequestId: %s\n", in.RequestID, in.RequestID)
+	}
 	if herr != nil {
 		return res, herr
 	}

@@ -66,7 +66,7 @@ func BenchmarkInvokeFloor(b *testing.B) {
 	}))
 	defer srv.Close()
 	p := lambda.New(aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("x", "y", "")},
-		lambda.Options{Endpoint: srv.URL})
+		lambda.Options{Endpoint: srv.URL, Tenant: "acme"})
 	in := providers.InvokeInput{Tenant: "acme", Function: "echo", SubTenant: "s", Payload: []byte(`{}`)}
 	ctx := context.Background()
 	lat := make([]time.Duration, 0, 1024)

@@ -7,18 +7,23 @@
 //
 // # Tenants
 //
-// With Options.TenantAccessKeys (the default when Options.Endpoint is set),
-// each tenant gets its own client whose static access key id is the tenant
-// id: the local cloud, like LocalStack, maps access keys to tenants, so the
-// cloud itself keeps tenants apart. On AWS a tenant is an account: the
-// provider signs with the configured credentials, and Options.Tenant names
-// the one tenant that account belongs to (calls for any other tenant are
-// NotFoundError, as if its functions did not exist).
+// A tenant is an account, and the provider acts for it the AWS way: it
+// assumes a role in the tenant's account with STS AssumeRole, signing that
+// call with the configured (the platform's) credentials, and signs the
+// tenant's requests with the temporary credentials it gets back
+// (Options.Roles; see awsconfig.Tenants). On gust's local cloud every
+// tenant's role is tenants.PlatformRoleARN(tenant), which only the
+// platform's principal may assume; on AWS the roles are cross-account
+// roles, so one worker serves many tenants' accounts. Options.Tenant is
+// the legacy single-account mode: that one tenant's requests are signed
+// with the configured credentials themselves. A tenant the provider cannot
+// act for is NotFoundError, as if its functions did not exist.
 package lambda
 
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -35,7 +40,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	awslambda "github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
 	"github.com/aws/smithy-go"
@@ -60,9 +64,6 @@ const (
 	environmentsSuffix        = "gust-environments"
 	logsSuffix                = "gust-logs"
 
-	// localSecret is the secret access key of per-tenant clients. The local
-	// cloud does not verify signatures; LocalStack accepts any secret.
-	localSecret = "gust"
 	// DefaultRole is the execution role functions are created with when
 	// Options.Role is empty; the local cloud ignores it.
 	DefaultRole = "arn:aws:iam::000000000000:role/gust-function"
@@ -100,14 +101,18 @@ type Options struct {
 	Region string
 	// Profile selects a shared-config profile.
 	Profile string
-	// TenantAccessKeys signs each tenant's requests with the tenant id as
-	// access key id. Nil means true when Endpoint is set, false otherwise.
-	TenantAccessKeys *bool
-	// Tenant is, on AWS (TenantAccessKeys false), the one tenant the
-	// account belongs to: an AWS account is the tenant boundary there, so
-	// every other tenant id is refused. It is required in that mode; without
-	// it every function call is refused rather than letting tenants share
-	// one account's functions.
+	// Credentials, when set, replace the configuration chain's
+	// credentials (NewFromConfig): the platform principal's key.
+	Credentials aws.CredentialsProvider
+	// Roles returns the role to assume to act in a tenant's account (see
+	// the package comment). STS is called at Endpoint when set.
+	Roles func(tenant string) (roleARN string, ok bool)
+	// Tenant is the legacy single-account mode on AWS: the one tenant the
+	// configured credentials' own account belongs to, used when Roles has
+	// no role for it. An AWS account is the tenant boundary, so only one
+	// tenant may be served this way; a provider with neither Roles nor
+	// Tenant refuses every call rather than let tenants share an account's
+	// functions.
 	Tenant string
 	// Role is the execution role of created functions; DefaultRole if empty.
 	Role string
@@ -121,22 +126,29 @@ type Options struct {
 type Provider struct {
 	opts       Options
 	cfg        aws.Config
-	perTenant  bool
-	shared     LambdaAPI // used when !perTenant
-	newClient  func(tenant string) LambdaAPI
-	clients    sync.Map       // tenant -> LambdaAPI when perTenant
+	tenants    awsconfig.Tenants
+	newClient  func(tenant string) (*tenantClient, error)
+	clients    sync.Map       // tenant -> *tenantClient
 	httpClient aws.HTTPClient // for the local cloud's extension endpoints
 	signer     *v4.Signer
+}
+
+// tenantClient is one tenant's client and the credentials it signs with
+// (nil for NewWithAPI's fake).
+type tenantClient struct {
+	api   LambdaAPI
+	creds aws.CredentialsProvider
 }
 
 var _ providers.Functions = (*Provider)(nil)
 
 // NewFromConfig builds a provider from the standard configuration chain
-// (environment, shared config, Options.Profile). With an Endpoint, the
-// client uses it as BaseEndpoint and falls back to static credentials when
-// the chain has none, as the local cloud needs no real ones.
+// (environment, shared config, Options.Profile) or Options.Credentials:
+// the platform's own credentials. With an Endpoint, the clients and STS use
+// it as BaseEndpoint, and a chain without credentials falls back to dummy
+// ones, which LocalStack accepts (gust's local cloud refuses them).
 func NewFromConfig(ctx context.Context, o Options) (*Provider, error) {
-	cfg, err := awsconfig.Load(ctx, awsconfig.Options{Endpoint: o.Endpoint, Region: o.Region, Profile: o.Profile})
+	cfg, err := awsconfig.Load(ctx, awsconfig.Options{Endpoint: o.Endpoint, Region: o.Region, Profile: o.Profile, Credentials: o.Credentials})
 	if err != nil {
 		return nil, err
 	}
@@ -167,10 +179,6 @@ func New(cfg aws.Config, o Options) *Provider {
 	if o.Role == "" {
 		o.Role = DefaultRole
 	}
-	perTenant := o.Endpoint != ""
-	if o.TenantAccessKeys != nil {
-		perTenant = *o.TenantAccessKeys
-	}
 	clientOpts := func(lo *awslambda.Options) {
 		if o.Endpoint != "" {
 			lo.BaseEndpoint = aws.String(o.Endpoint)
@@ -179,23 +187,23 @@ func New(cfg aws.Config, o Options) *Provider {
 		// defaults mode), so those are kept.
 		lo.HTTPClient = inMemoryBodyClient{lo.HTTPClient}
 	}
-	p := &Provider{opts: o, cfg: cfg, perTenant: perTenant, httpClient: cfg.HTTPClient, signer: v4.NewSigner()}
+	p := &Provider{opts: o, cfg: cfg, tenants: awsconfig.Tenants{RoleARN: o.Roles, Own: o.Tenant},
+		httpClient: cfg.HTTPClient, signer: v4.NewSigner()}
 	if p.httpClient == nil {
 		p.httpClient = http.DefaultClient
 	}
-	p.newClient = func(tenant string) LambdaAPI {
-		c := cfg.Copy()
-		c.Credentials = aws.NewCredentialsCache(credentials.NewStaticCredentialsProvider(tenant, localSecret, ""))
-		return awslambda.NewFromConfig(c, clientOpts)
-	}
-	if !perTenant {
-		p.shared = awslambda.NewFromConfig(cfg, clientOpts)
+	p.newClient = func(tenant string) (*tenantClient, error) {
+		creds, err := p.tenants.Credentials(cfg, o.Endpoint, tenant)
+		if err != nil {
+			return nil, err
+		}
+		return &tenantClient{api: awslambda.NewFromConfig(awsconfig.TenantConfig(cfg, creds), clientOpts), creds: creds}, nil
 	}
 	return p
 }
 
-// NewWithAPI returns a provider whose every tenant uses api, for tests
-// with a fake LambdaAPI.
+// NewWithAPI returns a provider whose every served tenant (o.Tenant, and
+// those o.Roles has a role for) uses api, for tests with a fake LambdaAPI.
 func NewWithAPI(api LambdaAPI, o Options) *Provider {
 	if o.Role == "" {
 		o.Role = DefaultRole
@@ -203,7 +211,15 @@ func NewWithAPI(api LambdaAPI, o Options) *Provider {
 	if o.WaitTimeout <= 0 {
 		o.WaitTimeout = 5 * time.Minute
 	}
-	return &Provider{opts: o, shared: api, httpClient: http.DefaultClient, signer: v4.NewSigner()}
+	p := &Provider{opts: o, tenants: awsconfig.Tenants{RoleARN: o.Roles, Own: o.Tenant}, httpClient: http.DefaultClient, signer: v4.NewSigner()}
+	p.newClient = func(tenant string) (*tenantClient, error) {
+		if !p.tenants.Serves(tenant) {
+			_, err := p.tenants.Credentials(aws.Config{}, "", tenant) // the reason it does not
+			return nil, err
+		}
+		return &tenantClient{api: api}, nil
+	}
+	return p
 }
 
 // smallBodyBytes bounds the request bodies inMemoryBodyClient copies.
@@ -240,24 +256,43 @@ func noRetryOnThrottle(err error) aws.Ternary {
 
 // client returns the tenant's client. This is the one place tenancy is
 // decided.
-func (p *Provider) client(tenant string) (LambdaAPI, error) {
+func (p *Provider) client(ctx context.Context, tenant string) (LambdaAPI, error) {
+	tc, err := p.tenantClient(ctx, tenant)
+	if err != nil {
+		return nil, err
+	}
+	return tc.api, nil
+}
+
+// tenantClient returns the tenant's client, built on first use and kept,
+// after making sure its credentials are at hand: the role is assumed here
+// when the cache holds no fresh credentials, so a refused role is a typed
+// error (awsconfig.Retrieve) rather than an SDK signing failure.
+func (p *Provider) tenantClient(ctx context.Context, tenant string) (*tenantClient, error) {
 	if !validTenant(tenant) {
 		return nil, providers.NewInvalidError(fmt.Errorf("invalid tenant id %q: use 1 to 128 characters from [A-Za-z0-9_-]", tenant))
 	}
-	if !p.perTenant {
-		if p.opts.Tenant == "" {
-			return nil, providers.NewInvalidError(errors.New("this worker serves no tenant on AWS: start it with --tenant, the tenant its AWS account belongs to"))
+	v, ok := p.clients.Load(tenant)
+	if !ok {
+		tc, err := p.newClient(tenant)
+		if err != nil {
+			return nil, err
 		}
-		if tenant != p.opts.Tenant {
-			return nil, providers.NewNotFoundError(fmt.Errorf("tenant %s has no functions in this account", tenant))
+		v, _ = p.clients.LoadOrStore(tenant, tc)
+	}
+	tc := v.(*tenantClient)
+	if tc.creds == nil {
+		return tc, nil
+	}
+	if _, err := awsconfig.Retrieve(ctx, tc.creds, tenant); err != nil {
+		if providers.IsNotFound(err) || providers.IsInvalid(err) {
+			// Not kept: a tenant created later must work, and names
+			// nobody has must not accumulate clients.
+			p.clients.CompareAndDelete(tenant, tc)
 		}
-		return p.shared, nil
+		return nil, err
 	}
-	if c, ok := p.clients.Load(tenant); ok {
-		return c.(LambdaAPI), nil
-	}
-	c, _ := p.clients.LoadOrStore(tenant, p.newClient(tenant))
-	return c.(LambdaAPI), nil
+	return tc, nil
 }
 
 // Deploy creates the function, or updates its configuration and code if it
@@ -267,7 +302,7 @@ func (p *Provider) Deploy(ctx context.Context, spec providers.FunctionSpec) (pro
 	if err := validateSpec(spec); err != nil {
 		return providers.Function{}, err
 	}
-	c, err := p.client(spec.Tenant)
+	c, err := p.client(ctx, spec.Tenant)
 	if err != nil {
 		return providers.Function{}, err
 	}
@@ -380,7 +415,7 @@ func (p *Provider) waitUpdated(ctx context.Context, c LambdaAPI, name string) er
 
 // Get returns NotFoundError if the tenant has no such function.
 func (p *Provider) Get(ctx context.Context, tenant, name string) (providers.Function, error) {
-	c, err := p.client(tenant)
+	c, err := p.client(ctx, tenant)
 	if err != nil {
 		return providers.Function{}, err
 	}
@@ -399,7 +434,7 @@ func (p *Provider) Get(ctx context.Context, tenant, name string) (providers.Func
 // function is read with GetFunction (a few at a time); one deleted in
 // between is left out.
 func (p *Provider) List(ctx context.Context, tenant string) ([]providers.Function, error) {
-	c, err := p.client(tenant)
+	c, err := p.client(ctx, tenant)
 	if err != nil {
 		return nil, err
 	}
@@ -450,7 +485,7 @@ func (p *Provider) List(ctx context.Context, tenant string) ([]providers.Functio
 
 // Delete returns NotFoundError if the tenant has no such function.
 func (p *Provider) Delete(ctx context.Context, tenant, name string) error {
-	c, err := p.client(tenant)
+	c, err := p.client(ctx, tenant)
 	if err != nil {
 		return err
 	}
@@ -468,7 +503,7 @@ func (p *Provider) Delete(ctx context.Context, tenant, name string) error {
 // error document) and a *providers.FunctionError, so callers can record
 // where the failure happened.
 func (p *Provider) Invoke(ctx context.Context, in providers.InvokeInput) (providers.InvokeResult, error) {
-	c, err := p.client(in.Tenant)
+	c, err := p.client(ctx, in.Tenant)
 	if err != nil {
 		return providers.InvokeResult{}, err
 	}
@@ -479,8 +514,13 @@ func (p *Provider) Invoke(ctx context.Context, in providers.InvokeInput) (provid
 	if in.SubTenant != "" {
 		input.TenantId = aws.String(in.SubTenant)
 	}
+	if in.Qualifier != "" {
+		input.Qualifier = aws.String(in.Qualifier)
+	}
 	if in.Async {
 		input.InvocationType = types.InvocationTypeEvent
+	} else if in.LogTail {
+		input.LogType = types.LogTypeTail
 	}
 	var opts []func(*awslambda.Options)
 	if in.RequestID != "" && validRequestID(in.RequestID) {
@@ -492,7 +532,7 @@ func (p *Provider) Invoke(ctx context.Context, in providers.InvokeInput) (provid
 	if err != nil {
 		return providers.InvokeResult{}, fmt.Errorf("invoking %s, %w", in.Function, mapError(err))
 	}
-	res := providers.InvokeResult{Payload: out.Payload, Duration: dur}
+	res := providers.InvokeResult{Payload: out.Payload, Duration: dur, LogTail: logTail(out.LogResult), ExecutedVersion: aws.ToString(out.ExecutedVersion)}
 	if raw, ok := awsmiddleware.GetRawResponse(out.ResultMetadata).(*smithyhttp.Response); ok {
 		res.EnvironmentID = raw.Header.Get(headerEnvironmentID)
 		res.ColdStart = raw.Header.Get(headerColdStart) == "true"
@@ -501,6 +541,23 @@ func (p *Provider) Invoke(ctx context.Context, in providers.InvokeInput) (provid
 		return res, parseFunctionError(out.Payload, aws.ToString(out.FunctionError))
 	}
 	return res, nil
+}
+
+// logTail decodes Invoke's LogResult (base64 of the log's last 4 KB). A
+// result that does not decode is dropped rather than failing an invocation
+// that ran; one over the limit keeps its end.
+func logTail(b64 *string) string {
+	if b64 == nil || *b64 == "" {
+		return ""
+	}
+	b, err := base64.StdEncoding.DecodeString(*b64)
+	if err != nil {
+		return ""
+	}
+	if len(b) > providers.MaxLogTailBytes {
+		b = b[len(b)-providers.MaxLogTailBytes:]
+	}
+	return string(b)
 }
 
 // parseFunctionError reads Lambda's error document,
@@ -578,7 +635,8 @@ func (p *Provider) extension(ctx context.Context, tenant, name, suffix string, q
 	if p.opts.Endpoint == "" {
 		return nil, providers.ErrUnsupported
 	}
-	if _, err := p.client(tenant); err != nil {
+	tc, err := p.tenantClient(ctx, tenant)
+	if err != nil {
 		return nil, err
 	}
 	if !validName(name) {
@@ -592,7 +650,10 @@ func (p *Provider) extension(ctx context.Context, tenant, name, suffix string, q
 	if err != nil {
 		return nil, fmt.Errorf("building %s request, %w", suffix, err)
 	}
-	creds, err := p.credentials(ctx, tenant)
+	if tc.creds == nil {
+		return nil, errors.New("no aws credentials configured")
+	}
+	creds, err := awsconfig.Retrieve(ctx, tc.creds, tenant)
 	if err != nil {
 		return nil, err
 	}
@@ -621,20 +682,6 @@ func (p *Provider) extension(ctx context.Context, tenant, name, suffix string, q
 			Code: resp.Header.Get("X-Amzn-Errortype"), Message: doc.Message}))
 	}
 	return body, nil
-}
-
-func (p *Provider) credentials(ctx context.Context, tenant string) (aws.Credentials, error) {
-	if p.perTenant {
-		return aws.Credentials{AccessKeyID: tenant, SecretAccessKey: localSecret, Source: "gust"}, nil
-	}
-	if p.cfg.Credentials == nil {
-		return aws.Credentials{}, errors.New("no aws credentials configured")
-	}
-	creds, err := p.cfg.Credentials.Retrieve(ctx)
-	if err != nil {
-		return aws.Credentials{}, fmt.Errorf("retrieving credentials, %w", err)
-	}
-	return creds, nil
 }
 
 func (p *Provider) region() string {
@@ -671,8 +718,13 @@ func mapError(err error) error {
 		return providers.NewThrottledError(err)
 	case "InvalidParameterValueException", "InvalidRequestContentException", "RequestEntityTooLargeException",
 		"RequestTooLargeException", "UnsupportedMediaTypeException", "CodeStorageExceededException",
-		"UnrecognizedClientException", "AccessDeniedException", "ValidationException":
+		"UnrecognizedClientException", "AccessDeniedException", "ValidationException",
+		"InvalidSignatureException", "MissingAuthenticationTokenException":
 		return providers.NewInvalidError(err)
+	case "AccessDenied":
+		// STS refused the tenant's role while the SDK renewed its
+		// credentials mid-call: the tenant is gone.
+		return providers.NewNotFoundError(err)
 	}
 	return err
 }

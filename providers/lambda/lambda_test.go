@@ -20,11 +20,13 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/gust-dev/gust/localcloud"
 	lc "github.com/gust-dev/gust/localcloud/lambda"
 	"github.com/gust-dev/gust/localcloud/lambda/lambdatest"
 	"github.com/gust-dev/gust/localcloud/lambda/sample"
 	"github.com/gust-dev/gust/providers"
 	"github.com/gust-dev/gust/providers/lambda"
+	"github.com/gust-dev/gust/tenants"
 )
 
 var echoBinary []byte
@@ -49,22 +51,46 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func newLocal(t testing.TB, mod func(*lc.Config)) (*lambda.Provider, string) {
+// localTenants are the tenants startLocal registers.
+var localTenants = []string{"acme", "globex"}
+
+// startLocal starts the whole local cloud (SigV4 on every call, STS,
+// accounts) with the tenants localTenants, its Lambda service configured
+// by mod.
+func startLocal(t testing.TB, mod func(*lc.Config)) *localcloud.Server {
 	t.Helper()
-	cfg := lc.Config{StateDir: t.TempDir()}
+	cfg := localcloud.Config{StateDir: t.TempDir()}
 	if mod != nil {
-		mod(&cfg)
+		mod(&cfg.Lambda)
 	}
-	cloud, err := lc.Open(cfg)
+	srv, err := localcloud.Start(cfg)
 	require.NoError(t, err)
-	srv := httptest.NewServer(cloud)
-	t.Cleanup(func() {
-		srv.Close()
-		cloud.Close()
-	})
-	p := lambda.New(aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("x", "y", "")},
-		lambda.Options{Endpoint: srv.URL})
-	return p, srv.URL
+	t.Cleanup(func() { srv.Close() })
+	for _, tenant := range localTenants {
+		_, err := srv.Registry().Create(context.Background(), tenant)
+		require.NoError(t, err)
+	}
+	return srv
+}
+
+// platformProvider is a provider as gust's worker builds it for the local
+// cloud: it signs with the platform principal's key and assumes each
+// tenant's platform role. hc, when set, carries its HTTP requests.
+func platformProvider(t testing.TB, srv *localcloud.Server, hc aws.HTTPClient) *lambda.Provider {
+	t.Helper()
+	key, err := srv.Registry().PlatformCredentials(context.Background())
+	require.NoError(t, err)
+	cfg := aws.Config{Region: "us-east-1", HTTPClient: hc,
+		Credentials: credentials.NewStaticCredentialsProvider(key.AccessKeyID, key.SecretAccessKey, "")}
+	return lambda.New(cfg, lambda.Options{Endpoint: srv.Endpoint(), Roles: platformRoles})
+}
+
+func platformRoles(tenant string) (string, bool) { return tenants.PlatformRoleARN(tenant), true }
+
+func newLocal(t testing.TB, mod func(*lc.Config)) (*lambda.Provider, *localcloud.Server) {
+	t.Helper()
+	srv := startLocal(t, mod)
+	return platformProvider(t, srv, nil), srv
 }
 
 // memoryLimitsHere reports whether a local cloud on this machine enforces
@@ -240,7 +266,7 @@ func TestBadInputIsInvalid(t *testing.T) {
 func TestThrottlingIsTypedAndNotRetried(t *testing.T) {
 	// Plain processes: the gate is a file of the test's, which a sandbox
 	// would not see. Throttling does not depend on the isolation.
-	p, url := newLocal(t, func(c *lc.Config) { c.Isolation = lc.IsolationNone })
+	p, srv := newLocal(t, func(c *lc.Config) { c.Isolation = lc.IsolationNone })
 	ctx := context.Background()
 	deploy(t, p, "acme", "echo", func(s *providers.FunctionSpec) { s.MaxEnvsPerSubTenant = 1 })
 
@@ -261,8 +287,7 @@ func TestThrottlingIsTypedAndNotRetried(t *testing.T) {
 	// Count the HTTP requests a throttled invoke makes: exactly one.
 	var calls int
 	var mu sync.Mutex
-	counting := lambda.New(aws.Config{Region: "us-east-1", HTTPClient: countingClient{&calls, &mu}},
-		lambda.Options{Endpoint: url})
+	counting := platformProvider(t, srv, countingClient{&calls, &mu})
 	_, err := counting.Invoke(ctx, providers.InvokeInput{Tenant: "acme", Function: "echo", SubTenant: "s"})
 	assert.True(t, providers.IsTooManyRequests(err), "%v", err)
 	mu.Lock()
@@ -292,7 +317,7 @@ func TestExtensionsUnsupportedOutsideTheLocalCloud(t *testing.T) {
 		w.WriteHeader(http.StatusNotFound)
 	}))
 	defer other.Close()
-	p := lambda.New(awsConfig(), lambda.Options{Endpoint: other.URL})
+	p := lambda.New(awsConfig(), lambda.Options{Endpoint: other.URL, Tenant: "acme"})
 	_, err = p.Environments(context.Background(), "acme", "f")
 	assert.ErrorIs(t, err, providers.ErrUnsupported)
 	_, err = p.Logs(context.Background(), "acme", "f", "s")
@@ -329,9 +354,12 @@ type countingClient struct {
 	mu *sync.Mutex
 }
 
+// Do counts Lambda requests (not the STS call that assumes the role).
 func (c countingClient) Do(r *http.Request) (*http.Response, error) {
 	c.mu.Lock()
-	*c.n++
+	if strings.HasPrefix(r.URL.Path, "/2015-03-31/") {
+		*c.n++
+	}
 	c.mu.Unlock()
 	return http.DefaultClient.Do(r)
 }
