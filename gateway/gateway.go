@@ -71,6 +71,12 @@ const (
 	EventDeadline      = time.Hour
 )
 
+// RequestResponseDeadline is the InvokeInput.Deadline the gateway gives a
+// RequestResponse invocation with this max wait.
+func RequestResponseDeadline(maxWait time.Duration) time.Duration {
+	return maxWait + maxFunctionTimeout + runMargin
+}
+
 // gateway is the http.Handler New returns.
 type gateway struct {
 	cfg Config
@@ -295,7 +301,7 @@ func (g *gateway) parse(r *http.Request, who caller, raw string, body []byte) (i
 	switch inv.typ {
 	case TypeRequestResponse:
 		inv.in.MaxQueueWait = maxWait
-		inv.in.Deadline = maxWait + maxFunctionTimeout + runMargin
+		inv.in.Deadline = RequestResponseDeadline(maxWait)
 	case TypeEvent:
 		inv.in.EventRetries = workflows.MaxEventRetries
 		inv.in.EventRetryDelay = g.cfg.EventRetryDelay

@@ -35,6 +35,8 @@ alternates, --iterations times each:
   gateway sigv4  the same invocation through the gateway with aws-sdk-go-v2's
                  Lambda client, signed with the tenant's key
   gateway token  the same with a sub-tenant token (Authorization: Bearer)
+  direct, the gateway's input
+                 the input the gateway starts (with its queue bound), direct
 
 Alternating puts both paths under the same conditions. The gateway adds one
 HTTP round trip on loopback, the SDK's signing and the gateway's
@@ -128,6 +130,18 @@ func runBenchGateway(c *cli.Context) error {
 		}
 		return time.Since(start), err
 	}
+	// The input the gateway starts, started directly: tells the cost of
+	// its options (the queue bound) from the cost of the front door.
+	directAsGateway := func() (time.Duration, error) {
+		in := workflows.InvokeInput{RequestID: uuid.NewString(), Tenant: tenant, Function: fn, SubTenant: sub, Payload: payload,
+			MaxQueueWait: gateway.DefaultMaxWait, Deadline: gateway.RequestResponseDeadline(gateway.DefaultMaxWait)}
+		start := time.Now()
+		res, err := invokeFunction(ctx, p.client, in, true)
+		if err == nil && res.FunctionError != nil {
+			err = fmt.Errorf("function error %s: %s", res.FunctionError.Type, res.FunctionError.Message)
+		}
+		return time.Since(start), err
+	}
 	viaSigV4 := func() (time.Duration, error) {
 		start := time.Now()
 		out, err := sdk.Invoke(ctx, &awslambda.InvokeInput{FunctionName: aws.String(fn), TenantId: aws.String(sub), Payload: payload})
@@ -159,7 +173,8 @@ func runBenchGateway(c *cli.Context) error {
 	paths := []struct {
 		name string
 		run  func() (time.Duration, error)
-	}{{"direct InvokeWorkflow", direct}, {"gateway, SigV4 (aws-sdk-go-v2)", viaSigV4}, {"gateway, bearer token", viaToken}}
+	}{{"direct InvokeWorkflow", direct}, {"gateway, SigV4 (aws-sdk-go-v2)", viaSigV4}, {"gateway, bearer token", viaToken},
+		{"direct, the gateway's input", directAsGateway}}
 	fmt.Fprintln(progress, "warming up...")
 	for i := 0; i < 30; i++ {
 		for _, path := range paths {

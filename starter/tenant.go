@@ -403,13 +403,17 @@ func runTenantToken(c *cli.Context) error {
 		return err
 	}
 	defer reg.Close()
-	issued := time.Now()
 	tok, err := reg.IssueToken(c.Context, name, sub, fn, ttl)
 	if err != nil {
 		return registryFailure(err)
 	}
-	// The token carries whole seconds; report the expiry it will have.
-	expires := issued.Truncate(time.Second).Add(ttl)
+	// Verify it as the gateway will, which also reads back the expiry it
+	// carries (whole seconds).
+	claims, err := reg.VerifyToken(c.Context, tok)
+	if err != nil {
+		return failed(fmt.Sprintf("the token just issued does not verify: %v", err))
+	}
+	expires := claims.Expires
 	if asJSON {
 		return printJSON(c.App.Writer, struct {
 			Tenant    string    `json:"tenant"`

@@ -42,7 +42,7 @@ account belongs to (single-account mode).`,
 			&cli.IntFlag{Name: "metrics-port", Value: 9090, Usage: "Prometheus /metrics port (0 turns it off)"},
 			&cli.StringFlag{Name: "identity", Usage: "worker identity shown in the Web UI (default pid@host)"},
 			&cli.StringFlag{Name: "tenant", EnvVars: []string{"GUST_TENANT"}, Usage: "on AWS (no --endpoint): the function tenant the worker's own account belongs to (single-account mode)"},
-			&cli.GenericFlag{Name: "tenant-role", Value: &rawList{}, Usage: "`TENANT=ROLE_ARN`: act for TENANT by assuming ROLE_ARN (repeatable; with --endpoint it overrides the tenant's platform role)"},
+			&cli.GenericFlag{Name: "tenant-role", Value: &rawList{}, Usage: "act for a tenant by assuming a role in its account, as `TENANT=ROLE_ARN` (repeatable; with --endpoint it overrides the tenant's platform role)"},
 		),
 		Action: runWorker,
 	}

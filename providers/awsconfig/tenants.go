@@ -150,6 +150,10 @@ func Retrieve(ctx context.Context, creds aws.CredentialsProvider, tenant string)
 	if errors.As(err, &re) && re.HTTPStatusCode() >= 500 {
 		return aws.Credentials{}, fmt.Errorf("assuming the role of tenant %s, %w", tenant, err)
 	}
+	if authFailureCodes[code] || code == "MissingAuthenticationToken" {
+		return aws.Credentials{}, providers.NewInvalidError(fmt.Errorf(
+			"assuming the role of tenant %s: the cloud rejected the worker's own key (is it the platform's? gust dev writes it to <state-dir>/platform-credentials), %w", tenant, err))
+	}
 	return aws.Credentials{}, providers.NewInvalidError(fmt.Errorf("assuming the role of tenant %s, %w", tenant, err))
 }
 
