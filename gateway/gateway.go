@@ -109,7 +109,7 @@ type caller struct {
 func (g *gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	raw, ok := functionPath(r)
 	if !ok || r.Method != http.MethodPost {
-		g.fail(w, "", errorf(http.StatusNotFound, codeUnknownOperation, "unknown operation "+r.Method+" "+r.URL.Path))
+		g.fail(w, "", errorf(http.StatusNotFound, codeUnknownOperation, fmt.Sprintf("unknown operation %.10s %.200q", r.Method, r.URL.Path)))
 		return
 	}
 	body, apiErr := readBody(r)
@@ -127,7 +127,7 @@ func (g *gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.fail(w, inv.in.RequestID, apiErr)
 		return
 	}
-	g.invoke(w, r, who, inv)
+	g.invoke(w, r, inv)
 }
 
 // fail writes e with the request id, a new one if the call has none yet,
@@ -279,7 +279,7 @@ func (g *gateway) parse(r *http.Request, who caller, raw string, body []byte) (i
 		if err := workflows.ValidateRequestID(key); err != nil {
 			return inv, errorf(http.StatusBadRequest, codeInvalidParameter, HeaderIdempotencyKey+": "+strings.Replace(err.Error(), "request id", "key", 1))
 		}
-		requestID, inv.keyed = idempotentRequestID(sub, key), true
+		requestID, inv.keyed = idempotentRequestID(who.tenant, fn.name, sub, key), true
 	}
 	var payload json.RawMessage // nil, not empty, without a body: it encodes as null, sent as {}
 	if len(body) > 0 {
@@ -337,7 +337,7 @@ func (g *gateway) tokenScope(who caller, function string, sub *string) *apiError
 }
 
 // invoke starts the invocation and answers it.
-func (g *gateway) invoke(w http.ResponseWriter, r *http.Request, who caller, inv invocation) {
+func (g *gateway) invoke(w http.ResponseWriter, r *http.Request, inv invocation) {
 	in := inv.in
 	opts := client.StartWorkflowOptions{
 		ID:        workflows.InvokeWorkflowID(in.Tenant, in.Function, in.RequestID),

@@ -440,6 +440,12 @@ func TestIdempotencyKey(t *testing.T) {
 	require.Equal(t, enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY, first.opts.WorkflowIDReusePolicy)
 	require.False(t, first.opts.WorkflowExecutionErrorWhenAlreadyStarted)
 	require.NoError(t, workflows.ValidateRequestID(first.in.RequestID))
+
+	// Workflow ids alone do not keep tenant a's function b-c apart from
+	// tenant a-b's function c; the request id does.
+	require.Equal(t, workflows.InvokeWorkflowID("a", "b-c", "x"), workflows.InvokeWorkflowID("a-b", "c", "x"))
+	require.NotEqual(t, workflows.InvokeWorkflowID("a", "b-c", idempotentRequestID("a", "b-c", "s", "k")),
+		workflows.InvokeWorkflowID("a-b", "c", idempotentRequestID("a-b", "c", "s", "k")))
 }
 
 func TestTokens(t *testing.T) {

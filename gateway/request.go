@@ -140,13 +140,16 @@ func parseMaxWait(v string) (time.Duration, *apiError) {
 }
 
 // idempotentRequestID maps an idempotency key to the invocation's request
-// id, and so to its workflow id (workflows.InvokeWorkflowID adds tenant and
-// function). The sub-tenant is part of it: a sub-tenant holding a token
-// must not reach another sub-tenant's result by guessing its key. The id
-// is a hash (128 bits, hex), so keys of any allowed length fit the
-// workflow id and the same key always gives the same id.
-func idempotentRequestID(subTenant, key string) string {
-	sum := sha256.Sum256([]byte(subTenant + "\x00" + key))
+// id, and so to its workflow id. The tenant, function and sub-tenant are
+// part of it: a sub-tenant holding a token must not reach another
+// sub-tenant's result by guessing its key, and workflow ids alone do not
+// keep tenants apart (InvokeWorkflowID("a", "b-c", id) is
+// InvokeWorkflowID("a-b", "c", id): names may contain '-'). The id is a
+// hash (128 bits, hex), so keys of any allowed length fit the workflow id
+// and the same call always gives the same id. The parts are valid names
+// and ids, none of which holds a NUL, so the joined string is unambiguous.
+func idempotentRequestID(tenant, function, subTenant, key string) string {
+	sum := sha256.Sum256([]byte(tenant + "\x00" + function + "\x00" + subTenant + "\x00" + key))
 	return "idem-" + hex.EncodeToString(sum[:16])
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
 	"sort"
 	"strconv"
@@ -147,6 +148,9 @@ func gustWorkerProcess(t *testing.T, address, endpoint string, launchRate float6
 	t.Helper()
 	cmd := exec.Command(gustBinary(t), "worker", "--address", address, "--endpoint", endpoint,
 		"--launch-rate", strconv.FormatFloat(launchRate, 'f', -1, 64), "--metrics-port", strconv.Itoa(metricsPort))
+	// The worker is the platform principal: it finds the platform's key
+	// through the standard chain, as `gust dev` prints for its own.
+	cmd.Env = append(os.Environ(), "AWS_SHARED_CREDENTIALS_FILE="+platformCredentialsFile(t, endpoint), "AWS_PROFILE=gust-platform")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() {

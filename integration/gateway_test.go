@@ -14,8 +14,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -359,6 +361,63 @@ func TestGatewayAWSSDK(t *testing.T) {
 		require.Equal(t, "queue timeout", statuses[id])
 		require.Equal(t, "succeeded", rows[1]["status"])
 	})
+}
+
+// TestGatewayCommand runs `gust gateway` standalone against a gust dev's
+// Temporal and registry, and checks its usage errors.
+func TestGatewayCommand(t *testing.T) {
+	for _, args := range [][]string{
+		{"gateway", "--state-dir", t.TempDir()},
+		{"gateway", "--gateway-port", "70000"},
+		{"gateway", "--state-dir", ""},
+		{"gateway", "extra-arg"},
+	} {
+		stdout, stderr, code := gust(t, args...)
+		require.Equal(t, 2, code, "%v: stdout=%q stderr=%q", args, stdout, stderr)
+		require.Equal(t, 1, strings.Count(strings.TrimSpace(stderr), "\n")+1, "one line: %q", stderr)
+		require.True(t, strings.HasPrefix(stderr, "gust: "), stderr)
+	}
+	_, stderr, _ := gust(t, "gateway", "--state-dir", t.TempDir())
+	require.Contains(t, stderr, "no tenant registry at")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	e := startGatewayEnv(t)
+	port := freePort(t)
+	cmd := exec.Command(gustBinary(t), "gateway", "--address", e.dev.address, "--state-dir", e.state, "--gateway-port", strconv.Itoa(port))
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	url := "http://127.0.0.1:" + strconv.Itoa(port)
+	waitFor(t, 30*time.Second, "gust gateway starts", func() bool { return strings.Contains(out.String(), "gust gateway on "+url) })
+
+	sdk := tenantLambda(url, e.key.AccessKeyID, e.key.SecretAccessKey)
+	res, err := sdk.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("echo"), TenantId: aws.String("cust-standalone"),
+		Payload: []byte(`{"echo":"standalone"}`)})
+	require.NoError(t, err, out.String())
+	require.Equal(t, "cust-standalone", mustEcho(t, res).TenantID)
+
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, cmd.Wait(), "exits 0 on SIGTERM: %s", out.String())
+}
+
+// syncBuffer is a bytes.Buffer safe for a process's output and a reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func mustEcho(t *testing.T, out *lambda.InvokeOutput) sample.Response {

@@ -85,6 +85,19 @@ func platformCredentials(t *testing.T, endpoint string) aws.CredentialsProvider 
 	return credentials.NewStaticCredentialsProvider(sc.Credentials.AccessKeyID, sc.Credentials.SecretAccessKey, "")
 }
 
+// platformCredentialsFile writes the platform key of the cloud at endpoint
+// to a shared-credentials file under profile gust-platform, for a worker
+// process.
+func platformCredentialsFile(t *testing.T, endpoint string) string {
+	t.Helper()
+	creds, err := platformCredentials(t, endpoint).Retrieve(context.Background())
+	require.NoError(t, err)
+	path := filepath.Join(t.TempDir(), "platform-credentials")
+	body := "[gust-platform]\naws_access_key_id = " + creds.AccessKeyID + "\naws_secret_access_key = " + creds.SecretAccessKey + "\n"
+	require.NoError(t, os.WriteFile(path, []byte(body), 0o600))
+	return path
+}
+
 func platformRoles(tenant string) (string, bool) { return tenants.PlatformRoleARN(tenant), true }
 
 // startGustWorker runs gust's real worker in-process, its providers talking
@@ -132,21 +145,37 @@ func runFleet(ctx context.Context, t *testing.T, c client.Client, in workflows.L
 // leaks.
 func fleetInstances(ctx context.Context, t *testing.T, endpoint, fleetID string) []providers.Instance {
 	t.Helper()
-	got, err := tenantCompute(ctx, t, endpoint).Describe(ctx, providers.InstanceFilter{
-		Tags:   map[string]string{providers.FleetTagKey: fleetID},
-		States: []string{providers.StatePending, providers.StateRunning},
-	})
-	require.NoError(t, err)
-	return got
+	// The test's calls share the account's request bucket with the
+	// worker's, so a throttled call is waited out, not a failure.
+	c := tenantCompute(ctx, t, endpoint)
+	for {
+		got, err := c.Describe(ctx, providers.InstanceFilter{
+			Tags:   map[string]string{providers.FleetTagKey: fleetID},
+			States: []string{providers.StatePending, providers.StateRunning},
+		})
+		if providers.IsThrottled(err) && ctx.Err() == nil {
+			time.Sleep(250 * time.Millisecond)
+			continue
+		}
+		require.NoError(t, err)
+		return got
+	}
 }
 
 // allFleetInstances lists every instance with the fleet's tag, terminated
 // ones included.
 func allFleetInstances(ctx context.Context, t *testing.T, endpoint, fleetID string) []providers.Instance {
 	t.Helper()
-	got, err := tenantCompute(ctx, t, endpoint).Describe(ctx, providers.InstanceFilter{Tags: map[string]string{providers.FleetTagKey: fleetID}})
-	require.NoError(t, err)
-	return got
+	c := tenantCompute(ctx, t, endpoint)
+	for {
+		got, err := c.Describe(ctx, providers.InstanceFilter{Tags: map[string]string{providers.FleetTagKey: fleetID}})
+		if providers.IsThrottled(err) && ctx.Err() == nil {
+			time.Sleep(250 * time.Millisecond)
+			continue
+		}
+		require.NoError(t, err)
+		return got
+	}
 }
 
 var (

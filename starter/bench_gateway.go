@@ -58,7 +58,12 @@ type benchGatewayResult struct {
 	// direct one.
 	AddedP50MS float64 `json:"added_p50_ms"`
 	AddedP99MS float64 `json:"added_p99_ms"`
-	Isolation  string  `json:"isolation"`
+	// PairedP50MS is the median of the per-iteration differences, gateway
+	// (SigV4) call minus the direct call just before it: robust to load
+	// that drifts during the run, which moves both alike.
+	PairedP50MS      float64 `json:"paired_p50_ms"`
+	PairedTokenP50MS float64 `json:"paired_token_p50_ms"`
+	Isolation        string  `json:"isolation"`
 }
 
 func runBenchGateway(c *cli.Context) error {
@@ -200,6 +205,14 @@ func runBenchGateway(c *cli.Context) error {
 	}
 	res.AddedP50MS = res.Series[1].P50MS - res.Series[0].P50MS
 	res.AddedP99MS = res.Series[1].P99MS - res.Series[0].P99MS
+	paired := func(j int) float64 {
+		d := make([]time.Duration, iters)
+		for i := range d {
+			d[i] = samples[j][i] - samples[0][i]
+		}
+		return ms(percentile(d, 50))
+	}
+	res.PairedP50MS, res.PairedTokenP50MS = paired(1), paired(2)
 	if asJSON {
 		return printJSON(c.App.Writer, res)
 	}
@@ -214,5 +227,6 @@ func runBenchGateway(c *cli.Context) error {
 		return err
 	}
 	fmt.Fprintf(out, "\nthe gateway adds %.2f ms at p50 and %.2f ms at p99 (SigV4 series minus direct)\n", res.AddedP50MS, res.AddedP99MS)
+	fmt.Fprintf(out, "median paired difference, call by call: SigV4 %.2f ms, bearer token %.2f ms\n", res.PairedP50MS, res.PairedTokenP50MS)
 	return nil
 }

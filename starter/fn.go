@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -321,7 +322,16 @@ func runFnInvoke(c *cli.Context) error {
 	}
 	out := c.App.Writer
 	if asJSON {
-		if err := printJSON(out, res); err != nil {
+		// The documented fields only: the workflow's result carries more
+		// (the log tail and executed version the gateway answers with).
+		view := struct {
+			Payload       json.RawMessage              `json:"payload"`
+			EnvironmentID string                       `json:"environment_id"`
+			ColdStart     bool                         `json:"cold_start"`
+			DurationMS    int64                        `json:"duration_ms"`
+			FunctionError *workflows.FunctionErrorInfo `json:"function_error,omitempty"`
+		}{res.Payload, res.EnvironmentID, res.ColdStart, res.DurationMS, res.FunctionError}
+		if err := printJSON(out, view); err != nil {
 			return err
 		}
 	} else if res.FunctionError == nil {
