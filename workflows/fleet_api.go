@@ -67,6 +67,15 @@ const (
 	CancelSignal = "cancel"
 )
 
+// Memo fields a starter sets on a fleet's workflow, so listings show them
+// without a query (the tenant's is MemoTenant). The workflow keeps
+// MemoTarget current when it is scaled.
+const (
+	MemoMin          = "min"
+	MemoTarget       = "target"
+	MemoInstanceType = "instance_type"
+)
+
 // Fleet phases. The last four are also the terminal states of FleetResult.
 const (
 	PhaseValidating           = "validating"

@@ -1,0 +1,165 @@
+package workflows
+
+import (
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/gust-dev/gust/activities"
+)
+
+// The watcher: the running-count poll that measures time to min and
+// target, the epochs that say whether a count is fresh, and the adoption of
+// instances whose launch never reported them.
+
+// watcher is the poll loop's state.
+type watcher struct {
+	// epoch counts launch and terminate results; a running count is fresh
+	// (obsEpoch == epoch) only if none landed since it was scheduled.
+	epoch, obsEpoch int
+	// adopting is set while the watcher looks for instances no launch
+	// reported; the fleet can't be done while it does.
+	adopting bool
+	// stop ends the loop; idle says it waits the long interval, in which
+	// poke ends the wait early.
+	stop, idle, poke bool
+	cancel           workflow.CancelFunc
+}
+
+// startWatcher polls the running count: every PollInterval while anything
+// is launching or booting, every IdlePollInterval otherwise. Time to min is
+// the first poll that sees Min running.
+func (f *fleet) startWatcher(ctx workflow.Context) {
+	wctx, cancel := workflow.WithCancel(ctx)
+	f.w.cancel = cancel
+	workflow.Go(wctx, func(ctx workflow.Context) {
+		var a *activities.Fleet
+		actx := workflow.WithActivityOptions(ctx, countOptions())
+		in := activities.CountRunningInput{Tenant: f.in.Tenant, FleetID: f.in.FleetID, RunTag: f.st.Origin}
+		for !f.w.stop && ctx.Err() == nil {
+			epoch, quiet := f.w.epoch, f.launchesSettled()
+			f.activitiesThisRun++
+			var res activities.CountRunningResult
+			began := workflow.Now(ctx)
+			err := workflow.ExecuteActivity(actx, a.CountRunning, in).Get(ctx, &res)
+			took := workflow.Now(ctx).Sub(began)
+			if err == nil {
+				f.st.Running, f.st.Pending, f.st.Gone = res.Running, res.Pending, res.Total-res.Running-res.Pending
+				f.w.obsEpoch = epoch
+				if f.st.MinReachedAt.IsZero() && res.Running >= f.in.Min {
+					f.st.MinReachedAt = workflow.Now(ctx)
+				}
+				f.changed = true
+				if quiet && f.launchesSettled() && epoch == f.w.epoch && res.Running+res.Pending > len(f.st.InstanceIDs) {
+					// Set before the fill loop can see this count: the
+					// running instances it counts include the orphans.
+					f.w.adopting = true
+					f.adoptOrphans(ctx)
+					f.w.adopting = false
+					f.changed = true
+				}
+			} else if ctx.Err() == nil {
+				f.log.Warn("counting running instances failed", "Error", err)
+			}
+			if f.w.stop || ctx.Err() != nil {
+				return
+			}
+			interval := f.tune.IdlePollInterval
+			if f.busy() {
+				// A count of a large fleet is a heavy DescribeInstances;
+				// waiting at least twice its duration keeps polling under
+				// a third of the cloud's and the worker's time.
+				interval = max(f.tune.PollInterval, 2*took)
+			}
+			f.w.idle, f.w.poke = interval > f.tune.PollInterval, false
+			_, _ = workflow.AwaitWithOptions(ctx, workflow.AwaitOptions{
+				Timeout:      interval,
+				TimerOptions: workflow.TimerOptions{Summary: "next running count"},
+			}, func() bool { return f.w.stop || f.w.poke })
+			f.w.idle = false
+		}
+	})
+}
+
+// launchesSettled reports whether every launch the fleet made has
+// reported: no burst chunk or fill round is in flight, and no cancel is
+// under way. Only then does the cloud hold no instance of the fleet that a
+// launch is still about to report.
+func (f *fleet) launchesSettled() bool {
+	return f.st.BurstDone && f.flight.total() == 0 && f.cancelReq == nil
+}
+
+// adoptOrphans is called when a count, taken while launches were settled,
+// found more live instances with the fleet's tags than the fleet knows of.
+// They come from a launch whose response was lost and whose retries gave
+// up (a burst chunk past its schedule-to-close timeout): EC2 launched them,
+// nobody reported them. The fleet adopts them instead of leaking them; if
+// that puts it over target, the fill loop terminates the newest, as for a
+// scale down.
+func (f *fleet) adoptOrphans(ctx workflow.Context) {
+	// Workflows started before adoption existed never scheduled this
+	// activity; replaying their histories must not either.
+	if workflow.GetVersion(ctx, versionAdoptOrphans, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return
+	}
+	var a *activities.Fleet
+	actx := workflow.WithActivityOptions(ctx, controlOptions("find instances no launch reported"))
+	epoch := f.w.epoch
+	f.activitiesThisRun++
+	var res activities.ListFleetResult
+	err := workflow.ExecuteActivity(actx, a.ListFleetInstances, activities.ListFleetInput{Tenant: f.in.Tenant, FleetID: f.in.FleetID, RunTag: f.st.Origin}).Get(ctx, &res)
+	if err != nil {
+		if ctx.Err() == nil {
+			f.log.Warn("listing the fleet's instances failed; the next count looks again", "Error", err)
+		}
+		return
+	}
+	if epoch != f.w.epoch || !f.launchesSettled() {
+		return // a launch started or landed meanwhile: its instances may be in the list
+	}
+	known := make(map[string]bool, len(f.st.InstanceIDs))
+	for _, id := range f.st.InstanceIDs {
+		known[id] = true
+	}
+	var orphans []string
+	for _, id := range res.IDs { // a slice, in the cloud's order: deterministic
+		if !known[id] && !f.terminatedHere[id] {
+			orphans = append(orphans, id)
+		}
+	}
+	if len(orphans) == 0 {
+		return
+	}
+	f.log.Warn("adopting instances whose launch never reported them", "Count", len(orphans))
+	f.st.Adopted += len(orphans)
+	f.addInstances(orphans)
+	f.changed = true
+}
+
+// addInstances records launched (or adopted) instances, newest last.
+func (f *fleet) addInstances(ids []string) {
+	if len(ids) == 0 {
+		return
+	}
+	f.st.InstanceIDs = append(f.st.InstanceIDs, ids...)
+	f.w.epoch++
+	f.pokeWatcher()
+}
+
+// busy reports whether instances are launching or booting.
+func (f *fleet) busy() bool {
+	return f.flight.total() > 0 || f.w.obsEpoch != f.w.epoch ||
+		f.st.Pending > 0 || f.st.Running < len(f.st.InstanceIDs)
+}
+
+// pokeWatcher ends an idle wait between polls early.
+func (f *fleet) pokeWatcher() {
+	if f.w.idle {
+		f.w.poke = true
+	}
+}
+
+func (f *fleet) stopWatcher() {
+	f.w.stop = true
+	if f.w.cancel != nil {
+		f.w.cancel()
+	}
+}
