@@ -10,6 +10,9 @@ require (
 require (
 	github.com/elastic/go-seccomp-bpf v1.6.0 // indirect
 	github.com/golang-jwt/jwt/v5 v5.3.1 // indirect
+	go.temporal.io/sdk/contrib/tools/workflowcheck v0.6.0 // indirect
+	golang.org/x/tools v0.51.0 // indirect
+	gopkg.in/yaml.v2 v2.4.0 // indirect
 )
 
 require (
@@ -315,4 +318,7 @@ require (
 	sigs.k8s.io/yaml v1.6.0 // indirect
 )
 
-tool github.com/go-task/task/v3/cmd/task
+tool (
+	github.com/go-task/task/v3/cmd/task
+	go.temporal.io/sdk/contrib/tools/workflowcheck
+)

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
-	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -13,107 +11,16 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/gust-dev/gust/providers"
+	"github.com/gust-dev/gust/providers/fake"
 )
 
-// memCompute is a small in-memory providers.Compute for the activity tests:
-// it de-duplicates Run by ClientToken and injects one-shot errors.
-type memCompute struct {
-	mu         sync.Mutex
-	instances  []providers.Instance
-	tokens     map[string][]providers.Instance
-	nextErr    error // returned once by the next call
-	runs       []providers.RunInput
-	terminated [][]string
-	cancelled  []string
-}
-
-var _ providers.Compute = (*memCompute)(nil)
-
-func newMemCompute() *memCompute { return &memCompute{tokens: map[string][]providers.Instance{}} }
-
-func (m *memCompute) takeErr() error {
-	err := m.nextErr
-	m.nextErr = nil
-	return err
-}
-
-func (m *memCompute) Reserve(_ context.Context, in providers.ReserveInput) (providers.Reservation, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if err := m.takeErr(); err != nil {
-		return providers.Reservation{}, err
-	}
-	return providers.Reservation{ID: "cr-1", InstanceType: in.InstanceType, Zone: in.Zones[0], Count: in.Count, Available: in.Count}, nil
-}
-
-func (m *memCompute) CancelReservation(_ context.Context, id string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if err := m.takeErr(); err != nil {
-		return err
-	}
-	m.cancelled = append(m.cancelled, id)
-	return nil
-}
-
-func (m *memCompute) Run(_ context.Context, in providers.RunInput) ([]providers.Instance, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.runs = append(m.runs, in)
-	if err := m.takeErr(); err != nil {
-		return nil, err
-	}
-	if got, ok := m.tokens[in.ClientToken]; ok {
-		return got, nil
-	}
-	var out []providers.Instance
-	for i := 0; i < in.MaxCount; i++ {
-		inst := providers.Instance{ID: fmt.Sprintf("i-%d", len(m.instances)+1), Zone: "zone-a", State: providers.StatePending, Tags: in.Tags}
-		m.instances = append(m.instances, inst)
-		out = append(out, inst)
-	}
-	m.tokens[in.ClientToken] = out
-	return out, nil
-}
-
-func (m *memCompute) Describe(_ context.Context, f providers.InstanceFilter) ([]providers.Instance, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if err := m.takeErr(); err != nil {
-		return nil, err
-	}
-	var out []providers.Instance
-	for _, inst := range m.instances {
-		ok := len(f.States) == 0 || slices.Contains(f.States, inst.State)
-		for k, v := range f.Tags {
-			ok = ok && inst.Tags[k] == v
-		}
-		if ok {
-			out = append(out, inst)
-		}
-	}
-	return out, nil
-}
-
-func (m *memCompute) Terminate(_ context.Context, ids []string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.terminated = append(m.terminated, slices.Clone(ids))
-	for _, id := range ids {
-		if !slices.ContainsFunc(m.instances, func(i providers.Instance) bool { return i.ID == id }) {
-			return providers.NewNotFoundError(errors.New("unknown " + id))
-		}
-	}
-	for i := range m.instances {
-		if slices.Contains(ids, m.instances[i].ID) {
-			m.instances[i].State = providers.StateTerminated
-		}
-	}
-	return nil
-}
-
-func (m *memCompute) InstanceTypes(context.Context) ([]string, error) {
-	return []string{"m5.large"}, nil
+// newCompute returns the shared fake cloud, offering m5.large only, with
+// instances that launch pending and are running once a Describe saw them.
+func newCompute() *fake.Compute {
+	c := fake.NewCompute()
+	c.SetCapacity("m5.large", fake.Unlimited)
+	c.PendingDescribes = 1
+	return c
 }
 
 func newActivityEnv(t *testing.T, a *Fleet) *testsuite.TestActivityEnvironment {
@@ -128,7 +35,7 @@ func launchInput(token string, n int) LaunchInput {
 }
 
 func TestLaunchIsIdempotentAndTagged(t *testing.T) {
-	c := newMemCompute()
+	c := newCompute()
 	a := &Fleet{Accounts: providers.OneAccount(c)}
 	env := newActivityEnv(t, a)
 
@@ -137,15 +44,14 @@ func TestLaunchIsIdempotentAndTagged(t *testing.T) {
 	var first LaunchResult
 	require.NoError(t, v.Get(&first))
 	require.Len(t, first.InstanceIDs, 3)
-	require.Equal(t, "zone-a", first.Zone)
 
 	v, err = env.ExecuteActivity(a.LaunchFill, launchInput("burst-0-x", 3))
 	require.NoError(t, err)
 	var again LaunchResult
 	require.NoError(t, v.Get(&again))
 	require.Equal(t, first.InstanceIDs, again.InstanceIDs, "same token, same instances")
-	require.Len(t, c.instances, 3)
-	for _, inst := range c.instances {
+	require.Len(t, c.Instances(), 3)
+	for _, inst := range c.Instances() {
 		require.Equal(t, "f1", inst.Tags[providers.FleetTagKey])
 		require.Equal(t, "x", inst.Tags["team"])
 	}
@@ -164,8 +70,8 @@ func TestLaunchErrorsAreTyped(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.typ, func(t *testing.T) {
-			c := newMemCompute()
-			c.nextErr = tc.err
+			c := newCompute()
+			c.FailNext(fake.MethodRun, tc.err)
 			a := &Fleet{Accounts: providers.OneAccount(c)}
 			env := newActivityEnv(t, a)
 			_, err := env.ExecuteActivity(a.LaunchFill, launchInput("fill-1-x", 1))
@@ -180,7 +86,8 @@ func TestLaunchErrorsAreTyped(t *testing.T) {
 }
 
 func TestLaunchRejectsBadInput(t *testing.T) {
-	a := &Fleet{Accounts: providers.OneAccount(newMemCompute())}
+	c := newCompute()
+	a := &Fleet{Accounts: providers.OneAccount(c)}
 	env := newActivityEnv(t, a)
 	in := launchInput("", 1)
 	_, err := env.ExecuteActivity(a.LaunchFill, in)
@@ -188,60 +95,66 @@ func TestLaunchRejectsBadInput(t *testing.T) {
 	require.ErrorAs(t, err, &appErr)
 	require.Equal(t, providers.ErrTypeInvalid, appErr.Type())
 	require.True(t, appErr.NonRetryable())
+	require.Zero(t, c.CallCount(fake.MethodRun), "bad input never reaches the cloud")
 }
 
 func TestReserveAndRelease(t *testing.T) {
-	c := newMemCompute()
+	c := fake.NewCompute()
+	c.SetCapacity("m5.large", 15)
 	a := &Fleet{Accounts: providers.OneAccount(c)}
 	env := newActivityEnv(t, a)
 	v, err := env.ExecuteActivity(a.ReserveCapacity, ReserveCapacityInput{FleetID: "f1", InstanceType: "m5.large", Zones: []string{"z1"}, Count: 10, ClientToken: "reserve-1-x"})
 	require.NoError(t, err)
 	var res ReserveCapacityResult
 	require.NoError(t, v.Get(&res))
-	require.Equal(t, ReserveCapacityResult{ReservationID: "cr-1", Zone: "z1", Count: 10}, res)
+	require.Equal(t, "z1", res.Zone)
+	require.Equal(t, 10, res.Count)
+	held, ok := c.Reservation(res.ReservationID)
+	require.True(t, ok)
+	require.Equal(t, "active", held.State)
+	require.Equal(t, 5, c.Capacity("m5.large"))
 
-	v, err = env.ExecuteActivity(a.ReleaseReservation, ReleaseReservationInput{ReservationID: "cr-1"})
+	_, err = env.ExecuteActivity(a.ReleaseReservation, ReleaseReservationInput{ReservationID: res.ReservationID})
 	require.NoError(t, err)
-	var rel ReleaseReservationResult
-	require.NoError(t, v.Get(&rel))
-	require.True(t, rel.Released)
+	held, _ = c.Reservation(res.ReservationID)
+	require.Equal(t, "cancelled", held.State)
+	require.Equal(t, 15, c.Capacity("m5.large"), "the unused capacity went back")
 
-	c.nextErr = providers.NewNotFoundError(errors.New("gone"))
-	v, err = env.ExecuteActivity(a.ReleaseReservation, ReleaseReservationInput{ReservationID: "cr-1"})
+	_, err = env.ExecuteActivity(a.ReleaseReservation, ReleaseReservationInput{ReservationID: "cr-gone"})
 	require.NoError(t, err, "a reservation that is already gone is fine")
-	require.NoError(t, v.Get(&rel))
-	require.False(t, rel.Released)
+	c.FailNext(fake.MethodCancelReservation, providers.NewThrottledError(errors.New("slow down")))
+	_, err = env.ExecuteActivity(a.ReleaseReservation, ReleaseReservationInput{ReservationID: res.ReservationID})
+	require.Equal(t, providers.ErrTypeThrottled, ErrorType(err), "other failures are reported")
 
-	c.nextErr = providers.NewInsufficientCapacityError(errors.New("full"))
-	_, err = env.ExecuteActivity(a.ReserveCapacity, ReserveCapacityInput{FleetID: "f1", InstanceType: "m5.large", Zones: []string{"z1"}, Count: 10, ClientToken: "reserve-2-x"})
+	_, err = env.ExecuteActivity(a.ReserveCapacity, ReserveCapacityInput{FleetID: "f1", InstanceType: "m5.large", Zones: []string{"z1"}, Count: 16, ClientToken: "reserve-2-x"})
 	require.Equal(t, providers.ErrTypeInsufficientCapacity, ErrorType(err))
 }
 
 func TestCountRunningAndTerminate(t *testing.T) {
-	c := newMemCompute()
+	c := newCompute()
 	a := &Fleet{Accounts: providers.OneAccount(c)}
 	env := newActivityEnv(t, a)
 	in := launchInput("burst-0-x", 4)
 	in.Tags = map[string]string{FleetRunTagKey: "run-1"}
-	_, err := env.ExecuteActivity(a.LaunchBurstChunk, in)
+	v, err := env.ExecuteActivity(a.LaunchBurstChunk, in)
 	require.NoError(t, err)
+	var run1 LaunchResult
+	require.NoError(t, v.Get(&run1))
 	other := launchInput("burst-0-y", 2)
 	other.Tags = map[string]string{FleetRunTagKey: "run-2"}
 	_, err = env.ExecuteActivity(a.LaunchBurstChunk, other)
 	require.NoError(t, err)
-	c.instances[0].State = providers.StateRunning
-	c.instances[1].State = providers.StateRunning
+	c.SetState(providers.StateRunning, run1.InstanceIDs[:2]...)
+	c.SetState(providers.StateTerminated, run1.InstanceIDs[3])
 
-	v, err := env.ExecuteActivity(a.CountRunning, CountRunningInput{FleetID: "f1", RunTag: "run-1"})
+	v, err = env.ExecuteActivity(a.CountRunning, CountRunningInput{FleetID: "f1", RunTag: "run-1"})
 	require.NoError(t, err)
 	var count CountRunningResult
 	require.NoError(t, v.Get(&count))
-	require.Equal(t, 2, count.Running)
-	require.Equal(t, 2, count.Pending)
-	require.Equal(t, 4, count.Total)
+	require.Equal(t, CountRunningResult{Running: 2, Pending: 1, Total: 4}, count)
 
 	// An unknown id does not stop the known ones from terminating.
-	v, err = env.ExecuteActivity(a.TerminateInstances, TerminateInput{IDs: []string{"i-1", "i-404"}})
+	v, err = env.ExecuteActivity(a.TerminateInstances, TerminateInput{IDs: []string{run1.InstanceIDs[0], "i-404"}})
 	require.NoError(t, err)
 	var term TerminateResult
 	require.NoError(t, v.Get(&term))
@@ -251,18 +164,18 @@ func TestCountRunningAndTerminate(t *testing.T) {
 	v, err = env.ExecuteActivity(a.TerminateFleet, TerminateFleetInput{FleetID: "f1", RunTag: "run-1"})
 	require.NoError(t, err)
 	require.NoError(t, v.Get(&term))
-	require.Equal(t, TerminateResult{Terminated: 3}, term)
-	for _, inst := range c.instances {
-		want := providers.StateTerminated
+	require.Equal(t, TerminateResult{Terminated: 2}, term)
+	for _, inst := range c.Instances() {
 		if inst.Tags[FleetRunTagKey] == "run-2" {
-			want = providers.StatePending
+			require.Equal(t, providers.StatePending, inst.State, inst.ID)
+		} else {
+			require.Equal(t, providers.StateTerminated, inst.State, inst.ID)
 		}
-		require.Equal(t, want, inst.State, inst.ID)
 	}
 }
 
 func TestCheckInstanceType(t *testing.T) {
-	a := &Fleet{Accounts: providers.OneAccount(newMemCompute())}
+	a := &Fleet{Accounts: providers.OneAccount(newCompute())}
 	env := newActivityEnv(t, a)
 	for typ, known := range map[string]bool{"m5.large": true, "x9.huge": false} {
 		v, err := env.ExecuteActivity(a.CheckInstanceType, CheckInstanceTypeInput{InstanceType: typ})
@@ -303,36 +216,23 @@ func TestProviderError(t *testing.T) {
 	require.Empty(t, ErrorType(plain))
 }
 
-// accountsMap serves each tenant from its own Compute; err, when set, is
-// what Compute returns for every tenant.
-type accountsMap struct {
-	m   map[string]providers.Compute
-	err error
-}
-
-func (a accountsMap) Compute(_ context.Context, tenant string) (providers.Compute, error) {
-	if a.err != nil {
-		return nil, a.err
-	}
-	c, ok := a.m[providers.TenantOrDefault(tenant)]
-	if !ok {
-		return nil, providers.NewNotFoundError(errors.New("no role for tenant " + tenant))
-	}
-	return c, nil
-}
-
 // TestEveryActivityActsInItsTenantsAccount runs each fleet activity for
 // tenant acme and checks that only acme's account saw the calls.
 func TestEveryActivityActsInItsTenantsAccount(t *testing.T) {
-	def, acme := newMemCompute(), newMemCompute()
-	a := &Fleet{Accounts: accountsMap{m: map[string]providers.Compute{providers.DefaultTenant: def, "acme": acme}}}
+	accounts := fake.NewAccounts()
+	def, acme := accounts.Add(providers.DefaultTenant), accounts.Add("acme")
+	def.SetCapacity("m5.large", fake.Unlimited)
+	acme.SetCapacity("m5.large", fake.Unlimited)
+	a := &Fleet{Accounts: accounts}
 	env := newActivityEnv(t, a)
 	const tenant = "acme"
 
 	_, err := env.ExecuteActivity(a.CheckInstanceType, CheckInstanceTypeInput{Tenant: tenant, InstanceType: "m5.large"})
 	require.NoError(t, err)
-	_, err = env.ExecuteActivity(a.ReserveCapacity, ReserveCapacityInput{Tenant: tenant, FleetID: "f1", InstanceType: "m5.large", Zones: []string{"z1"}, Count: 2, ClientToken: "reserve-1-x"})
+	v, err := env.ExecuteActivity(a.ReserveCapacity, ReserveCapacityInput{Tenant: tenant, FleetID: "f1", InstanceType: "m5.large", Zones: []string{"z1"}, Count: 2, ClientToken: "reserve-1-x"})
 	require.NoError(t, err)
+	var res ReserveCapacityResult
+	require.NoError(t, v.Get(&res))
 	in := launchInput("burst-0-x", 2)
 	in.Tenant = tenant
 	_, err = env.ExecuteActivity(a.LaunchBurstChunk, in)
@@ -341,7 +241,7 @@ func TestEveryActivityActsInItsTenantsAccount(t *testing.T) {
 	in.Tenant = tenant
 	_, err = env.ExecuteActivity(a.LaunchFill, in)
 	require.NoError(t, err)
-	v, err := env.ExecuteActivity(a.CountRunning, CountRunningInput{Tenant: tenant, FleetID: "f1"})
+	v, err = env.ExecuteActivity(a.CountRunning, CountRunningInput{Tenant: tenant, FleetID: "f1"})
 	require.NoError(t, err)
 	var count CountRunningResult
 	require.NoError(t, v.Get(&count))
@@ -351,7 +251,7 @@ func TestEveryActivityActsInItsTenantsAccount(t *testing.T) {
 	var list ListFleetResult
 	require.NoError(t, v.Get(&list))
 	require.Len(t, list.IDs, 3)
-	_, err = env.ExecuteActivity(a.ReleaseReservation, ReleaseReservationInput{Tenant: tenant, ReservationID: "cr-1"})
+	_, err = env.ExecuteActivity(a.ReleaseReservation, ReleaseReservationInput{Tenant: tenant, ReservationID: res.ReservationID})
 	require.NoError(t, err)
 	_, err = env.ExecuteActivity(a.TerminateInstances, TerminateInput{Tenant: tenant, IDs: list.IDs[:1]})
 	require.NoError(t, err)
@@ -361,23 +261,34 @@ func TestEveryActivityActsInItsTenantsAccount(t *testing.T) {
 	require.NoError(t, v.Get(&term))
 	require.Equal(t, 2, term.Terminated)
 
-	require.Len(t, acme.runs, 2)
-	require.Equal(t, []string{"cr-1"}, acme.cancelled)
-	require.Len(t, acme.terminated, 2)
-	require.Empty(t, def.instances, "the default account saw a launch")
-	require.Empty(t, def.runs)
-	require.Empty(t, def.cancelled)
-	require.Empty(t, def.terminated)
+	for method, n := range map[string]int{
+		fake.MethodInstanceTypes: 1, fake.MethodReserve: 1, fake.MethodRun: 2,
+		fake.MethodCancelReservation: 1, fake.MethodTerminate: 2,
+	} {
+		require.Equal(t, n, acme.CallCount(method), method)
+	}
+	require.Empty(t, acme.Live(nil))
+	require.Empty(t, def.Calls(), "the default account saw a call")
 
 	// The same fleet id in the default account is another fleet.
 	v, err = env.ExecuteActivity(a.CountRunning, CountRunningInput{FleetID: "f1"})
 	require.NoError(t, err)
 	require.NoError(t, v.Get(&count))
 	require.Zero(t, count.Total)
+	require.Equal(t, 1, def.CallCount(fake.MethodDescribe))
+}
+
+// unreachableAccounts fails every tenant's role with err.
+type unreachableAccounts struct{ err error }
+
+func (u unreachableAccounts) Compute(context.Context, string) (providers.Compute, error) {
+	return nil, u.err
 }
 
 func TestUnknownTenantFailsWithoutRetries(t *testing.T) {
-	a := &Fleet{Accounts: accountsMap{m: map[string]providers.Compute{providers.DefaultTenant: newMemCompute()}}}
+	accounts := fake.NewAccounts()
+	accounts.Add(providers.DefaultTenant).SetCapacity("m5.large", fake.Unlimited)
+	a := &Fleet{Accounts: accounts}
 	env := newActivityEnv(t, a)
 	in := launchInput("burst-0-x", 1)
 	in.Tenant = "nobody"
@@ -389,7 +300,7 @@ func TestUnknownTenantFailsWithoutRetries(t *testing.T) {
 	require.Contains(t, appErr.Error(), "tenant nobody")
 
 	// The cloud unreachable while assuming the role: retried by the policy.
-	a = &Fleet{Accounts: accountsMap{err: errors.New("dial tcp: connection refused")}}
+	a = &Fleet{Accounts: unreachableAccounts{errors.New("dial tcp: connection refused")}}
 	env = newActivityEnv(t, a)
 	_, err = env.ExecuteActivity(a.CheckInstanceType, CheckInstanceTypeInput{Tenant: "acme", InstanceType: "m5.large"})
 	require.Error(t, err)

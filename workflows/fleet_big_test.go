@@ -37,9 +37,9 @@ func (s *FleetSuite) TestTenThousand() {
 	s.Require().NoError(s.env.GetWorkflowResult(&res))
 	s.Equal(PhaseFulfilled, res.State)
 	s.requireExact(res, 10000)
-	s.Equal(10000, s.cloud.nextID)
-	for tok, n := range s.cloud.calls("") {
+	s.Len(s.cloud.Instances(), 10000)
+	for tok, n := range s.cloud.RunTokens("") {
 		s.Equal(1, n, tok)
 	}
-	s.T().Logf("runs %d, burst chunks %d, fill rounds %d", res.Runs, len(s.cloud.calls("burst-")), res.FillRounds)
+	s.T().Logf("runs %d, burst chunks %d, fill rounds %d", res.Runs, len(s.cloud.RunTokens("burst-")), res.FillRounds)
 }

@@ -1,9 +1,7 @@
 package workflows
 
 import (
-	"context"
 	"errors"
-	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -24,11 +22,13 @@ import (
 type FleetSuite struct {
 	suite.Suite
 	testsuite.WorkflowTestSuite
-	env   *testsuite.TestWorkflowEnvironment
-	cloud *fakeCloud
-	// tenant is the tenant every fleet of the suite launches for. The
-	// activities serve it alone, from cloud: an activity that did not
-	// carry the fleet's tenant would act for another and fail.
+	env *testsuite.TestWorkflowEnvironment
+	// accounts holds one account, the suite tenant's, whose cloud is
+	// cloud: an activity that did not carry the fleet's tenant would act
+	// for another and fail.
+	accounts *fake.Accounts
+	cloud    *fake.Compute
+	// tenant is the tenant every fleet of the suite launches for.
 	tenant string
 }
 
@@ -39,14 +39,25 @@ func TestFleetSuite(t *testing.T) { suite.Run(t, new(FleetSuite)) }
 func TestFleetSuiteForTenant(t *testing.T) { suite.Run(t, &FleetSuite{tenant: "acme"}) }
 
 func (s *FleetSuite) SetupTest() {
-	s.cloud = newFakeCloud(-1)
+	s.useCloud(fake.Unlimited)
+}
+
+// useCloud gives the suite's tenant a new cloud with capacity m5.large
+// instances of open capacity (fake.Unlimited for no limit), whose instances
+// are described pending twice before they are running, and a new test
+// environment.
+func (s *FleetSuite) useCloud(capacity int) {
+	s.accounts = fake.NewAccounts()
+	s.cloud = s.accounts.Add(s.tenant)
+	s.cloud.SetCapacity("m5.large", capacity)
+	s.cloud.PendingDescribes = 2
 	s.env = s.newEnv()
 }
 
 func (s *FleetSuite) newEnv() *testsuite.TestWorkflowEnvironment {
 	env := s.NewTestWorkflowEnvironment()
 	env.RegisterWorkflow(LaunchFleetWorkflow)
-	env.RegisterActivity(&activities.Fleet{Accounts: onlyTenant{s.tenant, s.cloud}})
+	env.RegisterActivity(&activities.Fleet{Accounts: s.accounts})
 	env.SetTestTimeout(30 * time.Second)
 	return env
 }
@@ -56,20 +67,6 @@ func (s *FleetSuite) input(minimum, target int) LaunchFleetInput {
 	in := fleetInput(minimum, target)
 	in.Tenant = s.tenant
 	return in
-}
-
-// onlyTenant serves tenant's account (the default tenant's when empty) from
-// c; every other tenant is unknown.
-type onlyTenant struct {
-	tenant string
-	c      providers.Compute
-}
-
-func (o onlyTenant) Compute(_ context.Context, tenant string) (providers.Compute, error) {
-	if providers.TenantOrDefault(tenant) != providers.TenantOrDefault(o.tenant) {
-		return nil, providers.NewNotFoundError(fmt.Errorf("no role for tenant %s", tenant))
-	}
-	return o.c, nil
 }
 
 func fleetInput(minimum, target int) LaunchFleetInput {
@@ -100,10 +97,33 @@ func (s *FleetSuite) requireExact(res FleetResult, want int) {
 	ids := slices.Clone(res.InstanceIDs)
 	slices.Sort(ids)
 	s.Require().Len(slices.Compact(ids), want, "duplicate instance ids")
-	live := s.cloud.live()
+	live := s.cloud.Live(nil)
 	slices.Sort(live)
 	s.Require().Equal(ids, live, "fleet and cloud disagree")
-	s.Require().Zero(s.cloud.activeReservations(), "a reservation was left behind")
+	s.Require().Zero(s.activeReservations(), "a reservation was left behind")
+}
+
+// activeReservations counts the cloud's reservations that are not cancelled.
+func (s *FleetSuite) activeReservations() int {
+	n := 0
+	for _, r := range s.cloud.Reservations() {
+		if r.State == "active" {
+			n++
+		}
+	}
+	return n
+}
+
+// terminated returns the ids of the cloud's terminated instances, in launch
+// order.
+func (s *FleetSuite) terminated() []string {
+	ids := []string{}
+	for _, in := range s.cloud.Instances() {
+		if in.State == providers.StateTerminated {
+			ids = append(ids, in.ID)
+		}
+	}
+	return ids
 }
 
 func (s *FleetSuite) TestBurstThenFill() {
@@ -114,18 +134,20 @@ func (s *FleetSuite) TestBurstThenFill() {
 	s.Equal(30, res.FillLaunched)
 	s.requireExact(res, 230)
 	// max(100, ceil(200/5)) = 100 per chunk: two chunks, each called once.
-	s.Len(s.cloud.calls("burst-"), 2)
-	s.Len(s.cloud.calls("fill-"), 6) // 30 instances, FillBatchSize 5
+	s.Len(s.cloud.RunTokens("burst-"), 2)
+	s.Len(s.cloud.RunTokens("fill-"), 6) // 30 instances, FillBatchSize 5
 	s.Positive(res.TimeToMinMS)
 	s.GreaterOrEqual(res.TimeToTargetMS, res.TimeToMinMS)
 	// Every instance carries the fleet tags and the user's.
 	for _, id := range res.InstanceIDs {
-		tags := s.cloud.instances[id].Tags
+		inst, ok := s.cloud.Instance(id)
+		s.Require().True(ok, id)
+		tags := inst.Tags
 		s.Equal("fleet-1", tags[providers.FleetTagKey])
 		s.Equal("infra", tags["team"])
 		s.NotEmpty(tags[activities.FleetRunTagKey])
 	}
-	for tok := range s.cloud.runCalls {
+	for tok := range s.cloud.RunTokens("") {
 		s.LessOrEqual(len(tok), 64, "EC2 client tokens are at most 64 characters")
 	}
 }
@@ -137,37 +159,39 @@ func (s *FleetSuite) TestNoBurstFillsFromTheReservation() {
 	s.Equal(PhaseFulfilled, res.State)
 	s.Zero(res.BurstLaunched)
 	s.Equal(20, res.FillLaunched)
-	s.Empty(s.cloud.calls("burst-"))
+	s.Empty(s.cloud.RunTokens("burst-"))
 	s.requireExact(res, 20)
 	// The first 10 came from the reservation, which was then released.
-	s.Equal(10, s.cloud.reservedLaunches)
-	s.Equal([]string{"cr-1"}, s.cloud.cancelled)
-	s.Equal(1, s.cloud.reserveCalls)
+	s.Equal(10, s.cloud.ReservedLaunches())
+	s.Equal(1, s.cloud.CallCount(fake.MethodReserve))
+	s.Equal(1, s.cloud.CallCount(fake.MethodCancelReservation))
+	s.Len(s.cloud.Reservations(), 1)
 }
 
 func (s *FleetSuite) TestInsufficientCapacityFailPolicy() {
-	s.cloud = newFakeCloud(50) // the minimum is 100
-	s.env = s.newEnv()
+	s.useCloud(50) // the minimum is 100
 	res := s.run(s.input(100, 200))
 	s.Equal(PhaseInsufficientCapacity, res.State)
 	s.Zero(res.Running)
 	s.NotNil(res.InstanceIDs)
 	s.Empty(res.InstanceIDs)
 	s.Zero(res.TimeToMinMS)
-	s.Equal(1, s.cloud.reserveCalls)
-	s.Empty(s.cloud.runCalls, "nothing may be launched when the minimum is not available")
-	s.Zero(s.cloud.activeReservations())
+	s.Equal(1, s.cloud.CallCount(fake.MethodReserve))
+	s.Zero(s.cloud.CallCount(fake.MethodRun), "nothing may be launched when the minimum is not available")
+	s.Zero(s.activeReservations())
 }
 
 func (s *FleetSuite) TestInsufficientCapacityWaitPolicyRecovers() {
-	s.cloud.reserveFailures = 4
+	for range 4 {
+		s.cloud.FailNext(fake.MethodReserve, providers.NewInsufficientCapacityError(errors.New("no capacity (scripted)")))
+	}
 	in := s.input(20, 30)
 	in.CapacityPolicy = CapacityPolicyWait
 	in.WaitTimeout = time.Hour
 	start := s.env.Now()
 	res := s.run(in)
 	s.Equal(PhaseFulfilled, res.State)
-	s.Equal(5, s.cloud.reserveCalls)
+	s.Equal(5, s.cloud.CallCount(fake.MethodReserve))
 	s.requireExact(res, 30)
 	// Backoff 1s+2s+4s+8s on durable timers, skipped by the test clock.
 	s.GreaterOrEqual(s.env.Now().Sub(start), 15*time.Second)
@@ -175,20 +199,19 @@ func (s *FleetSuite) TestInsufficientCapacityWaitPolicyRecovers() {
 }
 
 func (s *FleetSuite) TestInsufficientCapacityWaitPolicyGivesUp() {
-	s.cloud = newFakeCloud(0)
-	s.env = s.newEnv()
+	s.useCloud(0)
 	in := s.input(20, 30)
 	in.CapacityPolicy = CapacityPolicyWait
 	in.WaitTimeout = 2 * time.Minute
 	res := s.run(in)
 	s.Equal(PhaseInsufficientCapacity, res.State)
-	s.Empty(s.cloud.runCalls)
+	s.Zero(s.cloud.CallCount(fake.MethodRun))
 	// 1+2+4+8+16+30+30+29 s: eight retries after the first attempt.
-	s.Equal(9, s.cloud.reserveCalls)
+	s.Equal(9, s.cloud.CallCount(fake.MethodReserve))
 }
 
 func (s *FleetSuite) TestPartlyFailedBurstFallsThroughToFill() {
-	s.cloud.runErr = func(in providers.RunInput, call int) error {
+	s.cloud.FailRun = func(in providers.RunInput, attempt int) error {
 		if strings.HasPrefix(in.ClientToken, "burst-1-") {
 			return providers.NewInsufficientCapacityError(errors.New("chunk refused (scripted)"))
 		}
@@ -200,17 +223,17 @@ func (s *FleetSuite) TestPartlyFailedBurstFallsThroughToFill() {
 	s.Equal(100, res.BurstFailed)
 	s.Equal(100, res.FillLaunched)
 	s.requireExact(res, 300)
-	for tok, n := range s.cloud.calls("burst-") {
+	for tok, n := range s.cloud.RunTokens("burst-") {
 		s.Equal(1, n, "burst chunk %s re-sent", tok)
 	}
 }
 
 func (s *FleetSuite) TestThrottledChunkRetriesAloneWithTheSameToken() {
-	s.cloud.runErr = func(in providers.RunInput, call int) error {
-		if strings.HasPrefix(in.ClientToken, "burst-0-") && call < 3 {
+	s.cloud.FailRun = func(in providers.RunInput, attempt int) error {
+		if strings.HasPrefix(in.ClientToken, "burst-0-") && attempt < 3 {
 			return providers.NewThrottledError(errors.New("RequestLimitExceeded (scripted)"))
 		}
-		if strings.HasPrefix(in.ClientToken, "fill-2-") && call < 2 {
+		if strings.HasPrefix(in.ClientToken, "fill-2-") && attempt < 2 {
 			return providers.NewThrottledError(errors.New("RequestLimitExceeded (scripted)"))
 		}
 		return nil
@@ -220,7 +243,7 @@ func (s *FleetSuite) TestThrottledChunkRetriesAloneWithTheSameToken() {
 	s.Equal(300, res.BurstLaunched)
 	s.Zero(res.BurstFailed)
 	s.requireExact(res, 310)
-	calls := s.cloud.calls("burst-")
+	calls := s.cloud.RunTokens("burst-")
 	s.Len(calls, 3)
 	for tok, n := range calls {
 		if strings.HasPrefix(tok, "burst-0-") {
@@ -229,7 +252,7 @@ func (s *FleetSuite) TestThrottledChunkRetriesAloneWithTheSameToken() {
 			s.Equal(1, n, "chunk %s must not be re-sent because another was throttled", tok)
 		}
 	}
-	for tok, n := range s.cloud.calls("fill-2-") {
+	for tok, n := range s.cloud.RunTokens("fill-2-") {
 		s.Equal(3, n, tok)
 	}
 }
@@ -237,18 +260,18 @@ func (s *FleetSuite) TestThrottledChunkRetriesAloneWithTheSameToken() {
 func (s *FleetSuite) TestRetriedLaunchesNeverDuplicate() {
 	// The cloud launches, then the response is lost: the activity fails and
 	// Temporal retries it with the same ClientToken.
-	s.cloud.loseResponse["burst-0-"] = 1
-	s.cloud.loseResponse["fill-1-"] = 1
+	s.cloud.LoseResponse("burst-0-", 1)
+	s.cloud.LoseResponse("fill-1-", 1)
 	res := s.run(s.input(150, 160))
 	s.Equal(PhaseFulfilled, res.State)
 	s.requireExact(res, 160)
-	for tok, n := range s.cloud.calls("burst-0-") {
+	for tok, n := range s.cloud.RunTokens("burst-0-") {
 		s.Equal(2, n, tok)
 	}
-	for tok, n := range s.cloud.calls("fill-1-") {
+	for tok, n := range s.cloud.RunTokens("fill-1-") {
 		s.Equal(2, n, tok)
 	}
-	s.Equal(160, s.cloud.nextID, "the cloud created exactly target instances")
+	s.Len(s.cloud.Instances(), 160, "the cloud created exactly target instances")
 }
 
 func (s *FleetSuite) TestLaunchWhoseResponseIsLostForGoodIsAdopted() {
@@ -256,13 +279,13 @@ func (s *FleetSuite) TestLaunchWhoseResponseIsLostForGoodIsAdopted() {
 	// throttled until the chunk's schedule-to-close timeout gives up on
 	// it. Its 100 instances exist, tagged, but no launch reported them; the
 	// fill path launches 100 more to reach the target.
-	s.cloud.loseResponse["burst-0-"] = 1
+	s.cloud.LoseResponse("burst-0-", 1)
 	// Everything runs at once, so the count that finds the orphans also
 	// finds the target running: the fleet must not call itself fulfilled
 	// while it is still adopting.
-	s.cloud.instantBoot = true
-	s.cloud.runErr = func(in providers.RunInput, call int) error {
-		if strings.HasPrefix(in.ClientToken, "burst-0-") && call > 0 {
+	s.cloud.PendingDescribes = 0
+	s.cloud.FailRun = func(in providers.RunInput, attempt int) error {
+		if strings.HasPrefix(in.ClientToken, "burst-0-") && attempt > 0 {
 			return providers.NewThrottledError(errors.New("RequestLimitExceeded (scripted)"))
 		}
 		return nil
@@ -273,15 +296,14 @@ func (s *FleetSuite) TestLaunchWhoseResponseIsLostForGoodIsAdopted() {
 	s.Equal(100, res.Adopted, "the lost chunk's instances were found by their tags")
 	s.Equal(130, res.FillLaunched)
 	s.Equal(100, res.Terminated, "the extra 100 were terminated, as in a scale down")
-	s.Equal(330, s.cloud.nextID)
+	s.Len(s.cloud.Instances(), 330)
 	// The fleet's instances are exactly the cloud's live ones: nothing leaked.
 	s.requireExact(res, 230)
 }
 
 // stuckFleet leaves the fleet filling: capacity for min plus 5.
 func (s *FleetSuite) stuckFleet() {
-	s.cloud = newFakeCloud(15)
-	s.env = s.newEnv()
+	s.useCloud(15)
 }
 
 func (s *FleetSuite) TestScaleUp() {
@@ -327,13 +349,15 @@ func (s *FleetSuite) TestScaleDownTerminatesNewest() {
 	s.Equal(3, res.Terminated)
 	s.requireExact(res, 12)
 	// The newest three (the last fill round's) went.
-	s.Equal([]string{"i-00000013", "i-00000014", "i-00000015"}, s.cloud.terminated)
+	all := s.cloud.Instances()
+	s.Require().Len(all, 15)
+	s.Equal([]string{all[12].ID, all[13].ID, all[14].ID}, s.terminated())
 }
 
 func (s *FleetSuite) TestScaleDownIsNotUndoneByAStaleDescribe() {
 	s.stuckFleet()
 	// Terminated instances go on being described as running for a while.
-	s.cloud.terminateLag = 3
+	s.cloud.StaleDescribes = 3
 	s.env.RegisterDelayedCallback(func() {
 		s.env.UpdateWorkflow(ScaleUpdate, "down", &testsuite.TestUpdateCallback{
 			OnReject:   func(err error) { s.Fail("scale rejected", err) },
@@ -360,8 +384,8 @@ func (s *FleetSuite) TestCancelTerminatesEverything() {
 	s.Equal(PhaseCancelled, res.State)
 	s.Empty(res.InstanceIDs)
 	s.Equal(CancelResult{Terminated: 15}, got)
-	s.Empty(s.cloud.live())
-	s.Zero(s.cloud.activeReservations())
+	s.Empty(s.cloud.Live(nil))
+	s.Zero(s.activeReservations())
 }
 
 func (s *FleetSuite) TestCancelKeep() {
@@ -372,13 +396,13 @@ func (s *FleetSuite) TestCancelKeep() {
 	res := s.run(s.input(10, 20))
 	s.Equal(PhaseCancelled, res.State)
 	s.requireExact(res, 15)
-	s.Empty(s.cloud.terminated)
+	s.Empty(s.terminated())
 }
 
 func (s *FleetSuite) TestCancelDuringBurst() {
 	// A throttled chunk keeps the burst open; the cancel must wait for the
 	// chunks that launched and terminate their instances.
-	s.cloud.runErr = func(in providers.RunInput, call int) error {
+	s.cloud.FailRun = func(in providers.RunInput, attempt int) error {
 		if strings.HasPrefix(in.ClientToken, "burst-1-") {
 			return providers.NewThrottledError(errors.New("RequestLimitExceeded (scripted)"))
 		}
@@ -389,9 +413,9 @@ func (s *FleetSuite) TestCancelDuringBurst() {
 	}, 30*time.Second)
 	res := s.run(s.input(200, 200))
 	s.Equal(PhaseCancelled, res.State)
-	s.Empty(s.cloud.live())
-	s.Len(s.cloud.terminated, 100)
-	s.Zero(s.cloud.activeReservations())
+	s.Empty(s.cloud.Live(nil))
+	s.Len(s.terminated(), 100)
+	s.Zero(s.activeReservations())
 }
 
 func (s *FleetSuite) TestWorkflowCancellationCleansUp() {
@@ -405,8 +429,8 @@ func (s *FleetSuite) TestWorkflowCancellationCleansUp() {
 	var res FleetResult
 	s.Require().NoError(canceled.Details(&res))
 	s.Equal(PhaseCancelled, res.State)
-	s.Empty(s.cloud.live())
-	s.Zero(s.cloud.activeReservations())
+	s.Empty(s.cloud.Live(nil))
+	s.Zero(s.activeReservations())
 }
 
 func (s *FleetSuite) TestStatusQuery() {
@@ -474,8 +498,8 @@ func (s *FleetSuite) TestContinueAsNewCarriesState() {
 	s.Equal(runs, res.Runs)
 	s.GreaterOrEqual(runs, 2)
 	s.requireExact(res, 60)
-	s.Equal(60, s.cloud.nextID)
-	for tok, n := range s.cloud.calls("") {
+	s.Len(s.cloud.Instances(), 60)
+	for tok, n := range s.cloud.RunTokens("") {
 		s.Equal(1, n, tok)
 	}
 	s.Positive(res.TimeToMinMS)
@@ -492,8 +516,7 @@ func (s *FleetSuite) TestInvalidRequestLaunchesNothing() {
 		"bad zone":         func(in *LaunchFleetInput) { in.Zones = []string{"US East"} },
 	} {
 		s.Run(name, func() {
-			s.cloud = newFakeCloud(-1)
-			s.env = s.newEnv()
+			s.useCloud(fake.Unlimited)
 			in := s.input(5, 10)
 			mutate(&in)
 			s.env.ExecuteWorkflow(LaunchFleetWorkflow, in)
@@ -502,8 +525,8 @@ func (s *FleetSuite) TestInvalidRequestLaunchesNothing() {
 			s.Require().ErrorAs(err, &appErr)
 			s.Equal(providers.ErrTypeInvalid, appErr.Type())
 			s.True(appErr.NonRetryable())
-			s.Zero(s.cloud.reserveCalls)
-			s.Empty(s.cloud.runCalls)
+			s.Zero(s.cloud.CallCount(fake.MethodReserve))
+			s.Zero(s.cloud.CallCount(fake.MethodRun))
 		})
 	}
 }
@@ -547,7 +570,7 @@ func TestFleetTokenAndChunks(t *testing.T) {
 }
 
 func (s *FleetSuite) TestRejectedLaunchFailsAndCleansUp() {
-	s.cloud.runErr = func(in providers.RunInput, call int) error {
+	s.cloud.FailRun = func(in providers.RunInput, attempt int) error {
 		if strings.HasPrefix(in.ClientToken, "burst-1-") {
 			return providers.NewInvalidError(errors.New("InvalidAMIID.Malformed (scripted)"))
 		}
@@ -562,13 +585,13 @@ func (s *FleetSuite) TestRejectedLaunchFailsAndCleansUp() {
 	s.Require().NoError(appErr.Details(&res))
 	s.Equal(PhaseFailed, res.State)
 	s.Contains(res.Message, "InvalidAMIID")
-	s.Empty(s.cloud.live(), "a failed fleet leaves nothing behind")
-	s.Zero(s.cloud.activeReservations())
-	s.Empty(s.cloud.calls("fill-"))
+	s.Empty(s.cloud.Live(nil), "a failed fleet leaves nothing behind")
+	s.Zero(s.activeReservations())
+	s.Empty(s.cloud.RunTokens("fill-"))
 }
 
-// TestAgainstSharedFake runs a fleet on providers/fake, the project's shared
-// in-memory Compute (instances are running at once there).
+// TestFleetAgainstSharedFake runs a fleet on a cloud whose instances are
+// running at once and checks the capacity bookkeeping.
 func TestFleetAgainstSharedFake(t *testing.T) {
 	var ts testsuite.WorkflowTestSuite
 	env := ts.NewTestWorkflowEnvironment()
@@ -582,12 +605,12 @@ func TestFleetAgainstSharedFake(t *testing.T) {
 	require.NoError(t, env.GetWorkflowResult(&res))
 	require.Equal(t, PhaseFulfilled, res.State)
 	require.Equal(t, 157, res.Running)
-	require.Equal(t, 157, cloud.Live(map[string]string{providers.FleetTagKey: "fleet-1"}))
+	require.Len(t, cloud.Live(map[string]string{providers.FleetTagKey: "fleet-1"}), 157)
 	require.Equal(t, 1000-157, cloud.Capacity("m5.large"), "the reservation's remainder went back to the pool")
 }
 
 func (s *FleetSuite) TestReservationGoneFillsFromOpenCapacity() {
-	s.cloud.runErr = func(in providers.RunInput, call int) error {
+	s.cloud.FailRun = func(in providers.RunInput, attempt int) error {
 		if in.ReservationID != "" {
 			return providers.NewNotFoundError(errors.New("InvalidCapacityReservationId.NotFound (scripted)"))
 		}
@@ -597,9 +620,9 @@ func (s *FleetSuite) TestReservationGoneFillsFromOpenCapacity() {
 	in.Burst = false
 	res := s.run(in)
 	s.Equal(PhaseFulfilled, res.State)
-	s.Zero(s.cloud.reservedLaunches)
+	s.Zero(s.cloud.ReservedLaunches())
 	s.Len(res.InstanceIDs, 20)
-	s.Len(s.cloud.live(), 20)
+	s.Len(s.cloud.Live(nil), 20)
 }
 
 // TestFleetForUnknownTenantFailsAtOnce: a tenant the worker cannot act for
@@ -618,8 +641,8 @@ func (s *FleetSuite) TestFleetForUnknownTenantFailsAtOnce() {
 	s.Require().NoError(appErr.Details(&res))
 	s.Equal(PhaseFailed, res.State)
 	s.Equal("nobody", res.Tenant)
-	s.Zero(s.cloud.reserveCalls)
-	s.Empty(s.cloud.runCalls)
+	s.Zero(s.cloud.CallCount(fake.MethodReserve))
+	s.Zero(s.cloud.CallCount(fake.MethodRun))
 	// Retried, the instance type check would go on for minutes (of the
 	// test's skipped time) before failing.
 	s.Less(s.env.Now().Sub(start), 10*time.Second, "the unknown tenant was retried")
@@ -673,6 +696,6 @@ func TestTwoTenantsSameFleetName(t *testing.T) {
 		require.Equal(t, PhaseFulfilled, res.State, tenant)
 	}
 	byTag := map[string]string{providers.FleetTagKey: "fleet-1"}
-	require.Equal(t, 7, accounts.Add("").Live(byTag))
-	require.Equal(t, 11, accounts.Add("acme").Live(byTag))
+	require.Len(t, accounts.Add("").Live(byTag), 7)
+	require.Len(t, accounts.Add("acme").Live(byTag), 11)
 }

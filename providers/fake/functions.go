@@ -46,12 +46,6 @@ type FunctionCall struct {
 // function's Handler (see SetHandler; Echo by default) synchronously, one
 // at a time per environment. It is safe for concurrent use.
 type Functions struct {
-	// Hook, if set, runs at the start of every call, outside the lock; a
-	// non-nil error is returned as the call's result and nothing happens.
-	Hook func(ctx context.Context, method string, input any) error
-	// Now stamps LastModified and environment times; nil means time.Now.
-	Now func() time.Time
-
 	mu       sync.Mutex
 	fns      map[fnKey]*fakeFunction
 	failures map[string][]error
@@ -115,16 +109,8 @@ func (f *Functions) Calls() []FunctionCall {
 	return append([]FunctionCall(nil), f.calls...)
 }
 
-// begin records a call and returns a queued or hooked error, if any.
-func (f *Functions) begin(ctx context.Context, method string, input any) error {
-	if f.Hook != nil {
-		if err := f.Hook(ctx, method, input); err != nil {
-			f.mu.Lock()
-			f.calls = append(f.calls, FunctionCall{method, input})
-			f.mu.Unlock()
-			return err
-		}
-	}
+// begin records a call and returns a queued error, if any.
+func (f *Functions) begin(method string, input any) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls = append(f.calls, FunctionCall{method, input})
@@ -135,15 +121,8 @@ func (f *Functions) begin(ctx context.Context, method string, input any) error {
 	return nil
 }
 
-func (f *Functions) now() time.Time {
-	if f.Now != nil {
-		return f.Now()
-	}
-	return time.Now()
-}
-
 func (f *Functions) Deploy(ctx context.Context, spec providers.FunctionSpec) (providers.Function, error) {
-	if err := f.begin(ctx, MethodDeploy, spec); err != nil {
+	if err := f.begin(MethodDeploy, spec); err != nil {
 		return providers.Function{}, err
 	}
 	if spec.Tenant == "" || spec.Name == "" || len(spec.Zip) == 0 {
@@ -166,7 +145,7 @@ func (f *Functions) Deploy(ctx context.Context, spec providers.FunctionSpec) (pr
 	fn.fn = providers.Function{
 		Tenant: spec.Tenant, Name: spec.Name, Version: strconv.Itoa(fn.deployed),
 		CodeSHA256: fmt.Sprintf("fake-%d", len(spec.Zip)), Timeout: spec.Timeout, MemoryMB: spec.MemoryMB,
-		Env: spec.Env, MaxEnvsPerSubTenant: spec.MaxEnvsPerSubTenant, Tenancy: spec.Tenancy, LastModified: f.now(),
+		Env: spec.Env, MaxEnvsPerSubTenant: spec.MaxEnvsPerSubTenant, Tenancy: spec.Tenancy, LastModified: time.Now(),
 		Egress: spec.Egress, EphemeralMB: spec.EphemeralMB,
 	}
 	// As a cloud reports them: no policy is "none", no size the default.
@@ -189,7 +168,7 @@ func (f *Functions) Deploy(ctx context.Context, spec providers.FunctionSpec) (pr
 }
 
 func (f *Functions) Get(ctx context.Context, tenant, name string) (providers.Function, error) {
-	if err := f.begin(ctx, MethodGet, []string{tenant, name}); err != nil {
+	if err := f.begin(MethodGet, []string{tenant, name}); err != nil {
 		return providers.Function{}, err
 	}
 	f.mu.Lock()
@@ -202,7 +181,7 @@ func (f *Functions) Get(ctx context.Context, tenant, name string) (providers.Fun
 }
 
 func (f *Functions) List(ctx context.Context, tenant string) ([]providers.Function, error) {
-	if err := f.begin(ctx, MethodList, []string{tenant}); err != nil {
+	if err := f.begin(MethodList, []string{tenant}); err != nil {
 		return nil, err
 	}
 	f.mu.Lock()
@@ -218,7 +197,7 @@ func (f *Functions) List(ctx context.Context, tenant string) ([]providers.Functi
 }
 
 func (f *Functions) Delete(ctx context.Context, tenant, name string) error {
-	if err := f.begin(ctx, MethodDelete, []string{tenant, name}); err != nil {
+	if err := f.begin(MethodDelete, []string{tenant, name}); err != nil {
 		return err
 	}
 	f.mu.Lock()
@@ -234,7 +213,7 @@ func (f *Functions) Delete(ctx context.Context, tenant, name string) error {
 // Invoke runs the function's handler in the sub-tenant's environment.
 // Async invocations run synchronously here and return an empty payload.
 func (f *Functions) Invoke(ctx context.Context, in providers.InvokeInput) (providers.InvokeResult, error) {
-	if err := f.begin(ctx, MethodInvoke, in); err != nil {
+	if err := f.begin(MethodInvoke, in); err != nil {
 		return providers.InvokeResult{}, err
 	}
 	if len(in.Payload) > 6*1024*1024 {
@@ -278,7 +257,7 @@ func (f *Functions) Invoke(ctx context.Context, in providers.InvokeInput) (provi
 
 	f.mu.Lock()
 	env.busy = false
-	env.env.LastUsed = f.now()
+	env.env.LastUsed = time.Now()
 	if env.env.State != "retired" {
 		env.env.State = "idle"
 	} else {
@@ -322,7 +301,7 @@ func (f *Functions) acquireLocked(fn *fakeFunction, sub string) (*fakeEnv, bool,
 		return nil, false, providers.NewTooManyRequestsError(fmt.Errorf("sub-tenant %q has all %d environments busy", sub, limit))
 	}
 	f.seq++
-	now := f.now()
+	now := time.Now()
 	e := &fakeEnv{busy: true, env: providers.Environment{
 		ID: fmt.Sprintf("env-fake%011d", f.seq), Function: fn.fn.Name, Version: fn.fn.Version, SubTenant: sub,
 		State: "busy", Invocations: 1, Started: now, LastUsed: now, MemoryMB: fn.fn.MemoryMB,
@@ -340,18 +319,8 @@ func (f *Functions) removeEnvLocked(fn *fakeFunction, env *fakeEnv) {
 	}
 }
 
-// StopEnvironments forgets every environment of the function, as idle
-// reaping would; the next invocations are cold starts.
-func (f *Functions) StopEnvironments(tenant, name string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if fn, ok := f.fns[fnKey{tenant, name}]; ok {
-		fn.envs = nil
-	}
-}
-
 func (f *Functions) Environments(ctx context.Context, tenant, name string) ([]providers.Environment, error) {
-	if err := f.begin(ctx, MethodEnvironments, []string{tenant, name}); err != nil {
+	if err := f.begin(MethodEnvironments, []string{tenant, name}); err != nil {
 		return nil, err
 	}
 	f.mu.Lock()
@@ -368,7 +337,7 @@ func (f *Functions) Environments(ctx context.Context, tenant, name string) ([]pr
 }
 
 func (f *Functions) Logs(ctx context.Context, tenant, name, subTenant string) (string, error) {
-	if err := f.begin(ctx, MethodLogs, []string{tenant, name, subTenant}); err != nil {
+	if err := f.begin(MethodLogs, []string{tenant, name, subTenant}); err != nil {
 		return "", err
 	}
 	f.mu.Lock()

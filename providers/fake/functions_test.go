@@ -57,7 +57,9 @@ func TestFunctionsEnvironmentsAndErrors(t *testing.T) {
 		return nil, &providers.FunctionError{Type: "Boom", Message: "failed"}
 	}))
 	_, err = f.Invoke(ctx, in)
-	assert.True(t, providers.IsFunctionError(err))
+	var fnErr *providers.FunctionError
+	require.ErrorAs(t, err, &fnErr)
+	assert.Equal(t, "Boom", fnErr.Type)
 
 	f.FailNext(fake.MethodInvoke, providers.NewThrottledError(errors.New("slow down")))
 	_, err = f.Invoke(ctx, in)
