@@ -24,25 +24,16 @@ import (
 	"github.com/gust-dev/gust/workflows"
 )
 
-// startCodecFnPlatform is startFnPlatform with secrets encrypted, as gust
-// dev runs it: a codec key file, and the worker's client using the codec
-// data converter. It returns the key file and a raw client that knows no
-// codec, to read history as the server stores it.
+// startCodecFnPlatform is startFnPlatform with what the tests need to see
+// secrets encrypted: the platform's codec key file, and a raw client that
+// knows no codec, to read history as the server stores it.
 func startCodecFnPlatform(t *testing.T) (p fnPlatform, keyFile string, raw client.Client) {
 	t.Helper()
-	keyFile = filepath.Join(t.TempDir(), codec.KeyFileName)
-	key, _, err := codec.EnsureKeyFile(keyFile)
+	pl := startPlatform(t, 100)
+	raw, err := client.Dial(client.Options{HostPort: pl.Server().FrontendAddress(), Namespace: "default", Logger: quietSDKLogger()})
 	require.NoError(t, err)
-	s, raw := startServer(t)
-	c, err := client.Dial(client.Options{
-		HostPort: s.FrontendAddress(), Namespace: "default", Logger: quietSDKLogger(),
-		DataConverter: codec.DataConverter(key),
-	})
-	require.NoError(t, err)
-	t.Cleanup(c.Close)
-	cloud := startCloud(t, nil)
-	startGustWorker(t, c, cloud.Endpoint(), 100)
-	return fnPlatform{address: s.FrontendAddress(), client: c}, keyFile, raw
+	t.Cleanup(raw.Close)
+	return fnPlatform{address: pl.Server().FrontendAddress(), client: pl.Client()}, pl.CodecKeyFile(), raw
 }
 
 // historyHolds reports whether any event of the workflow's history, as

@@ -45,8 +45,9 @@ func echoHandler(t *testing.T) string {
 	return echoPath
 }
 
-// fnPlatform is an in-memory server, a local cloud over HTTP and gust's
-// real worker: what `gust dev` runs, inside the test process.
+// fnPlatform is what `gust dev` runs, inside the test process: its
+// frontend's address and its client, which encrypts secrets with its codec
+// key.
 type fnPlatform struct {
 	address string
 	client  client.Client
@@ -54,10 +55,8 @@ type fnPlatform struct {
 
 func startFnPlatform(t *testing.T) fnPlatform {
 	t.Helper()
-	s, c := startServer(t)
-	cloud := startCloud(t, nil)
-	startGustWorker(t, c, cloud.Endpoint(), 100)
-	return fnPlatform{address: s.FrontendAddress(), client: c}
+	p := startPlatform(t, 100)
+	return fnPlatform{address: p.Server().FrontendAddress(), client: p.Client()}
 }
 
 func deployFn(ctx context.Context, t *testing.T, c client.Client, tenant, name, code string) workflows.DeployResult {

@@ -17,9 +17,9 @@ import (
 
 	"github.com/gust-dev/gust/devserver"
 	"github.com/gust-dev/gust/localcloud"
+	"github.com/gust-dev/gust/platform"
 	"github.com/gust-dev/gust/providers"
 	ec2provider "github.com/gust-dev/gust/providers/ec2"
-	lambdaprovider "github.com/gust-dev/gust/providers/lambda"
 	"github.com/gust-dev/gust/tenants"
 	"github.com/gust-dev/gust/worker"
 	"github.com/gust-dev/gust/workflows"
@@ -36,8 +36,8 @@ func startServer(t *testing.T) (*devserver.Server, client.Client) {
 	return s, c
 }
 
-// cloudTenants are the tenants startCloud registers: the default one, and
-// those the tests deploy functions for.
+// cloudTenants are the tenants startCloud and startPlatform register: the
+// default one, and those the tests deploy functions for.
 var cloudTenants = []string{tenants.DefaultTenant, "acme", "globex"}
 
 // platformKeys holds the platform principal's key of each in-process
@@ -98,22 +98,33 @@ func platformCredentialsFile(t *testing.T, endpoint string) string {
 	return path
 }
 
-func platformRoles(tenant string) (string, bool) { return tenants.PlatformRoleARN(tenant), true }
-
-// startGustWorker runs gust's real worker in-process, its providers talking
-// HTTP to the cloud at endpoint and acting for each tenant through its
-// platform role, as `gust dev` runs it.
-func startGustWorker(t *testing.T, c client.Client, endpoint string, launchRate float64) *worker.Workers {
+// startPlatform starts gust as `gust dev` runs it, inside the test process
+// (platform.Start): an in-memory server, the local cloud over HTTP on a
+// free port, the gateway, the codec key, and gust's real worker at
+// launchRate, with cloudTenants registered.
+func startPlatform(t *testing.T, launchRate float64) *platform.Platform {
 	t.Helper()
 	ctx := context.Background()
-	creds := platformCredentials(t, endpoint)
-	accounts, err := ec2provider.NewAccountsFromConfig(ctx, ec2provider.Options{Endpoint: endpoint, Credentials: creds, Roles: platformRoles})
+	p, err := platform.Start(ctx, platform.Config{IP: "127.0.0.1", LaunchRate: launchRate})
 	require.NoError(t, err)
-	functions, err := lambdaprovider.NewFromConfig(ctx, lambdaprovider.Options{Endpoint: endpoint, Credentials: creds, Roles: platformRoles})
+	t.Cleanup(func() { _ = p.Close() })
+	for _, name := range cloudTenants {
+		_, err := p.EnsureTenant(ctx, name)
+		require.NoError(t, err)
+	}
+	platformKeys.Store(p.Cloud().Endpoint(), p.PlatformCredentials())
+	return p
+}
+
+// startGustWorker runs gust's real worker in-process (platform.StartWorkers),
+// its providers talking HTTP to the cloud at endpoint and acting for each
+// tenant through its platform role, as `gust dev` runs it.
+func startGustWorker(t *testing.T, c client.Client, endpoint string, launchRate float64) *worker.Workers {
+	t.Helper()
+	w, err := platform.StartWorkers(context.Background(), c, platform.WorkerConfig{
+		Endpoint: endpoint, LaunchRate: launchRate, PlatformCredentials: platformCredentials(t, endpoint),
+	})
 	require.NoError(t, err)
-	w, err := worker.New(c, worker.Options{Accounts: accounts, Functions: functions, LaunchRate: launchRate})
-	require.NoError(t, err)
-	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
 	return w
 }
@@ -124,7 +135,7 @@ func startGustWorker(t *testing.T, c client.Client, endpoint string, launchRate 
 func tenantCompute(ctx context.Context, t *testing.T, endpoint string) providers.Compute {
 	t.Helper()
 	accounts, err := ec2provider.NewAccountsFromConfig(ctx, ec2provider.Options{Endpoint: endpoint,
-		Credentials: platformCredentials(t, endpoint), Roles: platformRoles})
+		Credentials: platformCredentials(t, endpoint), Roles: platform.WorkerConfig{Endpoint: endpoint}.RoleARN})
 	require.NoError(t, err)
 	p, err := accounts.Compute(ctx, tenants.DefaultTenant)
 	require.NoError(t, err)

@@ -3,17 +3,16 @@ package main
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/contrib/envconfig"
-	sdklog "go.temporal.io/sdk/log"
+
+	"github.com/gust-dev/gust/platform"
 )
 
 // connectionFlags are the Temporal connection settings every client command
@@ -96,7 +95,7 @@ func clientOptions(c *cli.Context) (client.Options, error) {
 	if err != nil {
 		return client.Options{}, usagef("temporal client config: %v", err)
 	}
-	opts.Logger = quietLogger()
+	opts.Logger = platform.QuietLogger()
 	if err := setDataConverter(c, &opts); err != nil {
 		return client.Options{}, err
 	}
@@ -137,56 +136,6 @@ func checkHostPort(addr string) error {
 		return fmt.Errorf("bad port %q", port)
 	}
 	return nil
-}
-
-// quietLogger keeps the SDK's routine info logs off the terminal; warnings
-// and errors still show, except expected retries (see quietRetries).
-func quietLogger() sdklog.Logger {
-	h := slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})
-	return sdklog.NewStructuredLogger(slog.New(quietRetries{h}))
-}
-
-// expectedActivityErrors are activity failures that are part of normal
-// operation: a throttled launch, capacity that has not arrived yet, a
-// sub-tenant at its environment limit (all retried by design), and a poll
-// abandoned because its workflow run continued as new. The SDK logs each
-// at warning or error level; on a busy fleet that floods the terminal with
-// news that is not news. Failed attempts stay visible in each workflow's
-// history in the Web UI.
-var expectedActivityErrors = []string{
-	"(type: Throttled,", "(type: InsufficientCapacity,", "(type: TooManyRequests,",
-	"workflow execution already completed",
-}
-
-// quietRetries drops the SDK's activity error and heartbeat error records
-// for expectedActivityErrors and passes everything else on.
-type quietRetries struct{ slog.Handler }
-
-func (h quietRetries) Handle(ctx context.Context, r slog.Record) error {
-	if r.Message == "Activity error." || r.Message == "RecordActivityHeartbeat with error" {
-		expected := false
-		r.Attrs(func(a slog.Attr) bool {
-			if a.Key == "Error" {
-				msg := a.Value.String()
-				for _, t := range expectedActivityErrors {
-					expected = expected || strings.Contains(msg, t)
-				}
-			}
-			return !expected
-		})
-		if expected {
-			return nil
-		}
-	}
-	return h.Handler.Handle(ctx, r)
-}
-
-func (h quietRetries) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return quietRetries{h.Handler.WithAttrs(attrs)}
-}
-
-func (h quietRetries) WithGroup(name string) slog.Handler {
-	return quietRetries{h.Handler.WithGroup(name)}
 }
 
 // checkEndpoint validates a cloud endpoint URL; empty means AWS.

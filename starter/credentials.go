@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/gust-dev/gust/platform"
 	"github.com/gust-dev/gust/tenants"
 )
 
@@ -14,7 +15,7 @@ import (
 // registry is shared by `gust dev` (its local cloud verifies against it),
 // `gust gateway` and the `gust tenant` commands.
 const (
-	registryFileName = "tenants.db"
+	registryFileName = platform.RegistryFileName
 	// credentialsFileName holds the default tenant's key under profile
 	// credentialsProfile, for AWS SDKs and CLIs acting as that tenant.
 	credentialsFileName = "credentials"
@@ -103,57 +104,63 @@ func writeFileAtomic(path string, data []byte) (err error) {
 	return nil
 }
 
+// devCredentials are the shared-credentials files gust dev wrote: the
+// default tenant's key and the platform principal's. Empty for the demo.
+type devCredentials struct {
+	file, platformFile string
+}
+
 // writeDevCredentials writes, into dir (gust dev's --state-dir, also when
-// the state is ephemeral), the default tenant's key as profile gust and
-// the platform principal's key as profile gust-platform, each rewritten
-// on every start, and records their paths on p for the start-up summary.
-func writeDevCredentials(p *platform, dir string) error {
+// the state is ephemeral), p's default tenant's key as profile gust and
+// its platform principal's key as profile gust-platform, each rewritten
+// on every start, and returns their paths for the start-up summary.
+func writeDevCredentials(p *platform.Platform, dir string) (devCredentials, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("creating state dir: %w", err)
+		return devCredentials{}, fmt.Errorf("creating state dir: %w", err)
 	}
 	abs, err := filepath.Abs(dir)
 	if err != nil {
-		return fmt.Errorf("state dir %s: %w", dir, err)
+		return devCredentials{}, fmt.Errorf("state dir %s: %w", dir, err)
 	}
 	cf := filepath.Join(abs, credentialsFileName)
-	if err := writeCredentialsFile(cf, credentialsProfile, p.defaultCreds); err != nil {
-		return err
+	if err := writeCredentialsFile(cf, credentialsProfile, p.DefaultCredentials()); err != nil {
+		return devCredentials{}, err
 	}
 	pf := filepath.Join(abs, platformCredentialsFileName)
-	if err := writeCredentialsFile(pf, platformProfile, p.platformCreds); err != nil {
-		return err
+	if err := writeCredentialsFile(pf, platformProfile, p.PlatformCredentials()); err != nil {
+		return devCredentials{}, err
 	}
-	p.credentialsFile, p.platformCredentialsFile = cf, pf
-	return nil
+	return devCredentials{file: cf, platformFile: pf}, nil
 }
 
 // printTenants adds the tenant registry and, for gust dev, how to use the
 // credentials files to the start-up summary. It prints key ids, never
 // secrets.
-func printTenants(w io.Writer, p *platform) {
-	if p.registryFile == "" {
+func printTenants(w io.Writer, p *platform.Platform, creds devCredentials) {
+	if p.RegistryFile() == "" {
 		return
 	}
+	def := p.DefaultCredentials()
 	fmt.Fprintf(w, "  Tenants    %s  (tenant %s, account %s; manage with: gust tenant list --state-dir %s)\n",
-		p.registryFile, p.defaultCreds.Tenant, p.defaultCreds.AccountID, filepath.Dir(p.registryFile))
-	if p.credentialsFile == "" {
+		p.RegistryFile(), def.Tenant, def.AccountID, filepath.Dir(p.RegistryFile()))
+	if creds.file == "" {
 		return
 	}
-	fmt.Fprintf(w, "  AWS        profile %s in %s: tenant %s, key %s; try:\n", credentialsProfile, p.credentialsFile, p.defaultCreds.Tenant, p.defaultCreds.AccessKeyID)
+	fmt.Fprintf(w, "  AWS        profile %s in %s: tenant %s, key %s; try:\n", credentialsProfile, creds.file, def.Tenant, def.AccessKeyID)
 	// --region rather than AWS_REGION: AWS CLI v1 reads only
 	// AWS_DEFAULT_REGION, v2 both; the flag works with every version.
 	fmt.Fprintf(w, "             AWS_SHARED_CREDENTIALS_FILE=%s AWS_PROFILE=%s aws --endpoint-url %s --region %s lambda list-functions\n",
-		shellQuote(p.credentialsFile), credentialsProfile, p.cloud.Endpoint(), cloudRegion)
-	fmt.Fprintf(w, "  Platform   profile %s in %s: for gust worker --endpoint on this machine only\n", platformProfile, p.platformCredentialsFile)
+		shellQuote(creds.file), credentialsProfile, p.Cloud().Endpoint(), cloudRegion)
+	fmt.Fprintf(w, "  Platform   profile %s in %s: for gust worker --endpoint on this machine only\n", platformProfile, creds.platformFile)
 }
 
 // platformCredentialsEnv is the environment a `gust worker --endpoint`
 // needs to sign as the platform, as a shell prefix; empty without the file.
-func platformCredentialsEnv(p *platform) string {
-	if p.platformCredentialsFile == "" {
+func platformCredentialsEnv(creds devCredentials) string {
+	if creds.platformFile == "" {
 		return ""
 	}
-	return fmt.Sprintf("AWS_SHARED_CREDENTIALS_FILE=%s AWS_PROFILE=%s ", shellQuote(p.platformCredentialsFile), platformProfile)
+	return fmt.Sprintf("AWS_SHARED_CREDENTIALS_FILE=%s AWS_PROFILE=%s ", shellQuote(creds.platformFile), platformProfile)
 }
 
 // shellQuote quotes s for a POSIX shell when it needs it, so a printed

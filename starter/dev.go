@@ -8,13 +8,14 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/gust-dev/gust/devserver"
+	"github.com/gust-dev/gust/gateway"
 	"github.com/gust-dev/gust/localcloud"
 	"github.com/gust-dev/gust/localcloud/lambda"
+	"github.com/gust-dev/gust/platform"
 	"github.com/gust-dev/gust/worker"
 )
 
@@ -33,7 +34,7 @@ gust worker. History survives restarts on the same --state-dir.`,
 			&cli.BoolFlag{Name: "ephemeral", Usage: "keep all state in memory; nothing is written to --state-dir"},
 			&cli.StringFlag{Name: "log-level", Value: "warn", Usage: "server log level: debug, info, warn or error"},
 			&cli.BoolFlag{Name: "no-worker", Usage: "run the server, Web UI and local cloud only"},
-			&cli.IntFlag{Name: "gateway-port", Value: DefaultGatewayPort, Usage: "gateway port: Lambda's Invoke API for tenants' applications (0 picks a free port)"},
+			&cli.IntFlag{Name: "gateway-port", Value: gateway.DefaultPort, Usage: "gateway port: Lambda's Invoke API for tenants' applications (0 picks a free port)"},
 			&cli.Float64Flag{Name: "launch-rate", Value: worker.DefaultLaunchRate, Usage: "fill-path launch rate, instances per second, enforced by the Temporal server across all workers"},
 		}, cloudFlags()...),
 		Action: runDev,
@@ -144,7 +145,7 @@ func runDev(c *cli.Context) error {
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	p, err := startPlatform(ctx, platformConfig{
+	p, err := platform.Start(ctx, platform.Config{
 		IP:          c.String("ip"),
 		Port:        c.Int("port"),
 		UIPort:      c.Int("ui-port"),
@@ -159,43 +160,33 @@ func runDev(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := writeDevCredentials(p, credDir); err != nil {
-		_ = shutdown(p)
+	creds, err := writeDevCredentials(p, credDir)
+	if err != nil {
+		_ = p.Shutdown()
 		return err
 	}
-	printAddresses(c.App.Writer, p, stateDir, c.Float64("launch-rate"))
+	printAddresses(c.App.Writer, p, stateDir, c.Float64("launch-rate"), creds)
 	fmt.Fprintln(c.App.Writer, "Press Ctrl+C to stop.")
 
 	<-ctx.Done()
 	fmt.Fprintln(c.App.Writer, "\nshutting down...")
-	return shutdown(p)
+	return p.Shutdown()
 }
 
-// shutdown closes p, giving up after shutdownTimeout so a wedged component
-// can never keep the process from exiting.
-func shutdown(p *platform) error {
-	done := make(chan error, 1)
-	go func() { done <- p.Close() }()
-	select {
-	case err := <-done:
-		return err
-	case <-time.After(shutdownTimeout):
-		return fmt.Errorf("shutdown did not finish within %v", shutdownTimeout)
-	}
-}
-
-func printAddresses(w io.Writer, p *platform, stateDir string, launchRate float64) {
-	cfg := p.server.Config()
+// printAddresses is the start-up summary of `gust dev` and `gust demo`;
+// creds are the credentials files gust dev wrote, none for the demo.
+func printAddresses(w io.Writer, p *platform.Platform, stateDir string, launchRate float64, creds devCredentials) {
+	cfg := p.Server().Config()
 	fmt.Fprintf(w, "gust is running\n")
-	fmt.Fprintf(w, "  Temporal   %s  (namespace default)\n", p.server.FrontendAddress())
-	if ui := p.server.UIAddress(); ui != "" {
+	fmt.Fprintf(w, "  Temporal   %s  (namespace default)\n", p.Server().FrontendAddress())
+	if ui := p.Server().UIAddress(); ui != "" {
 		fmt.Fprintf(w, "  Web UI     %s\n", ui)
 	} else {
 		fmt.Fprintf(w, "  Web UI     off\n")
 	}
-	fmt.Fprintf(w, "  Cloud      %s  (EC2 and Lambda APIs)\n", p.cloud.Endpoint())
-	fmt.Fprintf(w, "  Gateway    %s  (Lambda Invoke API for tenants' apps: SigV4 or Bearer sub-tenant tokens)\n", p.gateway.Endpoint())
-	switch level, err := p.cloud.Lambda().Isolation(); {
+	fmt.Fprintf(w, "  Cloud      %s  (EC2 and Lambda APIs)\n", p.Cloud().Endpoint())
+	fmt.Fprintf(w, "  Gateway    %s  (Lambda Invoke API for tenants' apps: SigV4 or Bearer sub-tenant tokens)\n", p.Gateway().Endpoint())
+	switch level, err := p.Cloud().Lambda().Isolation(); {
 	case err != nil:
 		fmt.Fprintf(w, "  Isolation  NONE AVAILABLE: functions cannot be created or invoked: %v\n", err)
 	case level == lambda.IsolationNone:
@@ -203,7 +194,7 @@ func printAddresses(w io.Writer, p *platform, stateDir string, launchRate float6
 	default:
 		fmt.Fprintf(w, "  Isolation  sandbox: each environment in its own namespaces, root filesystem and uid, with seccomp and an egress proxy\n")
 	}
-	if enforced, why := p.cloud.Lambda().MemoryLimits(); enforced {
+	if enforced, why := p.Cloud().Lambda().MemoryLimits(); enforced {
 		fmt.Fprintf(w, "  Functions  memory sizes enforced by cgroups\n")
 	} else {
 		fmt.Fprintf(w, "  Functions  memory sizes not enforced: %s\n", why)
@@ -213,12 +204,12 @@ func printAddresses(w io.Writer, p *platform, stateDir string, launchRate float6
 	} else {
 		fmt.Fprintf(w, "  State      %s\n", devserver.DefaultDatabaseFile(stateDir))
 	}
-	printTenants(w, p)
-	fmt.Fprintf(w, "  Codec key  %s  (encrypts function variables in Temporal; clients and workers: --codec-key-file)\n", p.codecKeyFile)
-	if p.workers != nil {
+	printTenants(w, p, creds)
+	fmt.Fprintf(w, "  Codec key  %s  (encrypts function variables in Temporal; clients and workers: --codec-key-file)\n", p.CodecKeyFile())
+	if p.HasWorker() {
 		fmt.Fprintf(w, "  Worker     task queues gust, gust-launch (launch rate %g/s)\n", launchRate)
 	} else {
-		fmt.Fprintf(w, "  Worker     none (--no-worker); run: %sgust worker --address %s --endpoint %s --codec-key-file %s\n", platformCredentialsEnv(p), cfg.FrontendAddress(), p.cloud.Endpoint(), p.codecKeyFile)
+		fmt.Fprintf(w, "  Worker     none (--no-worker); run: %sgust worker --address %s --endpoint %s --codec-key-file %s\n", platformCredentialsEnv(creds), cfg.FrontendAddress(), p.Cloud().Endpoint(), p.CodecKeyFile())
 	}
 }
 

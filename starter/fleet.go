@@ -263,10 +263,10 @@ func runFleetLaunch(c *cli.Context) error {
 func startFleet(ctx context.Context, cl client.Client, in workflows.LaunchFleetInput) (client.WorkflowRun, bool, error) {
 	id := workflows.FleetWorkflowID(in.Tenant, in.FleetID)
 	summary := fmt.Sprintf("fleet of %d-%d %s", in.Min, in.Target, in.InstanceType)
-	memo := map[string]any{"min": in.Min, "target": in.Target, "instance_type": in.InstanceType}
+	memo := map[string]any{workflows.MemoMin: in.Min, workflows.MemoTarget: in.Target, workflows.MemoInstanceType: in.InstanceType}
 	if in.Tenant != "" {
 		summary += " for tenant " + in.Tenant
-		memo["tenant"] = in.Tenant
+		memo[workflows.MemoTenant] = in.Tenant
 	}
 	run, err := cl.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID:                       id,
@@ -562,14 +562,15 @@ func runFleetList(c *cli.Context) error {
 			}
 			seen[id] = true
 			r := row{FleetID: id, Status: statusName(e.GetStatus()), Started: e.GetStartTime().AsTime()}
-			decodeMemo(e.GetMemo(), "tenant", &r.Tenant)
+			decodeMemo(e.GetMemo(), workflows.MemoTenant, &r.Tenant)
 			if r.Tenant != "" {
 				r.FleetID = strings.TrimPrefix(id, r.Tenant+"/")
 			}
 			r.Tenant = tenantName(r.Tenant)
-			decodeMemo(e.GetMemo(), "instance_type", &r.InstanceType)
-			decodeMemo(e.GetMemo(), "min", &r.Min)
-			decodeMemo(e.GetMemo(), "target", &r.Target)
+			decodeMemo(e.GetMemo(), workflows.MemoInstanceType, &r.InstanceType)
+			decodeMemo(e.GetMemo(), workflows.MemoMin, &r.Min)
+			// The workflow keeps the target current on scale.
+			decodeMemo(e.GetMemo(), workflows.MemoTarget, &r.Target)
 			rows = append(rows, r)
 		}
 		if token = resp.GetNextPageToken(); len(token) == 0 {

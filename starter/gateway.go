@@ -1,29 +1,20 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"strconv"
 	"syscall"
-	"time"
 
 	"github.com/urfave/cli/v2"
-	"go.temporal.io/sdk/client"
 
 	"github.com/gust-dev/gust/gateway"
 	"github.com/gust-dev/gust/tenants"
 )
-
-// DefaultGatewayPort is the gateway's port under gust dev and gust gateway
-// (issue 8 fixes it): LocalStack's 4566 plus one.
-const DefaultGatewayPort = 4567
 
 func gatewayCommand() *cli.Command {
 	return &cli.Command{
@@ -42,7 +33,7 @@ balancer, on machines that share the registry file (or a copy kept in sync)
 and reach the same Temporal namespace.`,
 		Flags: append(connectionFlags(),
 			&cli.StringFlag{Name: "ip", Value: "127.0.0.1", Usage: "IP to listen on"},
-			&cli.IntFlag{Name: "gateway-port", Value: DefaultGatewayPort, Usage: "port to listen on (0 picks a free port)"},
+			&cli.IntFlag{Name: "gateway-port", Value: gateway.DefaultPort, Usage: "port to listen on (0 picks a free port)"},
 			&cli.StringFlag{Name: "state-dir", Value: ".gust", EnvVars: []string{"GUST_STATE_DIR"}, Usage: "the state directory whose tenants.db is the tenant registry (gust dev's --state-dir)"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "log level: debug, info, warn or error"},
 		),
@@ -84,7 +75,8 @@ func runGateway(c *cli.Context) error {
 	}
 	defer cl.Close()
 
-	srv, err := startGateway(c.String("ip"), c.Int("gateway-port"), cl, reg, logger)
+	srv, err := gateway.Listen(net.JoinHostPort(c.String("ip"), strconv.Itoa(c.Int("gateway-port"))),
+		gateway.Config{Client: cl, Registry: reg, Logger: logger})
 	if err != nil {
 		return usagef("--gateway-port %d: %v", c.Int("gateway-port"), err)
 	}
@@ -93,41 +85,4 @@ func runGateway(c *cli.Context) error {
 	defer stop()
 	<-ctx.Done()
 	return srv.Close()
-}
-
-// gatewayServer is a running gateway.
-type gatewayServer struct {
-	http *http.Server
-	ln   net.Listener
-}
-
-// startGateway serves the gateway on ip:port (0: a free port).
-func startGateway(ip string, port int, cl client.Client, reg *tenants.Registry, logger *slog.Logger) (*gatewayServer, error) {
-	ln, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(port)))
-	if err != nil {
-		return nil, err
-	}
-	s := &gatewayServer{ln: ln, http: &http.Server{
-		Handler:           gateway.New(gateway.Config{Client: cl, Registry: reg, Logger: logger}),
-		ReadHeaderTimeout: 10 * time.Second,
-		// No WriteTimeout: a RequestResponse call waits as long as its
-		// function may run (up to its X-Gust-Max-Wait plus 15 minutes).
-		IdleTimeout: 2 * time.Minute,
-	}}
-	go func() { _ = s.http.Serve(ln) }()
-	return s, nil
-}
-
-// Endpoint is the URL to give AWS SDKs (endpoint_url, BaseEndpoint).
-func (s *gatewayServer) Endpoint() string { return "http://" + s.ln.Addr().String() }
-
-// Close stops accepting calls and gives the ones in flight a moment to be
-// answered. Their invocations are workflows: they finish regardless.
-func (s *gatewayServer) Close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := s.http.Shutdown(ctx); err != nil {
-		return s.http.Close()
-	}
-	return nil
 }

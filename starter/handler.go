@@ -34,12 +34,15 @@ func handlerCommand() *cli.Command {
 	}
 }
 
-// A custom runtime starts bootstrap with no arguments, so gust deployed as
-// a function's bootstrap cannot be told `gust handler`. Inside an execution
-// environment (the Runtime API is set) a bare `gust` means the handler; a
-// bare `gust` anywhere else still prints help.
-func init() {
-	if len(os.Args) == 1 && os.Getenv(runtimeAPIEnv) != "" {
-		os.Args = append(os.Args, "handler")
+// handlerArgs is the command line main runs for args. A custom runtime
+// starts bootstrap with no arguments, so gust deployed as a function's
+// bootstrap cannot be told `gust handler`. Inside an execution environment
+// (the Runtime API is set) a bare `gust` means `gust handler`; a bare `gust`
+// anywhere else still prints help, and every other command line is left
+// as it is.
+func handlerArgs(args []string) []string {
+	if len(args) == 1 && os.Getenv(runtimeAPIEnv) != "" {
+		return []string{args[0], "handler"}
 	}
+	return args
 }

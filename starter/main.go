@@ -20,7 +20,7 @@ const (
 )
 
 func main() {
-	os.Exit(run(os.Args))
+	os.Exit(run(handlerArgs(os.Args)))
 }
 
 func run(args []string) int {

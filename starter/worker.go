@@ -12,6 +12,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/gust-dev/gust/platform"
 	"github.com/gust-dev/gust/worker"
 	"github.com/gust-dev/gust/workflows"
 )
@@ -103,14 +104,14 @@ func runWorker(c *cli.Context) error {
 		return err
 	}
 	defer cl.Close()
-	wcfg := workerConfig{
+	wcfg := platform.WorkerConfig{
 		Endpoint:    c.String("endpoint"),
 		LaunchRate:  c.Float64("launch-rate"),
 		Identity:    c.String("identity"),
 		Tenant:      c.String("tenant"),
 		TenantRoles: roles,
 	}
-	w, err := startWorkers(ctx, cl, wcfg)
+	w, err := platform.StartWorkers(ctx, cl, wcfg)
 	if err != nil {
 		return err
 	}
@@ -131,7 +132,7 @@ func runWorker(c *cli.Context) error {
 	if endpoint == "" {
 		endpoint = "AWS (standard config chain)"
 	}
-	fmt.Fprintf(c.App.Writer, "gust worker polling %s (namespace %s), cloud %s, launch rate %g/s, tenants: %s", opts.HostPort, opts.Namespace, endpoint, c.Float64("launch-rate"), wcfg.servedTenants())
+	fmt.Fprintf(c.App.Writer, "gust worker polling %s (namespace %s), cloud %s, launch rate %g/s, tenants: %s", opts.HostPort, opts.Namespace, endpoint, c.Float64("launch-rate"), servedTenants(wcfg))
 	if metricsLn != nil {
 		fmt.Fprintf(c.App.Writer, ", metrics http://%s/metrics", metricsLn.Addr())
 	}

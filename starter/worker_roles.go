@@ -5,9 +5,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-
+	"github.com/gust-dev/gust/platform"
 	"github.com/gust-dev/gust/tenants"
 	"github.com/gust-dev/gust/workflows"
 )
@@ -54,23 +52,9 @@ func parseTenantRoles(values []string) (map[string]string, error) {
 	return roles, nil
 }
 
-// roleARN is the role cfg's worker assumes to act for tenant: the one
-// --tenant-role names, else, on a local cloud or LocalStack (an Endpoint),
-// the tenant's platform role there. On AWS a tenant without --tenant-role
-// has none.
-func (cfg workerConfig) roleARN(tenant string) (string, bool) {
-	if arn, ok := cfg.TenantRoles[tenant]; ok {
-		return arn, true
-	}
-	if cfg.Endpoint != "" {
-		return tenants.PlatformRoleARN(tenant), true
-	}
-	return "", false
-}
-
 // servedTenants describes, for the worker's start-up line, which tenants
-// it acts for and how.
-func (cfg workerConfig) servedTenants() string {
+// cfg's worker acts for and how.
+func servedTenants(cfg platform.WorkerConfig) string {
 	var parts []string
 	if cfg.Endpoint != "" {
 		parts = append(parts, "every tenant through its platform role")
@@ -96,10 +80,4 @@ func (cfg workerConfig) servedTenants() string {
 		}
 	}
 	return strings.Join(parts, "; ")
-}
-
-// staticCredentials is a registry key as the SDK's credentials provider,
-// for workerConfig.PlatformCredentials.
-func staticCredentials(c tenants.Credentials) aws.CredentialsProvider {
-	return credentials.NewStaticCredentialsProvider(c.AccessKeyID, c.SecretAccessKey, c.SessionToken)
 }

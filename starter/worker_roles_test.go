@@ -6,8 +6,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/gust-dev/gust/tenants"
 )
 
 func TestParseTenantRoles(t *testing.T) {
@@ -49,24 +47,6 @@ func TestParseTenantRoles(t *testing.T) {
 
 	_, err = parseTenantRoles([]string{"acme=arn:aws:iam::123456789012:role/a", "acme=arn:aws:iam::123456789012:role/b"})
 	assert.ErrorContains(t, err, "tenant acme is given twice")
-}
-
-func TestRoleARN(t *testing.T) {
-	override := "arn:aws:iam::123456789012:role/special"
-	local := workerConfig{Endpoint: "http://127.0.0.1:4566", TenantRoles: map[string]string{"acme": override}}
-	arn, ok := local.roleARN("acme")
-	assert.True(t, ok)
-	assert.Equal(t, override, arn, "--tenant-role overrides the platform role")
-	arn, ok = local.roleARN("globex")
-	assert.True(t, ok)
-	assert.Equal(t, tenants.PlatformRoleARN("globex"), arn)
-
-	onAWS := workerConfig{TenantRoles: map[string]string{"acme": override}}
-	arn, ok = onAWS.roleARN("acme")
-	assert.True(t, ok)
-	assert.Equal(t, override, arn)
-	_, ok = onAWS.roleARN("globex")
-	assert.False(t, ok, "on AWS a tenant without --tenant-role has no role")
 }
 
 // TestWorkerRefusesBadTenantRoles runs the command line: a bad --tenant-role

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -7,39 +7,29 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/urfave/cli/v2"
 	"go.temporal.io/sdk/client"
 
 	"github.com/gust-dev/gust/localcloud"
 	"github.com/gust-dev/gust/localcloud/ec2"
+	"github.com/gust-dev/gust/platform"
 	"github.com/gust-dev/gust/workflows"
 )
 
-func benchFleetCommand() *cli.Command {
-	return &cli.Command{
-		Name:  "fleet",
-		Usage: "time to min and target with and without the burst, then a large fleet",
-		Description: `Runs the same fleet twice on one embedded platform (server, local cloud and
-worker in this process): once with the burst and once with --no-burst, and
-prints time to min, time to target and their ratios. Then it runs a large
-fleet (default 10,000 instances) and reports its time, history events per
-run and the process's peak memory.
-
-The local cloud's EC2 request and resource throttles are lifted for the
-run, so that the platform's own launch rate limiter, not EC2's, is what the
-comparison measures: with EC2's resource bucket (1000 instances, refilling
-at 2 per second) every instance past the first thousand would take half a
-second whatever gust did.`,
-		Flags: []cli.Flag{
-			&cli.IntFlag{Name: "min", Value: 200, Usage: "fleet minimum for the burst comparison"},
-			&cli.IntFlag{Name: "target", Value: 250, Usage: "fleet target for the burst comparison"},
-			&cli.Float64Flag{Name: "launch-rate", Value: 20, Usage: "fill-path launch rate, instances per second"},
-			&cli.DurationFlag{Name: "boot", Value: time.Second, Usage: "the cloud's boot delay"},
-			&cli.IntFlag{Name: "large", Value: 10000, Usage: "size of the large fleet (0 skips it)"},
-			&cli.Float64Flag{Name: "large-launch-rate", Value: 1000, Usage: "launch rate for the large fleet"},
-		},
-		Action: runBenchFleet,
-	}
+// FleetOptions configure Fleet. The caller validates them: Min and Target
+// a valid fleet, Large between 0 and workflows.MaxFleetSize, rates
+// positive.
+type FleetOptions struct {
+	// Out receives the report.
+	Out io.Writer
+	// Min and Target are the burst comparison's fleet, launched at
+	// LaunchRate with the cloud's boot delay Boot.
+	Min, Target int
+	LaunchRate  float64
+	Boot        time.Duration
+	// Large is the size of the large fleet, launched at LargeLaunchRate;
+	// 0 skips it.
+	Large           int
+	LargeLaunchRate float64
 }
 
 type fleetRun struct {
@@ -49,30 +39,23 @@ type fleetRun struct {
 	events int
 }
 
-func runBenchFleet(c *cli.Context) error {
-	if err := noArgs(c); err != nil {
-		return err
-	}
-	minN, target, large := c.Int("min"), c.Int("target"), c.Int("large")
-	if err := (workflows.LaunchFleetInput{FleetID: "bench", InstanceType: "m5.large", Min: minN, Target: target}).Validate(); err != nil {
-		return usagef("%v", err)
-	}
-	if large < 0 || large > workflows.MaxFleetSize {
-		return usagef("--large %d must be between 0 and %d", large, workflows.MaxFleetSize)
-	}
-	if c.Float64("launch-rate") <= 0 || c.Float64("large-launch-rate") <= 0 {
-		return usagef("launch rates must be positive")
-	}
-	ctx := c.Context
-	out := c.App.Writer
+// Fleet runs the same fleet twice on one embedded platform, once with the
+// burst and once without, and reports time to min, time to target and
+// their ratios; then, unless opts.Large is 0, a large fleet on a fresh
+// platform, with its time, history events per run and the process's peak
+// memory. The local cloud's EC2 throttles are lifted, so that the
+// platform's own launch rate limiter is what the comparison measures.
+func Fleet(ctx context.Context, opts FleetOptions) error {
+	minN, target, large := opts.Min, opts.Target, opts.Large
+	out := opts.Out
 
 	cloud := localcloud.Config{
 		Capacity:  []ec2.Pool{{InstanceType: "m5.large", Initial: 2*target + 10}},
-		BootDelay: c.Duration("boot"),
+		BootDelay: opts.Boot,
 		EC2:       ec2.Config{RequestBucket: -1, ResourceBucket: -1},
 	}
-	fmt.Fprintf(out, "burst vs no-burst: min %d, target %d, launch rate %g/s, boot %v\n", minN, target, c.Float64("launch-rate"), c.Duration("boot"))
-	runs, err := withPlatform(ctx, cloud, c.Float64("launch-rate"), func(cl client.Client) ([]fleetRun, error) {
+	fmt.Fprintf(out, "burst vs no-burst: min %d, target %d, launch rate %g/s, boot %v\n", minN, target, opts.LaunchRate, opts.Boot)
+	runs, err := withPlatform(ctx, cloud, opts.LaunchRate, func(cl client.Client) ([]fleetRun, error) {
 		var runs []fleetRun
 		for _, burst := range []bool{true, false} {
 			name := "burst"
@@ -96,20 +79,20 @@ func runBenchFleet(c *cli.Context) error {
 	printFleetRuns(out, runs)
 	b, nb := runs[0].res, runs[1].res
 	fmt.Fprintf(out, "time to min:    no-burst / burst = %.1fx (burst goal: under boot %v + 1s)\n",
-		float64(nb.TimeToMinMS)/float64(max(b.TimeToMinMS, 1)), c.Duration("boot"))
+		float64(nb.TimeToMinMS)/float64(max(b.TimeToMinMS, 1)), opts.Boot)
 	fmt.Fprintf(out, "time to target: no-burst / burst = %.2fx\n\n", float64(nb.TimeToTargetMS)/float64(max(b.TimeToTargetMS, 1)))
 
 	if large == 0 {
 		return nil
 	}
 	largeMin := min(1000, large)
-	fmt.Fprintf(out, "large fleet: min %d, target %d, launch rate %g/s\n", largeMin, large, c.Float64("large-launch-rate"))
+	fmt.Fprintf(out, "large fleet: min %d, target %d, launch rate %g/s\n", largeMin, large, opts.LargeLaunchRate)
 	cloud = localcloud.Config{
 		Capacity:  []ec2.Pool{{InstanceType: "m5.large", Initial: large + 10}},
-		BootDelay: c.Duration("boot"),
+		BootDelay: opts.Boot,
 		EC2:       ec2.Config{RequestBucket: -1, ResourceBucket: -1},
 	}
-	runs, err = withPlatform(ctx, cloud, c.Float64("large-launch-rate"), func(cl client.Client) ([]fleetRun, error) {
+	runs, err = withPlatform(ctx, cloud, opts.LargeLaunchRate, func(cl client.Client) ([]fleetRun, error) {
 		r, err := benchOneFleet(ctx, cl, workflows.LaunchFleetInput{
 			FleetID: "bench-large", InstanceType: "m5.large", Min: largeMin, Target: large, Burst: true,
 		})
@@ -126,12 +109,12 @@ func runBenchFleet(c *cli.Context) error {
 
 // withPlatform runs fn against a fresh in-memory platform.
 func withPlatform(ctx context.Context, cloud localcloud.Config, launchRate float64, fn func(client.Client) ([]fleetRun, error)) ([]fleetRun, error) {
-	p, err := startPlatform(ctx, platformConfig{IP: "127.0.0.1", UIPort: 0, Cloud: cloud, LaunchRate: launchRate, Logger: discardLogger()})
+	p, err := platform.Start(ctx, platform.Config{IP: "127.0.0.1", UIPort: 0, Cloud: cloud, LaunchRate: launchRate, Logger: discardLogger()})
 	if err != nil {
 		return nil, err
 	}
-	defer shutdown(p)
-	return fn(p.client)
+	defer p.Shutdown()
+	return fn(p.Client())
 }
 
 func benchOneFleet(ctx context.Context, cl client.Client, in workflows.LaunchFleetInput) (fleetRun, error) {

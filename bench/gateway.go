@@ -1,11 +1,11 @@
-package main
+package bench
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"text/tabwriter"
 	"time"
 
@@ -13,43 +13,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	awslambda "github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/google/uuid"
-	"github.com/urfave/cli/v2"
 
+	"github.com/gust-dev/gust/demo"
 	"github.com/gust-dev/gust/gateway"
 	"github.com/gust-dev/gust/localcloud"
 	lambdacloud "github.com/gust-dev/gust/localcloud/lambda"
+	"github.com/gust-dev/gust/platform"
 	"github.com/gust-dev/gust/workflows"
 )
-
-func benchGatewayCommand() *cli.Command {
-	return &cli.Command{
-		Name:  "gateway",
-		Usage: "what the gateway adds to a warm invocation: p50 and p99 through it and direct",
-		Description: `Starts the embedded platform in this process (in-memory server, local cloud,
-worker, gateway; UI off), deploys the sample echo handler (this gust binary in
-its hidden handler mode, or --handler) and warms one environment, then
-alternates, --iterations times each:
-
-  direct         InvokeWorkflow started with the platform's client (eager
-                 start), waiting for its result: what gust fn invoke does
-  gateway sigv4  the same invocation through the gateway with aws-sdk-go-v2's
-                 Lambda client, signed with the tenant's key
-  gateway token  the same with a sub-tenant token (Authorization: Bearer)
-  direct, the gateway's input
-                 the input the gateway starts (with its queue bound), direct
-
-Alternating puts both paths under the same conditions. The gateway adds one
-HTTP round trip on loopback, the SDK's signing and the gateway's
-verification to the direct path; the difference of the p50s is its cost.`,
-		Flags: []cli.Flag{
-			&cli.IntFlag{Name: "iterations", Value: 500, Usage: "measured invocations per series"},
-			&cli.StringFlag{Name: "handler", Usage: "Lambda bootstrap executable to deploy instead of this gust binary"},
-			&cli.StringFlag{Name: "cloud-isolation", Value: lambdacloud.IsolationSandbox, Usage: "function isolation: sandbox or none"},
-			outputFlag(),
-		},
-		Action: runBenchGateway,
-	}
-}
 
 // benchGatewayResult is the JSON form of `gust bench gateway`.
 type benchGatewayResult struct {
@@ -66,35 +37,30 @@ type benchGatewayResult struct {
 	Isolation        string  `json:"isolation"`
 }
 
-func runBenchGateway(c *cli.Context) error {
-	if err := noArgs(c); err != nil {
-		return err
-	}
-	asJSON, err := jsonOutput(c)
-	if err != nil {
-		return err
-	}
-	iters := c.Int("iterations")
-	if iters < 1 {
-		return usagef("--iterations must be at least 1")
-	}
-	handler := c.String("handler")
-	if handler == "" {
-		if handler, err = os.Executable(); err != nil {
-			return fmt.Errorf("finding the gust executable: %w", err)
-		}
-	}
-	if _, err := os.Stat(handler); err != nil {
-		return usagef("--handler: %v", err)
-	}
-	iso := c.String("cloud-isolation")
-	if iso != lambdacloud.IsolationSandbox && iso != lambdacloud.IsolationNone {
-		return usagef("--cloud-isolation %q: want %s or %s", iso, lambdacloud.IsolationSandbox, lambdacloud.IsolationNone)
-	}
-	ctx := c.Context
-	progress := io.Writer(os.Stderr)
+// GatewayOptions configure Gateway. The caller validates them: Iterations
+// at least 1, Isolation sandbox or none, Handler an existing file.
+type GatewayOptions struct {
+	// Out receives the report, Progress the progress as it goes.
+	Out, Progress io.Writer
+	// JSON reports as one JSON object (--output json).
+	JSON bool
+	// Handler is the Lambda bootstrap executable to deploy: this gust
+	// binary (its handler mode) or another one.
+	Handler string
+	// Iterations is the measured invocations per series.
+	Iterations int
+	// Isolation is the local cloud's function isolation.
+	Isolation string
+}
 
-	p, err := startPlatform(ctx, platformConfig{
+// Gateway starts an embedded platform (UI off), deploys opts.Handler, and
+// measures warm invocations direct and through the gateway, alternating,
+// to report what the gateway adds.
+func Gateway(ctx context.Context, opts GatewayOptions) error {
+	handler, iso, iters := opts.Handler, opts.Isolation, opts.Iterations
+	progress := opts.Progress
+
+	p, err := platform.Start(ctx, platform.Config{
 		IP:     "127.0.0.1",
 		Cloud:  localcloud.Config{Lambda: lambdacloud.Config{MaxCodeBytes: 1 << 30, Isolation: iso}},
 		Logger: discardLogger(),
@@ -104,32 +70,32 @@ func runBenchGateway(c *cli.Context) error {
 	}
 	defer p.Close()
 	const tenant, fn, sub = "bench", "echo", "bench-sub"
-	creds, err := ensureTenant(ctx, p.registry, tenant)
+	creds, err := p.EnsureTenant(ctx, tenant)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(progress, "deploying %s as %s/%s...\n", handler, tenant, fn)
-	if _, err := deploySample(ctx, p, tenant, fn, handler, 0); err != nil {
+	if _, err := demo.DeploySample(ctx, p, tenant, fn, handler, 0); err != nil {
 		return err
 	}
-	token, err := p.registry.IssueToken(ctx, tenant, sub, fn, time.Hour)
+	token, err := p.Registry().IssueToken(ctx, tenant, sub, fn, time.Hour)
 	if err != nil {
 		return err
 	}
 	// One keep-alive connection, as an SDK client in a service would have.
 	httpClient := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
 	sdk := awslambda.NewFromConfig(aws.Config{
-		Region:      cloudRegion,
+		Region:      lambdacloud.DefaultRegion,
 		Credentials: credentials.NewStaticCredentialsProvider(creds.AccessKeyID, creds.SecretAccessKey, ""),
 		HTTPClient:  httpClient,
 		Retryer:     func() aws.Retryer { return aws.NopRetryer{} },
-	}, func(o *awslambda.Options) { o.BaseEndpoint = aws.String(p.gateway.Endpoint()) })
+	}, func(o *awslambda.Options) { o.BaseEndpoint = aws.String(p.Gateway().Endpoint()) })
 	payload := []byte(`{"echo":"bench"}`)
 
 	direct := func() (time.Duration, error) {
 		in := workflows.InvokeInput{RequestID: uuid.NewString(), Tenant: tenant, Function: fn, SubTenant: sub, Payload: payload}
 		start := time.Now()
-		res, err := invokeFunction(ctx, p.client, in, true)
+		res, err := demo.Invoke(ctx, p.Client(), in, true)
 		if err == nil && res.FunctionError != nil {
 			err = fmt.Errorf("function error %s: %s", res.FunctionError.Type, res.FunctionError.Message)
 		}
@@ -141,7 +107,7 @@ func runBenchGateway(c *cli.Context) error {
 		in := workflows.InvokeInput{RequestID: uuid.NewString(), Tenant: tenant, Function: fn, SubTenant: sub, Payload: payload,
 			MaxQueueWait: gateway.DefaultMaxWait, Deadline: gateway.RequestResponseDeadline(gateway.DefaultMaxWait)}
 		start := time.Now()
-		res, err := invokeFunction(ctx, p.client, in, true)
+		res, err := demo.Invoke(ctx, p.Client(), in, true)
 		if err == nil && res.FunctionError != nil {
 			err = fmt.Errorf("function error %s: %s", res.FunctionError.Type, res.FunctionError.Message)
 		}
@@ -155,7 +121,7 @@ func runBenchGateway(c *cli.Context) error {
 		}
 		return time.Since(start), err
 	}
-	url := p.gateway.Endpoint() + "/2015-03-31/functions/" + fn + "/invocations"
+	url := p.Gateway().Endpoint() + "/2015-03-31/functions/" + fn + "/invocations"
 	viaToken := func() (time.Duration, error) {
 		start := time.Now()
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(payload))
@@ -213,10 +179,10 @@ func runBenchGateway(c *cli.Context) error {
 		return ms(percentile(d, 50))
 	}
 	res.PairedP50MS, res.PairedTokenP50MS = paired(1), paired(2)
-	if asJSON {
-		return printJSON(c.App.Writer, res)
+	if opts.JSON {
+		return writeJSON(opts.Out, res)
 	}
-	out := c.App.Writer
+	out := opts.Out
 	fmt.Fprintf(out, "gust bench gateway: warm invocations of the echo handler, isolation %s, %d each, alternating\n\n", iso, iters)
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "SERIES\t    N\tP50 (ms)\tP99 (ms)")

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -10,13 +10,16 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/urfave/cli/v2"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/google/uuid"
 	"go.temporal.io/sdk/client"
 	sdkworker "go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/gust-dev/gust/demo"
 	"github.com/gust-dev/gust/localcloud"
 	lambdacloud "github.com/gust-dev/gust/localcloud/lambda"
+	"github.com/gust-dev/gust/platform"
 	"github.com/gust-dev/gust/providers"
 	lambdaprovider "github.com/gust-dev/gust/providers/lambda"
 	"github.com/gust-dev/gust/runwait"
@@ -34,43 +37,6 @@ const benchNoopWorkflowName = "GustBenchNoopWorkflow"
 // benchNoopWorkflow does nothing: its latency is the cost of any workflow
 // on this server, the floor an invocation's end-to-end latency is held to.
 func benchNoopWorkflow(workflow.Context) error { return nil }
-
-func benchFnCommand() *cli.Command {
-	return &cli.Command{
-		Name:  "fn",
-		Usage: "invocation latency (cold, warm, end to end, floor) and throughput of functions",
-		Description: `Starts the embedded platform in this process (in-memory server, local cloud,
-worker; UI off), deploys the sample echo handler (this gust binary in its
-hidden handler mode, or --handler), and reports p50 and p99 of:
-
-  cold start         provider Invoke for a sub-tenant never seen before
-  provider warm      provider Invoke (HTTP to the local cloud) on a warm environment
-  e2e warm           InvokeWorkflow, for each activity mode, eager start on and off
-  floor              a no-op workflow on the same server, eager start on and off
-  throughput         --subtenants sub-tenants in parallel, each invoking in a loop
-
-then the ratios of e2e warm p50 to the floor p50.
-
-With --waits N it measures only how long callers wait for results: N
-InvokeWorkflows one after another in each activity mode, each started and
-then waited for, reporting p50, p99, max and how many took over 1 s, with
-the server-side duration of each of those. --wait sdk waits with the SDK's
-plain WorkflowRun.Get instead of gust's runwait.Get, to compare: see
-docs/benchmarks.md, "Waiting for results".`,
-		Flags: []cli.Flag{
-			&cli.IntFlag{Name: "iterations", Value: 200, Usage: "measured invocations per warm and floor series"},
-			&cli.IntFlag{Name: "cold", Value: 30, Usage: "cold starts to measure"},
-			&cli.IntFlag{Name: "subtenants", Value: 50, Usage: "sub-tenants invoking in parallel in the throughput run"},
-			&cli.IntFlag{Name: "per-subtenant", Value: 20, Usage: "invocations per sub-tenant in the throughput run"},
-			&cli.StringFlag{Name: "handler", Usage: "Lambda bootstrap executable to deploy instead of this gust binary (e.g. a small aws-lambda-go handler)"},
-			&cli.StringFlag{Name: "cloud-isolation", Value: lambdacloud.IsolationSandbox, Usage: "function isolation to measure: sandbox or none"},
-			&cli.IntFlag{Name: "waits", Usage: "measure only result waits: `N` sequential start-and-wait invocations in each activity mode"},
-			&cli.StringFlag{Name: "wait", Value: benchWaitRunwait, Usage: "how the --waits and floor series wait for results: runwait (gust's) or sdk (WorkflowRun.Get)"},
-			outputFlag(),
-		},
-		Action: runBenchFn,
-	}
-}
 
 // benchSeries is one measured series.
 type benchSeries struct {
@@ -99,44 +65,46 @@ type benchFnResult struct {
 	ThroughputCfg string             `json:"throughput_config"`
 }
 
-func runBenchFn(c *cli.Context) error {
-	if err := noArgs(c); err != nil {
-		return err
-	}
-	asJSON, err := jsonOutput(c)
-	if err != nil {
-		return err
-	}
-	iters, cold, subs, per := c.Int("iterations"), c.Int("cold"), c.Int("subtenants"), c.Int("per-subtenant")
-	if iters < 1 || cold < 1 || subs < 1 || per < 1 {
-		return usagef("--iterations, --cold, --subtenants and --per-subtenant must be at least 1")
-	}
-	handler := c.String("handler")
-	if handler == "" {
-		if handler, err = os.Executable(); err != nil {
-			return fmt.Errorf("finding the gust executable: %w", err)
-		}
-	}
+// FnOptions configure Fn. The caller validates them: counts at least 1,
+// Isolation and Wait one of their constants, Handler an existing file.
+type FnOptions struct {
+	// Out receives the report, Progress the progress as it goes.
+	Out, Progress io.Writer
+	// JSON reports as one JSON object (--output json).
+	JSON bool
+	// Handler is the Lambda bootstrap executable to deploy: this gust
+	// binary (its handler mode) or another one.
+	Handler string
+	// Iterations is the measured invocations per warm and floor series,
+	// Cold the cold starts measured.
+	Iterations, Cold int
+	// SubTenants invoke in parallel in the throughput run,
+	// PerSubTenant times each.
+	SubTenants, PerSubTenant int
+	// Isolation is the local cloud's function isolation (sandbox or
+	// none).
+	Isolation string
+	// Waits, when not 0, measures only result waits: Waits start-and-wait
+	// invocations in each activity mode, waited for as Wait says.
+	Waits int
+	Wait  string
+}
+
+// Fn starts an embedded platform (UI off), deploys opts.Handler and
+// measures cold starts, warm invocations through the provider and end to
+// end through InvokeWorkflow, the no-op workflow floor and throughput, or,
+// with opts.Waits, only how long callers wait for results.
+func Fn(ctx context.Context, opts FnOptions) error {
+	handler, iso, asJSON := opts.Handler, opts.Isolation, opts.JSON
+	iters, cold, subs, per := opts.Iterations, opts.Cold, opts.SubTenants, opts.PerSubTenant
+	waits, waitHow := opts.Waits, opts.Wait
 	st, err := os.Stat(handler)
 	if err != nil {
-		return usagef("--handler: %v", err)
+		return err
 	}
-	iso := c.String("cloud-isolation")
-	if iso != lambdacloud.IsolationSandbox && iso != lambdacloud.IsolationNone {
-		return usagef("--cloud-isolation %q: want %s or %s", iso, lambdacloud.IsolationSandbox, lambdacloud.IsolationNone)
-	}
-	waits, waitHow := c.Int("waits"), c.String("wait")
-	if waits < 0 {
-		return usagef("--waits must be at least 0")
-	}
-	if waitHow != benchWaitRunwait && waitHow != benchWaitSDK {
-		return usagef("--wait %q: want %s or %s", waitHow, benchWaitRunwait, benchWaitSDK)
-	}
-	ctx := c.Context
-	out := c.App.Writer
-	progress := io.Writer(os.Stderr)
+	out, progress := opts.Out, opts.Progress
 
-	p, err := startPlatform(ctx, platformConfig{
+	p, err := platform.Start(ctx, platform.Config{
 		IP: "127.0.0.1",
 		Cloud: localcloud.Config{Lambda: lambdacloud.Config{
 			// Every cold start is a new sub-tenant's environment, and they
@@ -154,28 +122,30 @@ func runBenchFn(c *cli.Context) error {
 	defer p.Close()
 
 	const tenant = "bench"
-	if _, err := ensureTenant(ctx, p.registry, tenant); err != nil {
+	if _, err := p.EnsureTenant(ctx, tenant); err != nil {
 		return err
 	}
 	fmt.Fprintf(progress, "deploying %s (%d MB) as %s/echo...\n", handler, st.Size()>>20, tenant)
-	if _, err := deploySample(ctx, p, tenant, "echo", handler, 0); err != nil {
+	if _, err := demo.DeploySample(ctx, p, tenant, "echo", handler, 0); err != nil {
 		return err
 	}
 	// The provider acts for the tenant as the worker does: the platform's
 	// key assumes the tenant's role.
-	prov, err := lambdaprovider.NewFromConfig(ctx, lambdaprovider.Options{Endpoint: p.cloud.Endpoint(), Region: lambdacloud.DefaultRegion,
-		Credentials: staticCredentials(p.platformCreds), Roles: workerConfig{Endpoint: p.cloud.Endpoint()}.roleARN})
+	key := p.PlatformCredentials()
+	prov, err := lambdaprovider.NewFromConfig(ctx, lambdaprovider.Options{Endpoint: p.Cloud().Endpoint(), Region: lambdacloud.DefaultRegion,
+		Credentials: credentials.NewStaticCredentialsProvider(key.AccessKeyID, key.SecretAccessKey, key.SessionToken),
+		Roles:       platform.WorkerConfig{Endpoint: p.Cloud().Endpoint()}.RoleARN})
 	if err != nil {
 		return fmt.Errorf("configuring lambda provider: %w", err)
 	}
-	floor := sdkworker.New(p.client, benchFloorQueue, sdkworker.Options{})
+	floor := sdkworker.New(p.Client(), benchFloorQueue, sdkworker.Options{})
 	floor.RegisterWorkflowWithOptions(benchNoopWorkflow, workflow.RegisterOptions{Name: benchNoopWorkflowName})
 	if err := floor.Start(); err != nil {
 		return fmt.Errorf("starting the floor worker: %w", err)
 	}
 	defer floor.Stop()
 
-	b := &fnBench{ctx: ctx, cl: p.client, prov: prov, tenant: tenant, fn: "echo", sdkWait: waitHow == benchWaitSDK}
+	b := &fnBench{ctx: ctx, cl: p.Client(), prov: prov, tenant: tenant, fn: "echo", sdkWait: waitHow == WaitSDK}
 	if waits > 0 {
 		res, err := b.waitSeries(waits, progress)
 		if err != nil {
@@ -183,7 +153,7 @@ func runBenchFn(c *cli.Context) error {
 		}
 		res.Wait, res.Handler, res.Isolation = waitHow, handler, iso
 		if asJSON {
-			return printJSON(out, res)
+			return writeJSON(out, res)
 		}
 		return printBenchWaits(out, res)
 	}
@@ -262,7 +232,7 @@ func runBenchFn(c *cli.Context) error {
 		}
 	}
 	if asJSON {
-		return printJSON(out, res)
+		return writeJSON(out, res)
 	}
 	return printBenchFn(out, res)
 }
@@ -358,9 +328,9 @@ func (b *fnBench) providerWarm(n int) ([]time.Duration, error) {
 func (b *fnBench) e2e(n int, sub string, mode workflows.ActivityMode, eager bool) ([]time.Duration, error) {
 	ds := make([]time.Duration, 0, n)
 	for range n {
-		in := workflows.InvokeInput{RequestID: newRequestID(), Tenant: b.tenant, Function: b.fn, SubTenant: sub, ActivityMode: mode}
+		in := workflows.InvokeInput{RequestID: uuid.NewString(), Tenant: b.tenant, Function: b.fn, SubTenant: sub, ActivityMode: mode}
 		start := time.Now()
-		res, err := invokeFunction(b.ctx, b.cl, in, eager)
+		res, err := demo.Invoke(b.ctx, b.cl, in, eager)
 		d := time.Since(start)
 		if err != nil {
 			return nil, err
@@ -379,7 +349,7 @@ func (b *fnBench) floor(n int, eager bool) ([]time.Duration, error) {
 	for range n {
 		start := time.Now()
 		run, err := b.cl.ExecuteWorkflow(b.ctx, client.StartWorkflowOptions{
-			ID: "bench-noop-" + newRequestID(), TaskQueue: benchFloorQueue, EnableEagerStart: eager,
+			ID: "bench-noop-" + uuid.NewString(), TaskQueue: benchFloorQueue, EnableEagerStart: eager,
 		}, benchNoopWorkflowName)
 		if err == nil {
 			err = b.get(run, nil)
@@ -424,10 +394,10 @@ func (b *fnBench) throughput(subs, per int) ([]time.Duration, float64, error) {
 	return ds, float64(len(ds)) / elapsed.Seconds(), nil
 }
 
-// How `gust bench fn --wait` waits for results.
+// How `gust bench fn --wait` waits for results (FnOptions.Wait).
 const (
-	benchWaitRunwait = "runwait" // runwait.Get, what gust's commands and gateway use
-	benchWaitSDK     = "sdk"     // the SDK's plain WorkflowRun.Get
+	WaitRunwait = "runwait" // runwait.Get, what gust's commands and gateway use
+	WaitSDK     = "sdk"     // the SDK's plain WorkflowRun.Get
 )
 
 // benchWaitOutlier is one wait over a second, with what the server says
@@ -510,7 +480,7 @@ func (b *fnBench) waitSeries(n int, progress io.Writer) (benchWaitResult, error)
 // startAndWait starts one InvokeWorkflow and waits for its result,
 // returning how long that took.
 func (b *fnBench) startAndWait(mode workflows.ActivityMode) (time.Duration, client.WorkflowRun, error) {
-	in := workflows.InvokeInput{RequestID: newRequestID(), Tenant: b.tenant, Function: b.fn, SubTenant: "wait", ActivityMode: mode}
+	in := workflows.InvokeInput{RequestID: uuid.NewString(), Tenant: b.tenant, Function: b.fn, SubTenant: "wait", ActivityMode: mode}
 	start := time.Now()
 	run, err := b.cl.ExecuteWorkflow(b.ctx, client.StartWorkflowOptions{
 		ID:               workflows.InvokeWorkflowID(in.Tenant, in.Function, in.RequestID),

@@ -1,8 +1,9 @@
-package main
+package demo
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -13,31 +14,39 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/google/uuid"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
 	"github.com/gust-dev/gust/localcloud/lambda/sample"
 	"github.com/gust-dev/gust/localcloud/lambda/sandbox"
+	"github.com/gust-dev/gust/platform"
 	"github.com/gust-dev/gust/providers"
+	"github.com/gust-dev/gust/runwait"
 	"github.com/gust-dev/gust/workflows"
 )
 
-// demoTenant and demoFunction name the demo's sample function.
+// Tenant and Function name the showcase's sample function.
 const (
-	demoTenant   = "acme"
-	demoFunction = "echo"
+	Tenant   = "acme"
+	Function = "echo"
 )
 
-// demoFunctions deploys gust itself as the sample echo function (its hidden
+// functions deploys gust itself as the sample echo function (its hidden
 // handler mode) and invokes it through InvokeWorkflow for several
 // sub-tenants, one of them concurrently. It prints which environments served
 // whom, and fails if an environment ever served two sub-tenants or a
 // sub-tenant's second round did not reuse a warm environment.
-func demoFunctions(ctx context.Context, out io.Writer, p *platform) (string, error) {
+func functions(ctx context.Context, out io.Writer, p *platform.Platform) (string, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return "", fmt.Errorf("finding the gust executable: %w", err)
 	}
 	start := time.Now()
-	fmt.Fprintf(out, "Functions: deploying the sample handler (gust's handler mode) as %s/%s with PER_TENANT tenancy...\n", demoTenant, demoFunction)
-	fn, err := deploySample(ctx, p, demoTenant, demoFunction, exe, 0)
+	fmt.Fprintf(out, "Functions: deploying the sample handler (gust's handler mode) as %s/%s with PER_TENANT tenancy...\n", Tenant, Function)
+	fn, err := DeploySample(ctx, p, Tenant, Function, exe, 0)
 	if err != nil {
 		return "", err
 	}
@@ -54,13 +63,13 @@ func demoFunctions(ctx context.Context, out io.Writer, p *platform) (string, err
 		calls []call
 	)
 	invoke := func(sub string, round int, payload string) error {
-		in := workflows.InvokeInput{RequestID: newRequestID(), Tenant: demoTenant, Function: demoFunction, SubTenant: sub, Payload: json.RawMessage(payload)}
-		res, err := invokeFunction(ctx, p.client, in, true)
+		in := workflows.InvokeInput{RequestID: uuid.NewString(), Tenant: Tenant, Function: Function, SubTenant: sub, Payload: json.RawMessage(payload)}
+		res, err := Invoke(ctx, p.Client(), in, true)
 		if err != nil {
-			return fmt.Errorf("invoking %s for %s: %w", demoFunction, sub, err)
+			return fmt.Errorf("invoking %s for %s: %w", Function, sub, err)
 		}
 		if res.FunctionError != nil {
-			return fmt.Errorf("invoking %s for %s: function error %s: %s", demoFunction, sub, res.FunctionError.Type, res.FunctionError.Message)
+			return fmt.Errorf("invoking %s for %s: function error %s: %s", Function, sub, res.FunctionError.Type, res.FunctionError.Message)
 		}
 		var resp sample.Response
 		if err := json.Unmarshal(res.Payload, &resp); err != nil {
@@ -164,19 +173,21 @@ func demoFunctions(ctx context.Context, out io.Writer, p *platform) (string, err
 		len(calls), len(subs), len(owner)), nil
 }
 
-// deploySample deploys the handler at path as tenant's function name with
+// DeploySample deploys the handler at path as tenant's function name with
 // PER_TENANT tenancy, through DeployFunctionWorkflow as `gust fn deploy`
-// does. maxEnvsPerSubTenant 0 means the platform default.
+// does, creating the tenant in p's registry first if it is new.
+// maxEnvsPerSubTenant 0 means the platform default.
 //
 // When path is this gust binary itself, its code would be far over a
 // function's size limit (gust embeds the Temporal server and Web UI), so
 // the function's code is a bootstrap script that execs gust's hidden
 // handler mode instead: Lambda's custom-runtime contract only asks that
-// bootstrap be executable.
-func deploySample(ctx context.Context, p *platform, tenant, name, path string, maxEnvsPerSubTenant int) (providers.Function, error) {
+// bootstrap be executable; the running binary must have that mode (gust
+// does: `gust handler`).
+func DeploySample(ctx context.Context, p *platform.Platform, tenant, name, path string, maxEnvsPerSubTenant int) (providers.Function, error) {
 	// The demo and the benchmarks use tenants of their own, created in the
 	// platform's registry, so the worker can assume their roles.
-	if _, err := ensureTenant(ctx, p.registry, tenant); err != nil {
+	if _, err := p.EnsureTenant(ctx, tenant); err != nil {
 		return providers.Function{}, fmt.Errorf("creating tenant %s: %w", tenant, err)
 	}
 	code := path
@@ -194,11 +205,59 @@ func deploySample(ctx context.Context, p *platform, tenant, name, path string, m
 	if err := in.SetCode(code); err != nil {
 		return providers.Function{}, err
 	}
+	id := workflows.FunctionWorkflowID(workflows.OpDeploy, tenant, name, uuid.NewString())
+	run, err := p.Client().ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: workflows.TaskQueue}, workflows.DeployFunctionWorkflow, in)
+	if err != nil {
+		return providers.Function{}, fmt.Errorf("starting deploy of %s: %w", name, err)
+	}
 	var res workflows.DeployResult
-	if err := runFnWorkflow(ctx, p.client, workflows.OpDeploy, tenant, name, workflows.DeployFunctionWorkflow, in, &res); err != nil {
-		return providers.Function{}, fmt.Errorf("deploying %s: %w", name, err)
+	if err := runwait.Get(ctx, p.Client(), run, &res); err != nil {
+		return providers.Function{}, fmt.Errorf("deploying %s: %w", name, workflowFailure(err))
 	}
 	return res.Function, nil
+}
+
+// Invoke runs one InvokeWorkflow as `gust fn invoke` does and waits for its
+// result. The workflow id carries the request id, and a request id already
+// used joins that invocation instead of running the function again. eager
+// asks for eager workflow start, which only helps when c also serves a
+// worker in this process, as a platform's client does.
+//
+// A function error is a result (InvokeResult.FunctionError), not an error.
+func Invoke(ctx context.Context, c client.Client, in workflows.InvokeInput, eager bool) (workflows.InvokeResult, error) {
+	var res workflows.InvokeResult
+	id := workflows.InvokeWorkflowID(in.Tenant, in.Function, in.RequestID)
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID:                    id,
+		TaskQueue:             workflows.TaskQueue,
+		EnableEagerStart:      eager,
+		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		Memo:                  workflows.InvokeMemo(in),
+	}, workflows.InvokeWorkflow, in)
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	switch {
+	case errors.As(err, &started):
+		run = c.GetWorkflow(ctx, id, "")
+	case err != nil:
+		return res, fmt.Errorf("starting invocation of %s: %w", in.Function, err)
+	}
+	// runwait.Get, not run.Get: a plain run.Get can wait out the server's
+	// 20 s long poll after the run finished (see package runwait).
+	if err := runwait.Get(ctx, c, run, &res); err != nil {
+		return res, workflowFailure(err)
+	}
+	return res, nil
+}
+
+// workflowFailure is a failed workflow's error as gust's commands report
+// it: an application error by its message alone, without the SDK's
+// wrapping of workflow and run ids.
+func workflowFailure(err error) error {
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		return errors.New(appErr.Message())
+	}
+	return err
 }
 
 // isGustBinary reports whether path is the running gust executable.

@@ -1,6 +1,12 @@
-package main
+// Package bench measures gust on a platform embedded in this process, for
+// `gust bench` (results and how to read them: docs/benchmarks.md): fleets
+// with and without the burst (Fleet), function invocations against the
+// floor of any workflow (Fn), and what the gateway adds (Gateway). Each
+// starts its own in-memory platform and stops it when done.
+package bench
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -9,24 +15,21 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/urfave/cli/v2"
 )
 
-func benchCommand() *cli.Command {
-	return &cli.Command{
-		Name:  "bench",
-		Usage: "measure gust on an embedded platform in this process (results: docs/benchmarks.md)",
-		Subcommands: []*cli.Command{
-			benchFleetCommand(),
-			benchFnCommand(),
-			benchGatewayCommand(),
-		},
-	}
-}
-
 // discardLogger keeps the embedded server quiet during measurements.
-func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// writeJSON writes v as one JSON object on one line, as gust's --output
+// json does.
+func writeJSON(w io.Writer, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "%s\n", b)
+	return err
+}
 
 // percentile returns the p-th percentile (0-100) of ds by nearest rank.
 func percentile(ds []time.Duration, p float64) time.Duration {
@@ -62,3 +65,7 @@ func peakRSS() int64 {
 }
 
 func mib(b int64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
+
+func msDuration(ms int64) time.Duration {
+	return (time.Duration(ms) * time.Millisecond).Round(time.Millisecond)
+}
