@@ -15,11 +15,12 @@ import (
 // Temporal boundary, so workflows can list non-retryable types by name in
 // their retry policies and match them with temporal.ApplicationError.Type.
 //
-// Errors that no retry can fix (InvalidRequest, IdempotencyMismatch,
-// Unsupported, FunctionError) are marked non-retryable whatever the caller's
-// retry policy says. Everything else keeps its type but stays retryable, so
-// the policy decides: a burst chunk lists InsufficientCapacity as
-// non-retryable, a function invocation may retry TooManyRequests, and so on.
+// Errors that no retry can fix (providers.IsPermanent: InvalidRequest,
+// IdempotencyMismatch, Unsupported, FunctionError) are marked non-retryable
+// whatever the caller's retry policy says. Everything else keeps its type
+// but stays retryable, so the policy decides: a burst chunk lists
+// InsufficientCapacity as non-retryable, a function invocation may retry
+// TooManyRequests, and so on. A FunctionError is built by NewFunctionError.
 //
 // nil stays nil; an error that already is an ApplicationError or a
 // cancellation passes through unchanged; an unknown error is wrapped as a
@@ -49,33 +50,31 @@ func providerError(doing string, err error) error {
 	if doing != "" {
 		msg = doing + ", " + msg
 	}
-	retryable := func(errType string) error {
-		return temporal.NewApplicationErrorWithOptions(msg, errType, temporal.ApplicationErrorOptions{})
-	}
-	permanent := func(errType string, details ...any) error {
-		return temporal.NewApplicationErrorWithOptions(msg, errType, temporal.ApplicationErrorOptions{
-			NonRetryable: true,
-			Details:      details,
-		})
-	}
 	var fnErr *providers.FunctionError
+	if errors.As(err, &fnErr) {
+		return NewFunctionError(msg, *fnErr, InvokeFunctionResult{})
+	}
+	var errType string
 	switch {
-	case errors.As(err, &fnErr):
-		return permanent(providers.ErrTypeFunctionError, *fnErr)
 	case providers.IsInvalid(err):
-		return permanent(providers.ErrTypeInvalid)
+		errType = providers.ErrTypeInvalid
 	case providers.IsIdempotencyMismatch(err):
-		return permanent(providers.ErrTypeIdempotencyMismatch)
+		errType = providers.ErrTypeIdempotencyMismatch
 	case errors.Is(err, providers.ErrUnsupported):
-		return permanent(providers.ErrTypeUnsupported)
+		errType = providers.ErrTypeUnsupported
 	case providers.IsInsufficientCapacity(err):
-		return retryable(providers.ErrTypeInsufficientCapacity)
+		errType = providers.ErrTypeInsufficientCapacity
 	case providers.IsThrottled(err):
-		return retryable(providers.ErrTypeThrottled)
+		errType = providers.ErrTypeThrottled
 	case providers.IsTooManyRequests(err):
-		return retryable(providers.ErrTypeTooManyRequests)
+		errType = providers.ErrTypeTooManyRequests
 	case providers.IsNotFound(err):
-		return retryable(providers.ErrTypeNotFound)
+		errType = providers.ErrTypeNotFound
+	}
+	if errType != "" {
+		return temporal.NewApplicationErrorWithOptions(msg, errType, temporal.ApplicationErrorOptions{
+			NonRetryable: providers.IsPermanent(errType),
+		})
 	}
 	if doing != "" {
 		return fmt.Errorf("%s, %w", doing, err)
@@ -92,4 +91,46 @@ func ErrorType(err error) string {
 		return appErr.Type()
 	}
 	return ""
+}
+
+// NewFunctionError is the one encoding of a function's own error as it
+// crosses the Temporal boundary: a non-retryable ApplicationError of type
+// providers.ErrTypeFunctionError whose details are the FunctionError and
+// what the run reported (environment, cold start, duration, log tail,
+// version; zero when the function never ran, as for a response over the
+// size limit). DecodeFunctionError reads it back.
+func NewFunctionError(msg string, fnErr providers.FunctionError, ran InvokeFunctionResult) error {
+	return temporal.NewApplicationErrorWithOptions(msg, providers.ErrTypeFunctionError,
+		temporal.ApplicationErrorOptions{NonRetryable: true, Details: []any{fnErr, ran}})
+}
+
+// DecodeFunctionError reads a function error made by NewFunctionError, or
+// by any earlier gust: recorded histories hold three forms, all read here.
+//
+//   - details [FunctionError, InvokeFunctionResult]: NewFunctionError, and
+//     InvokeFunction before it;
+//   - details [FunctionError]: ProviderError before NewFunctionError;
+//   - no details, or details that do not decode: the function error is
+//     {Type: "Unhandled", Message: the ApplicationError's message}.
+//
+// ran.Payload is always nil. ok is false when err is not, and does not
+// wrap, an ApplicationError of type FunctionError.
+func DecodeFunctionError(err error) (fnErr providers.FunctionError, ran InvokeFunctionResult, ok bool) {
+	var appErr *temporal.ApplicationError
+	if !errors.As(err, &appErr) || appErr.Type() != providers.ErrTypeFunctionError {
+		return providers.FunctionError{}, InvokeFunctionResult{}, false
+	}
+	if appErr.HasDetails() {
+		// Details fails when asked for more values than it holds, so the
+		// two-value form is tried first and the one-value form after.
+		if appErr.Details(&fnErr, &ran) == nil {
+			ran.Payload = nil // a failed run has none; JSON brings nil back as null
+			return fnErr, ran, true
+		}
+		fnErr, ran = providers.FunctionError{}, InvokeFunctionResult{}
+		if appErr.Details(&fnErr) == nil {
+			return fnErr, ran, true
+		}
+	}
+	return providers.FunctionError{Type: "Unhandled", Message: appErr.Message()}, InvokeFunctionResult{}, true
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"time"
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
@@ -31,8 +30,6 @@ const maxTerminateBatch = 1000
 type Fleet struct {
 	// Accounts gives each tenant's cloud. Never nil on a worker.
 	Accounts providers.Accounts
-	// Now is the clock, for tests; nil means time.Now.
-	Now func() time.Time
 }
 
 // compute returns the Compute of tenant's account. A tenant this worker
@@ -51,13 +48,6 @@ func (a *Fleet) compute(ctx context.Context, tenant string) (providers.Compute, 
 		return nil, temporal.NewNonRetryableApplicationError(err.Error(), providers.ErrTypeNotFound, nil)
 	}
 	return nil, ProviderErrorf("acting for tenant "+providers.TenantOrDefault(tenant), err)
-}
-
-func (a *Fleet) now() time.Time {
-	if a.Now != nil {
-		return a.Now()
-	}
-	return time.Now()
 }
 
 // CheckInstanceTypeInput asks whether the cloud offers an instance type.
@@ -136,14 +126,14 @@ type ReleaseReservationInput struct {
 	ReservationID string
 }
 
-// ReleaseReservationResult reports whether the reservation still existed.
-type ReleaseReservationResult struct {
-	Released bool
-}
+// ReleaseReservationResult is empty: to the workflow a reservation that was
+// released and one that was already gone are alike. (It once carried
+// Released; histories that still do decode into it.)
+type ReleaseReservationResult struct{}
 
 // ReleaseReservation cancels a reservation, releasing its unused capacity.
 // Instances already launched into it keep running. A reservation that no
-// longer exists is not an error (Released is false).
+// longer exists is not an error.
 func (a *Fleet) ReleaseReservation(ctx context.Context, in ReleaseReservationInput) (ReleaseReservationResult, error) {
 	compute, err := a.compute(ctx, in.Tenant)
 	if err != nil {
@@ -156,7 +146,7 @@ func (a *Fleet) ReleaseReservation(ctx context.Context, in ReleaseReservationInp
 	if err != nil {
 		return ReleaseReservationResult{}, ProviderErrorf("cancelling reservation "+in.ReservationID, err)
 	}
-	return ReleaseReservationResult{Released: true}, nil
+	return ReleaseReservationResult{}, nil
 }
 
 // LaunchInput is one RunInstances call of a fleet: a burst chunk
@@ -182,7 +172,6 @@ type LaunchInput struct {
 // LaunchResult lists the instances one call launched.
 type LaunchResult struct {
 	InstanceIDs []string
-	Zone        string
 }
 
 // LaunchBurstChunk launches one all-or-nothing chunk of the burst. Workflows
@@ -232,19 +221,16 @@ func (a *Fleet) launch(ctx context.Context, doing string, in LaunchInput) (Launc
 	if err != nil {
 		return LaunchResult{}, ProviderErrorf(fmt.Sprintf("%s (%d..%d %s)", doing, in.MinCount, in.MaxCount, in.InstanceType), err)
 	}
-	res := LaunchResult{InstanceIDs: make([]string, 0, len(instances)), Zone: in.Zone}
+	res := LaunchResult{InstanceIDs: make([]string, 0, len(instances))}
 	for _, inst := range instances {
 		res.InstanceIDs = append(res.InstanceIDs, inst.ID)
-		if inst.Zone != "" {
-			res.Zone = inst.Zone
-		}
 	}
 	if len(res.InstanceIDs) > in.MaxCount {
 		// A cloud that returns more than MaxCount breaks the fleet's
 		// exactness; fail loudly rather than silently over-launch.
 		return LaunchResult{}, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("%s: cloud returned %d instances for MaxCount %d", doing, len(res.InstanceIDs), in.MaxCount),
-			"TooManyInstances", nil, res)
+			providers.ErrTypeTooManyInstances, nil, res)
 	}
 	return res, nil
 }
@@ -257,15 +243,12 @@ type CountRunningInput struct {
 	RunTag string
 }
 
-// CountRunningResult counts a fleet's instances by state.
+// CountRunningResult counts a fleet's instances by state. Total includes
+// those that are shutting down, terminated, stopping or stopped.
 type CountRunningResult struct {
 	Running int
 	Pending int
-	// Gone counts instances that are shutting down, terminated, stopping or
-	// stopped.
-	Gone       int
-	Total      int
-	ObservedAt time.Time
+	Total   int
 }
 
 // CountRunning counts the fleet's instances by state with one
@@ -282,15 +265,13 @@ func (a *Fleet) CountRunning(ctx context.Context, in CountRunningInput) (CountRu
 	if err != nil {
 		return CountRunningResult{}, ProviderErrorf("describing fleet instances", err)
 	}
-	res := CountRunningResult{Total: len(instances), ObservedAt: a.now()}
+	res := CountRunningResult{Total: len(instances)}
 	for _, inst := range instances {
 		switch inst.State {
 		case providers.StateRunning:
 			res.Running++
 		case providers.StatePending:
 			res.Pending++
-		default:
-			res.Gone++
 		}
 	}
 	return res, nil

@@ -17,6 +17,7 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/gust-dev/gust/bootstrap"
 	"github.com/gust-dev/gust/providers"
 )
 
@@ -82,7 +83,7 @@ type InvokeFunctionInput struct {
 // ErrTypeQueueTimeout is the error type of an invocation that did not start
 // running before its InvokeFunctionInput.QueueDeadline. It is non-retryable:
 // the invocation never ran and never will.
-const ErrTypeQueueTimeout = "QueueTimeout"
+const ErrTypeQueueTimeout = providers.ErrTypeQueueTimeout
 
 // The invoke step's retry backoff while a concurrency limit is full (see
 // InvokeWorkflow's retry policy, which uses these): from
@@ -153,15 +154,13 @@ func (f *Functions) InvokeFunction(ctx context.Context, in InvokeFunctionInput) 
 		recordInvocation(ctx, "function_error", res.ColdStart, time.Since(start))
 		// The function ran: its environment, cold start and duration are
 		// part of the result, so they travel as a second detail.
-		return InvokeFunctionResult{}, temporal.NewApplicationErrorWithOptions(
-			"invoking function, "+fnErr.Error(), providers.ErrTypeFunctionError,
-			temporal.ApplicationErrorOptions{NonRetryable: true, Details: []any{*fnErr, InvokeFunctionResult{
-				EnvironmentID:   res.EnvironmentID,
-				ColdStart:       res.ColdStart,
-				DurationMS:      durationOr(res.Duration, start).Milliseconds(),
-				LogTail:         capLogTail(res.LogTail),
-				ExecutedVersion: res.ExecutedVersion,
-			}}})
+		return InvokeFunctionResult{}, NewFunctionError("invoking function, "+fnErr.Error(), *fnErr, InvokeFunctionResult{
+			EnvironmentID:   res.EnvironmentID,
+			ColdStart:       res.ColdStart,
+			DurationMS:      durationOr(res.Duration, start).Milliseconds(),
+			LogTail:         capLogTail(res.LogTail),
+			ExecutedVersion: res.ExecutedVersion,
+		})
 	}
 	recordInvocation(ctx, "ok", res.ColdStart, time.Since(start))
 	limit := f.MaxResponseBytes
@@ -367,8 +366,9 @@ func fnReadCode(path, wantSHA256 string) ([]byte, error) {
 
 // BootstrapZip returns code as a deployment zip: a zip is checked for a
 // bootstrap file at its root and returned unchanged; anything else is taken
-// as the bootstrap executable and wrapped. The wrapping is deterministic, so
-// the same executable always gives the same zip and the same code hash.
+// as the bootstrap executable and wrapped by bootstrap.Zip, as the local
+// cloud wraps one it is sent bare: the same executable always gives the same
+// zip and the same code hash, whichever path deployed it.
 func BootstrapZip(code []byte) ([]byte, error) {
 	if len(code) == 0 {
 		return nil, errors.New("code is empty")
@@ -382,40 +382,13 @@ func BootstrapZip(code []byte) ([]byte, error) {
 			return nil, fmt.Errorf("code looks like a zip but cannot be read, %w", err)
 		}
 		for _, file := range zr.File {
-			if file.Name == "bootstrap" && !file.FileInfo().IsDir() {
+			if file.Name == bootstrap.FileName && !file.FileInfo().IsDir() {
 				return code, nil
 			}
 		}
 		return nil, errors.New("code zip has no bootstrap file at its root")
 	}
-	var buf bytes.Buffer
-	zw := zip.NewWriter(&buf)
-	hdr := &zip.FileHeader{
-		Name:     "bootstrap",
-		Method:   zip.Deflate,
-		Modified: time.Date(1980, 1, 1, 0, 0, 0, 0, time.UTC),
-	}
-	hdr.SetMode(0o755)
-	w, err := zw.CreateHeader(hdr)
-	if err != nil {
-		return nil, fmt.Errorf("zipping code, %w", err)
-	}
-	if _, err := w.Write(code); err != nil {
-		return nil, fmt.Errorf("zipping code, %w", err)
-	}
-	if err := zw.Close(); err != nil {
-		return nil, fmt.Errorf("zipping code, %w", err)
-	}
-	return buf.Bytes(), nil
-}
-
-// GetFunction returns the tenant's function; NotFound if it has none.
-func (f *Functions) GetFunction(ctx context.Context, tenant, name string) (FunctionConfig, error) {
-	fn, err := f.Functions.Get(ctx, tenant, name)
-	if err != nil {
-		return FunctionConfig{}, ProviderErrorf("getting function", err)
-	}
-	return FunctionConfig(fn), nil
+	return bootstrap.Zip(code)
 }
 
 // FunctionCheck is what a dry run learns of a function: whether and how it

@@ -322,13 +322,7 @@ func TestFunctionAdminActivities(t *testing.T) {
 	env := newFnEnv(fake)
 	var a *activities.Functions
 
-	val, err := env.ExecuteActivity(a.GetFunction, "acme", "a")
-	require.NoError(t, err)
-	var fn providers.Function
-	require.NoError(t, val.Get(&fn))
-	require.Equal(t, "a", fn.Name)
-
-	val, err = env.ExecuteActivity(a.ListFunctions, "acme")
+	val, err := env.ExecuteActivity(a.ListFunctions, "acme")
 	require.NoError(t, err)
 	var fns []providers.Function
 	require.NoError(t, val.Get(&fns))
@@ -368,8 +362,6 @@ func TestFunctionAdminActivityErrors(t *testing.T) {
 	env := newFnEnv(&fnFake{err: providers.NewNotFoundError(errors.New("function b not found"))})
 	var a *activities.Functions
 	_, err := env.ExecuteActivity(a.DeleteFunction, "acme", "b")
-	require.Equal(t, providers.ErrTypeNotFound, fnAppError(t, err).Type())
-	_, err = env.ExecuteActivity(a.GetFunction, "acme", "b")
 	require.Equal(t, providers.ErrTypeNotFound, fnAppError(t, err).Type())
 
 	env = newFnEnv(&fnFake{err: providers.ErrUnsupported})

@@ -11,8 +11,12 @@ import (
 
 // Error type names as they cross the Temporal boundary in
 // temporal.NewApplicationError. Retry policies list non-retryable types by
-// these names, so they are part of the wire contract: never rename them.
+// these names, recorded histories hold them and clients (the CLI, the
+// gateway, starters) branch on them, so they are part of the wire
+// contract: never rename them, and never spell them anywhere but here.
 const (
+	// Provider errors: the typed errors below, as activities.ProviderError
+	// names them.
 	ErrTypeInsufficientCapacity = "InsufficientCapacity"
 	ErrTypeThrottled            = "Throttled"
 	ErrTypeNotFound             = "NotFound"
@@ -21,7 +25,90 @@ const (
 	ErrTypeTooManyRequests      = "TooManyRequests"
 	ErrTypeFunctionError        = "FunctionError"
 	ErrTypeUnsupported          = "Unsupported"
+
+	// Activity errors that are gust's own, not a cloud's.
+
+	// ErrTypeQueueTimeout: an invocation did not start running before its
+	// queue deadline (activities.InvokeFunctionInput.QueueDeadline).
+	ErrTypeQueueTimeout = "QueueTimeout"
+	// ErrTypeTooManyInstances: the cloud returned more instances than a
+	// launch's MaxCount.
+	ErrTypeTooManyInstances = "TooManyInstances"
+
+	// Workflow failures: the type of a failed workflow's own
+	// ApplicationError, never an activity's.
+
+	// ErrTypeDeadlineExceeded: an invocation could not run before its
+	// deadline (workflows.ErrTypeDeadlineExceeded).
+	ErrTypeDeadlineExceeded = "DeadlineExceeded"
+	// ErrTypeFleetFailed: a fleet could not reach its target for a reason
+	// other than capacity (workflows.ErrTypeFleetFailed).
+	ErrTypeFleetFailed = "FleetFailed"
 )
+
+// errorTypes is the one table of the activity error types and of whether a
+// retry can ever fix them. Permanent types are made non-retryable where the
+// error is made (activities.ProviderError, or NewNonRetryableApplicationError)
+// and every retry policy lists them too (NonRetryableErrorTypes), so a
+// permanent error is never retried however it was built. Any other type is
+// retryable, and each retry policy decides: a burst chunk wants
+// InsufficientCapacity back at once to fall through to the fill path, an
+// invocation wants NotFound back at once, every policy retries Throttled.
+var errorTypes = []struct {
+	name      string
+	permanent bool
+}{
+	{ErrTypeInvalid, true},
+	{ErrTypeIdempotencyMismatch, true},
+	{ErrTypeUnsupported, true},
+	{ErrTypeFunctionError, true},
+	{ErrTypeQueueTimeout, true},
+	{ErrTypeTooManyInstances, true},
+	{ErrTypeInsufficientCapacity, false},
+	{ErrTypeNotFound, false},
+	{ErrTypeThrottled, false},
+	{ErrTypeTooManyRequests, false},
+}
+
+// IsPermanent reports whether errType is an activity error type that no
+// retry can fix (see errorTypes). Unknown types are not permanent.
+func IsPermanent(errType string) bool {
+	for _, t := range errorTypes {
+		if t.name == errType {
+			return t.permanent
+		}
+	}
+	return false
+}
+
+// NonRetryableErrorTypes returns a retry policy's
+// temporal.RetryPolicy.NonRetryableErrorTypes: every permanent type, in
+// the table's order, followed by also, the retryable types this policy
+// wants back at once (say InsufficientCapacity). It returns a new slice on
+// each call. It panics if also names a type that is not in the table or is
+// permanent already: policies are built at package initialisation, where a
+// misspelt type must fail loudly rather than be retried silently.
+func NonRetryableErrorTypes(also ...string) []string {
+	var out []string
+	for _, t := range errorTypes {
+		if t.permanent {
+			out = append(out, t.name)
+		}
+	}
+	for _, name := range also {
+		known := false
+		for _, t := range errorTypes {
+			if t.name == name && !t.permanent {
+				known = true
+			}
+		}
+		if !known {
+			panic(fmt.Sprintf("providers: %q is not a retryable error type", name))
+		}
+		out = append(out, name)
+	}
+	return out
+}
 
 // InsufficientCapacityError is returned when the cloud cannot place the
 // requested instances (EC2 InsufficientInstanceCapacity, or a capacity
@@ -129,9 +216,3 @@ type FunctionError struct {
 }
 
 func (e *FunctionError) Error() string { return fmt.Sprintf("%s: %s", e.Type, e.Message) }
-
-// IsFunctionError reports whether err is or wraps a FunctionError.
-func IsFunctionError(err error) bool {
-	var e *FunctionError
-	return errors.As(err, &e)
-}

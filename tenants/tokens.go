@@ -5,10 +5,11 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"regexp"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/gust-dev/gust/limits"
 )
 
 // Sub-tenant tokens are JWTs signed HS256 with a per-tenant key named by
@@ -20,16 +21,8 @@ const (
 	MaxTokenTTL     = 24 * time.Hour
 	// maxTokenLen bounds what VerifyToken parses.
 	maxTokenLen = 8 << 10
-	// MaxSubTenantLen matches workflows.MaxSubTenantLen.
-	MaxSubTenantLen = 256
-)
-
-// The same rules as workflows.ValidateSubTenant and
-// workflows.ValidateFunctionName (copied: tenants must not import the
-// workflow packages).
-var (
-	subTenantRE = regexp.MustCompile(`^[a-zA-Z0-9._:/=+\-@ ]+$`)
-	functionRE  = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_-]{0,63}$`)
+	// MaxSubTenantLen is the longest sub-tenant id (limits.MaxSubTenantIDLen).
+	MaxSubTenantLen = limits.MaxSubTenantIDLen
 )
 
 // TokenClaims is what a verified sub-tenant token allows: invoking as
@@ -80,10 +73,10 @@ func (r *Registry) IssueToken(ctx context.Context, tenant, subTenant, function s
 	case ttl < 0 || ttl > MaxTokenTTL:
 		return "", fmt.Errorf("token ttl %s: %w: must be at most %s", ttl, ErrInvalid, MaxTokenTTL)
 	}
-	if !validSubTenant(subTenant) {
-		return "", fmt.Errorf("sub-tenant %q: %w: 1 to %d characters from letters, digits, spaces and . _ : / = + - @", subTenant, ErrInvalid, MaxSubTenantLen)
+	if !limits.ValidSubTenantID(subTenant) {
+		return "", fmt.Errorf("sub-tenant %q: %w: %s", subTenant, ErrInvalid, limits.SubTenantIDRule)
 	}
-	if function != "" && !functionRE.MatchString(function) {
+	if function != "" && !limits.ValidName(function) {
 		return "", fmt.Errorf("function name %q: %w", function, ErrInvalid)
 	}
 	if !ValidName(tenant) {
@@ -117,10 +110,6 @@ func (r *Registry) IssueToken(ctx context.Context, tenant, subTenant, function s
 		return "", fmt.Errorf("signing token: %w", err)
 	}
 	return s, nil
-}
-
-func validSubTenant(s string) bool {
-	return len(s) > 0 && len(s) <= MaxSubTenantLen && subTenantRE.MatchString(s)
 }
 
 // errKeyLookup marks a failure to read the signing key, which is ours,
@@ -174,8 +163,8 @@ func (r *Registry) VerifyToken(ctx context.Context, token string) (TokenClaims, 
 	case err != nil:
 		return TokenClaims{}, invalidToken("malformed or bad claims")
 	}
-	if !ValidName(claims.Tenant) || !validSubTenant(claims.Subject) ||
-		claims.Function != "" && !functionRE.MatchString(claims.Function) || claims.IssuedAt == nil {
+	if !ValidName(claims.Tenant) || !limits.ValidSubTenantID(claims.Subject) ||
+		claims.Function != "" && !limits.ValidName(claims.Function) || claims.IssuedAt == nil {
 		return TokenClaims{}, invalidToken("bad claims")
 	}
 	return TokenClaims{

@@ -103,7 +103,7 @@ const (
 // when it cannot reach its target for a reason other than capacity, for
 // example instances terminated by someone else. Its details are the
 // FleetResult.
-const ErrTypeFleetFailed = "FleetFailed"
+const ErrTypeFleetFailed = providers.ErrTypeFleetFailed
 
 // Fleet limits.
 const (

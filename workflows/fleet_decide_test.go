@@ -174,7 +174,7 @@ func TestClassifyLaunchError(t *testing.T) {
 		{"not found without a reservation", appErr(providers.ErrTypeNotFound), false, launchUnexpected},
 		{"invalid", appErr(providers.ErrTypeInvalid), false, launchPermanent},
 		{"idempotency mismatch", appErr(providers.ErrTypeIdempotencyMismatch), true, launchPermanent},
-		{"too many instances", appErr("TooManyInstances"), false, launchPermanent},
+		{"too many instances", appErr(providers.ErrTypeTooManyInstances), false, launchPermanent},
 		{"anything else", errors.New("boom"), false, launchUnexpected},
 	}
 	for _, c := range cases {

@@ -244,7 +244,7 @@ func classifyLaunchError(err error, reserved bool) launchOutcome {
 // isPermanentLaunchError reports launch errors that no later round can fix.
 func isPermanentLaunchError(err error) bool {
 	switch activities.ErrorType(err) {
-	case providers.ErrTypeInvalid, providers.ErrTypeIdempotencyMismatch, "TooManyInstances":
+	case providers.ErrTypeInvalid, providers.ErrTypeIdempotencyMismatch, providers.ErrTypeTooManyInstances:
 		return true
 	}
 	return false

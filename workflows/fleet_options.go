@@ -13,19 +13,14 @@ import (
 
 // Activity options of LaunchFleetWorkflow. Throttling (providers.ErrTypeThrottled)
 // is always left to Temporal's retry with backoff, so a throttled call
-// never fails or re-sends anything else; errors that no retry can fix are
-// non-retryable.
+// never fails or re-sends anything else; errors that no retry can fix
+// (providers.IsPermanent) are non-retryable in every policy.
 
 // launchNonRetryable are the launch errors the workflow handles itself:
 // InsufficientCapacity falls through to the fill path (burst) or backs off
 // on a durable timer (fill); NotFound (the reservation is gone) does the
 // same and stops using the reservation; the others fail the fleet.
-var launchNonRetryable = []string{
-	providers.ErrTypeInvalid,
-	providers.ErrTypeIdempotencyMismatch,
-	providers.ErrTypeInsufficientCapacity,
-	providers.ErrTypeNotFound,
-}
+var launchNonRetryable = providers.NonRetryableErrorTypes(providers.ErrTypeInsufficientCapacity, providers.ErrTypeNotFound)
 
 // launchHeartbeat is the heartbeat timeout of cloud calls that heartbeat
 // in the background (activities.keepAlive, every second): a worker killed
@@ -84,7 +79,7 @@ func controlOptions(summary string) workflow.ActivityOptions {
 			InitialInterval:        time.Second,
 			BackoffCoefficient:     2,
 			MaximumInterval:        10 * time.Second,
-			NonRetryableErrorTypes: []string{providers.ErrTypeInvalid, providers.ErrTypeIdempotencyMismatch},
+			NonRetryableErrorTypes: providers.NonRetryableErrorTypes(),
 		},
 		Summary: summary,
 	}
@@ -94,9 +89,7 @@ func controlOptions(summary string) workflow.ActivityOptions {
 // to the workflow, which applies the capacity policy.
 func reserveOptions(summary string) workflow.ActivityOptions {
 	o := controlOptions(summary)
-	o.RetryPolicy.NonRetryableErrorTypes = []string{
-		providers.ErrTypeInvalid, providers.ErrTypeIdempotencyMismatch, providers.ErrTypeInsufficientCapacity,
-	}
+	o.RetryPolicy.NonRetryableErrorTypes = providers.NonRetryableErrorTypes(providers.ErrTypeInsufficientCapacity)
 	return o
 }
 
@@ -120,7 +113,7 @@ func terminateOptions(summary string) workflow.ActivityOptions {
 			InitialInterval:        time.Second,
 			BackoffCoefficient:     2,
 			MaximumInterval:        30 * time.Second,
-			NonRetryableErrorTypes: []string{providers.ErrTypeInvalid},
+			NonRetryableErrorTypes: providers.NonRetryableErrorTypes(),
 		},
 		Summary: summary,
 	}

@@ -17,6 +17,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/gust-dev/gust/activities"
+	"github.com/gust-dev/gust/limits"
 	"github.com/gust-dev/gust/providers"
 )
 
@@ -67,9 +68,9 @@ const (
 	MaxEnvsPerSubTenantLimit = 1000
 	// MinEphemeralMB and MaxEphemeralMB bound the size of /tmp, as in Lambda;
 	// DefaultEphemeralMB is Lambda's default.
-	MinEphemeralMB     = 512
-	MaxEphemeralMB     = 10240
-	DefaultEphemeralMB = 512
+	MinEphemeralMB     = limits.MinEphemeralMB
+	MaxEphemeralMB     = limits.MaxEphemeralMB
+	DefaultEphemeralMB = limits.DefaultEphemeralMB
 )
 
 // DeployInput deploys a function, or a new version of it.
@@ -297,16 +298,11 @@ func validateRef(tenant, name string) error {
 // adminRetryPolicy retries transient provider failures a few times; the
 // final error types come back at once.
 var adminRetryPolicy = &temporal.RetryPolicy{
-	InitialInterval:    200 * time.Millisecond,
-	BackoffCoefficient: 2,
-	MaximumInterval:    5 * time.Second,
-	MaximumAttempts:    10,
-	NonRetryableErrorTypes: []string{
-		providers.ErrTypeInvalid,
-		providers.ErrTypeNotFound,
-		providers.ErrTypeUnsupported,
-		providers.ErrTypeFunctionError,
-	},
+	InitialInterval:        200 * time.Millisecond,
+	BackoffCoefficient:     2,
+	MaximumInterval:        5 * time.Second,
+	MaximumAttempts:        10,
+	NonRetryableErrorTypes: providers.NonRetryableErrorTypes(providers.ErrTypeNotFound),
 }
 
 // adminOp is the shared shape of the admin workflows: validate, then one
@@ -331,16 +327,11 @@ func (op adminOp) setup(ctx workflow.Context) (workflow.Context, error) {
 	return workflow.WithActivityOptions(ctx, opts), nil
 }
 
-// adminError puts a final provider error's type at the top of the workflow
-// failure, so starters need not unwrap the ActivityError.
+// adminError is the failure of an admin workflow whose activity failed:
+// a final error with its type at the top (see surfaceError), any other as
+// it is.
 func adminError(err error) error {
-	var appErr *temporal.ApplicationError
-	if errors.As(err, &appErr) {
-		switch appErr.Type() {
-		case providers.ErrTypeInvalid, providers.ErrTypeNotFound, providers.ErrTypeUnsupported:
-			return temporal.NewNonRetryableApplicationError(appErr.Message(), appErr.Type(), nil)
-		}
-	}
+	err, _ = surfaceError(err)
 	return err
 }
 

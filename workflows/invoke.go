@@ -24,12 +24,10 @@ var invokeRetryPolicy = &temporal.RetryPolicy{
 	InitialInterval:    activities.QueueRetryInitialInterval,
 	BackoffCoefficient: 2,
 	MaximumInterval:    activities.QueueRetryMaxInterval,
-	NonRetryableErrorTypes: []string{
-		providers.ErrTypeFunctionError,
-		providers.ErrTypeInvalid,
-		providers.ErrTypeNotFound,
-		providers.ErrTypeUnsupported,
-	},
+	// The permanent types (a function error, a bad request...) and
+	// NotFound: an unknown function stays unknown while the invocation
+	// waits.
+	NonRetryableErrorTypes: providers.NonRetryableErrorTypes(providers.ErrTypeNotFound),
 }
 
 // InvokeWorkflow runs one invocation of a function for a sub-tenant: it
@@ -192,29 +190,22 @@ func (v *invocation) run(ctx workflow.Context) (InvokeResult, error) {
 // failure, so starters need not unwrap the ActivityError; and a retryable
 // error that outlived the deadline becomes DeadlineExceeded.
 func (v *invocation) failed(err error) (InvokeResult, error) {
+	if fnErr, ran, ok := activities.DecodeFunctionError(err); ok {
+		return InvokeResult{
+			EnvironmentID:   ran.EnvironmentID,
+			ColdStart:       ran.ColdStart,
+			DurationMS:      ran.DurationMS,
+			FunctionError:   &FunctionErrorInfo{Type: fnErr.Type, Message: fnErr.Message},
+			LogTail:         ran.LogTail,
+			ExecutedVersion: ran.ExecutedVersion,
+		}, nil
+	}
+	if final, ok := surfaceError(err); ok {
+		return InvokeResult{}, final
+	}
 	var appErr *temporal.ApplicationError
-	if errors.As(err, &appErr) {
-		switch appErr.Type() {
-		case providers.ErrTypeFunctionError:
-			res := InvokeResult{FunctionError: &FunctionErrorInfo{Type: "Unhandled", Message: appErr.Message()}}
-			var d providers.FunctionError
-			var ran activities.InvokeFunctionResult
-			switch {
-			case !appErr.HasDetails():
-			case appErr.Details(&d, &ran) == nil:
-				res.EnvironmentID, res.ColdStart, res.DurationMS = ran.EnvironmentID, ran.ColdStart, ran.DurationMS
-				res.LogTail, res.ExecutedVersion = ran.LogTail, ran.ExecutedVersion
-				fallthrough
-			case appErr.Details(&d) == nil:
-				res.FunctionError = &FunctionErrorInfo{Type: d.Type, Message: d.Message}
-			}
-			return res, nil
-		case providers.ErrTypeInvalid, providers.ErrTypeNotFound, providers.ErrTypeUnsupported, ErrTypeQueueTimeout:
-			return InvokeResult{}, temporal.NewNonRetryableApplicationError(appErr.Message(), appErr.Type(), nil)
-		}
-		if appErr.NonRetryable() {
-			return InvokeResult{}, err
-		}
+	if errors.As(err, &appErr) && appErr.NonRetryable() {
+		return InvokeResult{}, err
 	}
 	if temporal.IsCanceledError(err) {
 		return InvokeResult{}, err

@@ -9,7 +9,8 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/gust-dev/gust/activities"
+	"github.com/gust-dev/gust/limits"
+	"github.com/gust-dev/gust/providers"
 )
 
 // Invocation contract.
@@ -43,17 +44,18 @@ import (
 // of type "Function.ResponseSizeTooLarge", as Lambda reports responses over
 // its limit.
 
-// Invocation limits, as AWS Lambda sets them.
+// Invocation limits, as AWS Lambda sets them (see package limits, which
+// every layer checks).
 const (
 	// MaxPayloadBytes is the largest request payload (Lambda's 6 MB
 	// synchronous invocation limit).
-	MaxPayloadBytes = 6 * 1024 * 1024
+	MaxPayloadBytes = limits.MaxPayloadBytes
 	// MaxSubTenantLen is the longest sub-tenant id (Lambda's TenantId).
-	MaxSubTenantLen = 256
+	MaxSubTenantLen = limits.MaxSubTenantIDLen
 	// MaxNameLen is the longest tenant id or function name.
-	MaxNameLen = 64
+	MaxNameLen = limits.MaxNameLen
 	// MaxRequestIDLen is the longest request id.
-	MaxRequestIDLen = 128
+	MaxRequestIDLen = limits.MaxRequestIDLen
 )
 
 // Invocation deadlines. The deadline bounds the whole invocation: waiting
@@ -73,12 +75,12 @@ const (
 	// ErrTypeDeadlineExceeded means the invocation could not be run before
 	// its deadline, typically because the function's concurrency limits
 	// stayed full (TooManyRequests) the whole time.
-	ErrTypeDeadlineExceeded = "DeadlineExceeded"
+	ErrTypeDeadlineExceeded = providers.ErrTypeDeadlineExceeded
 	// ErrTypeQueueTimeout means the invocation waited MaxQueueWait in the
 	// durable queue without getting an environment. It never ran and never
 	// will: the workflow is closed. The gateway answers it with Lambda's
 	// TooManyRequestsException (429).
-	ErrTypeQueueTimeout = activities.ErrTypeQueueTimeout
+	ErrTypeQueueTimeout = providers.ErrTypeQueueTimeout
 )
 
 // Bounds of the gateway-facing InvokeInput fields.
@@ -250,7 +252,7 @@ func sanitizeIDPart(s string, maxLen int) string {
 		if b.Len() >= maxLen {
 			break
 		}
-		if r < utf8.RuneSelf && (isAlnum(byte(r)) || strings.ContainsRune("._:-", r)) {
+		if r < utf8.RuneSelf && (limits.IsAlnum(byte(r)) || strings.ContainsRune("._:-", r)) {
 			b.WriteRune(r)
 		} else {
 			b.WriteByte('_')
@@ -261,16 +263,6 @@ func sanitizeIDPart(s string, maxLen int) string {
 	}
 	return b.String()
 }
-
-func isAlnum(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
-}
-
-var (
-	nameRE      = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_-]*$`)
-	subTenantRE = regexp.MustCompile(`^[a-zA-Z0-9._:/=+\-@ ]+$`)
-	requestIDRE = regexp.MustCompile(`^[a-zA-Z0-9._:-]+$`)
-)
 
 // ValidateTenantID checks a tenant id: 1 to 64 characters from
 // [a-zA-Z0-9_-], starting with a letter or digit. Tenant ids name
@@ -290,23 +282,25 @@ func validateName(what, s string) error {
 		return fmt.Errorf("%s %.20q... is longer than %d characters", what, s, MaxNameLen)
 	case strings.ContainsAny(s, `/\`) || strings.Contains(s, ".."):
 		return fmt.Errorf("%s %q must not contain path separators or \"..\"", what, s)
-	case !nameRE.MatchString(s):
+	case !limits.ValidName(s):
 		return fmt.Errorf("%s %q must start with a letter or digit and contain only letters, digits, '-' and '_'", what, s)
 	}
 	return nil
 }
 
-// ValidateSubTenant checks a sub-tenant id with Lambda's TenantId rule: 1 to
-// 256 characters from [a-zA-Z0-9._:/=+\-@ ]. Sub-tenant ids may contain '/',
-// so they must never be used as a path.
+// ValidateSubTenant checks a sub-tenant id with limits.ValidSubTenantID:
+// Lambda's TenantId rule, 1 to 256 characters from [a-zA-Z0-9._:/=+\-@ ],
+// not starting or ending with a space (which HTTP headers drop). Sub-tenant
+// ids may contain '/', so they must never be used as a path; no workflow id
+// contains one.
 func ValidateSubTenant(subTenant string) error {
 	switch {
 	case subTenant == "":
 		return errors.New("sub-tenant id is required")
 	case len(subTenant) > MaxSubTenantLen:
 		return fmt.Errorf("sub-tenant id is %d characters, more than %d", len(subTenant), MaxSubTenantLen)
-	case !subTenantRE.MatchString(subTenant):
-		return fmt.Errorf("sub-tenant id %q may contain only letters, digits, spaces and . _ : / = + - @", subTenant)
+	case !limits.ValidSubTenantID(subTenant):
+		return fmt.Errorf("sub-tenant id %q may contain only letters, digits, spaces and . _ : / = + - @, and must not start or end with a space", subTenant)
 	}
 	return nil
 }
@@ -338,7 +332,7 @@ func ValidateRequestID(id string) error {
 		return errors.New("request id is required")
 	case len(id) > MaxRequestIDLen:
 		return fmt.Errorf("request id is longer than %d characters", MaxRequestIDLen)
-	case !requestIDRE.MatchString(id):
+	case !limits.ValidRequestID(id):
 		return fmt.Errorf("request id %q may contain only letters, digits and . _ : -", id)
 	}
 	return nil

@@ -8,6 +8,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/gust-dev/gust/activities"
+	"github.com/gust-dev/gust/providers"
 )
 
 // PingWorkflow is the platform's smoke test: a durable timer followed by one
@@ -15,7 +16,7 @@ import (
 // integration tests use it to prove history survives a server restart.
 func PingWorkflow(ctx workflow.Context, in PingInput) (PingResult, error) {
 	if in.Wait < 0 {
-		return PingResult{}, temporal.NewNonRetryableApplicationError("wait must not be negative", "InvalidRequest", errors.New("negative wait"))
+		return PingResult{}, temporal.NewNonRetryableApplicationError("wait must not be negative", providers.ErrTypeInvalid, errors.New("negative wait"))
 	}
 	started := workflow.Now(ctx)
 	if in.Wait > 0 {

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/gust-dev/gust/limits"
 	"github.com/gust-dev/gust/localcloud/lambda/egress"
 )
 
@@ -29,13 +30,13 @@ const (
 
 	// DefaultEphemeralMB, MinEphemeralMB and MaxEphemeralMB are Lambda's
 	// bounds on EphemeralStorage.Size, the size of /tmp.
-	DefaultEphemeralMB = 512
-	MinEphemeralMB     = 512
-	MaxEphemeralMB     = 10240
+	DefaultEphemeralMB = limits.DefaultEphemeralMB
+	MinEphemeralMB     = limits.MinEphemeralMB
+	MaxEphemeralMB     = limits.MaxEphemeralMB
 
 	// MaxPayloadBytes is Lambda's limit on a synchronous invocation's request
 	// and response payloads.
-	MaxPayloadBytes = 6 * 1024 * 1024
+	MaxPayloadBytes = limits.MaxPayloadBytes
 )
 
 // Config configures the local cloud's Lambda service.

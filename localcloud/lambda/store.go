@@ -20,6 +20,8 @@ import (
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/gust-dev/gust/bootstrap"
 )
 
 // function is one deployed function at one version. Values are immutable
@@ -162,14 +164,18 @@ func (s *store) putCode(pkg []byte) (string, int64, error) {
 	if len(pkg) == 0 {
 		return "", 0, errInvalidParameter("code is empty: send a zip with bootstrap at its root, or an executable")
 	}
-	if isExecutable(pkg) {
-		var err error
-		if pkg, err = zipExecutable(pkg); err != nil {
-			return "", 0, err
-		}
-	}
+	// Checked before wrapping, so an oversized executable is refused
+	// without compressing it; unpack bounds the unzipped size.
 	if int64(len(pkg)) > s.maxCode {
 		return "", 0, errTooLarge("code package is %d bytes, more than the %d allowed", len(pkg), s.maxCode)
+	}
+	if isExecutable(pkg) {
+		var err error
+		// Wrapped as gust's deploy activity wraps one, so an executable
+		// has one code hash whichever way it was deployed.
+		if pkg, err = bootstrap.Zip(pkg); err != nil {
+			return "", 0, err
+		}
 	}
 	sum := sha256.Sum256(pkg)
 	sha := hex.EncodeToString(sum[:])
@@ -443,28 +449,6 @@ func extractFile(f *zip.File, dst string, perm os.FileMode, limit int64) error {
 // zip: an ELF binary or a script with a #! line.
 func isExecutable(b []byte) bool {
 	return bytes.HasPrefix(b, []byte("\x7fELF")) || bytes.HasPrefix(b, []byte("#!"))
-}
-
-// zipExecutable wraps a bare executable as a zip holding it as bootstrap.
-// The zip is stored uncompressed with a fixed timestamp, so the same binary
-// always yields the same package and sha256.
-func zipExecutable(exe []byte) ([]byte, error) {
-	var buf bytes.Buffer
-	buf.Grow(len(exe) + 256)
-	zw := zip.NewWriter(&buf)
-	h := &zip.FileHeader{Name: "bootstrap", Method: zip.Store, Modified: time.Date(1980, 1, 1, 0, 0, 0, 0, time.UTC)}
-	h.SetMode(0o755)
-	w, err := zw.CreateHeader(h)
-	if err != nil {
-		return nil, fmt.Errorf("zipping executable, %w", err)
-	}
-	if _, err := w.Write(exe); err != nil {
-		return nil, fmt.Errorf("zipping executable, %w", err)
-	}
-	if err := zw.Close(); err != nil {
-		return nil, fmt.Errorf("zipping executable, %w", err)
-	}
-	return buf.Bytes(), nil
 }
 
 func writeFileAtomic(name string, data []byte, perm os.FileMode) error {

@@ -3,6 +3,8 @@ package lambda
 import (
 	"fmt"
 	"strings"
+
+	"github.com/gust-dev/gust/limits"
 )
 
 // Input rules. Names end up in file paths (code cache, logs) and SQL keys, so
@@ -10,75 +12,24 @@ import (
 // invoke path, and no surprises from Unicode classes.
 
 // ValidFunctionName reports whether name is a plain Lambda function name:
-// 1 to 64 characters from [a-zA-Z0-9-_].
-func ValidFunctionName(name string) bool {
-	if len(name) == 0 || len(name) > 64 {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if !isAlnum(c) && c != '-' && c != '_' {
-			return false
-		}
-	}
-	return true
-}
+// 1 to 64 characters from [a-zA-Z0-9-_] (limits.ValidFunctionName).
+func ValidFunctionName(name string) bool { return limits.ValidFunctionName(name) }
 
-// ValidTenantID reports whether id is a valid gust tenant id: 1 to 128
-// characters from [A-Za-z0-9_-]. No dots and no separators, so it is always
-// a safe single path element.
-func ValidTenantID(id string) bool {
-	if len(id) == 0 || len(id) > 128 {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !isAlnum(c) && c != '-' && c != '_' {
-			return false
-		}
-	}
-	return true
-}
+// ValidTenantID reports whether id is a valid gust tenant name: 1 to 64
+// characters from [A-Za-z0-9_-], starting with a letter or digit
+// (limits.ValidName, the tenant registry's rule). No dots and no
+// separators, so it is always a safe single path element.
+func ValidTenantID(id string) bool { return limits.ValidName(id) }
 
-// ValidSubTenantID reports whether id follows Lambda's TenantId rule: 1 to
-// 256 characters from [a-zA-Z0-9._:/=+\-@ ]. Such ids may contain "/" and
-// "..", so they never appear in paths unhashed.
-func ValidSubTenantID(id string) bool {
-	if len(id) == 0 || len(id) > 256 {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if isAlnum(c) {
-			continue
-		}
-		switch c {
-		case '.', '_', ':', '/', '=', '+', '-', '@', ' ':
-			continue
-		}
-		return false
-	}
-	return true
-}
+// ValidSubTenantID reports whether id is a valid sub-tenant id
+// (limits.ValidSubTenantID: Lambda's TenantId rule, 1 to 256 characters
+// from [a-zA-Z0-9._:/=+\-@ ]). Such ids may contain "/" and "..", so they
+// never appear in paths unhashed.
+func ValidSubTenantID(id string) bool { return limits.ValidSubTenantID(id) }
 
 // validRequestID accepts the caller-chosen request ids gust passes through
 // to the runtime (X-Gust-Request-Id).
-func validRequestID(id string) bool {
-	if len(id) == 0 || len(id) > 128 {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !isAlnum(c) && c != '-' && c != '_' && c != '.' && c != ':' {
-			return false
-		}
-	}
-	return true
-}
-
-func isAlnum(c byte) bool {
-	return ('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z') || ('0' <= c && c <= '9')
-}
+func validRequestID(id string) bool { return limits.ValidRequestID(id) }
 
 // reservedEnv are the variables Lambda sets itself and refuses in a
 // function's configuration. gust refuses them too, so a function cannot point
@@ -125,7 +76,7 @@ func validEnvName(k string) bool {
 		if i == 0 && !(('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z')) {
 			return false
 		}
-		if !isAlnum(c) && c != '_' {
+		if !limits.IsAlnum(c) && c != '_' {
 			return false
 		}
 	}

@@ -112,33 +112,33 @@ func NewFromConfig(ctx context.Context, o Options) (*Provider, error) {
 	return New(newClient(cfg, o.Endpoint)), nil
 }
 
-// noRetryCodes are errors the SDK would retry but gust wants to see at
-// once. Throttling and missing capacity are retried by the Temporal
-// activity's retry policy instead: durably, with a backoff that survives a
-// worker crash, and visibly in the workflow's history. Retrying them inside
-// the SDK as well would multiply attempts and hide the throttling from the
+// sdkMustNotRetry reports whether the SDK must not retry an EC2 error
+// code: every code translate makes a ThrottledError or an
+// InsufficientCapacityError, which the SDK would otherwise retry
+// (throttling codes, and capacity codes that EC2 answers with a 5xx).
+// Throttling and missing capacity are retried by the Temporal activity's
+// retry policy instead: durably, with a backoff that survives a worker
+// crash, and visibly in the workflow's history. Retrying them inside the
+// SDK as well would multiply attempts and hide the throttling from the
 // fleet workflow, which backs off a throttled burst chunk on its own.
-var noRetryCodes = map[string]bool{
-	"RequestLimitExceeded":         true,
-	"Throttling":                   true,
-	"ThrottlingException":          true,
-	"RequestThrottled":             true,
-	"EC2ThrottledException":        true,
-	"InsufficientInstanceCapacity": true,
-	"InsufficientCapacity":         true,
-	"ReservationCapacityExceeded":  true,
+func sdkMustNotRetry(code string) bool {
+	switch errorType(code) {
+	case providers.ErrTypeThrottled, providers.ErrTypeInsufficientCapacity:
+		return true
+	}
+	return false
 }
 
 // newRetryer keeps the SDK's retries of transport failures (a reset
 // connection, a 5xx InternalError), which are safe because RunInstances and
 // CreateCapacityReservation carry a ClientToken, but never retries
-// throttling or capacity errors (see noRetryCodes), and has no client-side
-// retry quota that a burst of throttles could exhaust.
+// throttling or capacity errors (see sdkMustNotRetry), and has no
+// client-side retry quota that a burst of throttles could exhaust.
 func newRetryer() aws.Retryer {
 	return retry.NewStandard(func(so *retry.StandardOptions) {
 		so.Retryables = append([]retry.IsErrorRetryable{retry.IsErrorRetryableFunc(func(err error) aws.Ternary {
 			var ae smithy.APIError
-			if errors.As(err, &ae) && noRetryCodes[ae.ErrorCode()] {
+			if errors.As(err, &ae) && sdkMustNotRetry(ae.ErrorCode()) {
 				return aws.FalseTernary
 			}
 			return aws.UnknownTernary
@@ -147,34 +147,53 @@ func newRetryer() aws.Retryer {
 	})
 }
 
+// errorType is the providers error type (providers.ErrType*) of an EC2
+// error code, or "" for a code gust does not translate. It is the one
+// table of EC2 codes: translate and sdkMustNotRetry both read it.
+func errorType(code string) string {
+	switch {
+	case code == "InsufficientInstanceCapacity", strings.HasPrefix(code, "InsufficientCapacity"),
+		code == "InsufficientHostCapacity", code == "InsufficientReservedInstanceCapacity",
+		code == "ReservationCapacityExceeded":
+		return providers.ErrTypeInsufficientCapacity
+	case code == "RequestLimitExceeded", strings.HasPrefix(code, "Throttling"),
+		code == "RequestThrottled", code == "EC2ThrottledException":
+		return providers.ErrTypeThrottled
+	case strings.HasSuffix(code, ".NotFound"):
+		return providers.ErrTypeNotFound
+	case code == "IdempotentParameterMismatch":
+		return providers.ErrTypeIdempotencyMismatch
+	case code == "InvalidParameterValue", code == "InvalidParameterCombination", code == "InvalidParameter",
+		code == "MissingParameter", code == "Unsupported", code == "UnsupportedOperation",
+		strings.HasSuffix(code, ".Malformed"):
+		return providers.ErrTypeInvalid
+	case code == "AccessDenied":
+		// STS refused the tenant's role while the SDK renewed its
+		// credentials mid-call: the tenant is gone.
+		return providers.ErrTypeNotFound
+	}
+	return ""
+}
+
 // translate maps an EC2 error to a providers typed error. Errors without an
-// EC2 code (transport failures, cancellation) pass through unchanged.
+// EC2 code (transport failures, cancellation) or with a code errorType
+// does not know pass through unchanged.
 func translate(err error) error {
 	var ae smithy.APIError
 	if !errors.As(err, &ae) {
 		return err
 	}
-	code := ae.ErrorCode()
-	switch {
-	case code == "InsufficientInstanceCapacity", strings.HasPrefix(code, "InsufficientCapacity"),
-		code == "InsufficientHostCapacity", code == "InsufficientReservedInstanceCapacity",
-		code == "ReservationCapacityExceeded":
+	switch errorType(ae.ErrorCode()) {
+	case providers.ErrTypeInsufficientCapacity:
 		return providers.NewInsufficientCapacityError(err)
-	case code == "RequestLimitExceeded", strings.HasPrefix(code, "Throttling"),
-		code == "RequestThrottled", code == "EC2ThrottledException":
+	case providers.ErrTypeThrottled:
 		return providers.NewThrottledError(err)
-	case strings.HasSuffix(code, ".NotFound"):
+	case providers.ErrTypeNotFound:
 		return providers.NewNotFoundError(err)
-	case code == "IdempotentParameterMismatch":
+	case providers.ErrTypeIdempotencyMismatch:
 		return providers.NewIdempotencyMismatchError(err)
-	case code == "InvalidParameterValue", code == "InvalidParameterCombination", code == "InvalidParameter",
-		code == "MissingParameter", code == "Unsupported", code == "UnsupportedOperation",
-		strings.HasSuffix(code, ".Malformed"):
+	case providers.ErrTypeInvalid:
 		return providers.NewInvalidError(err)
-	case code == "AccessDenied":
-		// STS refused the tenant's role while the SDK renewed its
-		// credentials mid-call: the tenant is gone.
-		return providers.NewNotFoundError(err)
 	}
 	return err
 }

@@ -46,6 +46,7 @@ import (
 	"github.com/aws/smithy-go/middleware"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
+	"github.com/gust-dev/gust/limits"
 	"github.com/gust-dev/gust/providers"
 	"github.com/gust-dev/gust/providers/awsconfig"
 )
@@ -68,11 +69,11 @@ const (
 	// Options.Role is empty; the local cloud ignores it.
 	DefaultRole = "arn:aws:iam::000000000000:role/gust-function"
 	// MaxPayloadBytes is Lambda's synchronous payload limit.
-	MaxPayloadBytes = 6 * 1024 * 1024
+	MaxPayloadBytes = limits.MaxPayloadBytes
 	// MinEphemeralMB and MaxEphemeralMB are Lambda's bounds on
 	// EphemeralStorage.Size.
-	MinEphemeralMB = 512
-	MaxEphemeralMB = 10240
+	MinEphemeralMB = limits.MinEphemeralMB
+	MaxEphemeralMB = limits.MaxEphemeralMB
 	// EgressNone is the canonical policy of a function without egress.
 	EgressNone = "none"
 	// listGetConcurrency bounds the GetFunction calls List makes at once.
@@ -270,7 +271,7 @@ func (p *Provider) client(ctx context.Context, tenant string) (LambdaAPI, error)
 // error (awsconfig.Retrieve) rather than an SDK signing failure.
 func (p *Provider) tenantClient(ctx context.Context, tenant string) (*tenantClient, error) {
 	if !validTenant(tenant) {
-		return nil, providers.NewInvalidError(fmt.Errorf("invalid tenant id %q: use 1 to 128 characters from [A-Za-z0-9_-]", tenant))
+		return nil, providers.NewInvalidError(fmt.Errorf("invalid tenant id %q: use 1 to %d characters from [A-Za-z0-9_-], starting with a letter or digit", tenant, limits.MaxNameLen))
 	}
 	v, ok := p.clients.Load(tenant)
 	if !ok {

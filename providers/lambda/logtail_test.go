@@ -32,7 +32,8 @@ func TestInvokeLogTailQualifierAndVersion(t *testing.T) {
 
 	res, err = p.Invoke(ctx, providers.InvokeInput{Tenant: "acme", Function: "echo", SubTenant: "s1",
 		Payload: []byte(`{"stdout":"before-the-error","error":"boom"}`), LogTail: true})
-	require.True(t, providers.IsFunctionError(err), "%v", err)
+	var fe *providers.FunctionError
+	require.ErrorAs(t, err, &fe)
 	require.Contains(t, res.LogTail, "before-the-error", "the tail comes with a function error")
 
 	for _, q := range []string{"$LATEST", fn.Version} {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/gust-dev/gust/limits"
 	"github.com/gust-dev/gust/providers"
 )
 
@@ -45,7 +46,7 @@ func validateInvoke(in providers.InvokeInput) error {
 	case !validName(in.Function):
 		return providers.NewInvalidError(fmt.Errorf("invalid function name %q: use 1 to 64 characters from [a-zA-Z0-9-_]", in.Function))
 	case in.SubTenant != "" && !ValidSubTenant(in.SubTenant):
-		return providers.NewInvalidError(fmt.Errorf("invalid sub-tenant id: use 1 to 256 characters from [a-zA-Z0-9._:/=+-@ ]"))
+		return providers.NewInvalidError(fmt.Errorf("invalid sub-tenant id: use %s", limits.SubTenantIDRule))
 	case len(in.Payload) > MaxPayloadBytes:
 		return providers.NewInvalidError(fmt.Errorf("payload is %d bytes, more than Lambda's %d", len(in.Payload), MaxPayloadBytes))
 	case len(in.Payload) > 0 && !json.Valid(in.Payload):
@@ -54,42 +55,14 @@ func validateInvoke(in providers.InvokeInput) error {
 	return nil
 }
 
-func validName(name string) bool {
-	return validChars(name, 64, func(c byte) bool { return isAlnum(c) || c == '-' || c == '_' })
-}
+func validName(name string) bool { return limits.ValidFunctionName(name) }
 
-func validTenant(id string) bool {
-	return validChars(id, 128, func(c byte) bool { return isAlnum(c) || c == '-' || c == '_' })
-}
+// validTenant checks a gust tenant name (limits.ValidName), which names the
+// tenant's client, role session and ARNs.
+func validTenant(id string) bool { return limits.ValidName(id) }
 
-// ValidSubTenant reports whether id follows Lambda's TenantId rule: 1 to 256
-// characters from [a-zA-Z0-9._:/=+\-@ ].
-func ValidSubTenant(id string) bool {
-	return validChars(id, 256, func(c byte) bool {
-		switch c {
-		case '.', '_', ':', '/', '=', '+', '-', '@', ' ':
-			return true
-		}
-		return isAlnum(c)
-	})
-}
+// ValidSubTenant reports whether id is a valid sub-tenant id
+// (limits.ValidSubTenantID: Lambda's TenantId rule).
+func ValidSubTenant(id string) bool { return limits.ValidSubTenantID(id) }
 
-func validRequestID(id string) bool {
-	return validChars(id, 128, func(c byte) bool { return isAlnum(c) || c == '-' || c == '_' || c == '.' || c == ':' })
-}
-
-func validChars(s string, max int, ok func(byte) bool) bool {
-	if len(s) == 0 || len(s) > max {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if !ok(s[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-func isAlnum(c byte) bool {
-	return ('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z') || ('0' <= c && c <= '9')
-}
+func validRequestID(id string) bool { return limits.ValidRequestID(id) }
