@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
@@ -226,18 +225,12 @@ func DeploySample(ctx context.Context, p *platform.Platform, tenant, name, path 
 // A function error is a result (InvokeResult.FunctionError), not an error.
 func Invoke(ctx context.Context, c client.Client, in workflows.InvokeInput, eager bool) (workflows.InvokeResult, error) {
 	var res workflows.InvokeResult
-	id := workflows.InvokeWorkflowID(in.Tenant, in.Function, in.RequestID)
-	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID:                    id,
-		TaskQueue:             workflows.TaskQueue,
-		EnableEagerStart:      eager,
-		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
-		Memo:                  workflows.InvokeMemo(in),
-	}, workflows.InvokeWorkflow, in)
+	opts := workflows.InvokeStartOptions(in, eager)
+	run, err := c.ExecuteWorkflow(ctx, opts, workflows.InvokeWorkflow, in)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	switch {
 	case errors.As(err, &started):
-		run = c.GetWorkflow(ctx, id, "")
+		run = c.GetWorkflow(ctx, opts.ID, "")
 	case err != nil:
 		return res, fmt.Errorf("starting invocation of %s: %w", in.Function, err)
 	}

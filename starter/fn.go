@@ -14,7 +14,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/urfave/cli/v2"
-	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
@@ -358,18 +357,12 @@ func runFnInvoke(c *cli.Context) error {
 // Errors are one line; gust's own failures to run the invocation exit 1.
 func invokeFunction(ctx context.Context, cl client.Client, in workflows.InvokeInput, eager bool) (workflows.InvokeResult, error) {
 	var res workflows.InvokeResult
-	id := workflows.InvokeWorkflowID(in.Tenant, in.Function, in.RequestID)
-	run, err := cl.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID:                    id,
-		TaskQueue:             workflows.TaskQueue,
-		EnableEagerStart:      eager,
-		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
-		Memo:                  workflows.InvokeMemo(in),
-	}, workflows.InvokeWorkflow, in)
+	opts := workflows.InvokeStartOptions(in, eager)
+	run, err := cl.ExecuteWorkflow(ctx, opts, workflows.InvokeWorkflow, in)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	switch {
 	case errors.As(err, &started):
-		run = cl.GetWorkflow(ctx, id, "")
+		run = cl.GetWorkflow(ctx, opts.ID, "")
 	case err != nil:
 		return res, failed(fmt.Sprintf("starting invocation of %s: %s", in.Function, oneLine(err.Error())))
 	}

@@ -9,6 +9,9 @@ import (
 	"time"
 	"unicode/utf8"
 
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+
 	"github.com/gust-dev/gust/limits"
 	"github.com/gust-dev/gust/providers"
 )
@@ -225,6 +228,23 @@ const (
 // is in the workflow's input too.
 func InvokeMemo(in InvokeInput) map[string]any {
 	return map[string]any{MemoTenant: in.Tenant, MemoFunction: in.Function, MemoSubTenant: in.SubTenant}
+}
+
+// InvokeStartOptions are the options a starter (`gust fn invoke`, the demo,
+// the benchmarks) gives the InvokeWorkflow of in: its id InvokeWorkflowID,
+// TaskQueue, InvokeMemo, and REJECT_DUPLICATE, so a request id runs once and
+// a second start with it fails with WorkflowExecutionAlreadyStarted, which
+// the starter answers by joining the run. eager asks the server to hand the
+// first workflow task straight to the starter's own worker. The gateway
+// starts invocations with options of its own (idempotency keys).
+func InvokeStartOptions(in InvokeInput, eager bool) client.StartWorkflowOptions {
+	return client.StartWorkflowOptions{
+		ID:                    InvokeWorkflowID(in.Tenant, in.Function, in.RequestID),
+		TaskQueue:             TaskQueue,
+		EnableEagerStart:      eager,
+		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		Memo:                  InvokeMemo(in),
+	}
 }
 
 // InvokeWorkflowID is the workflow id of one invocation:
