@@ -253,8 +253,33 @@ func TestCLIFleetLaunchJSON(t *testing.T) {
 	require.Equal(t, "insufficient_capacity", res["state"])
 	require.Empty(t, allFleetInstances(context.Background(), t, d.cloud, "too-big"))
 
+	// A fleet asking for more than the 25 left stays open, filling; scaled
+	// down to 10, it is fulfilled, and the listing shows the new target,
+	// not the one it started with.
+	stdout, stderr, code = gust(t, "fleet", "launch", "--min", "2", "--target", "40", "-t", "m5.large",
+		"--fleet-id", "scaled", "--address", d.address)
+	require.Equal(t, 0, code, "stdout=%s stderr=%s", stdout, stderr)
+	waitFor(t, 30*time.Second, "scaled to fill what is left", func() bool {
+		return len(fleetInstances(context.Background(), t, d.cloud, "scaled")) >= 10
+	})
+	stdout, stderr, code = gust(t, "fleet", "scale", "scaled", "--target", "10", "--address", d.address)
+	require.Equal(t, 0, code, "stdout=%s stderr=%s", stdout, stderr)
+
 	stdout, _, code = gust(t, "fleet", "list", "--address", d.address)
 	require.Equal(t, 0, code)
 	require.Contains(t, stdout, "cli-fleet")
 	require.Contains(t, stdout, "too-big")
+	stdout, _, code = gust(t, "fleet", "list", "--output", "json", "--address", d.address)
+	require.Equal(t, 0, code)
+	var rows []struct {
+		FleetID string `json:"fleet_id"`
+		Target  int    `json:"target"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(strings.TrimSpace(stdout)), &rows), "stdout=%s", stdout)
+	targets := map[string]int{}
+	for _, r := range rows {
+		targets[r.FleetID] = r.Target
+	}
+	require.Equal(t, 10, targets["scaled"], "the listing shows the target a scale set")
+	require.Equal(t, 15, targets["cli-fleet"])
 }
