@@ -88,7 +88,10 @@ func TestSandboxCleanup(t *testing.T) {
 		cfg.WarmSandboxes = warm
 	})
 	c := h.client("ct")
-	deployHostile(t, c, "leaky", hostileOpts{timeout: 1, memoryMB: 128})
+	// A timeout of 5 s: long enough that the out-of-memory case reaches its
+	// limit before it, even on a loaded machine (with 1 s it timed out
+	// first), and still a short wait for the timeout case.
+	deployHostile(t, c, "leaky", hostileOpts{timeout: 5, memoryMB: 128})
 	envsDir := filepath.Join(h.cfg.StateDir, "envs")
 
 	// What the hostile function can start to outlive its environment on
