@@ -60,7 +60,10 @@ const (
 	ScaleUpdate = "scale"
 	// CancelUpdate takes a CancelInput and returns a CancelResult once the
 	// fleet's instances are terminated (or kept). The workflow then ends with
-	// state cancelled.
+	// state cancelled. If they could not all be terminated, the update
+	// fails with an ApplicationError of type ErrTypeFleetFailed, and the
+	// FleetResult keeps their ids and says so in its message: a failed
+	// cleanup is never reported as a clean cancel.
 	CancelUpdate = "cancel"
 	// CancelSignal is the fire-and-forget form of CancelUpdate; it takes a
 	// CancelInput.
