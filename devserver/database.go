@@ -1,9 +1,11 @@
 package devserver
 
 import (
+	"bytes"
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -84,18 +86,35 @@ func (c Config) prepareDatabase(s *Server) (*config.SQL, error) {
 	return conf, nil
 }
 
+// sqliteHeader opens every SQLite 3 database file.
+const sqliteHeader = "SQLite format 3\x00"
+
 // checkDatabase fails with a clear message when path is corrupt or is not a
-// Temporal database, before the server gets a chance to panic on it. It
-// opens the file read-only, so it never changes it.
+// Temporal database, before the server gets a chance to panic on it.
+//
+// A crash in the middle of a write transaction leaves a hot rollback
+// journal (path-journal) beside a database that is not corrupt: SQLite
+// rolls the journal back on the next open, but only with write access. So
+// a file that starts with SQLite's header and has a hot journal is opened
+// read-write and SQLite recovers it; any other file is opened read-only.
+// A file without the header is never opened for writing, so a foreign
+// file is never changed.
 func checkDatabase(path string) error {
-	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro&_pragma=busy_timeout(5000)")
+	if err := checkHeader(path); err != nil {
+		return err
+	}
+	mode := "ro"
+	if hotJournal(path) {
+		mode = "rw"
+	}
+	db, err := sql.Open("sqlite", "file:"+path+"?mode="+mode+"&_pragma=busy_timeout(5000)")
 	if err != nil {
 		return fmt.Errorf("opening database %s: %w", path, err)
 	}
 	defer db.Close()
 	var result string
 	if err := db.QueryRow("PRAGMA quick_check").Scan(&result); err != nil {
-		return fmt.Errorf("database %s is corrupt or not a sqlite database: %w", path, err)
+		return fmt.Errorf("database %s is corrupt: %w", path, err)
 	}
 	if result != "ok" {
 		return fmt.Errorf("database %s is corrupt: %s", path, result)
@@ -108,6 +127,36 @@ func checkDatabase(path string) error {
 		return fmt.Errorf("database %s is not a temporal database (missing schema tables)", path)
 	}
 	return nil
+}
+
+// checkHeader reports a file that is not a SQLite database at all.
+func checkHeader(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("opening database %s: %w", path, err)
+	}
+	defer f.Close()
+	head := make([]byte, len(sqliteHeader))
+	if _, err := io.ReadFull(f, head); err != nil || string(head) != sqliteHeader {
+		return fmt.Errorf("database %s is not a sqlite database", path)
+	}
+	return nil
+}
+
+// hotJournal reports whether a rollback journal that SQLite would roll
+// back lies beside path: a non-empty path-journal whose header is not
+// zeroed (SQLite zeroes or deletes it on commit).
+func hotJournal(path string) bool {
+	f, err := os.Open(path + "-journal")
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	head := make([]byte, 8)
+	if _, err := io.ReadFull(f, head); err != nil {
+		return false
+	}
+	return !bytes.Equal(head, make([]byte, 8))
 }
 
 func (c Config) createNamespaces(conf *config.SQL) error {
