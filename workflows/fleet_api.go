@@ -126,48 +126,49 @@ type LaunchFleetInput struct {
 	// Tenant is the tenant whose account the fleet launches into; empty
 	// means providers.DefaultTenant. Every activity of the fleet acts in
 	// that account, so its instances and reservation are the tenant's.
-	Tenant string `json:",omitempty"`
+	Tenant string `json:"tenant,omitempty"`
 	// FleetID names the fleet within its tenant: it is the value of the
 	// instances' providers.FleetTagKey tag, and the workflow id is
 	// FleetWorkflowID(Tenant, FleetID).
-	FleetID      string
-	InstanceType string
+	FleetID      string `json:"fleet_id"`
+	InstanceType string `json:"instance_type"`
 	// Zones the fleet may use; empty lets the cloud choose.
-	Zones []string
+	Zones []string `json:"zones"`
 	// ImageID is passed to RunInstances as is; empty lets the provider pick
 	// its default.
-	ImageID string
+	ImageID string `json:"image_id"`
 	// Tags go on every instance, besides gust's own tags. Keys must not start
 	// with "gust:" or "aws:".
-	Tags map[string]string
+	Tags map[string]string `json:"tags"`
 	// Min is launched in one burst once capacity for it is reserved; Target
 	// is filled through the rate limiter. 1 <= Min <= Target <= MaxFleetSize.
-	Min, Target int
+	Min    int `json:"min"`
+	Target int `json:"target"`
 	// Burst launches Min in parallel, outside the launch rate limiter. The
 	// CLI defaults it to true (--no-burst sets false). Without the burst the
 	// minimum's capacity is still verified and reserved, and the fill path
 	// launches into the reservation first: the same fleet, but every
 	// instance goes through the rate limiter, which is the baseline the
 	// benchmark compares against (time to min ≈ Min / launch rate).
-	Burst bool
+	Burst bool `json:"burst"`
 	// CapacityPolicy is CapacityPolicyFail (also when empty) or
 	// CapacityPolicyWait.
-	CapacityPolicy string
+	CapacityPolicy string `json:"capacity_policy"`
 	// WaitTimeout and WaitDeadline bound CapacityPolicyWait: it gives up at
 	// the earlier of fleet start + WaitTimeout and WaitDeadline (each when
 	// set; DefaultWaitTimeout when neither is).
-	WaitTimeout  time.Duration
-	WaitDeadline time.Time
+	WaitTimeout  time.Duration `json:"wait_timeout_ns"`
+	WaitDeadline time.Time     `json:"wait_deadline"`
 	// FillTimeout, when positive, bounds the fill: a fleet that has not
 	// launched its target by fleet start + FillTimeout ends with state
 	// insufficient_capacity and keeps the instances it has. Zero fills for as
 	// long as it takes.
-	FillTimeout time.Duration
+	FillTimeout time.Duration `json:"fill_timeout_ns"`
 	// Tuning holds optional knobs; the zero value is right for production.
-	Tuning FleetTuning
+	Tuning FleetTuning `json:"tuning"`
 	// Resume is internal: the state a run hands to the next one through
 	// continue-as-new. Starters leave it nil.
-	Resume *FleetState `json:",omitempty"`
+	Resume *FleetState `json:"resume,omitempty"`
 }
 
 // FleetTuning holds the workflow's knobs. Zero values mean the defaults.
@@ -175,21 +176,22 @@ type FleetTuning struct {
 	// PollInterval is the pause between running counts while instances are
 	// launching or booting (default 500ms). Time to min is measured at this
 	// resolution.
-	PollInterval time.Duration
+	PollInterval time.Duration `json:"poll_interval_ns"`
 	// IdlePollInterval is the pause between running counts when nothing is
 	// pending (default 10s).
-	IdlePollInterval time.Duration
+	IdlePollInterval time.Duration `json:"idle_poll_interval_ns"`
 	// MaxFillInFlight bounds the fill activities outstanding at once
 	// (default 32): enough to keep the rate-limited queue busy, never
 	// thousands of pending activities.
-	MaxFillInFlight int
+	MaxFillInFlight int `json:"max_fill_in_flight"`
 	// ContinueAsNewAfter is how many activities a run schedules before it
 	// continues as new (default 500); the server's suggestion also triggers
 	// it.
-	ContinueAsNewAfter int
+	ContinueAsNewAfter int `json:"continue_as_new_after"`
 	// BurstChunk overrides the burst chunk size (see burstChunkSize).
-	BurstChunk int
+	BurstChunk int `json:"burst_chunk"`
 }
+
 
 // FleetState is what one run of LaunchFleetWorkflow hands to the next
 // through continue-as-new. It is compact: the live instance ids plus
@@ -251,6 +253,8 @@ type FleetStatus struct {
 	Pending int `json:"pending"`
 	// Terminated counts the instances gust terminated (scale down, cancel).
 	Terminated int `json:"terminated"`
+	// Kept counts the instances a cancel with keep left running.
+	Kept int `json:"kept"`
 	// Lost counts instances that left running without gust terminating them.
 	Lost          int `json:"lost"`
 	BurstLaunched int `json:"burst_launched"`
@@ -302,6 +306,7 @@ type FleetResult struct {
 	FillRounds    int    `json:"fill_rounds"`
 	Adopted       int    `json:"adopted"`
 	Terminated    int    `json:"terminated"`
+	Kept          int    `json:"kept"`
 	Burst         bool   `json:"burst"`
 	Runs          int    `json:"runs"`
 	HistoryEvents int    `json:"history_events"`

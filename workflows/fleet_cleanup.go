@@ -105,6 +105,12 @@ func (f *fleet) terminateAll(ctx workflow.Context, launched, keep bool) error {
 	f.releaseReservation(ctx)
 	if keep {
 		f.cancelRes = CancelResult{Kept: len(f.st.InstanceIDs)}
+		// The last poll may predate the kept instances' boot: count them
+		// once more, so the fleet's final status says what it leaves
+		// running rather than what an older poll saw.
+		if workflow.GetVersion(ctx, "fleet-keep-count", workflow.DefaultVersion, 1) == 1 {
+			f.countKept(ctx)
+		}
 		return nil
 	}
 	if !launched {
@@ -123,4 +129,21 @@ func (f *fleet) terminateAll(ctx workflow.Context, launched, keep bool) error {
 	f.st.InstanceIDs = nil
 	f.st.Running, f.st.Pending = 0, 0
 	return nil
+}
+
+// countKept counts the instances a cancel with keep leaves running. A
+// failed count leaves the last poll's numbers, and says so in the log.
+func (f *fleet) countKept(ctx workflow.Context) {
+	if len(f.st.InstanceIDs) == 0 {
+		return
+	}
+	var a *activities.Fleet
+	actx := workflow.WithActivityOptions(ctx, countOptions())
+	in := activities.CountRunningInput{Tenant: f.in.Tenant, FleetID: f.in.FleetID, RunTag: f.st.Origin}
+	var res activities.CountRunningResult
+	if err := workflow.ExecuteActivity(actx, a.CountRunning, in).Get(ctx, &res); err != nil {
+		f.log.Warn("counting the kept instances failed", "Error", err)
+		return
+	}
+	f.st.Running, f.st.Pending, f.st.Gone = res.Running, res.Pending, res.Total-res.Running-res.Pending
 }

@@ -319,3 +319,33 @@ func TestFleetDecidesAgainAfterReleasingTheReservation(t *testing.T) {
 	require.False(t, openRound.IsZero())
 	require.Less(t, openRound.Sub(released), time.Second, "the open-capacity round waited for the next count")
 }
+
+// TestFleetCancelledWithKeepCountsWhatItKeeps: instances that boot after
+// the last poll and are kept by a cancel are reported running, not at the
+// older poll's count.
+func TestFleetCancelledWithKeepCountsWhatItKeeps(t *testing.T) {
+	cloud := fake.NewCompute()
+	cloud.SetCapacity("m5.large", 3) // the burst of 3 fits; the fill backs off
+	cloud.PendingDescribes = 1 << 30 // every poll sees them booting...
+	env := newRulesEnv(t, cloud)
+	env.RegisterDelayedCallback(func() {
+		// ...until they boot, just before the cancel.
+		cloud.SetState(providers.StateRunning, cloud.Live(fleetTags())...)
+		env.SignalWorkflow(CancelSignal, CancelInput{Keep: true})
+	}, 3*time.Second)
+	env.ExecuteWorkflow(LaunchFleetWorkflow, fleetInput(3, 10))
+	require.NoError(t, env.GetWorkflowError())
+	var res FleetResult
+	require.NoError(t, env.GetWorkflowResult(&res))
+	require.Equal(t, PhaseCancelled, res.State)
+	require.Len(t, cloud.Live(fleetTags()), 3, "the kept instances still run")
+	require.Equal(t, 3, res.Running, "the result reports the kept instances running")
+	require.Equal(t, 3, res.Kept)
+	v, err := env.QueryWorkflow(StatusQuery)
+	require.NoError(t, err)
+	var st FleetStatus
+	require.NoError(t, v.Get(&st))
+	require.Equal(t, 3, st.Running)
+	require.Equal(t, 0, st.Pending)
+	require.Equal(t, 3, st.Kept)
+}
