@@ -53,31 +53,17 @@ func (c Config) prepareDatabase(s *Server) (*config.SQL, error) {
 	if _, err := os.Stat(filepath.Dir(path)); err != nil {
 		return nil, fmt.Errorf("database directory: %w", err)
 	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("opening database file: %w", err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		_ = f.Close()
-		return nil, fmt.Errorf("%s: %w", path, ErrDatabaseLocked)
-	}
-	s.lock = &fileLock{f: f}
-	info, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("reading database file: %w", err)
-	}
 	conf.ConnectAttributes = map[string]string{"mode": "rwc", "busy_timeout": "5000"}
 	conf.DatabaseName = path
-
-	if info.Size() == 0 {
-		// New database. If the schema fails half way, remove the file so the
-		// next start does not mistake it for a real one. Only a file that was
-		// empty when we found it is ever removed.
-		if err := sqliteschema.SetupSchema(conf); err != nil {
-			_ = os.Remove(path)
-			return nil, fmt.Errorf("creating temporal schema in %s: %w", path, err)
-		}
-	} else if err := checkDatabase(path); err != nil {
+	lock, err := lockExisting(path)
+	if errors.Is(err, os.ErrNotExist) {
+		lock, err = createDatabase(conf)
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.lock = lock
+	if err := checkDatabase(path); err != nil {
 		return nil, err
 	}
 	if err := c.createNamespaces(conf); err != nil {
@@ -88,6 +74,78 @@ func (c Config) prepareDatabase(s *Server) (*config.SQL, error) {
 
 // sqliteHeader opens every SQLite 3 database file.
 const sqliteHeader = "SQLite format 3\x00"
+
+// lockExisting locks the database file at path, which must exist. An
+// empty file is refused: gust never leaves one (see createDatabase), so it
+// is someone else's, and taking it over could hide a mistake in the path.
+func lockExisting(path string) (*fileLock, error) {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("opening database file: %w", err)
+	}
+	lock, err := flock(f, path)
+	if err != nil {
+		return nil, err
+	}
+	info, err := f.Stat()
+	if err != nil {
+		lock.release()
+		return nil, fmt.Errorf("reading database file: %w", err)
+	}
+	if info.Size() == 0 {
+		lock.release()
+		return nil, fmt.Errorf("database %s is an empty file that gust did not create; remove it, or choose another state dir", path)
+	}
+	return lock, nil
+}
+
+// createDatabase makes a new database at conf.DatabaseName, whole or not
+// at all: the schema is written to a locked side file that is linked into
+// place only when complete, so a crash half way never leaves a file at the
+// database's path. A side file a crash left is rewritten by the next start.
+func createDatabase(conf *config.SQL) (*fileLock, error) {
+	path := conf.DatabaseName
+	init := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".init")
+	f, err := os.OpenFile(init, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("creating database file: %w", err)
+	}
+	lock, err := flock(f, path)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.Truncate(0); err != nil {
+		lock.release()
+		return nil, fmt.Errorf("creating database file: %w", err)
+	}
+	initConf := *conf
+	initConf.DatabaseName = init
+	if err := sqliteschema.SetupSchema(&initConf); err != nil {
+		lock.release()
+		_ = os.Remove(init)
+		return nil, fmt.Errorf("creating temporal schema in %s: %w", path, err)
+	}
+	// Link, not rename: it fails rather than replace a database another
+	// process made at path meanwhile.
+	if err := os.Link(init, path); err != nil {
+		lock.release()
+		return nil, fmt.Errorf("creating database %s: %w", path, err)
+	}
+	_ = os.Remove(init)
+	return lock, nil
+}
+
+// flock takes the exclusive lock on f, or closes it and fails.
+func flock(f *os.File, path string) (*fileLock, error) {
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("%s: %w", path, ErrDatabaseLocked)
+	}
+	return &fileLock{f: f}, nil
+}
 
 // checkDatabase fails with a clear message when path is corrupt or is not a
 // Temporal database, before the server gets a chance to panic on it.

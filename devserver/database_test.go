@@ -3,6 +3,7 @@ package devserver
 import (
 	"bytes"
 	"database/sql"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -154,4 +155,56 @@ func TestCheckDatabaseNeverWritesForeignFiles(t *testing.T) {
 	if err := checkDatabase(newTemporalLikeDB(t, 10)); err != nil {
 		t.Errorf("checkDatabase on a healthy database: %v", err)
 	}
+}
+
+// TestEmptyDatabaseFileIsNotTakenOver: an empty file at the database's
+// path is not gust's (gust creates a database whole, by linking it into
+// place), so it is refused and left alone.
+func TestEmptyDatabaseFileIsNotTakenOver(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "temporal.db")
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{}
+	_, err := Config{DatabaseFile: path, Namespaces: []string{"default"}}.prepareDatabase(s)
+	s.lock.release()
+	if err == nil || !strings.Contains(err.Error(), "empty file that gust did not create") {
+		t.Fatalf("prepareDatabase on an empty file: %v", err)
+	}
+	if info, err := os.Stat(path); err != nil || info.Size() != 0 {
+		t.Errorf("the empty file was changed: %v %v", info, err)
+	}
+}
+
+// TestNewDatabaseIsCreatedWhole: a new database appears at its path only
+// with its schema, and a side file a crash left half written is
+// rewritten, not used.
+func TestNewDatabaseIsCreatedWhole(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "temporal.db")
+	init := filepath.Join(dir, ".temporal.db.init")
+	if err := os.WriteFile(init, []byte("half a schema, then kill -9"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{}
+	_, err := Config{DatabaseFile: path, Namespaces: []string{"default"}}.prepareDatabase(s)
+	if err != nil {
+		t.Fatalf("prepareDatabase on a new path: %v", err)
+	}
+	if _, err := os.Stat(init); !os.IsNotExist(err) {
+		t.Errorf("the side file is still there: %v", err)
+	}
+	if err := checkDatabase(path); err != nil {
+		t.Errorf("the new database: %v", err)
+	}
+	// The lock is held on the database itself: a second start is refused.
+	if _, err := (Config{DatabaseFile: path, Namespaces: []string{"default"}}).prepareDatabase(&Server{}); !errors.Is(err, ErrDatabaseLocked) {
+		t.Errorf("a second prepareDatabase while the first holds it: %v", err)
+	}
+	s.lock.release()
+	s2 := &Server{}
+	if _, err := (Config{DatabaseFile: path, Namespaces: []string{"default"}}).prepareDatabase(s2); err != nil {
+		t.Errorf("reopening the database: %v", err)
+	}
+	s2.lock.release()
 }
