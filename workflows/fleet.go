@@ -50,6 +50,9 @@ const (
 	// reservation, the fill loop decides again at once instead of waiting
 	// for the next change (the next running count).
 	versionLookAgain = "fleet-look-again"
+	// versionDropSurplus: a scale down cancels the newest fill rounds in
+	// flight that the new target does not need, before they launch.
+	versionDropSurplus = "fleet-drop-surplus"
 	// versionScaleMemo: a scale upserts the memo's target, so listings
 	// show the current target.
 	versionScaleMemo = "fleet-scale-memo"
@@ -108,6 +111,8 @@ type fleet struct {
 	// backingOff holds new fill rounds until the capacity backoff timer
 	// fires; fillDeadlineHit is set once FillTimeout passed.
 	backingOff, fillDeadlineHit bool
+	// dropSurplus: this run may drop fill rounds (versionDropSurplus).
+	dropSurplus bool
 	// lostSince is decide's memory of when instances first went missing.
 	lostSince time.Time
 
@@ -127,6 +132,29 @@ type launches struct {
 	// fillRequested is the instances the fill rounds asked for (sum of
 	// MaxCount), reserved those of them against the reservation.
 	fillRequested, reserved int
+	// rounds are the fill rounds outstanding, oldest first, so a scale
+	// down can drop the newest before the rate limiter lets them launch.
+	rounds []*fillInFlight
+}
+
+// fillInFlight is one outstanding fill round.
+type fillInFlight struct {
+	count    int
+	cancel   workflow.CancelFunc
+	dropping bool // cancelled by a scale down; not yet reported
+}
+
+// droppable returns the counts of the rounds not being dropped, oldest
+// first, and the instances the rounds being dropped asked for.
+func (l launches) droppable() (counts []int, dropping int) {
+	for _, r := range l.rounds {
+		if r.dropping {
+			dropping += r.count
+		} else {
+			counts = append(counts, r.count)
+		}
+	}
+	return counts, dropping
 }
 
 func (l launches) total() int { return l.burst + l.fill }

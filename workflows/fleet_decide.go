@@ -29,6 +29,13 @@ type fleetView struct {
 	FillInFlight, FillRequested, ReservedInFlight int
 	BurstInFlight                                 int
 	MaxFillInFlight                               int
+	// RoundCounts are the counts of the fill rounds in flight that are not
+	// being dropped, oldest first; Dropping is what the rounds being
+	// dropped asked for. DropSurplus says this run may drop rounds (a
+	// version gate: runs recorded before it never did).
+	RoundCounts []int
+	Dropping    int
+	DropSurplus bool
 
 	// HoldsReservation: the fleet has a reservation it has not released;
 	// ReservedLeft is what the fill may still launch into it.
@@ -84,13 +91,17 @@ const (
 	actCancelled
 	// actFail: a fatal error, and nothing is in flight.
 	actFail
+	// actDropRounds: cancel the decision.Count newest fill rounds in
+	// flight; the target no longer needs them (a scale down). A round still
+	// queued behind the rate limiter is dropped before it launches.
+	actDropRounds
 )
 
 var actionNames = [...]string{
 	actWait: "wait", actLaunch: "launch", actTerminateExtras: "terminate extras",
 	actReleaseReservation: "release reservation", actFulfilled: "fulfilled", actLost: "lost",
 	actFillTimeout: "fill timeout", actContinueAsNew: "continue as new", actDrain: "drain",
-	actCancelled: "cancelled", actFail: "fail",
+	actCancelled: "cancelled", actFail: "fail", actDropRounds: "drop rounds",
 }
 
 func (a action) String() string { return actionNames[a] }
@@ -121,16 +132,19 @@ type decision struct {
 //
 //  1. A cancel, then a fatal error, ends the fleet once no launch is in
 //     flight; until then the launches are cancelled and drained.
-//  2. More live instances than the target: terminate the newest extras.
-//  3. A held reservation with nothing left to launch into: release it.
-//  4. The target launched, nothing in flight, and a fresh count: fulfilled
+//  2. Fill rounds in flight that the target no longer needs (a scale
+//     down): drop the newest of them, whole rounds, while what is live and
+//     what the rest ask for still reaches the target.
+//  3. More live instances than the target: terminate the newest extras.
+//  4. A held reservation with nothing left to launch into: release it.
+//  5. The target launched, nothing in flight, and a fresh count: fulfilled
 //     once that many run (and no handler runs); if some are neither
 //     running nor pending for lostGrace, they were lost.
-//  5. Past the fill deadline below target: end with fill timeout once no
+//  6. Past the fill deadline below target: end with fill timeout once no
 //     fill round is in flight.
-//  6. History long enough: continue as new once nothing is in flight and
+//  7. History long enough: continue as new once nothing is in flight and
 //     no handler runs; start no new round meanwhile.
-//  7. Otherwise, unless backing off, start rounds of up to FillBatchSize
+//  8. Otherwise, unless backing off, start rounds of up to FillBatchSize
 //     toward the target, at most MaxFillInFlight outstanding, from the
 //     reservation while it has capacity left.
 func decide(v fleetView) decision {
@@ -149,6 +163,17 @@ func decide(v fleetView) decision {
 	case v.Fatal:
 		d.Action = actDrain
 		return d
+	}
+	if v.DropSurplus {
+		surplus := v.Live + v.FillRequested - v.Dropping - v.Target
+		for i := len(v.RoundCounts) - 1; i >= 0 && v.RoundCounts[i] <= surplus; i-- {
+			surplus -= v.RoundCounts[i]
+			d.Count++
+		}
+		if d.Count > 0 {
+			d.Action = actDropRounds
+			return d
+		}
 	}
 	if v.Live > v.Target {
 		d.Action, d.Count = actTerminateExtras, v.Live-v.Target

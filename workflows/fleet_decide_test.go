@@ -51,6 +51,21 @@ func TestDecide(t *testing.T) {
 			decision{Action: actTerminateExtras, Count: 4}},
 		{"extras first, even with rounds in flight", func(v *fleetView) { v.Target, v.FillInFlight, v.FillRequested = 6, 1, 5 },
 			decision{Action: actTerminateExtras, Count: 4}},
+		{"scaled down with rounds queued: drop the newest surplus rounds", func(v *fleetView) {
+			v.Target, v.Live, v.FillInFlight, v.FillRequested, v.RoundCounts, v.DropSurplus = 12, 10, 3, 15, []int{5, 5, 5}, true
+		}, decision{Action: actDropRounds, Count: 2}},
+		{"a round only partly surplus is kept", func(v *fleetView) {
+			v.Target, v.Live, v.FillInFlight, v.FillRequested, v.RoundCounts, v.DropSurplus = 16, 10, 2, 10, []int{5, 5}, true
+		}, decision{Action: actWait}},
+		{"rounds being dropped are not counted twice", func(v *fleetView) {
+			v.Target, v.Live, v.FillInFlight, v.FillRequested, v.RoundCounts, v.Dropping, v.DropSurplus = 12, 10, 3, 15, []int{5}, 10, true
+		}, decision{Action: actWait}},
+		{"extras and surplus rounds: drop the rounds first", func(v *fleetView) {
+			v.Target, v.FillInFlight, v.FillRequested, v.RoundCounts, v.DropSurplus = 6, 1, 5, []int{5}, true
+		}, decision{Action: actDropRounds, Count: 1}},
+		{"runs recorded before the drop never drop", func(v *fleetView) {
+			v.Target, v.Live, v.FillInFlight, v.FillRequested, v.RoundCounts = 12, 10, 3, 15, []int{5, 5, 5}
+		}, decision{Action: actWait}},
 		{"reservation used up: release", func(v *fleetView) { v.HoldsReservation = true },
 			decision{Action: actReleaseReservation}},
 		{"reservation rounds in flight: keep it", func(v *fleetView) {

@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -83,6 +84,7 @@ func (f *fleet) reserve(ctx workflow.Context) *stop {
 		wait := min(nextBackoff(f.st.Backoff), deadline.Sub(now))
 		f.st.Backoff = nextBackoff(f.st.Backoff)
 		f.message = fmt.Sprintf("no capacity for %d %s; retrying in %s", f.in.Min, f.in.InstanceType, wait)
+		f.log.Info("fleet waiting for capacity", "Min", f.in.Min, "InstanceType", f.in.InstanceType, "RetryIn", wait)
 		if _, err := workflow.AwaitWithOptions(ctx, workflow.AwaitOptions{
 			Timeout:      wait,
 			TimerOptions: workflow.TimerOptions{Summary: fmt.Sprintf("capacity backoff %s", wait)},
@@ -269,6 +271,7 @@ func (f *fleet) fill(ctx workflow.Context) *stop {
 	}
 	f.startFillDeadline(ctx)
 	lookAgain := workflow.GetVersion(ctx, versionLookAgain, workflow.DefaultVersion, 1) >= 1
+	f.dropSurplus = workflow.GetVersion(ctx, versionDropSurplus, workflow.DefaultVersion, 1) >= 1
 	for {
 		if ctx.Err() != nil {
 			return stopCancel()
@@ -306,6 +309,8 @@ func (f *fleet) fill(ctx workflow.Context) *stop {
 				message: fmt.Sprintf("fill timeout: %d of %d launched", len(f.st.InstanceIDs), f.st.Target)}
 		case actContinueAsNew:
 			return &stop{continueAsNew: true}
+		case actDropRounds:
+			f.dropNewestRounds(d.Count)
 		case actLaunch:
 			for _, r := range d.Rounds {
 				f.startFillRound(ctx, lctx, r)
@@ -320,7 +325,11 @@ func (f *fleet) fill(ctx workflow.Context) *stop {
 
 // view is the fleet as decide sees it now.
 func (f *fleet) view(ctx workflow.Context) fleetView {
+	counts, dropping := f.flight.droppable()
 	return fleetView{
+		RoundCounts:      counts,
+		Dropping:         dropping,
+		DropSurplus:      f.dropSurplus,
 		Now:              workflow.Now(ctx),
 		Target:           f.st.Target,
 		Live:             len(f.st.InstanceIDs),
@@ -376,8 +385,17 @@ func (f *fleet) startFillRound(ctx, lctx workflow.Context, r fillRound) {
 	if reserved > 0 {
 		summary += " (reserved)"
 	}
-	actx := workflow.WithActivityOptions(lctx, fillOptions(summary))
+	// A round gets its own context only where it may be dropped: a child
+	// context changes the order in which a drain's cancels are sent, so
+	// runs recorded before versionDropSurplus keep the shared one.
+	rctx, cancel := lctx, workflow.CancelFunc(func() {})
+	if f.dropSurplus {
+		rctx, cancel = workflow.WithCancel(lctx)
+	}
+	actx := workflow.WithActivityOptions(rctx, fillOptions(summary))
 	fut := workflow.ExecuteActivity(actx, a.LaunchFill, in)
+	inFlight := &fillInFlight{count: k, cancel: cancel}
+	f.flight.rounds = append(f.flight.rounds, inFlight)
 	f.flight.fill++
 	f.flight.fillRequested += k
 	f.flight.reserved += reserved
@@ -385,6 +403,7 @@ func (f *fleet) startFillRound(ctx, lctx workflow.Context, r fillRound) {
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		var res activities.LaunchResult
 		err := fut.Get(ctx, &res)
+		f.flight.rounds = slices.DeleteFunc(f.flight.rounds, func(r *fillInFlight) bool { return r == inFlight })
 		f.flight.fill--
 		f.flight.fillRequested -= k
 		f.flight.reserved -= reserved
@@ -402,6 +421,9 @@ func (f *fleet) startFillRound(ctx, lctx workflow.Context, r fillRound) {
 		}
 		switch classifyLaunchError(err, reserved > 0) {
 		case launchCancelled:
+			// Dropped by a scale down, or drained: the reservation keeps
+			// what the round did not use.
+			f.st.ReservedLeft += reserved - got
 		case launchNoCapacity:
 			f.st.CapacityRetries++
 			if reserved > 0 {
@@ -428,6 +450,21 @@ func (f *fleet) startFillRound(ctx, lctx workflow.Context, r fillRound) {
 	})
 }
 
+// dropNewestRounds cancels the n newest fill rounds not already being
+// dropped. A round still queued behind the rate limiter ends without
+// launching; one already running may still launch (its instances are then
+// terminated as extras, or adopted if its response is lost).
+func (f *fleet) dropNewestRounds(n int) {
+	for i := len(f.flight.rounds) - 1; i >= 0 && n > 0; i-- {
+		if r := f.flight.rounds[i]; !r.dropping {
+			r.dropping = true
+			r.cancel()
+			n--
+		}
+	}
+	f.log.Info("fill rounds dropped: the target no longer needs them", "Target", f.st.Target)
+}
+
 // backoffLeft is how much of a capacity backoff that lasts until until is
 // left at now; 0 if none.
 func backoffLeft(now, until time.Time) time.Duration {
@@ -442,6 +479,7 @@ func (f *fleet) startBackoff(ctx workflow.Context, d time.Duration) {
 	f.backingOff = true
 	f.st.BackoffUntil = workflow.Now(ctx).Add(d)
 	f.message = fmt.Sprintf("capacity short; next fill round in %s", d)
+	f.log.Info("fleet waiting for capacity", "Running", f.st.Running, "Target", f.st.Target, "NextFillRoundIn", d)
 	f.activitiesThisRun++
 	timer := workflow.NewTimerWithOptions(ctx, d, workflow.TimerOptions{Summary: fmt.Sprintf("capacity backoff %s", d)})
 	workflow.Go(ctx, func(ctx workflow.Context) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -348,4 +349,58 @@ func TestFleetCancelledWithKeepCountsWhatItKeeps(t *testing.T) {
 	require.Equal(t, 3, st.Running)
 	require.Equal(t, 0, st.Pending)
 	require.Equal(t, 3, st.Kept)
+}
+
+// TestFleetScaleDownDropsQueuedFillRounds: fill rounds still queued behind
+// the rate limiter when a scale down makes them surplus are cancelled
+// before they launch, not launched and then terminated.
+func TestFleetScaleDownDropsQueuedFillRounds(t *testing.T) {
+	cloud := fake.NewCompute()
+	cloud.SetCapacity("m5.large", fake.Unlimited)
+	env := newRulesEnv(t, cloud)
+	var a *activities.Fleet
+	real := &activities.Fleet{Accounts: providers.OneAccount(cloud)}
+	// The rate limiter holds every fill round for a minute; one cancelled
+	// meanwhile never reaches a worker.
+	// (The test environment does not cancel a running activity's context,
+	// so the listener keeps the cancelled ids.)
+	var mu sync.Mutex
+	cancelled := map[string]bool{}
+	env.SetOnActivityCanceledListener(func(info *activity.Info) {
+		mu.Lock()
+		defer mu.Unlock()
+		cancelled[info.ActivityID] = true
+	})
+	queued := func(ctx context.Context, in activities.LaunchInput) (activities.LaunchResult, error) {
+		mu.Lock()
+		gone := cancelled[activity.GetInfo(ctx).ActivityID]
+		mu.Unlock()
+		if gone {
+			return activities.LaunchResult{}, temporal.NewCanceledError()
+		}
+		return real.LaunchFill(ctx, in)
+	}
+	env.OnActivity(a.LaunchFill, mock.Anything, mock.Anything).Return(queued).After(time.Minute)
+	var scaled ScaleResult
+	env.RegisterDelayedCallback(func() {
+		env.UpdateWorkflow(ScaleUpdate, "scale-1", &testsuite.TestUpdateCallback{
+			OnReject:   func(err error) { t.Errorf("scale rejected: %v", err) },
+			OnAccept:   func() {},
+			OnComplete: func(r any, err error) { require.NoError(t, err); scaled = r.(ScaleResult) },
+		}, ScaleInput{Target: 12})
+	}, 5*time.Second)
+	in := fleetInput(10, 40)
+	in.Tuning.MaxFillInFlight = 6 // six rounds of 5 queue for the 30 above min
+	env.ExecuteWorkflow(LaunchFleetWorkflow, in)
+	require.NoError(t, env.GetWorkflowError())
+	var res FleetResult
+	require.NoError(t, env.GetWorkflowResult(&res))
+	require.Equal(t, 12, scaled.Target)
+	require.Equal(t, PhaseFulfilled, res.State)
+	require.Len(t, cloud.Live(fleetTags()), 12)
+	require.Len(t, res.InstanceIDs, 12)
+	// 10 (burst) + 30 queued; 12 needed: the five newest rounds are
+	// dropped, the oldest launches 5 and 3 of them are terminated.
+	require.Len(t, runCalls(cloud, "fill-"), 1, "surplus rounds launched")
+	require.Equal(t, 3, res.Terminated)
 }
