@@ -298,6 +298,9 @@ func (c Config) dynamicConfig() dynamicconfig.StaticClient {
 		dynamicconfig.TimerProcessorMaxTimeShift.Key():                   50 * time.Millisecond,
 		dynamicconfig.FrontendMaxNamespaceVisibilityRPSPerInstance.Key(): 200,
 		dynamicconfig.HistoryCacheHostLevelMaxSize.Key():                 8192,
+		// Fleets share the launch queue's rate fairly, by their fairness
+		// key (workflows.fillOptions), instead of first come first served.
+		dynamicconfig.MatchingEnableFairness.Key(): true,
 	}
 	for k, v := range c.DynamicConfig {
 		dc[dynamicconfig.MakeKey(k)] = v

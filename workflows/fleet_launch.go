@@ -392,7 +392,7 @@ func (f *fleet) startFillRound(ctx, lctx workflow.Context, r fillRound) {
 	if f.dropSurplus {
 		rctx, cancel = workflow.WithCancel(lctx)
 	}
-	actx := workflow.WithActivityOptions(rctx, fillOptions(summary))
+	actx := workflow.WithActivityOptions(rctx, fillOptions(summary, f.st.Origin))
 	fut := workflow.ExecuteActivity(actx, a.LaunchFill, in)
 	inFlight := &fillInFlight{count: k, cancel: cancel}
 	f.flight.rounds = append(f.flight.rounds, inFlight)

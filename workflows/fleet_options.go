@@ -52,8 +52,16 @@ func burstOptions(summary string) workflow.ActivityOptions {
 // the platform launch rate limiter. No schedule-to-close timeout: waiting in
 // the rate-limited queue is the point. Throttled rounds retry at 1s … 30s
 // without limit.
-func fillOptions(summary string) workflow.ActivityOptions {
+//
+// fairnessKey names the fleet to the queue's fair dispatch: fleets sharing
+// the rate limiter are served round-robin by key, not first come first
+// served, so no fleet waits at its min while another fills (it needs
+// matching.enableFairness on the server; without it the key is ignored).
+// The fleet's origin run id is the key: unique per fleet, unchanged by
+// continue-as-new, and within the server's 64-byte limit.
+func fillOptions(summary, fairnessKey string) workflow.ActivityOptions {
 	return workflow.ActivityOptions{
+		Priority:            temporal.Priority{FairnessKey: fairnessKey},
 		TaskQueue:           LaunchTaskQueue,
 		StartToCloseTimeout: time.Minute,
 		HeartbeatTimeout:    launchHeartbeat,
