@@ -16,8 +16,9 @@
 //
 // Supported actions: RunInstances, DescribeInstances, TerminateInstances,
 // CreateCapacityReservation, DescribeCapacityReservations,
-// CancelCapacityReservation, DescribeAvailabilityZones and
-// DescribeInstanceTypeOfferings.
+// CancelCapacityReservation, DescribeAvailabilityZones,
+// DescribeInstanceTypeOfferings, CreateTags, DescribeRegions and
+// DescribeInstanceStatus. Every action honours DryRun (dryrun.go).
 //
 // Every instance and capacity reservation belongs to an account, the tenant
 // of the request's verified principal (the local cloud's server checks
@@ -91,6 +92,9 @@ func Open(cfg Config) (*Cloud, error) {
 		"CancelCapacityReservation":     {run: c.cancelCapacityReservation},
 		"DescribeAvailabilityZones":     {run: c.describeAvailabilityZones, describe: true},
 		"DescribeInstanceTypeOfferings": {run: c.describeInstanceTypeOfferings, describe: true},
+		"CreateTags":                    {run: c.createTags},
+		"DescribeRegions":               {run: c.describeRegions, describe: true},
+		"DescribeInstanceStatus":        {run: c.describeInstanceStatus, describe: true},
 	}
 
 	const pragmas = "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate"
@@ -275,7 +279,8 @@ func (c *Cloud) init(ctx context.Context) error {
 }
 
 // write runs fn in an IMMEDIATE transaction under the writer mutex, and
-// commits if fn returns nil.
+// commits if fn returns nil, unless ctx is a DryRun call's (withDryRun):
+// then it rolls back either way.
 func (c *Cloud) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -286,6 +291,11 @@ func (c *Cloud) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	if err := fn(tx); err != nil {
 		_ = tx.Rollback()
 		return err
+	}
+	if isDryRun(ctx) {
+		// The call would have succeeded: keep none of it.
+		_ = tx.Rollback()
+		return nil
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("committing transaction, %w", err)
@@ -347,17 +357,32 @@ func (c *Cloud) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		writeError(rw, apiErrorf(codeInvalidAction, "The action %s is not valid for this web service.", name), requestID)
 		return
 	}
+	dry, err := dryRunParam(p)
+	if err != nil {
+		writeError(rw, err, requestID)
+		return
+	}
 	ctx := r.Context()
+	// A dry run is a request like any other: it takes its token from the
+	// request bucket (see dryrun.go).
 	if err := c.throttleRequest(ctx, acct, name, act.describe); err != nil {
 		c.fail(rw, err, requestID)
 		return
 	}
+	if dry {
+		ctx = withDryRun(ctx)
+	}
+	ctx = context.WithValue(ctx, hostKey{}, r.Host) // DescribeRegions' endpoint
 	var w xmlWriter
 	w.b.WriteString(xml.Header)
 	w.b.WriteString("<" + name + `Response xmlns="` + xmlns + `">`)
 	w.text("requestId", requestID)
 	if err := act.run(ctx, acct, p, &w); err != nil {
 		c.fail(rw, err, requestID)
+		return
+	}
+	if dry {
+		writeError(rw, errDryRunOperation(), requestID)
 		return
 	}
 	w.close(name + "Response")
@@ -589,3 +614,6 @@ func (c *Cloud) Free(ctx context.Context, instanceType string) (int, error) {
 	}
 	return n, nil
 }
+
+// Ping checks that the cloud's database answers, for health checks.
+func (c *Cloud) Ping(ctx context.Context) error { return c.db.PingContext(ctx) }

@@ -34,6 +34,8 @@ const (
 	codeInternalError         = "InternalError"
 	codeInvalidNextToken      = "InvalidNextToken"
 	codeUnauthorizedOperation = "UnauthorizedOperation"
+	codeInvalidID             = "InvalidID"
+	codeTagLimitExceeded      = "TagLimitExceeded"
 )
 
 // The codes EC2 answers a request it cannot authenticate with. The local
