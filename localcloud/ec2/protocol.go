@@ -267,18 +267,34 @@ func (p params) tags(prefix, resourceType string) (map[string]string, error) {
 		}
 		for _, m := range p.indexes(pre + ".Tag") {
 			tp := pre + ".Tag." + strconv.Itoa(m)
-			k := p.get(tp + ".Key")
-			if k == "" || len(k) > 128 {
-				return nil, apiErrorf(codeInvalidParameterValue, "Tag key must be 1 to 128 characters, got %q", k)
+			k, v := p.get(tp+".Key"), p.get(tp+".Value")
+			if err := checkTag(k, v); err != nil {
+				return nil, err
 			}
-			v := p.get(tp + ".Value")
-			if len(v) > 256 {
-				return nil, apiErrorf(codeInvalidParameterValue, "Tag value for key %q exceeds 256 characters", k)
+			if _, dup := tags[k]; dup {
+				return nil, apiErrorf(codeInvalidParameterValue, "Duplicate tag key '%s' specified", k)
 			}
 			tags[k] = v
 		}
 	}
+	if len(tags) > maxTagsPerResource {
+		return nil, apiErrorf(codeTagLimitExceeded, "The maximum number of tags per resource is %d, got %d", maxTagsPerResource, len(tags))
+	}
 	return tags, nil
+}
+
+// checkTag applies EC2's rules for one tag: a key of 1 to 128 characters
+// that does not start with the reserved "aws:", a value of at most 256.
+func checkTag(k, v string) error {
+	switch {
+	case k == "" || len(k) > 128:
+		return apiErrorf(codeInvalidParameterValue, "Tag key must be 1 to 128 characters, got %q", k)
+	case strings.HasPrefix(strings.ToLower(k), "aws:"):
+		return apiErrorf(codeInvalidParameterValue, "Tag keys starting with 'aws:' are reserved for internal use")
+	case len(v) > 256:
+		return apiErrorf(codeInvalidParameterValue, "Tag value for key %q exceeds 256 characters", k)
+	}
+	return nil
 }
 
 // digest canonicalizes the request's parameters, minus the ones that do not

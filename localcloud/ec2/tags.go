@@ -27,13 +27,11 @@ func (c *Cloud) createTags(ctx context.Context, acct string, p params, w *xmlWri
 	for _, n := range p.indexes("Tag") {
 		pre := "Tag." + strconv.Itoa(n)
 		k, v := p.get(pre+".Key"), p.get(pre+".Value")
-		switch {
-		case k == "" || len(k) > 128:
-			return apiErrorf(codeInvalidParameterValue, "Tag key must be 1 to 128 characters, got %q", k)
-		case strings.HasPrefix(strings.ToLower(k), "aws:"):
-			return apiErrorf(codeInvalidParameterValue, "Tag keys starting with 'aws:' are reserved for internal use")
-		case len(v) > 256:
-			return apiErrorf(codeInvalidParameterValue, "Tag value for key %q exceeds 256 characters", k)
+		if err := checkTag(k, v); err != nil {
+			return err
+		}
+		if _, dup := tags[k]; dup {
+			return apiErrorf(codeInvalidParameterValue, "Duplicate tag key '%s' specified", k)
 		}
 		tags[k] = v
 	}
