@@ -59,6 +59,19 @@ const precheckAbove = 1 << 20
 // (tenants.WithPrincipal). A refused request gets the API's own error
 // codes and one warning in the log.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case r.URL.Path == HealthPath:
+		// Unauthenticated, like LocalStack's: it says nothing of any tenant.
+		s.health(w, r)
+		return
+	case r.URL.Path == MetricsPath && r.Method == http.MethodGet:
+		s.serveMetrics(w, r) // unauthenticated too: see MetricsPath
+		return
+	case strings.HasPrefix(r.URL.Path, lambda.CodePathPrefix):
+		// Authenticated by the URL's own signature (see code.go).
+		s.lambda.ServeCode(w, r)
+		return
+	}
 	a := apiEC2
 	limit := int64(maxQueryBody)
 	scope := scopeService(r)

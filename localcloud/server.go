@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"time"
 
@@ -54,6 +55,9 @@ type Config struct {
 	// `gust tenant` commands. Nil opens <StateDir>/tenants.db, which Close
 	// closes.
 	Registry *tenants.Registry
+	// Version is gust's version, which the health endpoint reports. Empty
+	// means the main module's version from the build info.
+	Version string
 	// Logger receives one warning for every request the cloud refuses
 	// (remote address, access key id, error code; never a secret). Nil
 	// means Lambda.Logger, else slog.Default().
@@ -70,6 +74,7 @@ type Server struct {
 	log         *slog.Logger
 	http        *http.Server
 	ln          net.Listener
+	version     string
 }
 
 // Start opens the cloud's state and starts serving. It fails with a clear
@@ -103,6 +108,12 @@ func Start(cfg Config) (s *Server, err error) {
 	}
 	if s.log == nil {
 		s.log = slog.Default()
+	}
+	s.version = cfg.Version
+	if s.version == "" {
+		if bi, ok := debug.ReadBuildInfo(); ok {
+			s.version = bi.Main.Version
+		}
 	}
 	s.registry = cfg.Registry
 	if s.registry == nil {

@@ -27,12 +27,21 @@ func TestStartReportsUnusableState(t *testing.T) {
 		{"ec2.db is garbage", "opening local ec2", func(dir string) error {
 			return os.WriteFile(filepath.Join(dir, "ec2.db"), []byte(strings.Repeat("not a database ", 64)), 0o644)
 		}},
+		{"the state dir is a file", "creating local cloud state dir", func(dir string) error {
+			if err := os.Remove(dir); err != nil {
+				return err
+			}
+			return os.WriteFile(dir, []byte("not a directory"), 0o644)
+		}},
 		{"tenants.db is garbage", "opening local cloud tenant registry", func(dir string) error {
 			return os.WriteFile(filepath.Join(dir, "tenants.db"), []byte(strings.Repeat("not a database ", 64)), 0o600)
 		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			dir := t.TempDir()
+			dir := filepath.Join(t.TempDir(), "cloud")
+			if err := os.Mkdir(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
 			if err := c.spoil(dir); err != nil {
 				t.Fatal(err)
 			}

@@ -53,6 +53,10 @@ var (
 // platform's own principal, which acts for no tenant until it assumes a
 // role, gets AccessDeniedException.
 func (c *Cloud) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, CodePathPrefix) {
+		c.ServeCode(w, r) // signed by its URL, not by SigV4
+		return
+	}
 	w = &apiWriter{ResponseWriter: w, log: c.cfg.Logger, r: r} // for writeError
 	w.Header()[HeaderLocalCloud] = localCloudHeader
 	principal, ok := tenants.PrincipalFrom(r.Context())
@@ -70,7 +74,11 @@ func (c *Cloud) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	tenant := principal.Tenant
-	rest, ok := strings.CutPrefix(r.URL.EscapedPath(), functionsPath)
+	path := r.URL.EscapedPath()
+	if c.serveOther(w, r, tenant, path) {
+		return
+	}
+	rest, ok := strings.CutPrefix(path, functionsPath)
 	if !ok || (rest != "" && rest[0] != '/') {
 		writeError(w, &apiError{status: http.StatusNotFound, code: codeUnknownOperation, message: "unknown operation " + r.Method + " " + r.URL.Path})
 		return
@@ -109,6 +117,26 @@ func (c *Cloud) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.environments(w, r, tenant, name)
 	case sub == LogsSuffix && r.Method == http.MethodGet:
 		c.functionLogs(w, r, tenant, name)
+	case sub == "versions" && r.Method == http.MethodPost:
+		c.publishVersion(w, r, tenant, name)
+	case sub == "versions" && r.Method == http.MethodGet:
+		c.listVersions(w, r, tenant, name)
+	case sub == "aliases" && r.Method == http.MethodPost:
+		c.createAlias(w, r, tenant, name)
+	case sub == "aliases" && r.Method == http.MethodGet:
+		c.listAliases(w, r, tenant, name)
+	case strings.HasPrefix(sub, "aliases/") && !strings.Contains(sub[len("aliases/"):], "/"):
+		a := sub[len("aliases/"):]
+		switch r.Method {
+		case http.MethodGet:
+			c.getAlias(w, tenant, name, a)
+		case http.MethodPut:
+			c.updateAlias(w, r, tenant, name, a)
+		case http.MethodDelete:
+			c.deleteAlias(w, r, tenant, name, a)
+		default:
+			writeError(w, &apiError{status: http.StatusMethodNotAllowed, code: codeUnknownOperation, message: "method not allowed"})
+		}
 	default:
 		writeError(w, &apiError{status: http.StatusNotFound, code: codeUnknownOperation, message: "unknown operation " + r.Method + " " + r.URL.Path})
 	}
@@ -313,6 +341,10 @@ func (c *Cloud) createFunction(w http.ResponseWriter, r *http.Request, tenant st
 		writeError(w, err)
 		return
 	}
+	if req.Role == "" {
+		// The execution role is the tenant's own, in its account.
+		req.Role = "arn:aws:iam::" + tenants.AccountID(tenant) + ":role/" + DefaultRoleName
+	}
 	cfg := functionConfig{
 		TimeoutSec:  int(DefaultTimeout / time.Second),
 		MemoryMB:    DefaultMemoryMB,
@@ -483,24 +515,40 @@ func maxEnvsHeader(r *http.Request, cfg *functionConfig) error {
 }
 
 func (c *Cloud) getFunction(w http.ResponseWriter, r *http.Request, tenant, raw string, configOnly bool) {
-	f, err := c.lookup(r, tenant, raw)
+	cur, f, qual, err := c.qualifiedLookup(r, tenant, raw)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
+	conf := c.qualifiedConfiguration(f, qual)
 	if configOnly {
-		writeJSON(w, http.StatusOK, c.configuration(f))
+		writeJSON(w, http.StatusOK, conf)
 		return
 	}
+	type code struct {
+		RepositoryType string `json:"RepositoryType"`
+		Location       string `json:"Location"`
+	}
+	var concurrency *concurrencyBody
+	c.mu.RLock()
+	if n, ok := c.reserved[fnKey{tenant, cur.Name}]; ok {
+		concurrency = &concurrencyBody{ReservedConcurrentExecutions: &n}
+	}
+	c.mu.RUnlock()
+	// The per-sub-tenant limit in force, the default included: the tag
+	// says only what the deploy set.
+	maxSub := f.Config.MaxEnvsPerSubTenant
+	if maxSub <= 0 {
+		maxSub = c.cfg.MaxEnvsPerSubTenant
+	}
+	w.Header().Set(HeaderMaxEnvsPerSubTenant, strconv.Itoa(maxSub))
 	writeJSON(w, http.StatusOK, struct {
 		Configuration functionConfiguration `json:"Configuration"`
-		Code          struct {
-			RepositoryType string `json:"RepositoryType"`
-		} `json:"Code"`
-		Tags map[string]string `json:"Tags,omitempty"`
-	}{Configuration: c.configuration(f), Code: struct {
-		RepositoryType string `json:"RepositoryType"`
-	}{"gust"}, Tags: f.Config.Tags})
+		Code          code                  `json:"Code"`
+		Tags          map[string]string     `json:"Tags,omitempty"`
+		Concurrency   *concurrencyBody      `json:"Concurrency,omitempty"`
+	}{Configuration: conf, Code: code{RepositoryType: "S3", Location: c.codeLocation(r, f)},
+		Tags: cur.Config.Tags, Concurrency: concurrency})
 }
 
 func (c *Cloud) listFunctions(w http.ResponseWriter, r *http.Request, tenant string) {
@@ -538,12 +586,35 @@ func (c *Cloud) listFunctions(w http.ResponseWriter, r *http.Request, tenant str
 	writeJSON(w, http.StatusOK, out)
 }
 
+// deleteFunctionHTTP deletes the function with its versions, aliases and
+// reserved concurrency, or, given a Qualifier, one published version.
 func (c *Cloud) deleteFunctionHTTP(w http.ResponseWriter, r *http.Request, tenant, raw string) {
 	c.ctl.Lock()
-	f, err := c.lookup(r, tenant, raw)
+	f, qual, err := c.named(tenant, raw)
+	if err == nil && r.URL.RawQuery != "" {
+		if q := r.URL.Query().Get("Qualifier"); q != "" {
+			qual = q
+		}
+	}
+	if err == nil && qual != "" {
+		c.deleteVersion(w, r, f, qual)
+		c.ctl.Unlock()
+		return
+	}
+	var shas []string
 	if err == nil {
-		if err = c.store.delete(r.Context(), tenant, f.Name); err == nil {
-			c.deleteFunction(tenant, f.Name)
+		if err = c.store.deleteAll(r.Context(), tenant, f.Name); err == nil {
+			k := fnKey{tenant, f.Name}
+			c.mu.Lock()
+			delete(c.fns, k)
+			for _, v := range c.versions[k] {
+				shas = append(shas, v.CodeSHA256)
+			}
+			delete(c.versions, k)
+			delete(c.aliases, k)
+			delete(c.reserved, k)
+			c.mu.Unlock()
+			c.pool.setReserved(f.UID, -1)
 		}
 	}
 	c.ctl.Unlock()
@@ -555,7 +626,7 @@ func (c *Cloud) deleteFunctionHTTP(w http.ResponseWriter, r *http.Request, tenan
 	c.logs.removeFunction(tenant, f.Name)
 	// Now that its environments are gone, its code can go at once.
 	c.ctl.Lock()
-	c.releaseCode(f.CodeSHA256)
+	c.releaseCode(append(shas, f.CodeSHA256)...)
 	c.ctl.Unlock()
 	w.WriteHeader(http.StatusNoContent)
 }
@@ -660,7 +731,7 @@ func (c *Cloud) publish(w http.ResponseWriter, r *http.Request, f *function) {
 		return
 	}
 	c.setFunction(f)
-	c.pool.retire(f.UID, f.Version)
+	c.pool.retire(f.UID, f.Version, c.publishedNumbers(f.Tenant, f.Name))
 	if old != nil && old.CodeSHA256 != f.CodeSHA256 {
 		c.releaseCode(old.CodeSHA256)
 	}
@@ -758,14 +829,7 @@ func (c *Cloud) functionLogs(w http.ResponseWriter, r *http.Request, tenant, raw
 		writeError(w, errInvalidParameter("invalid sub-tenant id: use 1 to 256 characters from [a-zA-Z0-9._:/=+-@ ]"))
 		return
 	}
-	b, err := c.logs.read(logKey{tenant, f.Name, sub})
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(b)
+	c.writeLogs(w, r, tenant, f.Name, sub)
 }
 
 // readBody reads a request body of at most limit bytes, in one allocation

@@ -280,10 +280,11 @@ func TestFunctionsPersistAcrossRestart(t *testing.T) {
 
 func TestUnknownOperation(t *testing.T) {
 	h := newHarness(t, nil)
-	status, _ := h.get(t, "t1", "/2015-03-31/functions/x/aliases")
+	status, _ := h.get(t, "t1", "/2015-03-31/functions/x/policy")
 	assert.Equal(t, http.StatusNotFound, status)
-	_, err := h.client("t1").GetAccountSettings(context.Background(), &awslambda.GetAccountSettingsInput{})
+	_, err := h.client("t1").GetPolicy(context.Background(), &awslambda.GetPolicyInput{FunctionName: aws.String("x")})
 	var apiErr smithy.APIError
 	require.True(t, errors.As(err, &apiErr))
+	assert.Equal(t, "UnknownOperationException", apiErr.ErrorCode())
 	_ = time.Second
 }

@@ -1,7 +1,8 @@
 // Package lambda is the local cloud's Lambda service: a Lambda-compatible
-// REST API (the subset aws-sdk-go-v2 needs for CreateFunction, GetFunction,
-// GetFunctionConfiguration, ListFunctions, DeleteFunction,
-// UpdateFunctionCode, UpdateFunctionConfiguration and Invoke) that runs
+// REST API (CreateFunction, GetFunction, GetFunctionConfiguration,
+// ListFunctions, DeleteFunction, UpdateFunctionCode,
+// UpdateFunctionConfiguration, Invoke, versions and aliases, reserved
+// concurrency, tags and GetAccountSettings) that runs
 // functions in per-sub-tenant execution environments: real processes
 // running the function's bootstrap under Lambda's custom-runtime contract.
 //
@@ -22,8 +23,9 @@
 //   - X-Gust-Max-Envs-Per-Subtenant on CreateFunction and
 //     UpdateFunctionConfiguration, or the tag gust:max-envs-per-subtenant
 //     on CreateFunction, caps one sub-tenant's concurrent environments
-//     (default Config.MaxEnvsPerSubTenant). GetFunction reports the
-//     effective value as that tag.
+//     (default Config.MaxEnvsPerSubTenant). GetFunction reports a value
+//     a deploy set as that tag, and the limit in force, the default
+//     included, in its X-Gust-Max-Envs-Per-Subtenant response header.
 //   - X-Gust-Egress on CreateFunction and UpdateFunctionConfiguration, or
 //     the tag gust:egress on CreateFunction, sets the function's network
 //     egress policy: none (the default), all, or HOST[:PORT],... with
@@ -49,11 +51,13 @@
 // UpdateFunctionCode, and each UpdateFunctionConfiguration that changes
 // something, makes the next version. Version and X-Amz-Executed-Version
 // report it. Environments of older versions are never used again; idle ones
-// stop at once, busy ones when their invocation ends.
+// stop at once, busy ones when their invocation ends. PublishVersion keeps
+// one as a version that stays invokable, with aliases on top (versions.go).
 //
 // # Persistence
 //
-// Function definitions survive a restart (SQLite, StateDir/lambda.db), as
+// Function definitions, published versions, aliases, reserved concurrency
+// and tags survive a restart (SQLite, StateDir/lambda.db), as
 // does their code (StateDir/code, content-addressed; code no function
 // refers to is removed once no environment runs it, and Open sweeps any
 // left over). Environments do not: they are processes that die with gust
@@ -99,6 +103,16 @@ type Cloud struct {
 	ctl sync.Mutex
 	mu  sync.RWMutex
 	fns map[fnKey]*function // current version of every function; guarded by mu
+	// versions, aliases and reserved are the functions' published
+	// versions, aliases and reserved concurrency (versions.go); guarded
+	// by mu, written under ctl like fns.
+	versions map[fnKey]map[int]*function
+	aliases  map[fnKey]map[string]*alias
+	reserved map[fnKey]int
+	// codeKey signs GetFunction's Code.Location URLs (codeurl.go). It is
+	// random per process: a restart invalidates the URLs, which expire
+	// within minutes anyway.
+	codeKey []byte
 
 	asyncSem  chan struct{}  // bounds pending Event invocations
 	codeGC    sync.WaitGroup // collectCode
@@ -142,7 +156,16 @@ func Open(cfg Config) (*Cloud, error) {
 		st.close()
 		return nil, err
 	}
+	x, err := st.loadExtras(context.Background())
+	if err != nil {
+		st.close()
+		return nil, err
+	}
 	c := &Cloud{
+		versions: x.versions,
+		aliases:  x.aliases,
+		reserved: x.reserved,
+		codeKey:  newCodeKey(),
 		cfg:      cfg,
 		store:    st,
 		logs:     newLogSinks(filepath.Join(cfg.StateDir, "logs"), cfg.MaxLogBytes),
@@ -170,6 +193,11 @@ func Open(cfg Config) (*Cloud, error) {
 		egress:   c.egressProxy,
 		logger:   cfg.Logger,
 	}, envsDir)
+	for k, n := range c.reserved {
+		if f := c.fns[k]; f != nil {
+			c.pool.setReserved(f.UID, n)
+		}
+	}
 	go c.reaper()
 	c.codeGC.Add(1)
 	go c.collectCode()
@@ -279,8 +307,5 @@ func (c *Cloud) setFunction(f *function) {
 	c.mu.Unlock()
 }
 
-func (c *Cloud) deleteFunction(tenant, name string) {
-	c.mu.Lock()
-	delete(c.fns, fnKey{tenant, name})
-	c.mu.Unlock()
-}
+// Ping checks that the service's database answers, for health checks.
+func (c *Cloud) Ping(ctx context.Context) error { return c.store.db.PingContext(ctx) }

@@ -47,14 +47,21 @@ func (c *Cloud) collectCode() {
 	}
 }
 
-// codeReferenced reports whether a current function of any tenant runs
-// the code sha.
+// codeReferenced reports whether a current function or a published
+// version of any tenant runs the code sha.
 func (c *Cloud) codeReferenced(sha string) bool {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	for _, f := range c.fns {
 		if f.CodeSHA256 == sha {
 			return true
+		}
+	}
+	for _, vs := range c.versions {
+		for _, v := range vs {
+			if v.CodeSHA256 == sha {
+				return true
+			}
 		}
 	}
 	return false
@@ -70,6 +77,11 @@ func (c *Cloud) sweepCode() {
 	c.mu.RLock()
 	for _, f := range c.fns {
 		keep[f.CodeSHA256] = true
+	}
+	for _, vs := range c.versions {
+		for _, v := range vs {
+			keep[v.CodeSHA256] = true
+		}
 	}
 	c.mu.RUnlock()
 	if err := c.store.sweepCode(keep); err != nil {

@@ -85,6 +85,12 @@ type environment struct {
 	timer     *time.Timer   // one invocation at a time, so one reusable timer
 	timerAt   time.Time     // when timer was last set to fire; zero once stopped or its fire received
 	memLimit  bool
+	// initDuration is how long the environment took from its start
+	// (launched, by the machine's clock) to the runtime's first GET /next:
+	// Lambda's Init Duration. Set by the first invocation, which the pool
+	// hands the environment to alone.
+	launched     time.Time
+	initDuration time.Duration
 
 	// Runtime API hand-off. An invocation is sent on nextCh when the
 	// runtime's GET /next is waiting for it; the runtime's answer comes back
@@ -179,6 +185,7 @@ func (e errEntrypoint) Unwrap() error { return e.error }
 // the isolator and serves its Runtime API (and egress proxy). It does not
 // wait for the runtime to be ready; the first invocation does.
 func (e *environment) start(s startSpec) (err error) {
+	e.launched = time.Now()
 	if err := os.MkdirAll(e.dir, 0o700); err != nil {
 		return fmt.Errorf("creating environment dir, %w", err)
 	}
@@ -220,7 +227,7 @@ func (e *environment) start(s startSpec) (err error) {
 		return err
 	}
 	e.memLimit = e.cgroup != nil
-	pr := e.proc.output()
+	pr, pe := e.proc.output()
 	e.pid, e.uid = e.proc.pid(), e.proc.uid()
 	e.srv = &http.Server{Handler: runtimeAPI{e}, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = e.srv.Serve(e.proc.runtimeAPI()) }()
@@ -230,9 +237,18 @@ func (e *environment) start(s startSpec) (err error) {
 	}
 	e.timer = time.NewTimer(time.Hour)
 	e.timer.Stop()
+	// One pump per stream, so the log tells stdout from stderr.
 	pumped := make(chan struct{})
+	var pumps sync.WaitGroup
+	for stream, r := range map[string]*os.File{StreamStdout: pr, StreamStderr: pe} {
+		pumps.Add(1)
+		go func() {
+			defer pumps.Done()
+			e.logs.pump(e.id, stream, r)
+		}()
+	}
 	go func() {
-		e.logs.pump(e.id, pr)
+		pumps.Wait()
 		close(pumped)
 	}()
 	go func() {
@@ -247,6 +263,7 @@ func (e *environment) start(s startSpec) (err error) {
 		case <-time.After(drainTimeout):
 		}
 		pr.Close()
+		pe.Close()
 		close(e.exited)
 	}()
 	return nil
@@ -371,6 +388,7 @@ func (e *environment) invoke(inv *invocation, timeout, initTimeout time.Duration
 		case <-e.ready:
 			e.timer.Stop()
 			e.timerAt = time.Time{}
+			e.initDuration = time.Since(e.launched)
 		case r := <-e.initErr:
 			e.timer.Stop()
 			return r
@@ -520,6 +538,7 @@ func (e *environment) stop() {
 		}
 		e.cgroup.remove()
 		if e.logs != nil {
+			e.logs.forget(e.id)
 			e.sinks.release(e.logKey, e.logs)
 		}
 		_ = os.RemoveAll(e.dir)

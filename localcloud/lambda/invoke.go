@@ -20,7 +20,7 @@ import (
 var emptyPayload = []byte("{}")
 
 func (c *Cloud) invoke(w http.ResponseWriter, r *http.Request, tenant, raw string) {
-	f, err := c.lookup(r, tenant, raw)
+	_, f, _, err := c.qualifiedLookup(r, tenant, raw)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -177,21 +177,24 @@ func (c *Cloud) runOnce(f *function, sub, reqID string, payload []byte, tail *[]
 	if tail != nil {
 		e.logs.startTail(e.id)
 	}
-	// START and END go to the log in one write, after the response (see
-	// flushLogs); the function's own output, if any, writes them in order.
-	e.logs.bufferLine(e.id, []byte("START RequestId: "+reqID+" Version: "+strconv.Itoa(f.Version)))
+	// START, END and REPORT go to the log in one write, after the response
+	// (see flushLogs); the function's own output, if any, writes them in
+	// order.
+	e.logs.startRequest(e.id, reqID, []byte("START RequestId: "+reqID+" Version: "+strconv.Itoa(f.Version)))
 	res := e.invoke(inv, time.Duration(f.Config.TimeoutSec)*time.Second, c.cfg.InitTimeout)
 	if tail != nil {
 		e.logs.awaitPump(e.id)
 	}
-	end := "END RequestId: " + reqID + " Duration: " + strconv.FormatFloat(float64(time.Since(start).Microseconds())/1000, 'f', 2, 64) + " ms"
+	elapsed := time.Since(start)
+	end := "END RequestId: " + reqID + " Duration: " + formatMS(elapsed) + " ms"
 	if res.fnError {
 		end += " Status: error"
 		if res.discard {
 			end += " (environment discarded)"
 		}
 	}
-	e.logs.bufferLine(e.id, []byte(end))
+	e.logs.bufferLine(e.id, reqID, []byte(end))
+	e.logs.bufferLine(e.id, reqID, e.reportLine(f, reqID, sub, elapsed, cold))
 	if tail != nil {
 		// Before the release: the next invocation's lines are not ours.
 		*tail = e.logs.endTail(e.id)

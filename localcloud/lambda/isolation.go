@@ -77,9 +77,10 @@ type layout struct {
 // proc is a started environment process.
 type proc interface {
 	pid() int
-	// output is the read end of the process's stdout and stderr, the
-	// caller's to read and close; EOF means every process has exited.
-	output() *os.File
+	// output is the read ends of the process's stdout and stderr, the
+	// caller's to read and close; EOF on both means every process has
+	// exited.
+	output() (stdout, stderr *os.File)
 	// uid is the uid the bootstrap runs as, on the host.
 	uid() int
 	runtimeAPI() net.Listener
@@ -137,9 +138,16 @@ func (plainRuntime) start(l *launch) (proc, error) {
 		ln.Close()
 		return nil, fmt.Errorf("creating output pipe, %w", err)
 	}
-	// The child holds its own copy of pw; EOF on pr means it (and its
-	// children) exited.
+	// The child holds its own copies of pw and ew; EOF on pr and er means
+	// it (and its children) exited.
 	defer pw.Close()
+	er, ew, err := os.Pipe()
+	if err != nil {
+		ln.Close()
+		pr.Close()
+		return nil, fmt.Errorf("creating output pipe, %w", err)
+	}
+	defer ew.Close()
 	bootstrap := filepath.Join(task, "bootstrap")
 	cmd := &exec.Cmd{
 		Path:   bootstrap,
@@ -147,7 +155,7 @@ func (plainRuntime) start(l *launch) (proc, error) {
 		Dir:    task,
 		Env:    l.environ(layout{task: task, tmp: tmp, runtimeAPI: ln.Addr().String()}),
 		Stdout: pw,
-		Stderr: pw,
+		Stderr: ew,
 		SysProcAttr: &syscall.SysProcAttr{
 			// Its own process group, so a timeout kills whatever the
 			// bootstrap started too (unless it left the group: only a
@@ -165,9 +173,10 @@ func (plainRuntime) start(l *launch) (proc, error) {
 	if err := cmd.Start(); err != nil {
 		ln.Close()
 		pr.Close()
+		er.Close()
 		return nil, errEntrypoint{fmt.Errorf("starting bootstrap, %w", err)}
 	}
-	p := &plainProc{cmd: cmd, ln: ln, out: pr}
+	p := &plainProc{cmd: cmd, ln: ln, out: pr, err: er}
 	if err := l.cgroup.join(cmd.Process.Pid); err != nil {
 		// The bootstrap already runs; the caller decides whether to keep
 		// it without its cgroup.
@@ -182,12 +191,12 @@ type errCgroupJoin struct{ error }
 func (e errCgroupJoin) Unwrap() error { return e.error }
 
 type plainProc struct {
-	cmd *exec.Cmd
-	ln  net.Listener
-	out *os.File
+	cmd      *exec.Cmd
+	ln       net.Listener
+	out, err *os.File
 }
 
-func (p *plainProc) output() *os.File { return p.out }
+func (p *plainProc) output() (stdout, stderr *os.File) { return p.out, p.err }
 
 func (p *plainProc) pid() int                 { return p.cmd.Process.Pid }
 func (p *plainProc) uid() int                 { return os.Geteuid() }
@@ -290,7 +299,7 @@ func (rt *sandboxRuntime) prepare(background bool) (*preparedSandbox, error) {
 			return nil, fmt.Errorf("creating sandbox root, %w", err)
 		}
 	}
-	sp, err := sandbox.Prepare(sandbox.Options{Root: root, ID: id, UserNS: rt.userNS, HostID: rt.hostID, Background: background})
+	sp, err := sandbox.Prepare(sandbox.Options{Root: root, ID: id, UserNS: rt.userNS, HostID: rt.hostID, Background: background, SplitStderr: true})
 	if err != nil {
 		os.Remove(root)
 		rt.ids.Put(id)
@@ -305,7 +314,7 @@ func (rt *sandboxRuntime) prepare(background bool) (*preparedSandbox, error) {
 func (w *preparedSandbox) discard(rt *sandboxRuntime) {
 	w.sp.Kill()
 	_ = w.sp.Wait()
-	w.output().Close()
+	w.closeOutput()
 	w.release(rt)
 }
 
@@ -349,7 +358,11 @@ func (rt *sandboxRuntime) refillLoop() {
 	}
 }
 
-func (w *preparedSandbox) output() *os.File { return w.sp.Output() }
+// closeOutput closes the read ends of the sandbox's stdout and stderr.
+func (w *preparedSandbox) closeOutput() {
+	w.sp.Output().Close()
+	w.sp.Stderr().Close()
+}
 
 func (rt *sandboxRuntime) wake() {
 	select {
@@ -400,7 +413,7 @@ func (rt *sandboxRuntime) start(l *launch) (proc, error) {
 	fail := func(err error) (proc, error) {
 		p.kill()
 		_ = p.wait()
-		w.output().Close()
+		w.closeOutput()
 		p.release()
 		return nil, err
 	}
@@ -450,9 +463,11 @@ func (p *sandboxProc) settled() {
 	})
 }
 
-func (p *sandboxProc) pid() int                 { return p.w.sp.Pid() }
-func (p *sandboxProc) uid() int                 { return p.w.id }
-func (p *sandboxProc) output() *os.File         { return p.w.sp.Output() }
+func (p *sandboxProc) pid() int { return p.w.sp.Pid() }
+func (p *sandboxProc) uid() int { return p.w.id }
+func (p *sandboxProc) output() (stdout, stderr *os.File) {
+	return p.w.sp.Output(), p.w.sp.Stderr()
+}
 func (p *sandboxProc) runtimeAPI() net.Listener { return p.api }
 func (p *sandboxProc) proxy() net.Listener      { return p.px }
 func (p *sandboxProc) wait() error              { return p.w.sp.Wait() }

@@ -2,12 +2,17 @@ package lambda
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,14 +20,31 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Logs. Every environment's stdout and stderr go, line by line and prefixed
-// with a timestamp and the environment id, to one file per (tenant,
-// function, sub-tenant): logs/<tenant>/<function>/<sha256(sub-tenant)>.log.
-// The sub-tenant is hashed because Lambda tenant ids may contain "/" and
-// "..". Files outlive their environments, so `gust fn logs` can show why an
-// environment crashed; they are removed with the function. Each file is
-// bounded: past MaxLogBytes it is renamed to .log.1 (replacing the previous
-// one) and a new file is started.
+// Logs. Every environment's stdout and stderr go, line by line, to one file
+// per (tenant, function, sub-tenant):
+// logs/<tenant>/<function>/<sha256(sub-tenant)>.log. The sub-tenant is
+// hashed because Lambda tenant ids may contain "/" and "..". Files outlive
+// their environments, so `gust fn logs` can show why an environment
+// crashed; they are removed with the function. Each file is bounded: past
+// MaxLogBytes it is renamed to .log.1 (replacing the previous one) and a new
+// file is started.
+//
+// A line is stored as
+//
+//	<timestamp> <environment id> <stream>:<request id> <text>
+//
+// where the stream is stdout, stderr or platform (the START, END and REPORT
+// lines the cloud writes itself, as Lambda does), and the request id is the
+// invocation the environment was serving when the line was written (empty
+// before its first). Lines written by an older gust lack the third field;
+// parseLogLine reads both.
+
+// Log streams.
+const (
+	StreamStdout   = "stdout"
+	StreamStderr   = "stderr"
+	StreamPlatform = "platform"
+)
 
 type logKey struct{ tenant, function, subTenant string }
 
@@ -53,9 +75,14 @@ type logSink struct {
 	// asked for LogType Tail (see startTail). Nil when none does, so the
 	// common path pays one nil-map lookup. Guarded by mu.
 	tails map[string]*[]byte
-	// pumps are the environments' output pumps, by environment id, for
-	// endTail to wait on. Guarded by mu.
-	pumps map[string]*pumpState
+	// pumps are the environments' output pumps (stdout and stderr), by
+	// environment id, for awaitPump to wait on. Guarded by mu.
+	pumps map[string][]*pumpState
+	// serving is the request id each environment serves, by environment
+	// id: its output lines are that invocation's. An environment serves
+	// one invocation at a time; the id stays set after the invocation, so
+	// output the pump copies late still goes to it. Guarded by mu.
+	serving map[string]string
 }
 
 // pumpState is what endTail needs to know of an environment's pump: its
@@ -158,28 +185,52 @@ func (l *logSinks) removeFunction(tenant, function string) {
 	_ = os.RemoveAll(filepath.Join(l.dir, tenant, function))
 }
 
-// writeLine appends one line (after any pending ones), rotating the file
-// when it is full.
-func (s *logSink) writeLine(envID string, line []byte) {
+// writeLine appends one line of the environment's output stream (after any
+// pending ones), rotating the file when it is full.
+func (s *logSink) writeLine(envID, stream string, line []byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.tailLocked(envID, line)
 	if s.f == nil {
 		return
 	}
-	s.writeLocked(appendLine(s.pending, envID, line))
+	s.writeLocked(appendLine(s.pending, envID, stream, s.serving[envID], line))
 }
 
-// bufferLine adds one line to the pending ones without writing it: the
-// next writeLine or flush writes it, in order.
-func (s *logSink) bufferLine(envID string, line []byte) {
+// startRequest marks the start of reqID in envID: the platform line that
+// says so goes to the pending ones, and the environment's output from now
+// on is reqID's.
+func (s *logSink) startRequest(envID, reqID string, line []byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.serving == nil {
+		s.serving = map[string]string{}
+	}
+	s.serving[envID] = reqID
+	s.bufferLocked(envID, reqID, line)
+}
+
+// bufferLine adds one platform line of reqID to the pending ones without
+// writing it: the next writeLine or flush writes it, in order.
+func (s *logSink) bufferLine(envID, reqID string, line []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.bufferLocked(envID, reqID, line)
+}
+
+func (s *logSink) bufferLocked(envID, reqID string, line []byte) {
 	s.tailLocked(envID, line)
 	if s.f == nil {
 		return
 	}
-	s.pending = appendLine(s.pending, envID, line)
+	s.pending = appendLine(s.pending, envID, StreamPlatform, reqID, line)
+}
+
+// forget drops what the sink knows of an environment that stopped.
+func (s *logSink) forget(envID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.serving, envID)
 }
 
 // tailLocked adds line to envID's tail capture, if it has one, keeping at
@@ -208,18 +259,18 @@ func (s *logSink) startTail(envID string) {
 	s.tails[envID] = new([]byte)
 }
 
-// awaitPump gives envID's pump up to tailDrainWait to copy output still in
-// the pipe, which the function wrote before its answer arrived. A tail
+// awaitPump gives envID's pumps up to tailDrainWait to copy output still
+// in the pipes, which the function wrote before its answer arrived. A tail
 // waits for it before the END line, so the lines keep their order.
 func (s *logSink) awaitPump(envID string) {
 	s.mu.Lock()
-	p := s.pumps[envID]
+	ps := append([]*pumpState(nil), s.pumps[envID]...)
 	s.mu.Unlock()
-	if p == nil {
-		return
-	}
-	for deadline := time.Now().Add(tailDrainWait); !p.drained() && time.Now().Before(deadline); {
-		time.Sleep(100 * time.Microsecond)
+	deadline := time.Now().Add(tailDrainWait)
+	for _, p := range ps {
+		for !p.drained() && time.Now().Before(deadline) {
+			time.Sleep(100 * time.Microsecond)
+		}
 	}
 }
 
@@ -266,14 +317,22 @@ func (s *logSink) flush() {
 	}
 }
 
-// appendLine appends a timestamped line of envID to buf.
-func appendLine(buf []byte, envID string, line []byte) []byte {
-	buf = time.Now().UTC().AppendFormat(buf, "2006-01-02T15:04:05.000Z ")
+// appendLine appends a timestamped line of envID's stream, written while
+// it served reqID, to buf, in the stored form (see the top of this file).
+func appendLine(buf []byte, envID, stream, reqID string, line []byte) []byte {
+	buf = time.Now().UTC().AppendFormat(buf, logTimeLayout+" ")
 	buf = append(buf, envID...)
+	buf = append(buf, ' ')
+	buf = append(buf, stream...)
+	buf = append(buf, ':')
+	buf = append(buf, reqID...)
 	buf = append(buf, ' ')
 	buf = append(buf, line...)
 	return append(buf, '\n')
 }
+
+// logTimeLayout is the stored lines' timestamp: UTC, milliseconds.
+const logTimeLayout = "2006-01-02T15:04:05.000Z"
 
 // writeLocked writes rec, which is s.pending possibly followed by more
 // whole lines (nil: s.pending alone), and empties pending. One write per
@@ -313,20 +372,26 @@ func (s *logSink) rotateLocked() {
 	s.f, s.size = f, 0
 }
 
-// pump copies an environment's output to the sink line by line until r
-// reaches EOF (every holder of the pipe's write end has exited).
-func (s *logSink) pump(envID string, r io.Reader) {
+// pump copies one of an environment's output streams to the sink line by
+// line until r reaches EOF (every holder of the pipe's write end has
+// exited).
+func (s *logSink) pump(envID, stream string, r io.Reader) {
 	if f, ok := r.(*os.File); ok {
 		st := &pumpState{pipe: f}
 		s.mu.Lock()
 		if s.pumps == nil {
-			s.pumps = map[string]*pumpState{}
+			s.pumps = map[string][]*pumpState{}
 		}
-		s.pumps[envID] = st
+		s.pumps[envID] = append(s.pumps[envID], st)
 		s.mu.Unlock()
 		defer func() {
 			s.mu.Lock()
-			delete(s.pumps, envID)
+			ps := slices.DeleteFunc(s.pumps[envID], func(p *pumpState) bool { return p == st })
+			if len(ps) == 0 {
+				delete(s.pumps, envID)
+			} else {
+				s.pumps[envID] = ps
+			}
 			s.mu.Unlock()
 		}()
 		r = busyReader{f, st}
@@ -338,7 +403,7 @@ func (s *logSink) pump(envID string, r io.Reader) {
 			if line[len(line)-1] == '\n' {
 				line = line[:len(line)-1]
 			}
-			s.writeLine(envID, line)
+			s.writeLine(envID, stream, line)
 		}
 		if st, ok := r.(busyReader); ok && br.Buffered() == 0 {
 			st.st.busy.Store(false)
@@ -362,4 +427,99 @@ func (b busyReader) Read(p []byte) (int, error) {
 		b.st.busy.Store(true)
 	}
 	return n, err
+}
+
+// LogEvent is one stored log line, as GET .../gust-logs?format=json
+// returns it: one JSON object per line.
+type LogEvent struct {
+	Timestamp     time.Time `json:"timestamp"`
+	RequestID     string    `json:"request_id"`
+	Tenant        string    `json:"tenant"`
+	SubTenant     string    `json:"subtenant"`
+	Stream        string    `json:"stream"`
+	EnvironmentID string    `json:"environment_id"`
+	Message       string    `json:"message"`
+}
+
+// parseLogLine reads one stored line (without its newline), in today's form
+// or in the form before streams (no stream and request id field: its
+// stream is platform for Lambda's own lines, stdout otherwise). ok is false
+// for a line that is neither.
+func parseLogLine(line string) (ev LogEvent, ok bool) {
+	ts, rest, ok := strings.Cut(line, " ")
+	if !ok {
+		return LogEvent{}, false
+	}
+	t, err := time.Parse(logTimeLayout, ts)
+	if err != nil {
+		return LogEvent{}, false
+	}
+	env, rest, _ := strings.Cut(rest, " ")
+	ev = LogEvent{Timestamp: t, EnvironmentID: env, Message: rest}
+	field, msg, _ := strings.Cut(rest, " ")
+	if stream, reqID, isField := strings.Cut(field, ":"); isField && validStream(stream) {
+		ev.Stream, ev.RequestID, ev.Message = stream, reqID, msg
+		return ev, true
+	}
+	ev.Stream = StreamStdout
+	for _, p := range []string{"START RequestId: ", "END RequestId: ", "REPORT RequestId: "} {
+		if id, ok := strings.CutPrefix(rest, p); ok {
+			ev.Stream = StreamPlatform
+			ev.RequestID, _, _ = strings.Cut(id, " ")
+			ev.RequestID, _, _ = strings.Cut(ev.RequestID, "\t")
+		}
+	}
+	return ev, true
+}
+
+func validStream(s string) bool {
+	return s == StreamStdout || s == StreamStderr || s == StreamPlatform
+}
+
+// writeLogs answers GET .../gust-logs for the sub-tenant's log: as text,
+// "<timestamp> <environment id> <line>" per line, oldest first (what
+// it always was), or with format=json as one LogEvent per line.
+func (c *Cloud) writeLogs(w http.ResponseWriter, r *http.Request, tenant, function, sub string) {
+	b, err := c.logs.read(logKey{tenant, function, sub})
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	asJSON := false
+	switch f := r.URL.Query().Get("format"); f {
+	case "", "text":
+	case "json":
+		asJSON = true
+	default:
+		writeError(w, errInvalidParameter("invalid format %q: use text or json", f))
+		return
+	}
+	var out bytes.Buffer
+	out.Grow(len(b) + len(b)/2)
+	enc := json.NewEncoder(&out)
+	for line := range strings.Lines(string(b)) {
+		line = strings.TrimSuffix(line, "\n")
+		ev, ok := parseLogLine(line)
+		if !ok {
+			continue // a line cut by a crash mid-write
+		}
+		if asJSON {
+			ev.Tenant, ev.SubTenant = tenant, sub
+			_ = enc.Encode(ev) // a LogEvent always encodes
+			continue
+		}
+		out.WriteString(ev.Timestamp.Format(logTimeLayout))
+		out.WriteByte(' ')
+		out.WriteString(ev.EnvironmentID)
+		out.WriteByte(' ')
+		out.WriteString(ev.Message)
+		out.WriteByte('\n')
+	}
+	if asJSON {
+		w.Header().Set("Content-Type", "application/x-ndjson")
+	} else {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	}
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(out.Bytes())
 }

@@ -35,6 +35,12 @@ type pool struct {
 	all    map[string]*environment // by id; guarded by mu
 	lru    environment             // sentinel of the idle list: lru.next is the most recently used; guarded by mu
 	closed bool                    // guarded by mu
+	// busy counts the environments running (or starting for) an
+	// invocation per function UID, and reserved is the functions' reserved
+	// concurrency (PutFunctionConcurrency): no more than reserved[uid]
+	// invocations run at once. Both guarded by mu.
+	busy     map[string]int
+	reserved map[string]int
 
 	// The code store removes code only when no environment uses it, so an
 	// environment that is starting never finds its code half gone (running
@@ -57,6 +63,7 @@ type keyEnvs struct {
 func newPool(cfg *Config, spec startSpec, envsDir string) *pool {
 	p := &pool{cfg: cfg, spec: spec, envs: envsDir,
 		keys: map[envKey]*keyEnvs{}, perFn: map[string]int{}, all: map[string]*environment{},
+		busy: map[string]int{}, reserved: map[string]int{},
 		codeUsers: map[string]int{}, codeWaiting: map[string]bool{}, codeFreed: make(chan struct{}, 1)}
 	p.lru.next, p.lru.prev = &p.lru, &p.lru
 	return p
@@ -79,6 +86,13 @@ func (p *pool) acquire(fn *function, subTenant string) (*environment, bool, erro
 		p.mu.Unlock()
 		return nil, false, errPoolClosed
 	}
+	if limit, ok := p.reserved[fn.UID]; ok && p.busy[fn.UID] >= limit {
+		// Reserved concurrency caps invocations, whichever sub-tenant
+		// or version they are for; 0 throttles the function entirely.
+		p.mu.Unlock()
+		return nil, false, errTooManyRequests(reasonReservedFunctionConc,
+			"Rate Exceeded. Function %s is at its reserved concurrency of %d", fn.Name, limit)
+	}
 	ks := p.keys[key]
 	if ks != nil && len(ks.idle) > 0 {
 		e := ks.idle[len(ks.idle)-1]
@@ -87,6 +101,7 @@ func (p *pool) acquire(fn *function, subTenant string) (*environment, bool, erro
 		p.unlinkLocked(e)
 		e.state = envBusy
 		e.invocations++
+		p.busy[fn.UID]++
 		p.mu.Unlock()
 		return e, false, nil
 	}
@@ -133,6 +148,7 @@ func (p *pool) acquire(fn *function, subTenant string) (*environment, bool, erro
 		p.keys[key] = ks
 	}
 	ks.live++
+	p.busy[fn.UID]++
 	p.perFn[fn.UID]++
 	p.total++
 	p.codeUsers[fn.CodeSHA256]++
@@ -191,6 +207,7 @@ func (p *pool) release(e *environment, discard bool) {
 		return
 	}
 	e.state = envIdle
+	p.unbusyLocked(e.key.fnUID)
 	e.lastUsed = p.cfg.Now()
 	ks := p.keys[e.key]
 	ks.idle = append(ks.idle, e)
@@ -217,14 +234,27 @@ func (p *pool) watch(e *environment) {
 	}
 }
 
-// retire makes the environments of fnUID older than version unusable: idle
-// ones stop now, busy ones when their invocation ends. New invocations
-// already use version's key, so they never reach them.
-func (p *pool) retire(fnUID string, version int) {
+// retire makes the environments of fnUID older than version unusable,
+// except those of the published versions in keep: idle ones stop now,
+// busy ones when their invocation ends. New invocations already use
+// version's key, so they never reach them.
+func (p *pool) retire(fnUID string, version int, keep map[int]bool) {
+	p.retireIf(func(e *environment) bool {
+		return e.key.fnUID == fnUID && e.key.version < version && !keep[e.key.version]
+	})
+}
+
+// retireVersion retires the environments of one version of fnUID, a
+// deleted published version.
+func (p *pool) retireVersion(fnUID string, version int) {
+	p.retireIf(func(e *environment) bool { return e.key.fnUID == fnUID && e.key.version == version })
+}
+
+func (p *pool) retireIf(match func(*environment) bool) {
 	var stop []*environment
 	p.mu.Lock()
 	for _, e := range p.all {
-		if e.key.fnUID != fnUID || e.key.version >= version {
+		if !match(e) {
 			continue
 		}
 		e.retired = true
@@ -359,6 +389,9 @@ func (p *pool) removeLocked(e *environment) {
 	if e.state == envStopped {
 		return
 	}
+	if e.state == envBusy || e.state == envStarting {
+		p.unbusyLocked(e.key.fnUID)
+	}
 	ks := p.keys[e.key]
 	if e.state == envIdle {
 		for i, x := range ks.idle {
@@ -461,5 +494,22 @@ func isClosed(c chan struct{}) bool {
 		return true
 	default:
 		return false
+	}
+}
+
+// setReserved sets the reserved concurrency of fnUID; n < 0 removes it.
+func (p *pool) setReserved(fnUID string, n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if n < 0 {
+		delete(p.reserved, fnUID)
+		return
+	}
+	p.reserved[fnUID] = n
+}
+
+func (p *pool) unbusyLocked(fnUID string) {
+	if p.busy[fnUID]--; p.busy[fnUID] <= 0 {
+		delete(p.busy, fnUID)
 	}
 }

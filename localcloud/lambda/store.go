@@ -99,7 +99,7 @@ func openStore(stateDir string, maxCode int64) (*store, error) {
 	// One connection: SQLite serialises writers anyway, and a single
 	// connection avoids SQLITE_BUSY between our own goroutines.
 	db.SetMaxOpenConns(1)
-	if _, err := db.Exec(schema); err != nil {
+	if _, err := db.Exec(schema + extraSchema); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("creating schema, %w", err)
 	}

@@ -21,6 +21,7 @@ func Start(Options, *Spec) (*Process, error) { return nil, ErrUnsupported }
 
 func (*Process) Configure(*Spec) error { return ErrUnsupported }
 func (*Process) Output() *os.File      { return nil }
+func (*Process) Stderr() *os.File      { return nil }
 
 func (*Process) Pid() int                            { return 0 }
 func (*Process) Listen(string) (net.Listener, error) { return nil, ErrUnsupported }

@@ -91,6 +91,10 @@ type Options struct {
 	// Background prepares the sandbox at the lowest CPU priority, for one
 	// prepared ahead of need; Configure restores the normal priority.
 	Background bool
+	// SplitStderr gives the sandbox's stderr a pipe of its own
+	// (Process.Stderr), so a reader can tell it from stdout; without it
+	// both go to Process.Output.
+	SplitStderr bool
 }
 
 // Spec is the program a prepared sandbox runs (Process.Configure).

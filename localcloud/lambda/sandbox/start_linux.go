@@ -27,7 +27,8 @@ type Process struct {
 	ctl    *os.File // write end of the init's ctl pipe; closed once released
 	status *bufio.Reader
 	statR  *os.File
-	output *os.File // read end of the sandbox's stdout and stderr
+	output *os.File // read end of the sandbox's stdout (and stderr, unless split)
+	stderr *os.File // read end of its stderr with Options.SplitStderr, else nil
 	lns    *os.File // the parent's end of the socket the init sends listeners on
 
 	niced bool // prepared at backgroundNice; Configure restores it
@@ -85,6 +86,23 @@ func Prepare(o Options) (*Process, error) {
 		return nil, fmt.Errorf("sandbox: %w", err)
 	}
 	files = append(files, outW)
+	errR, errW := (*os.File)(nil), outW
+	if o.SplitStderr {
+		if errR, errW, err = os.Pipe(); err != nil {
+			closeAll()
+			ctlW.Close()
+			statR.Close()
+			outR.Close()
+			return nil, fmt.Errorf("sandbox: %w", err)
+		}
+		files = append(files, errW)
+	}
+	closeReaders := func() {
+		outR.Close()
+		if errR != nil {
+			errR.Close()
+		}
+	}
 	// A socket, not a pipe: the init sends the listeners it opens in its
 	// network namespace over it (Listen).
 	lnFDs, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
@@ -92,7 +110,7 @@ func Prepare(o Options) (*Process, error) {
 		closeAll()
 		ctlW.Close()
 		statR.Close()
-		outR.Close()
+		closeReaders()
 		return nil, fmt.Errorf("sandbox: %w", err)
 	}
 	lns := os.NewFile(uintptr(lnFDs[0]), "listeners")
@@ -121,7 +139,7 @@ func Prepare(o Options) (*Process, error) {
 		Env:         []string{}, // nothing of gust's environment
 		Dir:         "/",
 		Stdout:      outW,
-		Stderr:      outW,
+		Stderr:      errW,
 		ExtraFiles:  []*os.File{ctlR, statW, lnsChild}, // fds 3, 4 and 5
 		SysProcAttr: attr,
 	}
@@ -135,11 +153,11 @@ func Prepare(o Options) (*Process, error) {
 	if err != nil {
 		ctlW.Close()
 		statR.Close()
-		outR.Close()
+		closeReaders()
 		lns.Close()
 		return nil, fmt.Errorf("sandbox: starting init: %w", err)
 	}
-	p := &Process{cmd: cmd, ctl: ctlW, statR: statR, status: bufio.NewReader(statR), output: outR, lns: lns}
+	p := &Process{cmd: cmd, ctl: ctlW, statR: statR, status: bufio.NewReader(statR), output: outR, stderr: errR, lns: lns}
 	p.niced = niced
 	if err := p.send(nil, prep); err != nil {
 		return nil, p.abandon(err)
@@ -251,6 +269,9 @@ func (p *Process) abandon(err error) error {
 	p.Kill()
 	_ = p.Wait()
 	p.output.Close()
+	if p.stderr != nil {
+		p.stderr.Close()
+	}
 	p.Close()
 	return err
 }
@@ -258,10 +279,14 @@ func (p *Process) abandon(err error) error {
 // Pid is the host's pid of the sandbox's PID 1: the init, then the program.
 func (p *Process) Pid() int { return p.cmd.Process.Pid }
 
-// Output is the read end of the sandbox's stdout and stderr; the caller
-// owns it from Prepare on. It reaches EOF once every process of the
-// sandbox has exited.
+// Output is the read end of the sandbox's stdout, and of its stderr unless
+// Options.SplitStderr; the caller owns it from Prepare on. It reaches EOF
+// once every process of the sandbox has exited.
 func (p *Process) Output() *os.File { return p.output }
+
+// Stderr is the read end of the sandbox's stderr with Options.SplitStderr,
+// owned by the caller like Output; nil without it.
+func (p *Process) Stderr() *os.File { return p.stderr }
 
 // Listen opens a TCP listener inside the sandbox's network namespace, for
 // example on its 127.0.0.1:9001, between Configure and Release. The
