@@ -52,16 +52,16 @@ func (a *Fleet) compute(ctx context.Context, tenant string) (providers.Compute, 
 
 // CheckInstanceTypeInput asks whether the cloud offers an instance type.
 type CheckInstanceTypeInput struct {
-	Tenant       string `json:",omitempty"`
-	InstanceType string
+	Tenant       string `json:"tenant,omitempty"`
+	InstanceType string `json:"instance_type"`
 }
 
 // CheckInstanceTypeResult answers CheckInstanceType.
 type CheckInstanceTypeResult struct {
-	Known bool
+	Known bool `json:"known"`
 	// Offered is the number of instance types the cloud offers, for the
 	// error message when Known is false.
-	Offered int
+	Offered int `json:"offered"`
 }
 
 // CheckInstanceType reports whether the cloud offers in.InstanceType.
@@ -80,22 +80,22 @@ func (a *Fleet) CheckInstanceType(ctx context.Context, in CheckInstanceTypeInput
 // ReserveCapacityInput asks for a capacity reservation of Count instances in
 // one of Zones (any zone when empty).
 type ReserveCapacityInput struct {
-	Tenant       string `json:",omitempty"`
-	FleetID      string
-	InstanceType string
-	Zones        []string
-	Count        int
+	Tenant       string   `json:"tenant,omitempty"`
+	FleetID      string   `json:"fleet_id"`
+	InstanceType string   `json:"instance_type"`
+	Zones        []string `json:"zones"`
+	Count        int      `json:"count"`
 	// ClientToken makes the call idempotent; the workflow derives it from the
 	// fleet id, its run chain and the attempt.
-	ClientToken string
-	Tags        map[string]string
+	ClientToken string            `json:"client_token"`
+	Tags        map[string]string `json:"tags"`
 }
 
 // ReserveCapacityResult is the reservation that holds the fleet's minimum.
 type ReserveCapacityResult struct {
-	ReservationID string
-	Zone          string
-	Count         int
+	ReservationID string `json:"reservation_id"`
+	Zone          string `json:"zone"`
+	Count         int    `json:"count"`
 }
 
 // ReserveCapacity creates a capacity reservation. The provider tries each
@@ -122,8 +122,8 @@ func (a *Fleet) ReserveCapacity(ctx context.Context, in ReserveCapacityInput) (R
 
 // ReleaseReservationInput names the reservation to cancel.
 type ReleaseReservationInput struct {
-	Tenant        string `json:",omitempty"`
-	ReservationID string
+	Tenant        string `json:"tenant,omitempty"`
+	ReservationID string `json:"reservation_id"`
 }
 
 // ReleaseReservationResult is empty: to the workflow a reservation that was
@@ -153,25 +153,25 @@ func (a *Fleet) ReleaseReservation(ctx context.Context, in ReleaseReservationInp
 // (MinCount == MaxCount, against the reservation) or a fill round
 // (MinCount 1).
 type LaunchInput struct {
-	Tenant       string `json:",omitempty"`
-	FleetID      string
-	InstanceType string
-	ImageID      string
-	Zone         string
-	MinCount     int
-	MaxCount     int
+	Tenant       string `json:"tenant,omitempty"`
+	FleetID      string `json:"fleet_id"`
+	InstanceType string `json:"instance_type"`
+	ImageID      string `json:"image_id"`
+	Zone         string `json:"zone"`
+	MinCount     int    `json:"min_count"`
+	MaxCount     int    `json:"max_count"`
 	// ClientToken is deterministic per fleet, run chain and step, so a retried
 	// or replayed call returns the instances of the first call instead of
 	// launching more.
-	ClientToken   string
-	ReservationID string
+	ClientToken   string `json:"client_token"`
+	ReservationID string `json:"reservation_id"`
 	// Tags go on every instance; they include providers.FleetTagKey.
-	Tags map[string]string
+	Tags map[string]string `json:"tags"`
 }
 
 // LaunchResult lists the instances one call launched.
 type LaunchResult struct {
-	InstanceIDs []string
+	InstanceIDs []string `json:"instance_ids"`
 }
 
 // LaunchBurstChunk launches one all-or-nothing chunk of the burst. Workflows
@@ -237,18 +237,18 @@ func (a *Fleet) launch(ctx context.Context, doing string, in LaunchInput) (Launc
 
 // CountRunningInput selects a fleet's instances by its tags.
 type CountRunningInput struct {
-	Tenant  string `json:",omitempty"`
-	FleetID string
+	Tenant  string `json:"tenant,omitempty"`
+	FleetID string `json:"fleet_id"`
 	// RunTag, when set, also requires FleetRunTagKey == RunTag.
-	RunTag string
+	RunTag string `json:"run_tag"`
 }
 
 // CountRunningResult counts a fleet's instances by state. Total includes
 // those that are shutting down, terminated, stopping or stopped.
 type CountRunningResult struct {
-	Running int
-	Pending int
-	Total   int
+	Running int `json:"running"`
+	Pending int `json:"pending"`
+	Total   int `json:"total"`
 }
 
 // CountRunning counts the fleet's instances by state with one
@@ -279,14 +279,14 @@ func (a *Fleet) CountRunning(ctx context.Context, in CountRunningInput) (CountRu
 
 // ListFleetInput selects one fleet launch's instances by its tags.
 type ListFleetInput struct {
-	Tenant  string `json:",omitempty"`
-	FleetID string
-	RunTag  string
+	Tenant  string `json:"tenant,omitempty"`
+	FleetID string `json:"fleet_id"`
+	RunTag  string `json:"run_tag"`
 }
 
 // ListFleetResult lists the fleet's pending and running instances.
 type ListFleetResult struct {
-	IDs []string
+	IDs []string `json:"ids"`
 }
 
 // ListFleetInstances lists the ids of the fleet's pending and running
@@ -337,15 +337,15 @@ func (a *Fleet) liveFleetIDs(ctx context.Context, tenant, fleetID, runTag string
 
 // TerminateInput lists instances to terminate.
 type TerminateInput struct {
-	Tenant string `json:",omitempty"`
-	IDs    []string
+	Tenant string   `json:"tenant,omitempty"`
+	IDs    []string `json:"ids"`
 }
 
 // TerminateResult counts what TerminateInstances did.
 type TerminateResult struct {
-	Terminated int
+	Terminated int `json:"terminated"`
 	// NotFound counts ids the cloud did not know; they are not an error.
-	NotFound int
+	NotFound int `json:"not_found"`
 }
 
 // TerminateInstances terminates the instances in batches, heartbeating between
@@ -400,9 +400,9 @@ func terminateBatch(ctx context.Context, compute providers.Compute, ids []string
 
 // TerminateFleetInput selects every instance of one fleet launch by its tags.
 type TerminateFleetInput struct {
-	Tenant  string `json:",omitempty"`
-	FleetID string
-	RunTag  string
+	Tenant  string `json:"tenant,omitempty"`
+	FleetID string `json:"fleet_id"`
+	RunTag  string `json:"run_tag"`
 }
 
 // TerminateFleet terminates every pending or running instance carrying the

@@ -33,6 +33,11 @@ type Functions struct {
 	// Temporal history; 0 means DefaultMaxResponseBytes. Raise it only with
 	// the server's limit.blobSize.error.
 	MaxResponseBytes int
+	// SubTenantMetrics adds the subtenant label to the invocation
+	// metrics (MetricInvocations, MetricColdStarts). Off by default: a
+	// platform may serve millions of sub-tenants, and every one would be
+	// a series of its own.
+	SubTenantMetrics bool
 }
 
 // DefaultMaxResponseBytes keeps a response, with its encoding overhead,
@@ -58,17 +63,17 @@ const (
 // InvokeFunctionInput is one invocation. Payload is JSON; empty or null is
 // sent as {}.
 type InvokeFunctionInput struct {
-	RequestID string
-	Tenant    string
-	Function  string
-	SubTenant string
-	Payload   json.RawMessage
-	Async     bool
+	RequestID string          `json:"request_id"`
+	Tenant    string          `json:"tenant"`
+	Function  string          `json:"function"`
+	SubTenant string          `json:"subtenant"`
+	Payload   json.RawMessage `json:"payload"`
+	Async     bool            `json:"async"`
 	// LogTail asks for the last providers.MaxLogTailBytes of the
 	// invocation's log in the result (Lambda's LogType Tail).
-	LogTail bool `json:",omitempty"`
+	LogTail bool `json:"log_tail,omitempty"`
 	// Qualifier selects the version (Lambda's Qualifier); empty: latest.
-	Qualifier string `json:",omitempty"`
+	Qualifier string `json:"qualifier,omitempty"`
 	// QueueDeadline, when set, bounds how long the invocation may wait in
 	// the durable queue: an attempt that starts after it fails at once with
 	// the non-retryable QueueTimeout, without invoking, and a retryable
@@ -77,7 +82,7 @@ type InvokeFunctionInput struct {
 	// most. Once an attempt got an environment, the function runs to
 	// completion whatever the time. Zero: no bound but the activity's
 	// timeout.
-	QueueDeadline time.Time `json:",omitzero"`
+	QueueDeadline time.Time `json:"queue_deadline,omitzero"`
 }
 
 // ErrTypeQueueTimeout is the error type of an invocation that did not start
@@ -106,15 +111,15 @@ func queueRetryDelay(attempt int32) time.Duration {
 // InvokeFunctionResult is a successful invocation. A response that is not
 // valid JSON arrives as a JSON string, so the result always encodes.
 type InvokeFunctionResult struct {
-	Payload       json.RawMessage
-	EnvironmentID string
-	ColdStart     bool
-	DurationMS    int64
+	Payload       json.RawMessage `json:"payload"`
+	EnvironmentID string          `json:"environment_id"`
+	ColdStart     bool            `json:"cold_start"`
+	DurationMS    int64           `json:"duration_ms"`
 	// LogTail is the end of the invocation's log when the input asked for
 	// it (at most providers.MaxLogTailBytes).
-	LogTail string `json:",omitempty"`
+	LogTail string `json:"log_tail,omitempty"`
 	// ExecutedVersion is the version that ran, when the cloud says.
-	ExecutedVersion string `json:",omitempty"`
+	ExecutedVersion string `json:"executed_version,omitempty"`
 }
 
 // InvokeFunction runs the function for the sub-tenant. The provider picks a
@@ -148,10 +153,10 @@ func (f *Functions) InvokeFunction(ctx context.Context, in InvokeFunctionInput) 
 	if err != nil {
 		var fnErr *providers.FunctionError
 		if !errors.As(err, &fnErr) {
-			recordInvocation(ctx, "error", res.ColdStart, time.Since(start))
+			f.recordInvocation(ctx, in, "error", res.ColdStart, start)
 			return InvokeFunctionResult{}, boundedRetry(ctx, in, ProviderErrorf("invoking function", err))
 		}
-		recordInvocation(ctx, "function_error", res.ColdStart, time.Since(start))
+		f.recordInvocation(ctx, in, "function_error", res.ColdStart, start)
 		// The function ran: its environment, cold start and duration are
 		// part of the result, so they travel as a second detail.
 		return InvokeFunctionResult{}, NewFunctionError("invoking function, "+fnErr.Error(), *fnErr, InvokeFunctionResult{
@@ -162,7 +167,7 @@ func (f *Functions) InvokeFunction(ctx context.Context, in InvokeFunctionInput) 
 			ExecutedVersion: res.ExecutedVersion,
 		})
 	}
-	recordInvocation(ctx, "ok", res.ColdStart, time.Since(start))
+	f.recordInvocation(ctx, in, "ok", res.ColdStart, start)
 	limit := f.MaxResponseBytes
 	if limit <= 0 {
 		limit = DefaultMaxResponseBytes
@@ -259,19 +264,19 @@ func fnJSONPayload(p []byte) json.RawMessage {
 // Code or, when it is too big for a Temporal payload, a file at CodePath on
 // this worker's machine whose SHA-256 must be CodeSHA256.
 type DeployFunctionInput struct {
-	Tenant string
-	Name   string
+	Tenant string `json:"tenant"`
+	Name   string `json:"name"`
 	// Code is a zip with bootstrap at its root, or a single executable.
-	Code []byte
+	Code []byte `json:"code"`
 	// CodePath is an absolute path the worker can read; CodeSHA256 (hex) is
 	// its content hash as the deployer saw it. A file changed since fails
 	// the deploy instead of deploying something else.
-	CodePath            string
-	CodeSHA256          string
-	Timeout             time.Duration
-	MemoryMB            int
-	Env                 map[string]string
-	MaxEnvsPerSubTenant int
+	CodePath            string            `json:"code_path"`
+	CodeSHA256          string            `json:"code_sha256"`
+	Timeout             time.Duration     `json:"timeout_ns"`
+	MemoryMB            int               `json:"memory_mb"`
+	Env                 map[string]string `json:"env"`
+	MaxEnvsPerSubTenant int               `json:"max_envs_per_subtenant"`
 	// Egress is the network egress policy ("none", "all" or
 	// HOST[:PORT],...); "" means none.
 	Egress string `json:"egress,omitempty"`
@@ -395,8 +400,8 @@ func BootstrapZip(code []byte) ([]byte, error) {
 // may be invoked, and nothing secret (no variables), so a dry run's
 // history holds none.
 type FunctionCheck struct {
-	Tenancy string
-	Version string
+	Tenancy string `json:"tenancy"`
+	Version string `json:"version"`
 }
 
 // CheckFunction looks the tenant's function up for a dry run; NotFound if
@@ -438,9 +443,9 @@ func (f *Functions) FunctionEnvironments(ctx context.Context, tenant, name strin
 
 // FunctionLogsResult is the tail of a sub-tenant's captured output.
 type FunctionLogsResult struct {
-	Logs string
+	Logs string `json:"logs"`
 	// Truncated is set when older output was cut to keep MaxFunctionLogBytes.
-	Truncated bool
+	Truncated bool `json:"truncated"`
 }
 
 // FunctionLogs returns the captured stdout and stderr of the sub-tenant's

@@ -15,12 +15,14 @@ import (
 type Platform struct{}
 
 // PingInput is what PingWorkflow sends to a worker.
-type PingInput struct{ Message string }
+type PingInput struct {
+	Message string `json:"message"`
+}
 
 // PingResult names the worker that answered.
 type PingResult struct {
-	Message string
-	Worker  string
+	Message string `json:"message"`
+	Worker  string `json:"worker"`
 }
 
 // Ping echoes the message with the answering worker's identity.

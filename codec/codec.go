@@ -12,6 +12,10 @@
 // one refuses to encode a secret (it never sends it in clear) and reports
 // an encrypted payload it cannot read as a KeyError.
 //
+// Its JSON decoding also reads the payloads gust wrote before its message
+// structs had JSON tags (LegacyJSONPayloadConverter), so workflows in
+// flight across that change, and recorded histories, decode as they did.
+//
 // Nothing here imports the Temporal server.
 package codec
 
@@ -48,9 +52,11 @@ type SecretCarrier interface {
 // DataConverter is Temporal's default data converter with secret-carrying
 // values encrypted under keys: keys[0] encrypts, any of them decrypts.
 // With no keys it still refuses to encode a secret, so a misconfigured
-// process fails instead of writing a secret to history in clear.
+// process fails instead of writing a secret to history in clear. It
+// decodes with JSONDataConverter, so payloads written before the message
+// structs had JSON tags still read right.
 func DataConverter(keys ...Key) converter.DataConverter {
-	return noClearOnError{converter.NewCodecDataConverter(Marker(converter.GetDefaultDataConverter()), NewCodec(keys...))}
+	return noClearOnError{converter.NewCodecDataConverter(Marker(JSONDataConverter()), NewCodec(keys...))}
 }
 
 // noClearOnError drops the payload that converter.CodecDataConverter

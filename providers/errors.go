@@ -211,8 +211,8 @@ var ErrUnsupported = errors.New("operation not supported by this provider")
 // environment crashed or timed out. It is a result, not an infrastructure
 // failure, so it is never retried.
 type FunctionError struct {
-	Type    string // error type reported by the runtime, e.g. "Runtime.ExitError"
-	Message string
+	Type    string `json:"type"` // error type reported by the runtime, e.g. "Runtime.ExitError"
+	Message string `json:"message"`
 }
 
 func (e *FunctionError) Error() string { return fmt.Sprintf("%s: %s", e.Type, e.Message) }

@@ -35,16 +35,16 @@ type FunctionSpec struct {
 
 // Function is a deployed function.
 type Function struct {
-	Tenant              string
-	Name                string
-	Version             string
-	CodeSHA256          string
-	Timeout             time.Duration
-	MemoryMB            int
-	Env                 map[string]string
-	MaxEnvsPerSubTenant int
-	Tenancy             string
-	LastModified        time.Time
+	Tenant              string            `json:"tenant"`
+	Name                string            `json:"name"`
+	Version             string            `json:"version"`
+	CodeSHA256          string            `json:"code_sha256"`
+	Timeout             time.Duration     `json:"timeout_ns"`
+	MemoryMB            int               `json:"memory_mb"`
+	Env                 map[string]string `json:"env"`
+	MaxEnvsPerSubTenant int               `json:"max_envs_per_subtenant"`
+	Tenancy             string            `json:"tenancy"`
+	LastModified        time.Time         `json:"last_modified"`
 	// Egress is the function's egress policy in canonical form: "none",
 	// "all" or the sorted HOST[:PORT] list.
 	Egress string `json:"egress,omitempty"`
@@ -93,29 +93,29 @@ type InvokeResult struct {
 // Environment is one execution environment: a process that serves exactly one
 // (tenant, function version, sub-tenant).
 type Environment struct {
-	ID          string
-	Function    string
-	Version     string
-	SubTenant   string
-	State       string // "idle", "busy", "retired"
-	Invocations int
-	Started     time.Time
-	LastUsed    time.Time
+	ID          string    `json:"id"`
+	Function    string    `json:"function"`
+	Version     string    `json:"version"`
+	SubTenant   string    `json:"subtenant"`
+	State       string    `json:"state"` // "idle", "busy", "retired"
+	Invocations int       `json:"invocations"`
+	Started     time.Time `json:"started"`
+	LastUsed    time.Time `json:"last_used"`
 	// MemoryMB is the function's memory setting when the environment
 	// started; MemoryLimitEnforced says whether the machine actually
 	// enforces it (the local cloud needs a memory cgroup it may create).
-	MemoryMB            int
-	MemoryLimitEnforced bool
+	MemoryMB            int  `json:"memory_mb"`
+	MemoryLimitEnforced bool `json:"memory_limit_enforced"`
 	// Isolation is how the environment is isolated ("sandbox" or "none"),
 	// UID the uid it runs as on the machine, and PidsMax, CPUShare and
 	// EphemeralMB its other limits (0 where not enforced). The local cloud
 	// reports them; elsewhere they are zero.
-	Isolation   string
-	PID         int
-	UID         int
-	PidsMax     int
-	CPUShare    int
-	EphemeralMB int
+	Isolation   string `json:"isolation"`
+	PID         int    `json:"pid"`
+	UID         int    `json:"uid"`
+	PidsMax     int    `json:"pids_max"`
+	CPUShare    int    `json:"cpu_share"`
+	EphemeralMB int    `json:"ephemeral_mb"`
 }
 
 // Functions is the Lambda-style contract the function activities use. Every

@@ -14,5 +14,5 @@ func registerFunctions(w sdkworker.Registry, opts Options) {
 	w.RegisterWorkflow(workflows.DeleteFunctionWorkflow)
 	w.RegisterWorkflow(workflows.FunctionEnvironmentsWorkflow)
 	w.RegisterWorkflow(workflows.FunctionLogsWorkflow)
-	w.RegisterActivity(&activities.Functions{Functions: opts.Functions})
+	w.RegisterActivity(&activities.Functions{Functions: opts.Functions, SubTenantMetrics: opts.SubTenantMetrics})
 }

@@ -39,6 +39,10 @@ type Options struct {
 	// Identity names this worker process in the Web UI. Default: the SDK's
 	// pid@host.
 	Identity string
+	// SubTenantMetrics labels the invocation metrics with the sub-tenant
+	// too (activities.Functions.SubTenantMetrics): one series per
+	// sub-tenant, so off by default.
+	SubTenantMetrics bool
 }
 
 // Workers is a started set of gust workers.
@@ -63,6 +67,10 @@ func New(c client.Client, opts Options) (*Workers, error) {
 	if opts.LaunchRate < 0 {
 		return nil, fmt.Errorf("launch rate must be positive, got %v", opts.LaunchRate)
 	}
+	// Every throttled cloud call is counted and logged where the provider
+	// returns it (gust_cloud_throttled).
+	opts.Accounts = activities.MeterAccounts(opts.Accounts)
+	opts.Functions = activities.MeterFunctions(opts.Functions)
 
 	mainWorker := sdkworker.New(c, workflows.TaskQueue, sdkworker.Options{Identity: opts.Identity})
 	register(mainWorker, opts)

@@ -13,12 +13,14 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/gust-dev/gust/activities"
+	"github.com/gust-dev/gust/codec"
 	"github.com/gust-dev/gust/providers"
 )
 
 // TestRecordedFunctionErrorDecodes reads the function error in a history
 // recorded before the gateway (the invoke step's failure, as InvokeFunction
-// encoded it then) with today's decoder.
+// encoded it then, with Go-named keys) with today's decoder and the failure
+// converter every gust process uses.
 func TestRecordedFunctionErrorDecodes(t *testing.T) {
 	f, err := os.Open("testdata/invoke-pre-gateway-fnerr.json.gz")
 	require.NoError(t, err)
@@ -32,7 +34,7 @@ func TestRecordedFunctionErrorDecodes(t *testing.T) {
 		if e.GetEventType() != enums.EVENT_TYPE_MARKER_RECORDED || e.GetMarkerRecordedEventAttributes().GetFailure() == nil {
 			continue
 		}
-		failure := temporal.GetDefaultFailureConverter().FailureToError(e.GetMarkerRecordedEventAttributes().GetFailure())
+		failure := codec.FailureConverter().FailureToError(e.GetMarkerRecordedEventAttributes().GetFailure())
 		fnErr, ran, ok := activities.DecodeFunctionError(failure)
 		require.True(t, ok)
 		require.Equal(t, providers.FunctionError{Type: "EchoError", Message: "boom"}, fnErr)

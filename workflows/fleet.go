@@ -74,6 +74,7 @@ func LaunchFleetWorkflow(ctx workflow.Context, in LaunchFleetInput) (FleetResult
 	if err != nil {
 		return FleetResult{}, err
 	}
+	defer trackFleet(f)() // gust_fleets_in_flight (progress.go)
 	return f.run(ctx)
 }
 
@@ -209,7 +210,7 @@ func (f *fleet) run(ctx workflow.Context) (FleetResult, error) {
 		if err := f.validate(ctx); err != nil {
 			return f.stopped(ctx, stopWith(err))
 		}
-		f.st.Phase = PhaseReserving
+		f.setPhase(PhaseReserving)
 	}
 	if f.cancelReq != nil {
 		return f.stopped(ctx, stopCancel())
@@ -219,9 +220,9 @@ func (f *fleet) run(ctx workflow.Context) (FleetResult, error) {
 			return f.stopped(ctx, s)
 		}
 		if f.in.Burst {
-			f.st.Phase = PhaseBursting
+			f.setPhase(PhaseBursting)
 		} else {
-			f.st.Phase = PhaseFilling
+			f.setPhase(PhaseFilling)
 			f.st.BurstDone = true
 		}
 	}
@@ -230,7 +231,7 @@ func (f *fleet) run(ctx workflow.Context) (FleetResult, error) {
 		if s := f.burst(ctx); s != nil {
 			return f.stopped(ctx, s)
 		}
-		f.st.Phase = PhaseFilling
+		f.setPhase(PhaseFilling)
 	}
 	return f.stopped(ctx, f.fill(ctx))
 }
@@ -272,12 +273,12 @@ func (f *fleet) stopped(ctx workflow.Context, s *stop) (FleetResult, error) {
 	// reject updates that arrive during cleanup.
 	launched := f.st.Phase == PhaseBursting || f.st.Phase == PhaseFilling
 	if s.err != nil {
-		f.st.Phase = PhaseFailed
+		f.setPhase(PhaseFailed)
 		if s.message == "" {
 			s.message = s.err.Error()
 		}
 	} else {
-		f.st.Phase = s.state
+		f.setPhase(s.state)
 	}
 	f.message = s.message
 	f.cleanUp(ctx, s, launched)
@@ -335,17 +336,17 @@ func (f *fleet) status(ctx workflow.Context) FleetStatus {
 		CapacityRetries: f.st.CapacityRetries,
 		ReservationID:   f.st.ReservationID,
 		StartedAt:       f.st.StartedAt,
-		MinReachedAt:    f.st.MinReachedAt,
-		TargetReachedAt: f.st.TargetReachedAt,
 		Runs:            f.st.Runs,
 		HistoryLength:   workflow.GetInfo(ctx).GetCurrentHistoryLength(),
 		Message:         f.message,
 	}
-	if !f.st.MinReachedAt.IsZero() {
-		s.TimeToMin = f.st.MinReachedAt.Sub(f.st.StartedAt)
+	if at := f.st.MinReachedAt; !at.IsZero() {
+		s.MinReachedAt = &at
+		s.TimeToMinMS = at.Sub(f.st.StartedAt).Milliseconds()
 	}
-	if !f.st.TargetReachedAt.IsZero() {
-		s.TimeToTarget = f.st.TargetReachedAt.Sub(f.st.StartedAt)
+	if at := f.st.TargetReachedAt; !at.IsZero() {
+		s.TargetReachedAt = &at
+		s.TimeToTargetMS = at.Sub(f.st.StartedAt).Milliseconds()
 	}
 	if f.flight.burst > 0 {
 		s.InFlight += f.in.Min - f.st.BurstLaunched - f.st.BurstFailed
@@ -363,8 +364,8 @@ func (f *fleet) result(ctx workflow.Context) FleetResult {
 		Target:         f.st.Target,
 		Running:        f.st.Running,
 		InstanceIDs:    ids,
-		TimeToMinMS:    s.TimeToMin.Milliseconds(),
-		TimeToTargetMS: s.TimeToTarget.Milliseconds(),
+		TimeToMinMS:    s.TimeToMinMS,
+		TimeToTargetMS: s.TimeToTargetMS,
 		Launched:       len(ids),
 		BurstLaunched:  f.st.BurstLaunched,
 		BurstFailed:    f.st.BurstFailed,

@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
@@ -192,7 +193,6 @@ type FleetTuning struct {
 	BurstChunk int `json:"burst_chunk"`
 }
 
-
 // FleetState is what one run of LaunchFleetWorkflow hands to the next
 // through continue-as-new. It is compact: the live instance ids plus
 // counters.
@@ -200,40 +200,42 @@ type FleetState struct {
 	// Origin is the first run id of the chain. Client tokens and the
 	// activities.FleetRunTagKey tag derive from it, never from the current
 	// run id, which continue-as-new changes.
-	Origin    string
-	StartedAt time.Time
-	Phase     string
-	Target    int
-	Runs      int
+	Origin    string    `json:"origin"`
+	StartedAt time.Time `json:"started_at"`
+	Phase     string    `json:"phase"`
+	Target    int       `json:"target"`
+	Runs      int       `json:"runs"`
 
-	ReserveAttempts     int
-	ReservationID       string
-	ReservationZone     string
-	ReservedLeft        int
-	ReservationReleased bool
+	ReserveAttempts     int    `json:"reserve_attempts"`
+	ReservationID       string `json:"reservation_id"`
+	ReservationZone     string `json:"reservation_zone"`
+	ReservedLeft        int    `json:"reserved_left"`
+	ReservationReleased bool   `json:"reservation_released"`
 
-	BurstDone     bool
-	BurstLaunched int
-	BurstFailed   int
+	BurstDone     bool `json:"burst_done"`
+	BurstLaunched int  `json:"burst_launched"`
+	BurstFailed   int  `json:"burst_failed"`
 
-	FillRound       int
-	FillLaunched    int
-	CapacityRetries int
-	Backoff         time.Duration
-	BackoffUntil    time.Time
+	FillRound       int           `json:"fill_round"`
+	FillLaunched    int           `json:"fill_launched"`
+	CapacityRetries int           `json:"capacity_retries"`
+	Backoff         time.Duration `json:"backoff_ns"`
+	BackoffUntil    time.Time     `json:"backoff_until"`
 
 	// Adopted counts instances found carrying the fleet's tags that no
 	// launch reported: their launch's response was lost for good.
-	Adopted int
+	Adopted int `json:"adopted"`
 
 	// InstanceIDs are the live instances, oldest first.
-	InstanceIDs []string
+	InstanceIDs []string `json:"instance_ids"`
 	// Terminated counts the instances gust terminated (scale down).
-	Terminated int
+	Terminated int `json:"terminated"`
 
-	Running, Pending, Gone int
-	MinReachedAt           time.Time
-	TargetReachedAt        time.Time
+	Running         int       `json:"running"`
+	Pending         int       `json:"pending"`
+	Gone            int       `json:"gone"`
+	MinReachedAt    time.Time `json:"min_reached_at"`
+	TargetReachedAt time.Time `json:"target_reached_at"`
 }
 
 // FleetStatus answers StatusQuery.
@@ -242,7 +244,10 @@ type FleetStatus struct {
 	// Tenant is the tenant whose account the fleet is in; empty for the
 	// default tenant.
 	Tenant string `json:"tenant,omitempty"`
-	Phase  string `json:"phase"`
+	// Phase is one of the Phase constants. Its JSON name is "state", as in
+	// FleetResult and `gust fleet list`: one name for the fleet's state
+	// everywhere.
+	Phase  string `json:"state"`
 	Min    int    `json:"min"`
 	Target int    `json:"target"`
 	Burst  bool   `json:"burst"`
@@ -268,16 +273,52 @@ type FleetStatus struct {
 	InFlight        int    `json:"in_flight"`
 	CapacityRetries int    `json:"capacity_retries"`
 	ReservationID   string `json:"reservation_id,omitempty"`
-	// StartedAt is when the fleet's first run started; TimeToMin and
-	// TimeToTarget are measured from it (see FleetResult).
-	StartedAt       time.Time     `json:"started_at"`
-	MinReachedAt    time.Time     `json:"min_reached_at"`
-	TargetReachedAt time.Time     `json:"target_reached_at"`
-	TimeToMin       time.Duration `json:"time_to_min_ns"`
-	TimeToTarget    time.Duration `json:"time_to_target_ns"`
-	Runs            int           `json:"runs"`
-	HistoryLength   int           `json:"history_events"`
-	Message         string        `json:"message,omitempty"`
+	// StartedAt is when the fleet's first run started; TimeToMinMS and
+	// TimeToTargetMS are measured from it (see FleetResult).
+	StartedAt time.Time `json:"started_at"`
+	// MinReachedAt and TargetReachedAt are when a poll first saw Min
+	// (Target) reached; nil (JSON null) until then.
+	MinReachedAt    *time.Time `json:"min_reached_at"`
+	TargetReachedAt *time.Time `json:"target_reached_at"`
+	// TimeToMinMS and TimeToTargetMS are FleetResult's; 0 until reached.
+	TimeToMinMS    int64  `json:"time_to_min_ms"`
+	TimeToTargetMS int64  `json:"time_to_target_ms"`
+	Runs           int    `json:"runs"`
+	HistoryLength  int    `json:"history_events"`
+	Message        string `json:"message,omitempty"`
+}
+
+// UnmarshalJSON reads a FleetStatus, also as older workers answer the
+// query: with "phase" for "state", "time_to_min_ns" and "time_to_target_ns"
+// in nanoseconds, and 0001-01-01T00:00:00Z for unset times. A CLI that
+// queries a worker not yet upgraded so still shows the right values.
+func (s *FleetStatus) UnmarshalJSON(data []byte) error {
+	type plain FleetStatus // without this method
+	var v struct {
+		plain
+		LegacyPhase        string        `json:"phase"`
+		LegacyTimeToMin    time.Duration `json:"time_to_min_ns"`
+		LegacyTimeToTarget time.Duration `json:"time_to_target_ns"`
+	}
+	if err := json.Unmarshal(data, &v); err != nil {
+		return err
+	}
+	*s = FleetStatus(v.plain)
+	if s.Phase == "" {
+		s.Phase = v.LegacyPhase
+	}
+	if s.TimeToMinMS == 0 {
+		s.TimeToMinMS = v.LegacyTimeToMin.Milliseconds()
+	}
+	if s.TimeToTargetMS == 0 {
+		s.TimeToTargetMS = v.LegacyTimeToTarget.Milliseconds()
+	}
+	for _, t := range []**time.Time{&s.MinReachedAt, &s.TargetReachedAt} {
+		if *t != nil && (*t).IsZero() {
+			*t = nil
+		}
+	}
+	return nil
 }
 
 // FleetResult is the workflow's result. The JSON names of the first eight
@@ -319,28 +360,30 @@ type FleetResult struct {
 // ScaleInput changes a running fleet's target. Min <= Target <= MaxFleetSize:
 // a fleet never goes below its minimum; cancel it instead.
 type ScaleInput struct {
-	Target int
+	Target int `json:"target"`
 }
 
-// ScaleResult answers ScaleUpdate.
+// ScaleResult answers ScaleUpdate; `gust fleet scale --output json` prints
+// it.
 type ScaleResult struct {
-	PreviousTarget int
-	Target         int
+	PreviousTarget int `json:"previous_target"`
+	Target         int `json:"target"`
 	// Launched is the live instance count when the update returned.
-	Launched int
+	Launched int `json:"launched"`
 }
 
 // CancelInput cancels a fleet. Keep leaves its instances running.
 type CancelInput struct {
-	Keep bool
+	Keep bool `json:"keep"`
 }
 
-// CancelResult answers CancelUpdate.
+// CancelResult answers CancelUpdate; `gust fleet cancel --output json`
+// prints it.
 type CancelResult struct {
 	// Terminated counts the instances the cancel terminated.
-	Terminated int
+	Terminated int `json:"terminated"`
 	// Kept counts the instances left running because of Keep.
-	Kept int
+	Kept int `json:"kept"`
 }
 
 var (

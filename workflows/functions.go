@@ -21,10 +21,14 @@ import (
 	"github.com/gust-dev/gust/providers"
 )
 
-// Function administration: the workflows behind `gust fn deploy|list|envs|
-// logs|delete`. Each is short, runs on TaskQueue, validates its input in
-// workflow code (a bad request fails with a non-retryable InvalidRequest
-// ApplicationError before any activity) and runs one regular activity.
+// Function administration: the workflows behind `gust fn deploy` and
+// `delete`, and the read workflows (list, environments, logs) that older
+// clients start: `gust fn list|envs|logs` now read the cloud directly and
+// start no workflow (docs/design.md, Observability); the read workflows
+// stay registered for those clients and for recorded histories. Each is
+// short, runs on TaskQueue, validates its input in workflow code (a bad
+// request fails with a non-retryable InvalidRequest ApplicationError before
+// any activity) and runs one regular activity.
 // Provider errors come back as non-retryable ApplicationErrors of type
 // NotFound, InvalidRequest or Unsupported.
 
@@ -86,24 +90,24 @@ const (
 // nothing. By-reference deploys need a worker on the CLI's machine, which is
 // how `gust dev` runs; SetCode picks the route.
 type DeployInput struct {
-	Tenant string
-	Name   string
+	Tenant string `json:"tenant"`
+	Name   string `json:"name"`
 	// Code is a zip with bootstrap at its root, or a single executable
 	// (wrapped as bootstrap). Exactly one of Code and CodePath is set.
-	Code       []byte
-	CodePath   string
-	CodeSHA256 string // lowercase hex; required with CodePath
+	Code       []byte `json:"code"`
+	CodePath   string `json:"code_path"`
+	CodeSHA256 string `json:"code_sha256"` // lowercase hex; required with CodePath
 	// Timeout kills an invocation that runs longer; 0 means the platform
 	// default.
-	Timeout time.Duration
+	Timeout time.Duration `json:"timeout_ns"`
 	// MemoryMB is the memory limit; 0 means the platform default.
-	MemoryMB int
+	MemoryMB int `json:"memory_mb"`
 	// Env holds the function's variables; Lambda's reserved names (AWS_LAMBDA_*,
 	// AWS_REGION, _HANDLER, ...) are refused.
-	Env map[string]string
+	Env map[string]string `json:"env"`
 	// MaxEnvsPerSubTenant caps one sub-tenant's concurrent environments; 0
 	// means the platform default (10).
-	MaxEnvsPerSubTenant int
+	MaxEnvsPerSubTenant int `json:"max_envs_per_subtenant"`
 	// Egress is the network egress policy: "none", "all" or
 	// HOST[:PORT],... with wildcards like *.example.com; "" means none.
 	// The cloud checks its syntax (the CLI does too, before starting).
@@ -214,7 +218,7 @@ func (in DeployInput) Validate() error {
 
 // DeployResult is the deployed function and its new version.
 type DeployResult struct {
-	Function providers.Function
+	Function providers.Function `json:"function"`
 }
 
 // ContainsSecrets reports whether the function has variables (see
@@ -223,7 +227,7 @@ func (r DeployResult) ContainsSecrets() bool { return len(r.Function.Env) > 0 }
 
 // ListFunctionsInput names the tenant whose functions to list.
 type ListFunctionsInput struct {
-	Tenant string
+	Tenant string `json:"tenant"`
 }
 
 // Validate checks the tenant id.
@@ -232,7 +236,7 @@ func (in ListFunctionsInput) Validate() error { return ValidateTenantID(in.Tenan
 // ListFunctionsResult holds the tenant's functions, as the provider orders
 // them.
 type ListFunctionsResult struct {
-	Functions []providers.Function
+	Functions []providers.Function `json:"functions"`
 }
 
 // ContainsSecrets reports whether any function has variables (see
@@ -243,8 +247,8 @@ func (r ListFunctionsResult) ContainsSecrets() bool {
 
 // DeleteFunctionInput names the function to delete.
 type DeleteFunctionInput struct {
-	Tenant string
-	Name   string
+	Tenant string `json:"tenant"`
+	Name   string `json:"name"`
 }
 
 // Validate checks the tenant id and function name.
@@ -252,8 +256,8 @@ func (in DeleteFunctionInput) Validate() error { return validateRef(in.Tenant, i
 
 // FunctionEnvironmentsInput names the function whose environments to list.
 type FunctionEnvironmentsInput struct {
-	Tenant string
-	Name   string
+	Tenant string `json:"tenant"`
+	Name   string `json:"name"`
 }
 
 // Validate checks the tenant id and function name.
@@ -261,14 +265,14 @@ func (in FunctionEnvironmentsInput) Validate() error { return validateRef(in.Ten
 
 // FunctionEnvironmentsResult holds the function's execution environments.
 type FunctionEnvironmentsResult struct {
-	Environments []providers.Environment
+	Environments []providers.Environment `json:"environments"`
 }
 
 // FunctionLogsInput names the sub-tenant whose captured output to read.
 type FunctionLogsInput struct {
-	Tenant    string
-	Name      string
-	SubTenant string
+	Tenant    string `json:"tenant"`
+	Name      string `json:"name"`
+	SubTenant string `json:"subtenant"`
 }
 
 // Validate checks the tenant id, function name and sub-tenant id.
@@ -282,10 +286,10 @@ func (in FunctionLogsInput) Validate() error {
 // FunctionLogsResult is the tail of the sub-tenant's stdout and stderr,
 // oldest first.
 type FunctionLogsResult struct {
-	Logs string
+	Logs string `json:"logs"`
 	// Truncated is set when older output was dropped to keep the result
 	// within activities.MaxFunctionLogBytes.
-	Truncated bool
+	Truncated bool `json:"truncated"`
 }
 
 func validateRef(tenant, name string) error {

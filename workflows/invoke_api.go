@@ -127,24 +127,24 @@ type InvokeInput struct {
 	// RequestID identifies the invocation; it is part of the workflow id and
 	// is passed to the provider for idempotency and logs. 1 to 128 characters
 	// from [a-zA-Z0-9._:-].
-	RequestID string
-	Tenant    string
-	Function  string
+	RequestID string `json:"request_id"`
+	Tenant    string `json:"tenant"`
+	Function  string `json:"function"`
 	// SubTenant is Lambda's TenantId: the tenant's customer this invocation
 	// runs for. Its environments serve nobody else.
-	SubTenant string
+	SubTenant string `json:"subtenant"`
 	// Payload is the JSON event; empty or null is sent as {}. At most
 	// MaxPayloadBytes.
-	Payload json.RawMessage
+	Payload json.RawMessage `json:"payload"`
 	// Async selects Lambda's Event invocation type: the result carries no
 	// payload.
-	Async bool
+	Async bool `json:"async"`
 	// Deadline bounds the whole invocation, including the wait for a free
 	// environment; 0 means DefaultInvokeDeadline.
-	Deadline time.Duration
+	Deadline time.Duration `json:"deadline_ns"`
 	// ActivityMode selects a local or a regular activity for the invoke step;
 	// empty means DefaultInvokeActivityMode.
-	ActivityMode ActivityMode
+	ActivityMode ActivityMode `json:"activity_mode"`
 
 	// The fields below were added for the gateway. Each one's zero value
 	// keeps the workflow's earlier behaviour and command sequence, so
@@ -157,31 +157,32 @@ type InvokeInput struct {
 	// start (of each event attempt's start) fails with ErrTypeQueueTimeout
 	// and never runs afterwards. One that got an environment runs to
 	// completion, however long that takes. 0 means no bound but Deadline.
-	MaxQueueWait time.Duration `json:",omitempty"`
+	MaxQueueWait time.Duration `json:"max_queue_wait_ns,omitempty"`
 	// EventRetries retries a function error up to this many times (0 to
 	// MaxEventRetries), waiting EventRetryDelay before the first retry and
 	// twice that before the second: Lambda's retries of asynchronous
 	// invocations, which the gateway queues here as synchronous runs of the
 	// function so that gust sees their outcome. Not with Async, whose
 	// outcome only the cloud sees. The result is the last attempt's.
-	EventRetries int `json:",omitempty"`
+	EventRetries int `json:"event_retries,omitempty"`
 	// EventRetryDelay is the first retry's wait; 0 means
 	// DefaultEventRetryDelay.
-	EventRetryDelay time.Duration `json:",omitempty"`
+	EventRetryDelay time.Duration `json:"event_retry_delay_ns,omitempty"`
 	// DryRun checks that the function exists and may be invoked with this
 	// input (Lambda's DryRun invocation type) and runs nothing.
-	DryRun bool `json:",omitempty"`
+	DryRun bool `json:"dry_run,omitempty"`
 	// LogTail asks for the last 4 KB of the invocation's log in
 	// InvokeResult.LogTail (Lambda's LogType Tail). Ignored with Async.
-	LogTail bool `json:",omitempty"`
+	LogTail bool `json:"log_tail,omitempty"`
 	// Qualifier selects the version to run (Lambda's Qualifier): empty or
 	// "$LATEST" for the latest, or a version number; one the function does
 	// not have fails with NotFound.
-	Qualifier string `json:",omitempty"`
+	Qualifier string `json:"qualifier,omitempty"`
 }
 
-// InvokeResult is a completed invocation. Its JSON form is the fixed output
-// of `gust fn invoke --output json`.
+// InvokeResult is a completed invocation. `gust fn invoke --output json`
+// prints its fixed fields (payload, environment_id, cold_start,
+// duration_ms, function_error) and the request id; see docs/cli.md.
 type InvokeResult struct {
 	// Payload is the function's response; a response that is not valid JSON
 	// arrives as a JSON string. null for Async invocations and function

@@ -5,8 +5,8 @@ import "time"
 // PingInput asks PingWorkflow to wait Wait (a durable timer, so the wait
 // survives worker and server restarts) and then have a worker answer.
 type PingInput struct {
-	Message string
-	Wait    time.Duration
+	Message string        `json:"message"`
+	Wait    time.Duration `json:"wait_ns"`
 }
 
 // PingResult is the worker's answer.

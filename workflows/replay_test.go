@@ -18,11 +18,12 @@ import (
 	"github.com/stretchr/testify/require"
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/gust-dev/gust/codec"
 )
 
 // replayTypes is every workflow type gust's worker registers (worker.register,
@@ -78,6 +79,13 @@ var inputsChanged = map[string]string{}
 //     rejected request; sync, async and failing invocations and those the
 //     gateway starts), recorded by integration.TestRecordHistories at
 //     commit 3bcaa6a, before workflows/fleet.go was refactored.
+//   - *-v2-*: the same scenarios recorded after that refactor, with the
+//     fleet-look-again and fleet-scale-memo markers.
+//   - *-v3-*: the same scenarios and a scale down that drops queued fill
+//     rounds, recorded after the operator-experience issue: payloads in
+//     snake_case JSON (codec.LegacyJSONPayloadConverter still reads the
+//     Go-named ones above), fill rounds with a fairness key, and the
+//     fleet-keep-count and fleet-drop-surplus markers.
 //
 // docs/design.md, "Recording a history for the replay tests", says how to
 // record more. The control replays each history with the changed twin of
@@ -108,8 +116,13 @@ func TestReplayRecordedHistories(t *testing.T) {
 		history := histories[i]
 		t.Run(strings.TrimSuffix(filepath.Base(path), ".json.gz"), func(t *testing.T) {
 			calls := &activityCalls{}
+			// The converters every gust process uses, without keys: the
+			// histories hold no secrets, and older ones hold the Go-named
+			// keys of before the message structs had JSON tags.
 			replayer, err := worker.NewWorkflowReplayerWithOptions(worker.WorkflowReplayerOptions{
-				Interceptors: []interceptor.WorkerInterceptor{calls},
+				Interceptors:     []interceptor.WorkerInterceptor{calls},
+				DataConverter:    codec.JSONDataConverter(),
+				FailureConverter: codec.FailureConverter(),
 			})
 			require.NoError(t, err)
 			for _, rt := range replayTypes {
@@ -122,7 +135,10 @@ func TestReplayRecordedHistories(t *testing.T) {
 				requireSameActivityInputs(t, history, calls.calls)
 			}
 
-			changed := worker.NewWorkflowReplayer()
+			changed, err := worker.NewWorkflowReplayerWithOptions(worker.WorkflowReplayerOptions{
+				DataConverter: codec.JSONDataConverter(), FailureConverter: codec.FailureConverter(),
+			})
+			require.NoError(t, err)
 			for _, rt := range replayTypes {
 				changed.RegisterWorkflowWithOptions(rt.changed, workflow.RegisterOptions{Name: workflowName(rt.wf)})
 			}
@@ -162,7 +178,9 @@ func inputsChangedFor(path string) string {
 // with the input the history recorded. The SDK's replay compares only an
 // activity's id and type, so without this a change to an input (a client
 // token, a tag, a count) would replay cleanly. Each recorded input is
-// decoded into the type of the replayed argument and both are compared as
+// decoded into the type of the replayed argument, with the converter every
+// gust process uses (which reads the Go-named keys of histories recorded
+// before the message structs had JSON tags), and both are compared as
 // JSON, so a field added since the recording compares equal at its zero
 // value.
 func requireSameActivityInputs(t *testing.T, history *historypb.History, calls []activityCall) {
@@ -174,7 +192,7 @@ func requireSameActivityInputs(t *testing.T, history *historypb.History, calls [
 		}
 	}
 	require.Len(t, calls, len(scheduled), "the replay scheduled another number of activities than the history holds")
-	dc := converter.GetDefaultDataConverter()
+	dc := codec.JSONDataConverter()
 	for i, ev := range scheduled {
 		a, call := ev.GetActivityTaskScheduledEventAttributes(), calls[i]
 		require.Equal(t, a.GetActivityType().GetName(), call.activityType, "activity %d", i+1)

@@ -66,8 +66,12 @@ const (
 	logsSuffix                = "gust-logs"
 
 	// DefaultRole is the execution role functions are created with when
-	// Options.Role is empty; the local cloud ignores it.
-	DefaultRole = "arn:aws:iam::000000000000:role/gust-function"
+	// Options.Role is empty and the tenant's account is not known (no
+	// role is assumed for it); see executionRole.
+	DefaultRole = "arn:aws:iam::000000000000:role/" + DefaultRoleName
+	// DefaultRoleName names the execution role in the tenant's own
+	// account that functions get when Options.Role is empty.
+	DefaultRoleName = "gust-function"
 	// MaxPayloadBytes is Lambda's synchronous payload limit.
 	MaxPayloadBytes = limits.MaxPayloadBytes
 	// MinEphemeralMB and MaxEphemeralMB are Lambda's bounds on
@@ -115,7 +119,9 @@ type Options struct {
 	// Tenant refuses every call rather than let tenants share an account's
 	// functions.
 	Tenant string
-	// Role is the execution role of created functions; DefaultRole if empty.
+	// Role is the execution role of created functions. Empty means
+	// DefaultRoleName in the tenant's account, the account of the role
+	// Roles assumes for it (DefaultRole when none is).
 	Role string
 	// WaitTimeout bounds waiting for a function to become active or
 	// updated after a deploy (AWS applies changes asynchronously).
@@ -177,9 +183,6 @@ func New(cfg aws.Config, o Options) *Provider {
 	if o.WaitTimeout <= 0 {
 		o.WaitTimeout = 5 * time.Minute
 	}
-	if o.Role == "" {
-		o.Role = DefaultRole
-	}
 	clientOpts := func(lo *awslambda.Options) {
 		if o.Endpoint != "" {
 			lo.BaseEndpoint = aws.String(o.Endpoint)
@@ -206,9 +209,6 @@ func New(cfg aws.Config, o Options) *Provider {
 // NewWithAPI returns a provider whose every served tenant (o.Tenant, and
 // those o.Roles has a role for) uses api, for tests with a fake LambdaAPI.
 func NewWithAPI(api LambdaAPI, o Options) *Provider {
-	if o.Role == "" {
-		o.Role = DefaultRole
-	}
 	if o.WaitTimeout <= 0 {
 		o.WaitTimeout = 5 * time.Minute
 	}
@@ -309,7 +309,7 @@ func (p *Provider) Deploy(ctx context.Context, spec providers.FunctionSpec) (pro
 	}
 	in := &awslambda.CreateFunctionInput{
 		FunctionName:     aws.String(spec.Name),
-		Role:             aws.String(p.opts.Role),
+		Role:             aws.String(p.executionRole(spec.Tenant)),
 		Runtime:          types.RuntimeProvidedal2023,
 		Handler:          aws.String("bootstrap"),
 		Code:             &types.FunctionCode{ZipFile: spec.Zip},
@@ -427,7 +427,7 @@ func (p *Provider) Get(ctx context.Context, tenant, name string) (providers.Func
 	if err != nil {
 		return providers.Function{}, fmt.Errorf("getting function %s, %w", name, mapError(err))
 	}
-	return toFunction(tenant, out.Configuration, out.Tags), nil
+	return fromGetFunction(tenant, out), nil
 }
 
 // List returns the tenant's functions. ListFunctions does not return tags,
@@ -463,7 +463,7 @@ func (p *Provider) List(ctx context.Context, tenant string) ([]providers.Functio
 			out, err := c.GetFunction(ctx, &awslambda.GetFunctionInput{FunctionName: aws.String(name)})
 			switch err := mapError(err); {
 			case err == nil:
-				fns[i], found[i] = toFunction(tenant, out.Configuration, out.Tags), true
+				fns[i], found[i] = fromGetFunction(tenant, out), true
 			case !providers.IsNotFound(err):
 				errs[i] = fmt.Errorf("listing functions: getting %s, %w", name, err)
 			}
@@ -738,6 +738,20 @@ func withHeader(name, value string) func(*awslambda.Options) {
 	}
 }
 
+// fromGetFunction reads a GetFunction answer. The per-sub-tenant limit is
+// the local cloud's X-Gust-Max-Envs-Per-Subtenant response header, the
+// limit in force (its default included) where the tag holds only what a
+// deploy set; AWS sends neither, and the limit is 0 there.
+func fromGetFunction(tenant string, out *awslambda.GetFunctionOutput) providers.Function {
+	f := toFunction(tenant, out.Configuration, out.Tags)
+	if raw, ok := awsmiddleware.GetRawResponse(out.ResultMetadata).(*smithyhttp.Response); ok {
+		if n, err := strconv.Atoi(raw.Header.Get(headerMaxEnvsPerSubTenant)); err == nil && n > 0 {
+			f.MaxEnvsPerSubTenant = n
+		}
+	}
+	return f
+}
+
 func toFunction(tenant string, c *types.FunctionConfiguration, tags map[string]string) providers.Function {
 	f := providers.Function{
 		Tenant:     tenant,
@@ -790,4 +804,22 @@ func memorySize(mb int) *int32 {
 	}
 	m := int32(mb)
 	return &m
+}
+
+// executionRole is the role a tenant's functions are created with: the
+// configured one, else DefaultRoleName in the tenant's account, so the
+// function's Role names the same account as its ARN.
+func (p *Provider) executionRole(tenant string) string {
+	if p.opts.Role != "" {
+		return p.opts.Role
+	}
+	if p.opts.Roles != nil {
+		if arn, ok := p.opts.Roles(tenant); ok {
+			// arn:aws:iam::<account>:role/<name>
+			if parts := strings.SplitN(arn, ":", 6); len(parts) == 6 && parts[4] != "" {
+				return "arn:" + parts[1] + ":iam::" + parts[4] + ":role/" + DefaultRoleName
+			}
+		}
+	}
+	return DefaultRole
 }

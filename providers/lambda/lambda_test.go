@@ -337,6 +337,27 @@ func TestCreateUsesTenancyAndRuntime(t *testing.T) {
 	assert.Equal(t, int32(512), aws.ToInt32(api.create.MemorySize))
 }
 
+// TestCreateUsesTheTenantsAccountForItsRole: with no role configured, a
+// tenant's function gets the execution role in the tenant's own account
+// (the account of the role assumed for it), so its Role and its ARN name
+// one account; a configured role is used as is.
+func TestCreateUsesTheTenantsAccountForItsRole(t *testing.T) {
+	roles := func(tenant string) (string, bool) {
+		return "arn:aws:iam::111122223333:role/gust-platform-" + tenant, tenant == "acme"
+	}
+	api := &recordingAPI{}
+	p := lambda.NewWithAPI(api, lambda.Options{Roles: roles})
+	_, _ = p.Deploy(context.Background(), providers.FunctionSpec{Tenant: "acme", Name: "f", Zip: []byte("x"), Tenancy: providers.TenancyPerTenant})
+	require.NotNil(t, api.create)
+	assert.Equal(t, "arn:aws:iam::111122223333:role/"+lambda.DefaultRoleName, aws.ToString(api.create.Role))
+
+	api = &recordingAPI{}
+	p = lambda.NewWithAPI(api, lambda.Options{Roles: roles, Role: "arn:aws:iam::444455556666:role/mine"})
+	_, _ = p.Deploy(context.Background(), providers.FunctionSpec{Tenant: "acme", Name: "f", Zip: []byte("x"), Tenancy: providers.TenancyPerTenant})
+	require.NotNil(t, api.create)
+	assert.Equal(t, "arn:aws:iam::444455556666:role/mine", aws.ToString(api.create.Role))
+}
+
 // recordingAPI records CreateFunction and fails everything else.
 type recordingAPI struct {
 	lambda.LambdaAPI
