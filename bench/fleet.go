@@ -19,8 +19,10 @@ import (
 // a valid fleet, Large between 0 and workflows.MaxFleetSize, rates
 // positive.
 type FleetOptions struct {
-	// Out receives the report.
-	Out io.Writer
+	// Out receives the report; Progress what runs, when JSON is set.
+	Out, Progress io.Writer
+	// JSON reports as one JSON object (--output json).
+	JSON bool
 	// Min and Target are the burst comparison's fleet, launched at
 	// LaunchRate with the cloud's boot delay Boot.
 	Min, Target int
@@ -39,6 +41,46 @@ type fleetRun struct {
 	events int
 }
 
+// benchFleetResult is the JSON form of `gust bench fleet`.
+type benchFleetResult struct {
+	Min        int     `json:"min"`
+	Target     int     `json:"target"`
+	LaunchRate float64 `json:"launch_rate_per_s"`
+	BootMS     int64   `json:"boot_ms"`
+	// Runs are the burst and no-burst fleets, then the large one unless it
+	// was skipped.
+	Runs []benchFleetRun `json:"runs"`
+	// The no-burst run's times over the burst run's: how much the burst
+	// saves.
+	TimeToMinRatio    float64 `json:"time_to_min_ratio"`
+	TimeToTargetRatio float64 `json:"time_to_target_ratio"`
+	// LargeLaunchRate is the large fleet's launch rate, 0 when it was
+	// skipped; PeakRSSBytes the whole process's peak memory (server, cloud
+	// and worker), 0 where the system does not say.
+	LargeLaunchRate float64 `json:"large_launch_rate_per_s"`
+	PeakRSSBytes    int64   `json:"peak_rss_bytes"`
+}
+
+// benchFleetRun is one measured fleet.
+type benchFleetRun struct {
+	Name           string `json:"name"` // burst, no-burst or large
+	Min            int    `json:"min"`
+	Target         int    `json:"target"`
+	TimeToMinMS    int64  `json:"time_to_min_ms"`
+	TimeToTargetMS int64  `json:"time_to_target_ms"`
+	WallMS         int64  `json:"wall_ms"`
+	Runs           int    `json:"runs"`
+	HistoryEvents  int    `json:"history_events"` // of the last run
+}
+
+func (r fleetRun) json() benchFleetRun {
+	return benchFleetRun{
+		Name: r.name, Min: r.res.Min, Target: r.res.Target,
+		TimeToMinMS: r.res.TimeToMinMS, TimeToTargetMS: r.res.TimeToTargetMS,
+		WallMS: r.wall.Milliseconds(), Runs: r.res.Runs, HistoryEvents: r.events,
+	}
+}
+
 // Fleet runs the same fleet twice on one embedded platform, once with the
 // burst and once without, and reports time to min, time to target and
 // their ratios; then, unless opts.Large is 0, a large fleet on a fresh
@@ -47,7 +89,16 @@ type fleetRun struct {
 // platform's own launch rate limiter is what the comparison measures.
 func Fleet(ctx context.Context, opts FleetOptions) error {
 	minN, target, large := opts.Min, opts.Target, opts.Large
+	// In JSON mode the report is one object at the end; the lines that say
+	// what runs go to Progress.
 	out := opts.Out
+	if opts.JSON {
+		out = opts.Progress
+		if out == nil {
+			out = io.Discard
+		}
+	}
+	res := benchFleetResult{Min: minN, Target: target, LaunchRate: opts.LaunchRate, BootMS: opts.Boot.Milliseconds(), Runs: []benchFleetRun{}}
 
 	cloud := localcloud.Config{
 		Capacity:  []ec2.Pool{{InstanceType: "m5.large", Initial: 2*target + 10}},
@@ -78,12 +129,16 @@ func Fleet(ctx context.Context, opts FleetOptions) error {
 	}
 	printFleetRuns(out, runs)
 	b, nb := runs[0].res, runs[1].res
-	fmt.Fprintf(out, "time to min:    no-burst / burst = %.1fx (burst goal: under boot %v + 1s)\n",
-		float64(nb.TimeToMinMS)/float64(max(b.TimeToMinMS, 1)), opts.Boot)
-	fmt.Fprintf(out, "time to target: no-burst / burst = %.2fx\n\n", float64(nb.TimeToTargetMS)/float64(max(b.TimeToTargetMS, 1)))
+	res.TimeToMinRatio = float64(nb.TimeToMinMS) / float64(max(b.TimeToMinMS, 1))
+	res.TimeToTargetRatio = float64(nb.TimeToTargetMS) / float64(max(b.TimeToTargetMS, 1))
+	for _, r := range runs {
+		res.Runs = append(res.Runs, r.json())
+	}
+	fmt.Fprintf(out, "time to min:    no-burst / burst = %.1fx (burst goal: under boot %v + 1s)\n", res.TimeToMinRatio, opts.Boot)
+	fmt.Fprintf(out, "time to target: no-burst / burst = %.2fx\n\n", res.TimeToTargetRatio)
 
 	if large == 0 {
-		return nil
+		return report(opts, res)
 	}
 	largeMin := min(1000, large)
 	fmt.Fprintf(out, "large fleet: min %d, target %d, launch rate %g/s\n", largeMin, large, opts.LargeLaunchRate)
@@ -103,8 +158,20 @@ func Fleet(ctx context.Context, opts FleetOptions) error {
 		return err
 	}
 	printFleetRuns(out, runs)
+	res.Runs = append(res.Runs, runs[0].json())
+	res.LargeLaunchRate = opts.LargeLaunchRate
 	fmt.Fprintf(out, "peak memory (whole process: server, cloud, worker): %s\n", mib(peakRSS()))
-	return nil
+	return report(opts, res)
+}
+
+// report writes res as JSON when opts.JSON asks for it; the text report
+// is already written.
+func report(opts FleetOptions, res benchFleetResult) error {
+	if !opts.JSON {
+		return nil
+	}
+	res.PeakRSSBytes = peakRSS()
+	return writeJSON(opts.Out, res)
 }
 
 // withPlatform runs fn against a fresh in-memory platform.

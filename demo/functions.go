@@ -189,17 +189,11 @@ func DeploySample(ctx context.Context, p *platform.Platform, tenant, name, path 
 	if _, err := p.EnsureTenant(ctx, tenant); err != nil {
 		return providers.Function{}, fmt.Errorf("creating tenant %s: %w", tenant, err)
 	}
-	code := path
-	if self, err := isGustBinary(path); err != nil {
+	code, cleanup, err := SampleCode(path)
+	if err != nil {
 		return providers.Function{}, err
-	} else if self {
-		script, err := writeHandlerBootstrap(path)
-		if err != nil {
-			return providers.Function{}, err
-		}
-		defer os.RemoveAll(filepath.Dir(script))
-		code = script
 	}
+	defer cleanup()
 	in := workflows.DeployInput{Tenant: tenant, Name: name, MaxEnvsPerSubTenant: maxEnvsPerSubTenant}
 	if err := in.SetCode(code); err != nil {
 		return providers.Function{}, err
@@ -254,6 +248,22 @@ func workflowFailure(err error) error {
 }
 
 // isGustBinary reports whether path is the running gust executable.
+// SampleCode is the code to deploy for path: path itself, or, when path is
+// this gust binary, a bootstrap script that runs its handler mode (see
+// DeploySample). cleanup removes the script once the deploy has read it.
+// `gust fn deploy --code "$(command -v gust)"` deploys the sample with it.
+func SampleCode(path string) (code string, cleanup func(), err error) {
+	self, err := isGustBinary(path)
+	if err != nil || !self {
+		return path, func() {}, err
+	}
+	script, err := writeHandlerBootstrap(path)
+	if err != nil {
+		return "", nil, err
+	}
+	return script, func() { _ = os.RemoveAll(filepath.Dir(script)) }, nil
+}
+
 func isGustBinary(path string) (bool, error) {
 	exe, err := os.Executable()
 	if err != nil {

@@ -10,8 +10,12 @@ import (
 )
 
 // serverLogger adapts slog to the server's logger. The server logs a great
-// deal at info level during normal operation; gust's default handler passes
-// only warnings and errors so `gust dev` output stays readable.
+// deal at info level during normal operation, and its warnings are about
+// its own workings, not about what the user did: the GetHistory page-size
+// warning each time the Web UI opens a history, shard and poller notices.
+// So they are logged at info, with server_level=WARN to tell them apart, and
+// gust's default level (warn) leaves `gust dev`'s console to errors and
+// gust's own warnings; --log-level info shows them again.
 type serverLogger struct {
 	l *slog.Logger
 	// quiet drops everything below errors; set while the server stops.
@@ -24,9 +28,11 @@ func newServerLogger(l *slog.Logger) serverLogger {
 	return serverLogger{l: l, quiet: new(atomic.Bool)}
 }
 
-func (s serverLogger) Debug(msg string, tags ...tag.Tag)  { s.log(slog.LevelDebug, msg, tags) }
-func (s serverLogger) Info(msg string, tags ...tag.Tag)   { s.log(slog.LevelInfo, msg, tags) }
-func (s serverLogger) Warn(msg string, tags ...tag.Tag)   { s.log(slog.LevelWarn, msg, tags) }
+func (s serverLogger) Debug(msg string, tags ...tag.Tag) { s.log(slog.LevelDebug, msg, tags) }
+func (s serverLogger) Info(msg string, tags ...tag.Tag)  { s.log(slog.LevelInfo, msg, tags) }
+func (s serverLogger) Warn(msg string, tags ...tag.Tag) {
+	s.log(slog.LevelInfo, msg, append(tags, tag.NewStringTag("server_level", "WARN")))
+}
 func (s serverLogger) Error(msg string, tags ...tag.Tag)  { s.log(slog.LevelError, msg, tags) }
 func (s serverLogger) DPanic(msg string, tags ...tag.Tag) { s.log(slog.LevelError, msg, tags) }
 func (s serverLogger) Panic(msg string, tags ...tag.Tag)  { s.log(slog.LevelError, msg, tags) }

@@ -243,7 +243,7 @@ func TestCLIFleetLaunchJSON(t *testing.T) {
 
 	stdout, _, code = gust(t, "fleet", "status", "cli-fleet", "--output", "json", "--address", d.address)
 	require.Equal(t, 0, code)
-	require.Contains(t, stdout, `"phase":"fulfilled"`)
+	require.Contains(t, stdout, `"state":"fulfilled"`)
 
 	// Only 25 left: a minimum of 30 cannot be met.
 	stdout, _, code = gust(t, "fleet", "launch", "--min", "30", "--target", "30", "-t", "m5.large",

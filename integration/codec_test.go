@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -33,7 +32,7 @@ func startCodecFnPlatform(t *testing.T) (p fnPlatform, keyFile string, raw clien
 	raw, err := client.Dial(client.Options{HostPort: pl.Server().FrontendAddress(), Namespace: "default", Logger: quietSDKLogger()})
 	require.NoError(t, err)
 	t.Cleanup(raw.Close)
-	return fnPlatform{address: pl.Server().FrontendAddress(), client: pl.Client()}, pl.CodecKeyFile(), raw
+	return newFnPlatform(pl), pl.CodecKeyFile(), raw
 }
 
 // historyHolds reports whether any event of the workflow's history, as
@@ -98,7 +97,7 @@ func countEncrypted(msg proto.Message) int {
 // variable through the real server and worker, and reads every workflow
 // history with a client that has no codec: the secret is nowhere in clear,
 // while the function receives it and clients with the key read it back.
-// Without the key, deploying refuses to start and reading fails clearly.
+// Without the key, deploying refuses to start.
 func TestFunctionSecretsStayOutOfHistory(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -147,9 +146,12 @@ func TestFunctionSecretsStayOutOfHistory(t *testing.T) {
 	withKey := []string{"--address", p.address, "--codec-key-file", keyFile}
 	_, stderr, rc := gust(t, append([]string{"fn", "deploy", "vault", "--tenant", "acme", "--code", code, "--env", "API_KEY=" + secret}, withKey...)...)
 	require.Equal(t, 0, rc, stderr)
-	stdout, stderr, rc := gust(t, append([]string{"fn", "list", "--tenant", "acme", "--output", "json"}, withKey...)...)
+	// fn list reads the cloud as the tenant, not a workflow's history: it
+	// needs the tenant's key, not the codec key, and the tenant sees its
+	// variables, as on AWS.
+	stdout, stderr, rc := gust(t, append([]string{"fn", "list", "--tenant", "acme", "--output", "json"}, p.cloud...)...)
 	require.Equal(t, 0, rc, stderr)
-	require.Contains(t, stdout, secret, "an operator with the key sees the variables")
+	require.Contains(t, stdout, secret, "the tenant sees its variables")
 
 	// Without the key: deploying with --env starts nothing, with one line.
 	_, stderr, rc = gust(t, "fn", "deploy", "vault", "--tenant", "acme", "--code", code, "--env", "API_KEY=x", "--address", p.address)
@@ -157,20 +159,6 @@ func TestFunctionSecretsStayOutOfHistory(t *testing.T) {
 	require.Equal(t, 1, strings.Count(stderr, "\n"), stderr)
 	require.Contains(t, stderr, "gust fn deploy --env needs the codec key")
 	require.Contains(t, stderr, "--codec-key-file")
-	// ...reading the list fails clearly, without garbage...
-	stdout, stderr, rc = gust(t, "fn", "list", "--tenant", "acme", "--output", "json", "--address", p.address)
-	require.Equal(t, 1, rc, stderr)
-	require.Empty(t, stdout)
-	require.Equal(t, 1, strings.Count(stderr, "\n"), stderr)
-	require.Contains(t, stderr, "no codec key is configured")
-	require.Contains(t, stderr, "--codec-key-file")
-	// ...and so does a wrong key.
-	wrong := filepath.Join(t.TempDir(), "wrong.key")
-	_, _, err = codec.EnsureKeyFile(wrong)
-	require.NoError(t, err)
-	_, stderr, rc = gust(t, "fn", "list", "--tenant", "acme", "--address", p.address, "--codec-key-file", wrong)
-	require.Equal(t, 1, rc, stderr)
-	require.Contains(t, stderr, "not among the 1 configured codec keys")
 	// A deploy without variables needs no key.
 	_, stderr, rc = gust(t, "fn", "deploy", "plain", "--tenant", "acme", "--code", code, "--address", p.address)
 	require.Equal(t, 0, rc, stderr)

@@ -18,8 +18,10 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
+	lambdacloud "github.com/gust-dev/gust/localcloud/lambda"
 	"github.com/gust-dev/gust/localcloud/lambda/lambdatest"
 	"github.com/gust-dev/gust/localcloud/lambda/sample"
+	"github.com/gust-dev/gust/platform"
 	"github.com/gust-dev/gust/workflows"
 )
 
@@ -47,16 +49,23 @@ func echoHandler(t *testing.T) string {
 
 // fnPlatform is what `gust dev` runs, inside the test process: its
 // frontend's address and its client, which encrypts secrets with its codec
-// key.
+// key, and where the read commands (fn list, envs, logs) find the cloud
+// and the tenants' keys.
 type fnPlatform struct {
 	address string
 	client  client.Client
+	// cloud is the read commands' --endpoint and --state-dir.
+	cloud []string
 }
 
 func startFnPlatform(t *testing.T) fnPlatform {
 	t.Helper()
-	p := startPlatform(t, 100)
-	return fnPlatform{address: p.Server().FrontendAddress(), client: p.Client()}
+	return newFnPlatform(startPlatform(t, 100))
+}
+
+func newFnPlatform(p *platform.Platform) fnPlatform {
+	return fnPlatform{address: p.Server().FrontendAddress(), client: p.Client(),
+		cloud: []string{"--endpoint", p.Cloud().Endpoint(), "--state-dir", filepath.Dir(p.RegistryFile())}}
 }
 
 func deployFn(ctx context.Context, t *testing.T, c client.Client, tenant, name, code string) workflows.DeployResult {
@@ -171,6 +180,10 @@ func TestFunctionCLI(t *testing.T) {
 	addr := []string{"--address", p.address, "--codec-key-file", keyFile}
 	fn := func(args ...string) (string, string, int) {
 		t.Helper()
+		switch args[0] {
+		case "list", "envs", "logs": // reads: the cloud, not Temporal
+			return gust(t, append(append([]string{"fn"}, args...), p.cloud...)...)
+		}
 		return gust(t, append(append([]string{"fn"}, args...), addr...)...)
 	}
 
@@ -188,7 +201,7 @@ func TestFunctionCLI(t *testing.T) {
 		for k := range out {
 			keys = append(keys, k)
 		}
-		require.ElementsMatch(t, []string{"payload", "environment_id", "cold_start", "duration_ms"}, keys)
+		require.ElementsMatch(t, []string{"request_id", "payload", "environment_id", "cold_start", "duration_ms"}, keys)
 		var resp sample.Response
 		require.NoError(t, json.Unmarshal(out["payload"], &resp))
 		require.Equal(t, "cust 1", resp.TenantID, "lambdacontext.FromContext(ctx).TenantID")
@@ -201,6 +214,14 @@ func TestFunctionCLI(t *testing.T) {
 		var dur int64
 		require.NoError(t, json.Unmarshal(out["duration_ms"], &dur))
 		require.GreaterOrEqual(t, dur, int64(0))
+
+		// An Event invocation returns no payload: its request id is how
+		// to find it again.
+		stdout, stderr, rc = fn("invoke", "echo", "--tenant", "acme", "--subtenant", "cust async", "--async", "--request-id", "async-json-1", "--output", "json")
+		require.Equal(t, 0, rc, stderr)
+		require.NoError(t, json.Unmarshal([]byte(stdout), &out))
+		require.JSONEq(t, `"async-json-1"`, string(out["request_id"]), stdout)
+		require.JSONEq(t, "null", string(out["payload"]), stdout)
 	})
 
 	t.Run("invoke text prints the payload", func(t *testing.T) {
@@ -305,8 +326,11 @@ func TestFunctionCLI(t *testing.T) {
 		got := map[string]string{}
 		for _, f := range fns {
 			got[f.Name] = fmt.Sprintf("%s %d", f.Egress, f.EphemeralMB)
-			if f.Name == "echo" {
+			switch f.Name {
+			case "echo":
 				require.Equal(t, 3, f.MaxEnvs, stdout)
+			case "net": // deployed without --max-envs-per-subtenant
+				require.Equal(t, lambdacloud.DefaultMaxEnvsPerSubTenant, f.MaxEnvs, "the default in force, not 0: %s", stdout)
 			}
 		}
 		require.Equal(t, "*.s3.amazonaws.com,api.example.com:443 1024", got["net"], stdout)
@@ -357,6 +381,7 @@ func TestFunctionCLI(t *testing.T) {
 		require.Equal(t, 0, rc, stderr)
 		stdout, stderr, rc := fn("envs", "echo", "--tenant", "acme", "--output", "json")
 		require.Equal(t, 0, rc, stderr)
+		requireJSONStyle(t, stdout)
 		var envs []map[string]any
 		require.NoError(t, json.Unmarshal([]byte(stdout), &envs))
 		subs := map[any]bool{}

@@ -113,7 +113,7 @@ func requestIDOf(t *testing.T, out *lambda.InvokeOutput, err error) string {
 // logs is the sub-tenant's captured output, from the local cloud.
 func (e *gatewayEnv) logs(t *testing.T, sub string) string {
 	t.Helper()
-	stdout, stderr, code := gust(t, "fn", "logs", "echo", "--tenant", "acme", "--subtenant", sub, "--address", e.dev.address)
+	stdout, stderr, code := gust(t, "fn", "logs", "echo", "--tenant", "acme", "--subtenant", sub, "--endpoint", e.dev.cloud, "--state-dir", e.state)
 	require.Equal(t, 0, code, stderr)
 	return stdout
 }
@@ -358,7 +358,7 @@ func TestGatewayAWSSDK(t *testing.T) {
 			require.Equal(t, "cust-t", r["subtenant"])
 			statuses[r["request_id"].(string)] = r["status"].(string)
 		}
-		require.Equal(t, "queue timeout", statuses[id])
+		require.Equal(t, "queue_timeout", statuses[id])
 		require.Equal(t, "succeeded", rows[1]["status"])
 	})
 }

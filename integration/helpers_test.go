@@ -31,6 +31,7 @@ func writeForeignSQLite(t *testing.T, path string) {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
+	removeBuiltImages()
 	if gustBinPath != "" {
 		_ = os.RemoveAll(filepath.Dir(gustBinPath))
 	}

@@ -206,6 +206,9 @@ func gustBinary(t *testing.T) string {
 		}
 		gustBinPath = filepath.Join(dir, "gust")
 		cmd := exec.Command("go", "build", "-o", gustBinPath, "../starter")
+		// Static, so the same binary runs on the host and in the gust
+		// image (FROM scratch, no C library): one build serves both.
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			gustBinErr = &buildError{out: string(out), err: err}

@@ -183,6 +183,25 @@ func recordFleets(ctx context.Context, t *testing.T, r *recorder, cloud *localcl
 		require.GreaterOrEqual(t, res.Terminated, 4, "the scale down terminated the newest")
 	})
 
+	t.Run("scale-drop", func(t *testing.T) {
+		// Scaled down to its min just after the burst, while its fill
+		// rounds still queue behind the launch rate: the newest are
+		// dropped before they launch (fleet-drop-surplus).
+		in := workflows.LaunchFleetInput{FleetID: "rec-scale-drop", InstanceType: "m5.large", Min: 5, Target: 200, Burst: true}
+		run := r.start(ctx, t, fleetOptions(in), workflows.LaunchFleetWorkflow, in)
+		waitFleet(ctx, t, r.c, run, "the burst landed", func(s workflows.FleetStatus) bool {
+			return s.Phase == workflows.PhaseFilling
+		})
+		down := scaleFleet(ctx, t, r.c, run, 5)
+		require.Equal(t, 200, down.PreviousTarget)
+		var res workflows.FleetResult
+		err := run.Get(ctx, &res)
+		hs := r.save(ctx, t, "fleet-scale-drop", run)
+		fulfilled(t, res, err, 5)
+		require.Positive(t, countEvents(hs, enumspb.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED), "no fill round was dropped")
+		require.Less(t, res.FillLaunched, 195, "the dropped rounds launched")
+	})
+
 	cancelled := func(t *testing.T, name, instanceType string, keep bool) {
 		in := workflows.LaunchFleetInput{FleetID: "rec-" + name, InstanceType: instanceType, Min: 2, Target: 50, Burst: true}
 		run := r.start(ctx, t, fleetOptions(in), workflows.LaunchFleetWorkflow, in)

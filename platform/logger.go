@@ -13,8 +13,13 @@ import (
 // alike: it keeps the SDK's routine info logs off the terminal; warnings
 // and errors still show on stderr, except expected retries (see
 // quietRetries).
-func QuietLogger() sdklog.Logger {
-	h := slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})
+func QuietLogger() sdklog.Logger { return QuietLoggerAt(slog.LevelWarn) }
+
+// QuietLoggerAt is QuietLogger at another level: `gust worker --log-level
+// info` shows the fleets' progress (phase changes, capacity waits,
+// throttled calls), which gust logs at info.
+func QuietLoggerAt(level slog.Leveler) sdklog.Logger {
+	h := slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})
 	return sdklog.NewStructuredLogger(slog.New(quietRetries{h}))
 }
 

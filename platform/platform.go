@@ -68,6 +68,10 @@ type Config struct {
 	// Logger receives the Temporal server's and the gateway's logs; nil
 	// leaves each its default (see devserver.Config and gateway.Config).
 	Logger *slog.Logger
+	// Metrics receives the metrics of the platform's Temporal client, and
+	// so of its worker and gateway (worker.NewMetrics serves them to
+	// Prometheus); nil records none.
+	Metrics client.MetricsHandler
 }
 
 // Platform is a running single-machine gust.
@@ -165,10 +169,12 @@ func Start(ctx context.Context, cfg Config) (_ *Platform, err error) {
 	}
 
 	if p.client, err = dial(ctx, client.Options{
-		HostPort:      p.server.FrontendAddress(),
-		Namespace:     "default",
-		DataConverter: codec.DataConverter(codecKey),
-		Logger:        QuietLogger(),
+		HostPort:         p.server.FrontendAddress(),
+		Namespace:        "default",
+		DataConverter:    codec.DataConverter(codecKey),
+		FailureConverter: codec.FailureConverter(),
+		Logger:           QuietLogger(),
+		MetricsHandler:   cfg.Metrics,
 	}); err != nil {
 		return nil, err
 	}
@@ -213,6 +219,9 @@ type WorkerConfig struct {
 	// chain's credentials as the worker's own: the platform principal's
 	// key, which `gust dev` reads from its tenant registry.
 	PlatformCredentials aws.CredentialsProvider
+	// SubTenantMetrics labels the invocation metrics with the sub-tenant
+	// (worker.Options.SubTenantMetrics).
+	SubTenantMetrics bool
 }
 
 // StartWorkers builds the AWS providers for cfg.Endpoint and starts gust's
@@ -234,10 +243,11 @@ func StartWorkers(ctx context.Context, c client.Client, cfg WorkerConfig) (*work
 		return nil, fmt.Errorf("configuring lambda provider: %w", err)
 	}
 	w, err := worker.New(c, worker.Options{
-		Accounts:   accounts,
-		Functions:  functions,
-		LaunchRate: cfg.LaunchRate,
-		Identity:   cfg.Identity,
+		Accounts:         accounts,
+		Functions:        functions,
+		LaunchRate:       cfg.LaunchRate,
+		Identity:         cfg.Identity,
+		SubTenantMetrics: cfg.SubTenantMetrics,
 	})
 	if err != nil {
 		return nil, err

@@ -11,9 +11,23 @@ import (
 // but gust's documented commands put flags after it, as the temporal and aws
 // CLIs allow: `gust fleet status ID --output json`, `gust fn deploy NAME
 // --tenant T --code PATH`. Everything after "--" stays positional.
+//
+// A command line that ends in the completion flag is a shell asking for
+// candidates: the flag stays last, where urfave/cli looks for it, and a
+// "--" is dropped, since urfave/cli would take it to mean "run the command"
+// rather than "complete it".
 func interspersed(app *cli.App, args []string) []string {
 	if len(args) < 2 {
 		return args
+	}
+	if args[len(args)-1] == completionFlag {
+		var rest []string
+		for _, a := range args[:len(args)-1] {
+			if a != "--" {
+				rest = append(rest, a)
+			}
+		}
+		return append(interspersed(app, rest), completionFlag)
 	}
 	out := []string{args[0]}
 	cmds, flags := app.Commands, app.Flags

@@ -49,6 +49,7 @@ second whatever gust did.`,
 			&cli.DurationFlag{Name: "boot", Value: time.Second, Usage: "the cloud's boot delay"},
 			&cli.IntFlag{Name: "large", Value: 10000, Usage: "size of the large fleet (0 skips it)"},
 			&cli.Float64Flag{Name: "large-launch-rate", Value: 1000, Usage: "launch rate for the large fleet"},
+			outputFlag(),
 		},
 		Action: runBenchFleet,
 	}
@@ -56,6 +57,10 @@ second whatever gust did.`,
 
 func runBenchFleet(c *cli.Context) error {
 	if err := noArgs(c); err != nil {
+		return err
+	}
+	asJSON, err := jsonOutput(c)
+	if err != nil {
 		return err
 	}
 	minN, target, large := c.Int("min"), c.Int("target"), c.Int("large")
@@ -70,6 +75,8 @@ func runBenchFleet(c *cli.Context) error {
 	}
 	return bench.Fleet(c.Context, bench.FleetOptions{
 		Out:             c.App.Writer,
+		Progress:        os.Stderr,
+		JSON:            asJSON,
 		Min:             minN,
 		Target:          target,
 		LaunchRate:      c.Float64("launch-rate"),

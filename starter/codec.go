@@ -67,13 +67,15 @@ func codecKeys(c *cli.Context) ([]codec.Key, error) {
 	return keys, nil
 }
 
-// setDataConverter gives opts gust's data converter with the keys of c.
+// setDataConverter gives opts gust's data converter with the keys of c, and
+// its failure converter.
 func setDataConverter(c *cli.Context, opts *client.Options) error {
 	keys, err := codecKeys(c)
 	if err != nil {
 		return err
 	}
 	opts.DataConverter = codec.DataConverter(keys...)
+	opts.FailureConverter = codec.FailureConverter()
 	return nil
 }
 

@@ -115,6 +115,13 @@ type devCredentials struct {
 // its platform principal's key as profile gust-platform, each rewritten
 // on every start, and returns their paths for the start-up summary.
 func writeDevCredentials(p *platform.Platform, dir string) (devCredentials, error) {
+	return writeStateCredentials(dir, p.DefaultCredentials(), p.PlatformCredentials())
+}
+
+// writeStateCredentials writes def as profile gust and plat as profile
+// gust-platform into dir: what gust dev and gust cloud leave in their state
+// directory for clients and workers.
+func writeStateCredentials(dir string, def, plat tenants.Credentials) (devCredentials, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return devCredentials{}, fmt.Errorf("creating state dir: %w", err)
 	}
@@ -123,11 +130,11 @@ func writeDevCredentials(p *platform.Platform, dir string) (devCredentials, erro
 		return devCredentials{}, fmt.Errorf("state dir %s: %w", dir, err)
 	}
 	cf := filepath.Join(abs, credentialsFileName)
-	if err := writeCredentialsFile(cf, credentialsProfile, p.DefaultCredentials()); err != nil {
+	if err := writeCredentialsFile(cf, credentialsProfile, def); err != nil {
 		return devCredentials{}, err
 	}
 	pf := filepath.Join(abs, platformCredentialsFileName)
-	if err := writeCredentialsFile(pf, platformProfile, p.PlatformCredentials()); err != nil {
+	if err := writeCredentialsFile(pf, platformProfile, plat); err != nil {
 		return devCredentials{}, err
 	}
 	return devCredentials{file: cf, platformFile: pf}, nil
@@ -140,9 +147,14 @@ func printTenants(w io.Writer, p *platform.Platform, creds devCredentials) {
 	if p.RegistryFile() == "" {
 		return
 	}
-	def := p.DefaultCredentials()
+	printRegistry(w, p.RegistryFile(), p.DefaultCredentials(), p.Cloud().Endpoint(), creds)
+}
+
+// printRegistry is printTenants for the registry at registryFile, whose
+// default tenant's key is def, of the cloud at endpoint.
+func printRegistry(w io.Writer, registryFile string, def tenants.Credentials, endpoint string, creds devCredentials) {
 	fmt.Fprintf(w, "  Tenants    %s  (tenant %s, account %s; manage with: gust tenant list --state-dir %s)\n",
-		p.RegistryFile(), def.Tenant, def.AccountID, filepath.Dir(p.RegistryFile()))
+		registryFile, def.Tenant, def.AccountID, filepath.Dir(registryFile))
 	if creds.file == "" {
 		return
 	}
@@ -150,7 +162,7 @@ func printTenants(w io.Writer, p *platform.Platform, creds devCredentials) {
 	// --region rather than AWS_REGION: AWS CLI v1 reads only
 	// AWS_DEFAULT_REGION, v2 both; the flag works with every version.
 	fmt.Fprintf(w, "             AWS_SHARED_CREDENTIALS_FILE=%s AWS_PROFILE=%s aws --endpoint-url %s --region %s lambda list-functions\n",
-		shellQuote(creds.file), credentialsProfile, p.Cloud().Endpoint(), cloudRegion)
+		shellQuote(creds.file), credentialsProfile, endpoint, cloudRegion)
 	fmt.Fprintf(w, "  Platform   profile %s in %s: for gust worker --endpoint on this machine only\n", platformProfile, creds.platformFile)
 }
 

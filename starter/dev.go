@@ -32,10 +32,14 @@ gust worker. History survives restarts on the same --state-dir.`,
 			&cli.IntFlag{Name: "ui-port", Value: 8233, Usage: "Temporal Web UI port (0 turns the UI off)"},
 			&cli.StringFlag{Name: "state-dir", Value: ".gust", EnvVars: []string{"GUST_STATE_DIR"}, Usage: "directory for temporal.db and the local cloud's state"},
 			&cli.BoolFlag{Name: "ephemeral", Usage: "keep all state in memory; nothing is written to --state-dir"},
-			&cli.StringFlag{Name: "log-level", Value: "warn", Usage: "server log level: debug, info, warn or error"},
+			&cli.StringFlag{Name: "log-level", Value: "warn", Usage: "log level: debug, info, warn or error; the Temporal server's own warnings show at info"},
 			&cli.BoolFlag{Name: "no-worker", Usage: "run the server, Web UI and local cloud only"},
 			&cli.IntFlag{Name: "gateway-port", Value: gateway.DefaultPort, Usage: "gateway port: Lambda's Invoke API for tenants' applications (0 picks a free port)"},
 			&cli.Float64Flag{Name: "launch-rate", Value: worker.DefaultLaunchRate, Usage: "fill-path launch rate, instances per second, enforced by the Temporal server across all workers"},
+			// Off by default, unlike gust worker's 9090: a gust dev and a
+			// gust worker often share a machine.
+			&cli.IntFlag{Name: "metrics-port", Usage: "Prometheus /metrics port of the in-process worker, as gust worker's (default 0: off)"},
+			metricsAddressFlag(),
 		}, cloudFlags()...),
 		Action: runDev,
 	}
@@ -122,6 +126,9 @@ func runDev(c *cli.Context) error {
 	if c.Float64("launch-rate") <= 0 {
 		return usagef("--launch-rate must be positive")
 	}
+	if c.Bool("no-worker") && c.Int("metrics-port") != 0 {
+		return usagef("--metrics-port serves the in-process worker's metrics; with --no-worker give it to gust worker")
+	}
 	cloud, err := cloudConfig(c)
 	if err != nil {
 		return err
@@ -142,6 +149,13 @@ func runDev(c *cli.Context) error {
 		return usagef("--state-dir must not be empty: gust dev writes the credentials file there, also with --ephemeral")
 	}
 
+	metricsLn, err := listenMetrics(c)
+	if err != nil {
+		return err
+	}
+	metrics := worker.NewMetrics()
+	defer metrics.Close()
+
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -156,16 +170,24 @@ func runDev(c *cli.Context) error {
 		LaunchRate:  c.Float64("launch-rate"),
 		NoWorker:    c.Bool("no-worker"),
 		Logger:      logger,
+		Metrics:     metrics.Handler,
 	})
 	if err != nil {
+		if metricsLn != nil {
+			_ = metricsLn.Close()
+		}
 		return err
 	}
+	defer serveMetrics(metricsLn, metrics)()
 	creds, err := writeDevCredentials(p, credDir)
 	if err != nil {
 		_ = p.Shutdown()
 		return err
 	}
-	printAddresses(c.App.Writer, p, stateDir, c.Float64("launch-rate"), creds)
+	printAddresses(c.App.Writer, p, stateDir, c.Float64("launch-rate"), creds, "off")
+	if metricsLn != nil {
+		fmt.Fprintf(c.App.Writer, "  Metrics    http://%s/metrics  (the worker's and gust's Prometheus metrics)\n", metricsLn.Addr())
+	}
 	fmt.Fprintln(c.App.Writer, "Press Ctrl+C to stop.")
 
 	<-ctx.Done()
@@ -174,15 +196,16 @@ func runDev(c *cli.Context) error {
 }
 
 // printAddresses is the start-up summary of `gust dev` and `gust demo`;
-// creds are the credentials files gust dev wrote, none for the demo.
-func printAddresses(w io.Writer, p *platform.Platform, stateDir string, launchRate float64, creds devCredentials) {
+// creds are the credentials files gust dev wrote, none for the demo, and
+// noUI what to say when the Web UI does not run.
+func printAddresses(w io.Writer, p *platform.Platform, stateDir string, launchRate float64, creds devCredentials, noUI string) {
 	cfg := p.Server().Config()
 	fmt.Fprintf(w, "gust is running\n")
 	fmt.Fprintf(w, "  Temporal   %s  (namespace default)\n", p.Server().FrontendAddress())
 	if ui := p.Server().UIAddress(); ui != "" {
 		fmt.Fprintf(w, "  Web UI     %s\n", ui)
 	} else {
-		fmt.Fprintf(w, "  Web UI     off\n")
+		fmt.Fprintf(w, "  Web UI     %s\n", noUI)
 	}
 	fmt.Fprintf(w, "  Cloud      %s  (EC2 and Lambda APIs)\n", p.Cloud().Endpoint())
 	fmt.Fprintf(w, "  Gateway    %s  (Lambda Invoke API for tenants' apps: SigV4 or Bearer sub-tenant tokens)\n", p.Gateway().Endpoint())

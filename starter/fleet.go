@@ -54,6 +54,7 @@ each have a fleet "web", and the other fleet commands take the same --tenant.`,
 					&cli.DurationFlag{Name: "capacity-wait", Usage: "with --capacity-policy wait: how long to wait for capacity (default 15m)"},
 					&cli.BoolFlag{Name: "wait", Usage: "wait for the fleet to end, showing progress (text) or printing the result (json)"},
 					&cli.DurationFlag{Name: "timeout", Usage: "with --wait: stop waiting after this long and exit 1 (the fleet keeps filling)"},
+					cloudEndpointFlag(), cloudStateDirFlag(),
 				),
 				Action: runFleetLaunch,
 			},
@@ -204,11 +205,20 @@ func runFleetLaunch(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	cl, err := dial(c)
+	cl, err := dialWorker(c, workflows.LaunchTaskQueue)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
+	// An instance type the cloud does not offer is the caller's mistake:
+	// exit 2 before anything starts.
+	note, err := checkInstanceType(c, in.Tenant, in.InstanceType)
+	if err != nil {
+		return err
+	}
+	if note != "" {
+		fmt.Fprintf(c.App.ErrWriter, "gust: note: %s\n", note)
+	}
 	ctx := c.Context
 	out := c.App.Writer
 
@@ -221,10 +231,31 @@ func runFleetLaunch(c *cli.Context) error {
 		fmt.Fprintf(os.Stderr, "fleet %s already exists: joining it instead of launching again\n", wfID)
 	}
 	if !c.Bool("wait") {
-		if asJSON {
-			return printJSON(out, map[string]any{"fleet_id": in.FleetID, "tenant": tenantName(in.Tenant), "run_id": run.GetRunID(), "joined": joined, "state": "started"})
+		// The state, as status and list name it: validating for a new
+		// fleet; a joined fleet's own, which may have ended.
+		state, runID, closed := launchedState(ctx, cl, wfID, run, joined)
+		if closed {
+			res, err := fleetOutcome(ctx, cl, wfID)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				if err := printJSON(out, launchJSON{FleetID: in.FleetID, Tenant: tenantName(in.Tenant), RunID: runID, Joined: true, State: optString(state)}); err != nil {
+					return err
+				}
+				return fleetExit(res)
+			}
+			fmt.Fprintf(out, "fleet %s already ended: nothing launched.\n", wfID)
+			return reportFleetResult(out, res, false)
 		}
-		fmt.Fprintf(out, "fleet %s started (run %s): min %d, target %d, %s\n", wfID, run.GetRunID(), in.Min, in.Target, in.InstanceType)
+		if asJSON {
+			return printJSON(out, launchJSON{FleetID: in.FleetID, Tenant: tenantName(in.Tenant), RunID: runID, Joined: joined, State: optString(state)})
+		}
+		verb := "started"
+		if joined {
+			verb = "joined, " + dashIfEmpty(state)
+		}
+		fmt.Fprintf(out, "fleet %s %s (run %s): min %d, target %d, %s\n", wfID, verb, runID, in.Min, in.Target, in.InstanceType)
 		fmt.Fprintf(out, "follow it with: gust fleet status %s%s\n", in.FleetID, tenantArg(in.Tenant))
 		return nil
 	}
@@ -243,11 +274,11 @@ func runFleetLaunch(c *cli.Context) error {
 	if stopProgress != nil {
 		stopProgress()
 	}
-	if err != nil && waitCtx.Err() != nil && ctx.Err() == nil {
+	if err != nil && pastDeadline(waitCtx, err) && ctx.Err() == nil {
 		// Our --timeout ran out; the fleet goes on. Report where it is.
 		res, err = timedOutResult(ctx, cl, wfID)
 		if err != nil {
-			return err
+			return failed(fmt.Sprintf("fleet %s: still running after --timeout %v; its status is unavailable: %s", wfID, c.Duration("timeout"), oneLine(err.Error())))
 		}
 		res.Message = fmt.Sprintf("still %s after --timeout %v; the fleet keeps filling", res.State, c.Duration("timeout"))
 	} else if err != nil {
@@ -273,8 +304,11 @@ func startFleet(ctx context.Context, cl client.Client, in workflows.LaunchFleetI
 		TaskQueue:                workflows.TaskQueue,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
-		StaticSummary:            summary,
-		Memo:                     memo,
+		// A closed fleet with this id is an error, not a run handed back
+		// as if it were ours: that is how a launch knows it joined one.
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
+		StaticSummary:                            summary,
+		Memo:                                     memo,
 	}, workflows.LaunchFleetWorkflow, in)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	switch {
@@ -300,12 +334,20 @@ func alreadyRunning(ctx context.Context, cl client.Client, id, runID string) boo
 
 // fleetOutcome waits for the fleet's workflow chain to end and returns its
 // result, whether it completed, failed with a FleetResult, or was
-// cancelled.
+// cancelled. An error that is not the workflow's own (the wait's deadline,
+// a lost connection) is returned as an error, never as a failed fleet.
 func fleetOutcome(ctx context.Context, cl client.Client, fleetID string) (workflows.FleetResult, error) {
 	var res workflows.FleetResult
 	err := cl.GetWorkflow(ctx, fleetID, "").Get(ctx, &res)
 	if err == nil {
 		return res, nil
+	}
+	if !errors.As(err, new(*temporal.WorkflowExecutionError)) {
+		var notFound *serviceerror.NotFound
+		if errors.As(err, &notFound) {
+			return res, failed(fmt.Sprintf("fleet %s not found", fleetID))
+		}
+		return res, fmt.Errorf("waiting for fleet %s: %w", fleetID, err)
 	}
 	var appErr *temporal.ApplicationError
 	var canceled *temporal.CanceledError
@@ -318,13 +360,6 @@ func fleetOutcome(ctx context.Context, cl client.Client, fleetID string) (workfl
 		if derr := canceled.Details(&res); derr == nil && res.FleetID != "" {
 			return res, nil
 		}
-	}
-	var notFound *serviceerror.NotFound
-	if errors.As(err, &notFound) {
-		return res, failed(fmt.Sprintf("fleet %s not found", fleetID))
-	}
-	if ctx.Err() != nil {
-		return res, ctx.Err()
 	}
 	return workflows.FleetResult{FleetID: fleetID, State: workflows.PhaseFailed, Message: oneLine(err.Error())}, nil
 }
@@ -339,8 +374,8 @@ func timedOutResult(ctx context.Context, cl client.Client, fleetID string) (work
 		FleetID: st.FleetID, State: st.Phase, Min: st.Min, Target: st.Target,
 		Running: st.Running, Launched: st.Launched, Burst: st.Burst,
 		InstanceIDs:    []string{},
-		TimeToMinMS:    st.TimeToMin.Milliseconds(),
-		TimeToTargetMS: st.TimeToTarget.Milliseconds(),
+		TimeToMinMS:    st.TimeToMinMS,
+		TimeToTargetMS: st.TimeToTargetMS,
 	}, nil
 }
 
@@ -348,6 +383,7 @@ func reportFleetResult(out io.Writer, res workflows.FleetResult, asJSON bool) er
 	if res.InstanceIDs == nil {
 		res.InstanceIDs = []string{}
 	}
+	res.Tenant = tenantName(res.Tenant) // named, as in list and status
 	if asJSON {
 		if err := printJSON(out, res); err != nil {
 			return err
@@ -365,10 +401,27 @@ func reportFleetResult(out io.Writer, res workflows.FleetResult, asJSON bool) er
 			fmt.Fprintln(out, res.Message)
 		}
 	}
+	return fleetExit(res)
+}
+
+// fleetExit is exit 1, with nothing more to print, for a fleet that ended
+// without its target.
+func fleetExit(res workflows.FleetResult) error {
 	if res.State != workflows.PhaseFulfilled {
 		return cli.Exit("", exitFailed)
 	}
 	return nil
+}
+
+// launchJSON is `gust fleet launch --output json` without --wait. State is
+// the fleet's state (see fleetState), null when a joined running fleet's
+// could not be read.
+type launchJSON struct {
+	FleetID string  `json:"fleet_id"`
+	Tenant  string  `json:"tenant"`
+	RunID   string  `json:"run_id"`
+	Joined  bool    `json:"joined"`
+	State   *string `json:"state"`
 }
 
 func msDuration(ms int64) time.Duration {
@@ -453,11 +506,11 @@ func progressLine(st workflows.FleetStatus, width int) string {
 		}
 	}
 	s := fmt.Sprintf("%s %-9s [%s] %d/%d running, %d pending", st.FleetID, st.Phase, b.String(), st.Running, st.Target, st.Pending)
-	if st.TimeToMin > 0 {
-		s += fmt.Sprintf("  min %d in %v", st.Min, st.TimeToMin.Round(time.Millisecond))
+	if st.TimeToMinMS > 0 {
+		s += fmt.Sprintf("  min %d in %v", st.Min, msDuration(st.TimeToMinMS))
 	}
-	if st.TimeToTarget > 0 {
-		s += fmt.Sprintf("  target in %v", st.TimeToTarget.Round(time.Millisecond))
+	if st.TimeToTargetMS > 0 {
+		s += fmt.Sprintf("  target in %v", msDuration(st.TimeToTargetMS))
 	}
 	return s
 }
@@ -479,7 +532,7 @@ func runFleetStatus(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	cl, asJSON, err := dialWithOutput(c)
+	cl, asJSON, err := dialWorkerWithOutput(c)
 	if err != nil {
 		return err
 	}
@@ -488,14 +541,22 @@ func runFleetStatus(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	// Launches the server is retrying (throttled, short of capacity) are
+	// not in the workflow's state: they come from its pending activities.
+	// A fleet that has ended has none.
+	retries, err := fleetRetries(c.Context, cl, id)
+	if err != nil {
+		return err
+	}
 	if asJSON {
-		return printJSON(c.App.Writer, st)
+		st.Tenant = tenantName(st.Tenant) // named, as in list and launch
+		return printJSON(c.App.Writer, statusJSON{FleetStatus: st, Retrying: retries})
 	}
 	w := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
 	row := func(k string, v any) { fmt.Fprintf(w, "%s\t%v\n", k, v) }
 	row("Fleet", st.FleetID)
 	row("Tenant", tenantName(st.Tenant))
-	row("Phase", st.Phase)
+	row("State", st.Phase)
 	row("Min / Target", fmt.Sprintf("%d / %d", st.Min, st.Target))
 	row("Running", st.Running)
 	row("Pending", st.Pending)
@@ -509,8 +570,14 @@ func runFleetStatus(c *cli.Context) error {
 	if st.Lost > 0 {
 		row("Lost", fmt.Sprintf("%d (terminated outside gust)", st.Lost))
 	}
-	row("Time to min", durOrDash(st.TimeToMin))
-	row("Time to target", durOrDash(st.TimeToTarget))
+	if st.Kept > 0 {
+		row("Kept", fmt.Sprintf("%d (left running by cancel --keep)", st.Kept))
+	}
+	if s := retrySummary(retries, time.Now()); s != "" {
+		row("Retrying", s)
+	}
+	row("Time to min", durOrDash(msDuration(st.TimeToMinMS)))
+	row("Time to target", durOrDash(msDuration(st.TimeToTargetMS)))
 	row("Runs", st.Runs)
 	if st.Message != "" {
 		row("Message", st.Message)
@@ -535,17 +602,23 @@ func runFleetList(c *cli.Context) error {
 	}
 	defer cl.Close()
 
+	// A row's state is the fleet's (see fleetState), null when a running
+	// fleet's could not be read; started is when its first run started.
 	type row struct {
 		FleetID      string    `json:"fleet_id"`
 		Tenant       string    `json:"tenant"`
-		Status       string    `json:"status"`
+		State        *string   `json:"state"`
 		InstanceType string    `json:"instance_type"`
 		Min          int       `json:"min"`
 		Target       int       `json:"target"`
 		Started      time.Time `json:"started"`
 	}
 	rows := []row{}
-	seen := map[string]bool{}
+	// Per row: the workflow id, and the status and start of its newest run.
+	var ids []string
+	var statuses []enumspb.WorkflowExecutionStatus
+	var newest []time.Time
+	seen := map[string]int{} // workflow id -> index in rows
 	var token []byte
 	for {
 		resp, err := cl.ListWorkflow(c.Context, &workflowservice.ListWorkflowExecutionsRequest{
@@ -557,11 +630,19 @@ func runFleetList(c *cli.Context) error {
 		}
 		for _, e := range resp.GetExecutions() {
 			id := e.GetExecution().GetWorkflowId()
-			if seen[id] { // continue-as-new leaves one closed run per hop
+			start := e.GetStartTime().AsTime()
+			if i, ok := seen[id]; ok { // continue-as-new leaves one closed run per hop
+				if start.Before(rows[i].Started) {
+					rows[i].Started = start
+				}
+				if start.After(newest[i]) {
+					statuses[i], newest[i] = e.GetStatus(), start
+				}
 				continue
 			}
-			seen[id] = true
-			r := row{FleetID: id, Status: statusName(e.GetStatus()), Started: e.GetStartTime().AsTime()}
+			seen[id] = len(rows)
+			ids, statuses, newest = append(ids, id), append(statuses, e.GetStatus()), append(newest, start)
+			r := row{FleetID: id, Started: start}
 			decodeMemo(e.GetMemo(), workflows.MemoTenant, &r.Tenant)
 			if r.Tenant != "" {
 				r.FleetID = strings.TrimPrefix(id, r.Tenant+"/")
@@ -577,14 +658,21 @@ func runFleetList(c *cli.Context) error {
 			break
 		}
 	}
+	for i, s := range fleetStates(c.Context, cl, ids, statuses) {
+		rows[i].State = optString(s)
+	}
 	sort.Slice(rows, func(i, j int) bool { return rows[i].Started.After(rows[j].Started) })
 	if asJSON {
 		return printJSON(c.App.Writer, rows)
 	}
 	w := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "FLEET ID\tTENANT\tSTATUS\tTYPE\tMIN\tTARGET\tSTARTED")
+	fmt.Fprintln(w, "FLEET ID\tTENANT\tSTATE\tTYPE\tMIN\tTARGET\tSTARTED")
 	for _, r := range rows {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%d\t%s\n", r.FleetID, r.Tenant, r.Status, r.InstanceType, r.Min, r.Target, r.Started.Local().Format(time.DateTime))
+		state := "-"
+		if r.State != nil {
+			state = *r.State
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%d\t%s\n", r.FleetID, r.Tenant, state, r.InstanceType, r.Min, r.Target, r.Started.Local().Format(time.DateTime))
 	}
 	return w.Flush()
 }
@@ -605,11 +693,17 @@ func runFleetScale(c *cli.Context) error {
 	if target < 1 || target > workflows.MaxFleetSize {
 		return usagef("--target %d must be between 1 and %d", target, workflows.MaxFleetSize)
 	}
-	cl, err := dial(c)
+	cl, err := dialWorker(c)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
+	// The minimum is fixed at launch: a target below it is the caller's
+	// mistake (exit 2), which the fleet's update validator would only
+	// report as a failed update.
+	if st, err := queryFleet(c.Context, cl, id); err == nil && target < st.Min {
+		return usagef("--target %d is below fleet %s's min %d", target, id, st.Min)
+	}
 	var res workflows.ScaleResult
 	if err := updateFleet(c.Context, cl, id, workflows.ScaleUpdate, workflows.ScaleInput{Target: target}, &res); err != nil {
 		return err
@@ -626,7 +720,7 @@ func runFleetCancel(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	cl, asJSON, err := dialWithOutput(c)
+	cl, asJSON, err := dialWorkerWithOutput(c)
 	if err != nil {
 		return err
 	}
@@ -661,11 +755,6 @@ func updateFleet(ctx context.Context, cl client.Client, id, name string, arg, re
 		return failed(fmt.Sprintf("fleet %s not found or no longer running", id))
 	}
 	return failed(fmt.Sprintf("fleet %s: %s: %s", id, name, oneLine(err.Error())))
-}
-
-// statusName turns WORKFLOW_EXECUTION_STATUS_RUNNING into "running".
-func statusName(s enumspb.WorkflowExecutionStatus) string {
-	return strings.ToLower(strings.TrimPrefix(s.String(), "WORKFLOW_EXECUTION_STATUS_"))
 }
 
 // decodeMemo reads one memo field; a missing or odd field leaves v as is.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -19,16 +20,19 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/gust-dev/gust/activities"
+	"github.com/gust-dev/gust/demo"
 	"github.com/gust-dev/gust/localcloud/lambda/egress"
 	"github.com/gust-dev/gust/providers"
+	lambdaprovider "github.com/gust-dev/gust/providers/lambda"
 	"github.com/gust-dev/gust/runwait"
 	"github.com/gust-dev/gust/workflows"
 )
 
 // fnCommand is `gust fn`: deploy, invoke and administer a tenant's
-// functions. Every verb reaches the platform through Temporal (the workflows
-// of workflows/functions.go and workflows/invoke.go), with the same
-// connection flags as `gust fleet`.
+// functions. The verbs that change something or run the function reach the
+// platform through Temporal (the workflows of workflows/functions.go and
+// workflows/invoke.go), with the same connection flags as `gust fleet`;
+// the reads (list, envs, logs) ask the cloud directly (fn_read.go).
 func fnCommand() *cli.Command {
 	tenant := func() cli.Flag {
 		return &cli.StringFlag{Name: "tenant", EnvVars: []string{"GUST_TENANT"}, Usage: "tenant id: the SaaS provider that owns the function (required)"}
@@ -47,7 +51,8 @@ func fnCommand() *cli.Command {
 				Description: `--code is a zip with an executable named bootstrap at its root (Lambda's
 provided.al2023 runtime), or a single executable, deployed as bootstrap.
 Code over 1 MB travels by path: the worker must run on this machine, as
-it does under gust dev.
+it does under gust dev. --code "$(command -v gust)" deploys gust's own
+sample echo function, its handler mode, to gust dev's local cloud.
 
 --egress is where the function may connect: none (the default), all, or a
 comma-separated list of HOST[:PORT] entries (*.example.com matches any
@@ -70,9 +75,10 @@ it with a proxy inside the function's sandbox. Each deploy sets it anew.`,
 				Usage:     "invoke a function for a sub-tenant and print its response",
 				ArgsUsage: "NAME",
 				Description: `Starts one InvokeWorkflow and waits for it. Text mode prints the function's
-response payload; --output json prints {"payload", "environment_id",
-"cold_start", "duration_ms"}. A function error exits 1 with its type and
-message. --payload @FILE reads the payload from a file.`,
+response payload; --output json prints {"request_id", "payload",
+"environment_id", "cold_start", "duration_ms"} (docs/cli.md). A function
+error exits 1 with its type and message. --payload @FILE reads the payload
+from a file.`,
 				Flags: clientFlags(
 					tenant(),
 					subTenant("sub-tenant id (Lambda's TenantId): the customer this invocation runs for (required)"),
@@ -101,24 +107,33 @@ starts InvokeWorkflow are all listed.`,
 				Action: runFnInvocations,
 			},
 			{
-				Name:   "list",
-				Usage:  "list the tenant's functions",
-				Flags:  clientFlags(tenant()),
-				Action: runFnList,
+				Name:        "list",
+				Usage:       "list the tenant's functions, from the cloud",
+				Description: fnReadDescription,
+				Flags:       fnReadFlags(tenant()),
+				Action:      runFnList,
 			},
 			{
-				Name:      "envs",
-				Usage:     "list a function's execution environments",
-				ArgsUsage: "NAME",
-				Flags:     clientFlags(tenant()),
-				Action:    runFnEnvs,
+				Name:        "envs",
+				Usage:       "list a function's execution environments, from the local cloud",
+				ArgsUsage:   "NAME",
+				Description: fnReadDescription,
+				Flags:       fnReadFlags(tenant()),
+				Action:      runFnEnvs,
 			},
 			{
 				Name:      "logs",
-				Usage:     "print the captured stdout and stderr of a sub-tenant's environments",
+				Usage:     "print a sub-tenant's log: its environments' stdout and stderr, and a REPORT line per invocation",
 				ArgsUsage: "NAME",
-				Flags:     clientFlags(tenant(), subTenant("sub-tenant whose output to show (required)")),
-				Action:    runFnLogs,
+				Description: fnReadDescription + `
+
+Text mode prints "<time> <environment> <line>": the function's stdout and
+the START, END and REPORT lines on stdout, its stderr on stderr.
+--output json prints one object per line: {"timestamp", "request_id",
+"tenant", "subtenant", "stream" (stdout, stderr or platform),
+"environment_id", "message"}.`,
+				Flags:  fnReadFlags(tenant(), subTenant("sub-tenant whose output to show (required)")),
+				Action: runFnLogs,
 			},
 			{
 				Name:      "delete",
@@ -134,7 +149,7 @@ starts InvokeWorkflow are all listed.`,
 // runFnCommand dials Temporal with c's connection flags and runs one
 // function admin workflow to completion.
 func runFnCommand(c *cli.Context, op, tenant, name string, wf, in, res any) error {
-	cl, err := dial(c)
+	cl, err := dialWorker(c)
 	if err != nil {
 		return err
 	}
@@ -202,6 +217,13 @@ func runFnDeploy(c *cli.Context) error {
 	if path == "" {
 		return usagef("--code is required")
 	}
+	// gust itself is the sample function: its handler mode, through a
+	// small bootstrap, since the binary is far over the size limit.
+	path, cleanup, err := demo.SampleCode(path)
+	if err != nil {
+		return usagef("--code: %v", err)
+	}
+	defer cleanup()
 	if err := in.SetCode(path); err != nil {
 		return usagef("--code: %v", err)
 	}
@@ -310,7 +332,7 @@ func runFnInvoke(c *cli.Context) error {
 	if err := in.Validate(); err != nil {
 		return usagef("%v", err)
 	}
-	cl, err := dial(c)
+	cl, err := dialWorker(c)
 	if err != nil {
 		return err
 	}
@@ -323,13 +345,16 @@ func runFnInvoke(c *cli.Context) error {
 	if asJSON {
 		// The documented fields only: the workflow's result carries more
 		// (the log tail and executed version the gateway answers with).
+		// The request id is there for every invocation, so an --async one
+		// can be found again (gust fn invocations, --request-id).
 		view := struct {
+			RequestID     string                       `json:"request_id"`
 			Payload       json.RawMessage              `json:"payload"`
 			EnvironmentID string                       `json:"environment_id"`
 			ColdStart     bool                         `json:"cold_start"`
 			DurationMS    int64                        `json:"duration_ms"`
 			FunctionError *workflows.FunctionErrorInfo `json:"function_error,omitempty"`
-		}{res.Payload, res.EnvironmentID, res.ColdStart, res.DurationMS, res.FunctionError}
+		}{in.RequestID, res.Payload, res.EnvironmentID, res.ColdStart, res.DurationMS, res.FunctionError}
 		if err := printJSON(out, view); err != nil {
 			return err
 		}
@@ -426,7 +451,7 @@ type fnFunction struct {
 	MemoryMB            int               `json:"memory_mb"`
 	MaxEnvsPerSubTenant int               `json:"max_envs_per_subtenant"`
 	Env                 map[string]string `json:"env,omitempty"`
-	LastModified        time.Time         `json:"last_modified"`
+	LastModified        *time.Time        `json:"last_modified"` // null when the cloud does not say
 	// Egress is the canonical egress policy (none, all or HOST[:PORT],...);
 	// EphemeralMB the size of /tmp, 0 where the cloud does not report it.
 	Egress      string `json:"egress"`
@@ -437,7 +462,7 @@ func functionRow(f providers.Function) fnFunction {
 	return fnFunction{
 		Tenant: f.Tenant, Name: f.Name, Version: f.Version, CodeSHA256: f.CodeSHA256,
 		Tenancy: f.Tenancy, TimeoutMS: f.Timeout.Milliseconds(), MemoryMB: f.MemoryMB,
-		MaxEnvsPerSubTenant: f.MaxEnvsPerSubTenant, Env: f.Env, LastModified: f.LastModified,
+		MaxEnvsPerSubTenant: f.MaxEnvsPerSubTenant, Env: f.Env, LastModified: optTime(f.LastModified),
 		Egress: f.Egress, EphemeralMB: f.EphemeralMB,
 	}
 }
@@ -451,12 +476,16 @@ func runFnList(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	var res workflows.ListFunctionsResult
-	if err := runFnCommand(c, workflows.OpList, tenant, "", workflows.ListFunctionsWorkflow, workflows.ListFunctionsInput{Tenant: tenant}, &res); err != nil {
+	p, err := fnReader(c, tenant)
+	if err != nil {
 		return err
 	}
-	rows := make([]fnFunction, 0, len(res.Functions))
-	for _, f := range res.Functions {
+	fns, err := p.List(c.Context, tenant)
+	if err != nil {
+		return fnReadFailure(c, err, tenant, "")
+	}
+	rows := make([]fnFunction, 0, len(fns))
+	for _, f := range fns {
 		rows = append(rows, functionRow(f))
 	}
 	if asJSON {
@@ -471,7 +500,7 @@ func runFnList(c *cli.Context) error {
 		}
 		// The policy comes last: a host list is the one long column.
 		fmt.Fprintf(w, "%s\t%s\t%s\t%d MB\t%s\t%v\t%s\t%s\n", f.Name, f.Version, dashIfEmpty(f.Tenancy), f.MemoryMB, tmp,
-			time.Duration(f.TimeoutMS)*time.Millisecond, f.LastModified.Local().Format(time.DateTime), dashIfEmpty(f.Egress))
+			time.Duration(f.TimeoutMS)*time.Millisecond, tableTime(f.LastModified, time.DateTime), dashIfEmpty(f.Egress))
 	}
 	return w.Flush()
 }
@@ -496,14 +525,14 @@ type fnEnvironment struct {
 	// Isolation is "sandbox" or "none"; UID is the uid the environment
 	// runs as on the machine; PidsMax and CPUShare are its cgroup limits
 	// and EphemeralMB its /tmp size (0 where not enforced).
-	Isolation   string    `json:"isolation,omitempty"`
-	PID         int       `json:"pid,omitempty"`
-	UID         int       `json:"uid,omitempty"`
-	PidsMax     int       `json:"pids_max,omitempty"`
-	CPUShare    int       `json:"cpu_share,omitempty"`
-	EphemeralMB int       `json:"ephemeral_mb,omitempty"`
-	Started     time.Time `json:"started"`
-	LastUsed    time.Time `json:"last_used"`
+	Isolation   string     `json:"isolation,omitempty"`
+	PID         int        `json:"pid,omitempty"`
+	UID         int        `json:"uid,omitempty"`
+	PidsMax     int        `json:"pids_max,omitempty"`
+	CPUShare    int        `json:"cpu_share,omitempty"`
+	EphemeralMB int        `json:"ephemeral_mb,omitempty"`
+	Started     *time.Time `json:"started"`   // null when the cloud does not say
+	LastUsed    *time.Time `json:"last_used"` // null when the cloud does not say
 }
 
 // envLimits describes an environment's limits besides memory, for the
@@ -534,18 +563,21 @@ func runFnEnvs(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	var res workflows.FunctionEnvironmentsResult
-	in := workflows.FunctionEnvironmentsInput{Tenant: tenant, Name: name}
-	if err := runFnCommand(c, workflows.OpEnvironments, tenant, name, workflows.FunctionEnvironmentsWorkflow, in, &res); err != nil {
+	p, err := fnReader(c, tenant)
+	if err != nil {
 		return err
 	}
-	rows := make([]fnEnvironment, 0, len(res.Environments))
-	for _, e := range res.Environments {
+	envs, err := p.Environments(c.Context, tenant, name)
+	if err != nil {
+		return fnReadFailure(c, err, tenant, name)
+	}
+	rows := make([]fnEnvironment, 0, len(envs))
+	for _, e := range envs {
 		rows = append(rows, fnEnvironment{
 			ID: e.ID, Function: e.Function, Version: e.Version, SubTenant: e.SubTenant, State: e.State,
 			Invocations: e.Invocations, MemoryMB: e.MemoryMB, MemoryLimitEnforced: e.MemoryLimitEnforced,
 			Isolation: e.Isolation, PID: e.PID, UID: e.UID, PidsMax: e.PidsMax, CPUShare: e.CPUShare, EphemeralMB: e.EphemeralMB,
-			Started: e.Started, LastUsed: e.LastUsed,
+			Started: optTime(e.Started), LastUsed: optTime(e.LastUsed),
 		})
 	}
 	if asJSON {
@@ -563,7 +595,7 @@ func runFnEnvs(c *cli.Context) error {
 			iso, uid = "-", "-"
 		}
 		fmt.Fprintf(w, "%s\t%q\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, e.SubTenant, e.Version, e.State, e.Invocations,
-			iso, uid, mem, envLimits(e), e.Started.Local().Format(time.TimeOnly), e.LastUsed.Local().Format(time.TimeOnly))
+			iso, uid, mem, envLimits(e), tableTime(e.Started, time.TimeOnly), tableTime(e.LastUsed, time.TimeOnly))
 	}
 	return w.Flush()
 }
@@ -584,19 +616,46 @@ func runFnLogs(c *cli.Context) error {
 	if err := in.Validate(); err != nil {
 		return usagef("%v", err)
 	}
-	var res workflows.FunctionLogsResult
-	if err := runFnCommand(c, workflows.OpLogs, tenant, name, workflows.FunctionLogsWorkflow, in, &res); err != nil {
+	p, err := fnReader(c, tenant)
+	if err != nil {
 		return err
 	}
-	if asJSON {
-		return printJSON(c.App.Writer, map[string]any{"logs": res.Logs, "truncated": res.Truncated})
+	events, err := p.LogEvents(c.Context, tenant, name, in.SubTenant)
+	if err != nil {
+		return fnReadFailure(c, err, tenant, name)
 	}
-	if res.Truncated {
-		fmt.Fprintf(os.Stderr, "(older output dropped: showing the last %d KB)\n", activities.MaxFunctionLogBytes>>10)
+	out, errOut := bufio.NewWriter(c.App.Writer), bufio.NewWriter(c.App.ErrWriter)
+	for _, ev := range events {
+		if asJSON {
+			if err := printJSON(out, ev); err != nil {
+				return err
+			}
+			continue
+		}
+		w := out
+		if ev.Stream == lambdaprovider.StreamStderr {
+			// As docker logs does: the function's stderr on stderr. Both
+			// are flushed line by line, so a terminal shows them in order.
+			w = errOut
+		}
+		fmt.Fprintf(w, "%s %s %s\n", ev.Timestamp.UTC().Format("2006-01-02T15:04:05.000Z"), ev.EnvironmentID, ev.Message)
+		if err := w.Flush(); err != nil {
+			return err
+		}
 	}
-	_, err = io.WriteString(c.App.Writer, res.Logs)
-	return err
+	if err := errOut.Flush(); err != nil {
+		return err
+	}
+	return out.Flush()
 }
+
+// fnReadDescription says where the read commands read.
+const fnReadDescription = `Reads the cloud as the tenant, through the Lambda API (and gust's local cloud's
+extensions for environments and logs), like the worker does; no workflow is
+started and no worker is needed. --endpoint is the cloud (default gust dev's,
+http://127.0.0.1:4566). The tenant's key comes from the tenant registry in
+--state-dir (gust dev's, default .gust) when there is one, else from the AWS
+configuration chain (AWS_PROFILE, AWS_ACCESS_KEY_ID, ...).`
 
 func runFnDelete(c *cli.Context) error {
 	tenant, name, err := fnArgs(c, true)

@@ -22,11 +22,12 @@ import (
 	"github.com/gust-dev/gust/workflows"
 )
 
-// Outcomes of an invocation in `gust fn invocations`.
+// Outcomes of an invocation in `gust fn invocations`: snake_case, as every
+// value in gust's JSON; the table shows them with spaces.
 const (
 	outcomeSucceeded     = "succeeded"
-	outcomeFunctionError = "function error"
-	outcomeQueueTimeout  = "queue timeout"
+	outcomeFunctionError = "function_error"
+	outcomeQueueTimeout  = "queue_timeout"
 	outcomeFailed        = "failed"
 	outcomeRunning       = "running"
 )
@@ -96,7 +97,7 @@ func runFnInvocations(c *cli.Context) error {
 	w := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "STARTED\tREQUEST ID\tSUB-TENANT\tSTATUS\tDURATION")
 	for _, r := range rows {
-		status := r.Status
+		status := strings.ReplaceAll(r.Status, "_", " ")
 		if r.ErrorType != "" {
 			status += " (" + r.ErrorType + ")"
 		}
@@ -234,7 +235,6 @@ func invocationRow(ctx context.Context, cl client.Client, ex *workflowpb.Workflo
 		}
 	default: // terminated, canceled, timed out, continued as new
 		row.Status = strings.ToLower(strings.TrimPrefix(ex.GetStatus().String(), "WORKFLOW_EXECUTION_STATUS_"))
-		row.Status = strings.ReplaceAll(row.Status, "_", " ")
 	}
 	return row, nil
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"regexp"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -57,12 +58,17 @@ func newApp() *cli.App {
 			fleetCommand(),
 			fnCommand(),
 			gatewayCommand(),
+			cloudCommand(),
 			tenantCommand(),
 			benchCommand(),
+			versionCommand(),
+			completionCommand(),
 			handlerCommand(),
 		},
-		Suggest:        true,
-		ExitErrHandler: func(*cli.Context, error) {}, // run() reports errors, once, on one line
+		Version:              readVersions().Gust,
+		EnableBashCompletion: true,
+		Suggest:              true,
+		ExitErrHandler:       func(*cli.Context, error) {}, // run() reports errors, once, on one line
 		CommandNotFound: func(c *cli.Context, name string) {
 			// urfave/cli would print help and exit 0; an unknown command is a
 			// usage error.
@@ -72,6 +78,9 @@ func newApp() *cli.App {
 	}
 	app.OnUsageError = onUsageError
 	setUsageErrors(app.Commands)
+	setDeadlines(app.Commands, "")
+	cli.VersionPrinter = func(c *cli.Context) { _ = printVersions(c.App.Writer, false) }
+	cli.FlagStringer = flagString
 	return app
 }
 
@@ -87,8 +96,52 @@ func usagef(format string, args ...any) error {
 }
 
 func onUsageError(_ *cli.Context, err error, _ bool) error {
-	return &usageError{msg: err.Error()}
+	return &usageError{msg: longFlagNames(err.Error())}
 }
+
+// shortFlag is a flag name after one dash in a parse error of Go's flag
+// package, which urfave/cli uses: "flag provided but not defined: -bogus",
+// "invalid value "x" for flag -timeout: ...".
+var shortFlag = regexp.MustCompile(`(^|[\s:])-([A-Za-z0-9][A-Za-z0-9-]+)`)
+
+// longFlagNames writes the long flag names in a parse error with two
+// dashes, as gust's help and the temporal and aws CLIs write them; the
+// one-letter aliases (-t, -n, -o) keep one.
+func longFlagNames(msg string) string {
+	return shortFlag.ReplaceAllString(msg, "${1}--${2}")
+}
+
+// urfaveFlagString is urfave/cli's own help line for a flag.
+var urfaveFlagString = cli.FlagStringer
+
+// ownDefault matches a usage that states its default in words: "(default
+// 15m)", "(1s to 15m; default 3s)".
+var ownDefault = regexp.MustCompile(`[(;,]\s*default\b`)
+
+// flagString is the help line of a flag with its default shown once.
+// urfave/cli appends "(default: X)" to every usage: it goes where the usage
+// already states its default in words, and where X is a zero value that
+// means "not set" (0s for a duration without a bound, false for a switch).
+func flagString(f cli.Flag) string {
+	s := urfaveFlagString(f)
+	df, ok := f.(cli.DocGenerationFlag)
+	if !ok {
+		return s
+	}
+	value := df.GetDefaultText()
+	if value == "" || (!ownDefault.MatchString(df.GetUsage()) && !zeroDefault[value]) {
+		return s
+	}
+	added := " (default: " + value + ")"
+	i := strings.LastIndex(s, added)
+	if i < 0 {
+		return s
+	}
+	return s[:i] + s[i+len(added):]
+}
+
+// zeroDefault are the defaults that mean "not set".
+var zeroDefault = map[string]bool{"": true, `""`: true, "0": true, "0s": true, "false": true}
 
 func setUsageErrors(cmds []*cli.Command) {
 	for _, c := range cmds {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/urfave/cli/v2"
 	"go.temporal.io/sdk/client"
@@ -42,6 +43,16 @@ func printJSON(w io.Writer, v any) error {
 	}
 	_, err = fmt.Fprintf(w, "%s\n", b)
 	return err
+}
+
+// tableTime formats an optional time for a table in layout, local time;
+// "-" when it is unset. JSON output shows an unset time as null, never as
+// 0001-01-01T00:00:00Z: see optTime.
+func tableTime(t *time.Time, layout string) string {
+	if t == nil || t.IsZero() {
+		return "-"
+	}
+	return t.Local().Format(layout)
 }
 
 // isTerminal reports whether f is a terminal, so progress can be redrawn in

@@ -3,12 +3,15 @@ package main
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -41,7 +44,10 @@ account belongs to (single-account mode).`,
 			&cli.StringFlag{Name: "endpoint", EnvVars: []string{"GUST_ENDPOINT"}, Usage: "cloud endpoint URL, e.g. http://127.0.0.1:4566 (default: AWS via the standard config chain)"},
 			&cli.Float64Flag{Name: "launch-rate", Value: worker.DefaultLaunchRate, Usage: "fill-path launch rate, instances per second, across all workers"},
 			&cli.IntFlag{Name: "metrics-port", Value: 9090, Usage: "Prometheus /metrics port (0 turns it off)"},
+			metricsAddressFlag(),
 			&cli.StringFlag{Name: "identity", Usage: "worker identity shown in the Web UI (default pid@host)"},
+			&cli.StringFlag{Name: "log-level", Value: "warn", EnvVars: []string{"GUST_LOG_LEVEL"}, Usage: "log level: debug, info (adds fleet progress: phase changes, capacity waits, throttled cloud calls), warn or error"},
+			&cli.BoolFlag{Name: "metrics-subtenant-label", Usage: "label the function invocation metrics with the sub-tenant too (one series per sub-tenant: mind the cardinality)"},
 			&cli.StringFlag{Name: "tenant", EnvVars: []string{"GUST_TENANT"}, Usage: "on AWS (no --endpoint): the function tenant the worker's own account belongs to (single-account mode)"},
 			&cli.GenericFlag{Name: "tenant-role", Value: &rawList{}, Usage: "act for a tenant by assuming a role in its account, as `TENANT=ROLE_ARN` (repeatable; with --endpoint it overrides the tenant's platform role)"},
 		),
@@ -56,10 +62,11 @@ func runWorker(c *cli.Context) error {
 	if c.Float64("launch-rate") <= 0 {
 		return usagef("--launch-rate must be positive")
 	}
-	if err := checkPort("metrics-port", c.Int("metrics-port"), true); err != nil {
+	if err := checkEndpoint(c.String("endpoint")); err != nil {
 		return err
 	}
-	if err := checkEndpoint(c.String("endpoint")); err != nil {
+	logLevel, err := parseLogLevel(c.String("log-level"))
+	if err != nil {
 		return err
 	}
 	if t := c.String("tenant"); t != "" {
@@ -81,17 +88,16 @@ func runWorker(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	opts.Logger = platform.QuietLoggerAt(logLevel)
 	if keys, _ := codecKeys(c); len(keys) == 0 {
 		// Not fatal: fleets and most functions carry no secrets. A deploy
 		// with variables fails on this worker with the codec's error.
 		fmt.Fprintf(os.Stderr, "gust: warning: no codec key (--codec-key-file, default %s): this worker cannot run deploys or lists of functions that have variables\n", defaultCodecKeyFile())
 	}
 
-	var metricsLn net.Listener
-	if port := c.Int("metrics-port"); port != 0 {
-		if metricsLn, err = net.Listen("tcp", net.JoinHostPort("0.0.0.0", strconv.Itoa(port))); err != nil {
-			return usagef("--metrics-port %d: %v", port, err)
-		}
+	metricsLn, err := listenMetrics(c)
+	if err != nil {
+		return err
 	}
 	metrics := worker.NewMetrics()
 	defer metrics.Close()
@@ -110,6 +116,8 @@ func runWorker(c *cli.Context) error {
 		Identity:    c.String("identity"),
 		Tenant:      c.String("tenant"),
 		TenantRoles: roles,
+		// Opt-in: a series per sub-tenant.
+		SubTenantMetrics: c.Bool("metrics-subtenant-label"),
 	}
 	w, err := platform.StartWorkers(ctx, cl, wcfg)
 	if err != nil {
@@ -117,17 +125,7 @@ func runWorker(c *cli.Context) error {
 	}
 	defer w.Stop()
 
-	if metricsLn != nil {
-		mux := http.NewServeMux()
-		mux.Handle("/metrics", metrics.HTTP)
-		srv := &http.Server{Handler: mux}
-		go func() {
-			if err := srv.Serve(metricsLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				fmt.Fprintf(os.Stderr, "gust: metrics server: %v\n", err)
-			}
-		}()
-		defer srv.Close()
-	}
+	defer serveMetrics(metricsLn, metrics)()
 	endpoint := c.String("endpoint")
 	if endpoint == "" {
 		endpoint = "AWS (standard config chain)"
@@ -139,4 +137,65 @@ func runWorker(c *cli.Context) error {
 	fmt.Fprintln(c.App.Writer)
 	<-ctx.Done()
 	return nil
+}
+
+// metricsAddressFlag is where `gust worker` and `gust dev` serve metrics.
+// Loopback by default: /metrics tells whoever can reach it what the
+// platform runs; open it up deliberately, for a Prometheus elsewhere.
+func metricsAddressFlag() cli.Flag {
+	return &cli.StringFlag{Name: "metrics-address", Value: "127.0.0.1", Usage: "IP the /metrics endpoint listens on (0.0.0.0: every interface)"}
+}
+
+// listenMetrics opens --metrics-address:--metrics-port, or nothing when the
+// port is 0. A bad or taken address is a usage error.
+func listenMetrics(c *cli.Context) (net.Listener, error) {
+	port := c.Int("metrics-port")
+	if err := checkPort("metrics-port", port, true); err != nil {
+		return nil, err
+	}
+	if port == 0 {
+		return nil, nil
+	}
+	ip := c.String("metrics-address")
+	if net.ParseIP(ip) == nil {
+		return nil, usagef("--metrics-address %q: want an IP address such as 127.0.0.1", ip)
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(port)))
+	if err != nil {
+		return nil, usagef("--metrics-port %d on %s: %v", port, ip, err)
+	}
+	return ln, nil
+}
+
+// serveMetrics serves m's /metrics on ln until the returned stop is
+// called; a nil ln serves nothing.
+func serveMetrics(ln net.Listener, m *worker.Metrics) (stop func()) {
+	if ln == nil {
+		return func() {}
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", m.HTTP)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			fmt.Fprintf(os.Stderr, "gust: metrics server: %v\n", err)
+		}
+	}()
+	return func() { _ = srv.Close() }
+}
+
+// parseLogLevel reads --log-level: exactly debug, info, warn or error (any
+// case); anything else is a usage error.
+func parseLogLevel(s string) (slog.Level, error) {
+	switch strings.ToLower(s) {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "info":
+		return slog.LevelInfo, nil
+	case "warn":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return 0, usagef("--log-level %q: want debug, info, warn or error", s)
 }
