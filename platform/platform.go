@@ -59,8 +59,9 @@ type Config struct {
 	// Cloud configures the local cloud; Start sets its IP, Port, StateDir
 	// and Registry.
 	Cloud localcloud.Config
-	// LaunchRate is the worker's fill-path launch rate (see
-	// worker.Options.LaunchRate).
+	// LaunchRate is the platform's fill-path launch rate, set on the
+	// launch queue at start (worker.SetLaunchRate) for every worker;
+	// 0 means worker.DefaultLaunchRate.
 	LaunchRate float64
 	// NoWorker starts no worker: invocations and fleets wait for workers
 	// elsewhere.
@@ -176,6 +177,16 @@ func Start(ctx context.Context, cfg Config) (_ *Platform, err error) {
 		Logger:           QuietLogger(),
 		MetricsHandler:   cfg.Metrics,
 	}); err != nil {
+		return nil, err
+	}
+	// The platform owns its launch rate: it is set on the launch queue,
+	// where every worker, this one and any `gust worker` joining, obeys it
+	// (worker.SetLaunchRate).
+	launchRate := cfg.LaunchRate
+	if launchRate == 0 {
+		launchRate = worker.DefaultLaunchRate
+	}
+	if err := worker.SetLaunchRate(ctx, p.client, "default", launchRate, "gust dev --launch-rate"); err != nil {
 		return nil, err
 	}
 	// The gateway shares the worker's client, so its starts can be eager;

@@ -23,6 +23,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/gust-dev/gust/tenants"
+	"github.com/gust-dev/gust/worker"
 	"github.com/gust-dev/gust/workflows"
 )
 
@@ -70,6 +71,13 @@ each have a fleet "web", and the other fleet commands take the same --tenant.`,
 				Usage:  "list fleets",
 				Flags:  clientFlags(),
 				Action: runFleetList,
+			},
+			{
+				Name:      "set-rate",
+				Usage:     "set the platform's fill-path launch rate (instances per second) for every worker; without RATE, show the rate in effect",
+				ArgsUsage: "[RATE]",
+				Flags:     clientFlags(),
+				Action:    runFleetSetRate,
 			},
 			{
 				Name:      "scale",
@@ -664,6 +672,13 @@ func runFleetList(c *cli.Context) error {
 	sort.Slice(rows, func(i, j int) bool { return rows[i].Started.After(rows[j].Started) })
 	if asJSON {
 		return printJSON(c.App.Writer, rows)
+	}
+	// The fleets share the platform's launch rate; say which is in effect
+	// (`gust fleet set-rate -o json` prints it as JSON).
+	if opts, err := clientOptions(c); err == nil {
+		if r, err := worker.CurrentLaunchRate(c.Context, cl, opts.Namespace); err == nil {
+			fmt.Fprintln(c.App.Writer, launchRateLine(r))
+		}
 	}
 	w := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "FLEET ID\tTENANT\tSTATE\tTYPE\tMIN\tTARGET\tSTARTED")

@@ -119,6 +119,18 @@ func runWorker(c *cli.Context) error {
 		// Opt-in: a series per sub-tenant.
 		SubTenantMetrics: c.Bool("metrics-subtenant-label"),
 	}
+	// The launch rate is the platform's, set on the launch queue: this
+	// worker sets it only where nobody has (worker.ClaimLaunchRate).
+	rate, conflict, err := worker.ClaimLaunchRate(ctx, cl, opts.Namespace, c.Float64("launch-rate"), c.IsSet("launch-rate"))
+	switch {
+	case err != nil:
+		fmt.Fprintf(os.Stderr, "gust: warning: the launch rate on task queue %s could not be read or set (%s); this worker asks for %g/s when it polls, as workers did before\n",
+			workflows.LaunchTaskQueue, oneLine(err.Error()), c.Float64("launch-rate"))
+		rate = worker.LaunchRate{Rate: c.Float64("launch-rate"), Source: worker.LaunchRateWorker}
+	case conflict:
+		fmt.Fprintf(os.Stderr, "gust: warning: the platform's launch rate is %g/s, set on task queue %s; --launch-rate %g is ignored (change the platform's with: gust fleet set-rate %g)\n",
+			rate.Rate, workflows.LaunchTaskQueue, c.Float64("launch-rate"), c.Float64("launch-rate"))
+	}
 	w, err := platform.StartWorkers(ctx, cl, wcfg)
 	if err != nil {
 		return err
@@ -130,7 +142,7 @@ func runWorker(c *cli.Context) error {
 	if endpoint == "" {
 		endpoint = "AWS (standard config chain)"
 	}
-	fmt.Fprintf(c.App.Writer, "gust worker polling %s (namespace %s), cloud %s, launch rate %g/s, tenants: %s", opts.HostPort, opts.Namespace, endpoint, c.Float64("launch-rate"), servedTenants(wcfg))
+	fmt.Fprintf(c.App.Writer, "gust worker polling %s (namespace %s), cloud %s, launch rate %g/s (the platform's), tenants: %s", opts.HostPort, opts.Namespace, endpoint, rate.Rate, servedTenants(wcfg))
 	if metricsLn != nil {
 		fmt.Fprintf(c.App.Writer, ", metrics http://%s/metrics", metricsLn.Addr())
 	}
