@@ -135,7 +135,7 @@ func startGustWorker(t *testing.T, c client.Client, endpoint string, launchRate 
 func tenantCompute(ctx context.Context, t *testing.T, endpoint string) providers.Compute {
 	t.Helper()
 	accounts, err := ec2provider.NewAccountsFromConfig(ctx, ec2provider.Options{Endpoint: endpoint,
-		Credentials: platformCredentials(t, endpoint), Roles: platform.WorkerConfig{Endpoint: endpoint}.RoleARN})
+		Credentials: platformCredentials(t, endpoint), Roles: platform.WorkerConfig{Endpoint: endpoint}.RoleARN, DefaultImageID: ec2provider.LocalCloudImageID})
 	require.NoError(t, err)
 	p, err := accounts.Compute(ctx, tenants.DefaultTenant)
 	require.NoError(t, err)

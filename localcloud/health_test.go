@@ -67,7 +67,7 @@ func TestOneAccountIDPerTenant(t *testing.T) {
 	assert.Equal(t, "arn:aws:lambda:"+region+":"+want+":function:f", aws.ToString(fn.FunctionArn))
 
 	ec2c := ec2Client(srv, p)
-	run, err := ec2c.RunInstances(ctx, &awsec2.RunInstancesInput{InstanceType: "m5.large", MinCount: aws.Int32(1), MaxCount: aws.Int32(1)})
+	run, err := ec2c.RunInstances(ctx, &awsec2.RunInstancesInput{ImageId: aws.String("ami-1"), InstanceType: "m5.large", MinCount: aws.Int32(1), MaxCount: aws.Int32(1)})
 	require.NoError(t, err)
 	assert.Equal(t, want, aws.ToString(run.OwnerId))
 	desc, err := ec2c.DescribeInstances(ctx, &awsec2.DescribeInstancesInput{})

@@ -241,8 +241,14 @@ type WorkerConfig struct {
 // and write function variables only if c uses codec.DataConverter with the
 // platform's codec key (see worker.New).
 func StartWorkers(ctx context.Context, c client.Client, cfg WorkerConfig) (*worker.Workers, error) {
+	// A fleet that names no image launches the local cloud's (LocalStack
+	// takes any id); on AWS it must name one.
+	image := ""
+	if cfg.Endpoint != "" {
+		image = ec2provider.LocalCloudImageID
+	}
 	accounts, err := ec2provider.NewAccountsFromConfig(ctx, ec2provider.Options{
-		Endpoint: cfg.Endpoint, Credentials: cfg.PlatformCredentials, Roles: cfg.RoleARN,
+		Endpoint: cfg.Endpoint, Credentials: cfg.PlatformCredentials, Roles: cfg.RoleARN, DefaultImageID: image,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("configuring ec2 provider: %w", err)

@@ -13,10 +13,6 @@ import (
 	"github.com/gust-dev/gust/tenants"
 )
 
-// defaultImageID is used when RunInstances names no image: the local cloud
-// boots nothing, and requiring an AMI would only make the CLI harder to use.
-const defaultImageID = "ami-0000000000000000a"
-
 // maxRunCount caps MaxCount so a typo cannot insert a billion rows.
 const maxRunCount = 100000
 
@@ -132,9 +128,11 @@ func (c *Cloud) runInstances(ctx context.Context, acct string, p params, w *xmlW
 	case maxCount > maxRunCount:
 		return apiErrorf(codeInvalidParameterValue, "Invalid value '%d' for maxCount. Must be at most %d", maxCount, maxRunCount)
 	}
+	// EC2 needs an image (without a launch template, which this cloud
+	// does not have); any ami- id launches here.
 	image := p.get("ImageId")
 	if image == "" {
-		image = defaultImageID
+		return apiErrorf(codeMissingParameter, "The request must contain the parameter ImageId")
 	}
 	zone := p.get("Placement.AvailabilityZone")
 	if zone != "" && !c.zones[zone] {

@@ -43,3 +43,15 @@ func TestRunInstancesTagRules(t *testing.T) {
 	require.NoError(t, err, "50 tags are allowed")
 	require.Len(t, out.Instances[0].Tags, 50)
 }
+
+// TestRunInstancesNeedsAnImage: as on EC2, RunInstances without ImageId
+// (and without a launch template, which this cloud does not have) is
+// MissingParameter and launches nothing.
+func TestRunInstancesNeedsAnImage(t *testing.T) {
+	ctx := context.Background()
+	client, _ := start(t, Config{RequestBucket: -1, DescribeBucket: -1, ResourceBucket: -1,
+		Pools: []Pool{{InstanceType: "m5.large", Initial: 10}}})
+	_, err := run(ctx, client, "m5.large", 1, 1, func(in *awsec2.RunInstancesInput) { in.ImageId = nil })
+	assert.Equal(t, "MissingParameter", errorCode(t, err))
+	assert.Empty(t, describe(t, client, &awsec2.DescribeInstancesInput{}))
+}

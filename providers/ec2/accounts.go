@@ -23,6 +23,7 @@ type Accounts struct {
 	endpoint string
 	tenants  awsconfig.Tenants
 	newAPI   func(aws.Config) EC2API
+	image    string // Options.DefaultImageID
 
 	mu       sync.Mutex
 	accounts map[string]*account
@@ -55,6 +56,7 @@ func NewAccounts(cfg aws.Config, o Options) *Accounts {
 		endpoint: o.Endpoint,
 		tenants:  awsconfig.Tenants{RoleARN: o.Roles, Own: providers.DefaultTenant},
 		newAPI:   func(c aws.Config) EC2API { return newClient(c, o.Endpoint) },
+		image:    o.DefaultImageID,
 		accounts: map[string]*account{},
 	}
 }
@@ -92,7 +94,9 @@ func (a *Accounts) account(tenant string) (*account, error) {
 	if err != nil {
 		return nil, err
 	}
-	acct := &account{compute: New(a.newAPI(awsconfig.TenantConfig(a.cfg, creds))), creds: creds}
+	compute := New(a.newAPI(awsconfig.TenantConfig(a.cfg, creds)))
+	compute.defaultImage = a.image
+	acct := &account{compute: compute, creds: creds}
 	a.accounts[tenant] = acct
 	return acct, nil
 }

@@ -113,7 +113,7 @@ func TestTenantsActInTheirOwnAccounts(t *testing.T) {
 	ctx := context.Background()
 	srv, key := startCloud(t, providers.DefaultTenant, "acme", "globex")
 	endpoint, rec := recordingProxy(t, srv.Endpoint())
-	accounts := NewAccounts(platformConfig(key), Options{Endpoint: endpoint, Roles: platformRoles})
+	accounts := NewAccounts(platformConfig(key), Options{Endpoint: endpoint, Roles: platformRoles, DefaultImageID: LocalCloudImageID})
 
 	tags := map[string]string{providers.FleetTagKey: "web"} // the same fleet name everywhere
 	launched := map[string][]string{}
@@ -174,7 +174,7 @@ func TestUnknownTenantIsNotFound(t *testing.T) {
 	ctx := context.Background()
 	srv, key := startCloud(t, "acme")
 	endpoint, rec := recordingProxy(t, srv.Endpoint())
-	accounts := NewAccounts(platformConfig(key), Options{Endpoint: endpoint, Roles: platformRoles})
+	accounts := NewAccounts(platformConfig(key), Options{Endpoint: endpoint, Roles: platformRoles, DefaultImageID: LocalCloudImageID})
 
 	_, err := accounts.Compute(ctx, "nobody")
 	assert.True(t, providers.IsNotFound(err), "%v", err)
@@ -200,7 +200,7 @@ func TestUnknownTenantIsNotFound(t *testing.T) {
 func TestDeletedTenantIsNotFoundAndRecreatedWorks(t *testing.T) {
 	ctx := context.Background()
 	srv, key := startCloud(t, "acme")
-	accounts := NewAccounts(platformConfig(key), Options{Endpoint: srv.Endpoint(), Roles: platformRoles})
+	accounts := NewAccounts(platformConfig(key), Options{Endpoint: srv.Endpoint(), Roles: platformRoles, DefaultImageID: LocalCloudImageID})
 	c, err := accounts.Compute(ctx, "acme")
 	require.NoError(t, err)
 	_, err = c.Describe(ctx, providers.InstanceFilter{})

@@ -7,6 +7,7 @@
 package ec2
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -58,10 +59,16 @@ const (
 // Provider is providers.Compute on EC2.
 type Provider struct {
 	api EC2API
+	// defaultImage is the image of a Run that names none (Options.DefaultImageID).
+	defaultImage string
 }
 
 // New returns a Provider that calls api.
 func New(api EC2API) *Provider { return &Provider{api: api} }
+
+// LocalCloudImageID is the image gust's local cloud advertises; workers
+// that talk to it launch it when a fleet names no image.
+const LocalCloudImageID = "ami-0000000000000000a"
 
 // Options selects the EC2 endpoint and identity. Empty fields use the
 // standard AWS configuration chain (environment, shared config and
@@ -78,6 +85,10 @@ type Options struct {
 	// tenant's account (see awsconfig.Tenants). The default tenant without
 	// a role is the configuration's own account, as before tenants existed.
 	Roles func(tenant string) (roleARN string, ok bool)
+	// DefaultImageID is launched when a Run names no image. Empty sends
+	// no ImageId, which EC2 refuses (MissingParameter, an InvalidError):
+	// on AWS a fleet must name its image.
+	DefaultImageID string
 }
 
 // loadConfig runs the configuration chain with gust's EC2 retryer.
@@ -109,7 +120,9 @@ func NewFromConfig(ctx context.Context, o Options) (*Provider, error) {
 	if err != nil {
 		return nil, err
 	}
-	return New(newClient(cfg, o.Endpoint)), nil
+	p := New(newClient(cfg, o.Endpoint))
+	p.defaultImage = o.DefaultImageID
+	return p, nil
 }
 
 // sdkMustNotRetry reports whether the SDK must not retry an EC2 error
@@ -346,8 +359,8 @@ func (p *Provider) Run(ctx context.Context, in providers.RunInput) ([]providers.
 		MinCount:     aws.Int32(int32(in.MinCount)),
 		MaxCount:     aws.Int32(int32(in.MaxCount)),
 	}
-	if in.ImageID != "" {
-		req.ImageId = aws.String(in.ImageID)
+	if image := cmp.Or(in.ImageID, p.defaultImage); image != "" {
+		req.ImageId = aws.String(image)
 	}
 	if in.Zone != "" {
 		req.Placement = &types.Placement{AvailabilityZone: aws.String(in.Zone)}

@@ -321,7 +321,7 @@ func TestEndToEndAgainstLocalCloud(t *testing.T) {
 		RequestBucket:  -1,
 		DescribeBucket: -1,
 	})
-	p, err := NewFromConfig(ctx, Options{Endpoint: endpoint})
+	p, err := NewFromConfig(ctx, Options{Endpoint: endpoint, DefaultImageID: LocalCloudImageID})
 	require.NoError(t, err)
 
 	typesOffered, err := p.InstanceTypes(ctx)
@@ -387,7 +387,7 @@ func TestThrottlingSurfacesWithoutSDKRetries(t *testing.T) {
 	ctx := context.Background()
 	endpoint, _, requests := localCloud(t, localec2.Config{RequestBucket: 1, RequestRefill: 0.001,
 		Pools: []localec2.Pool{{InstanceType: "t3.micro", Initial: 3}}})
-	p, err := NewFromConfig(ctx, Options{Endpoint: endpoint, Region: "eu-west-1"})
+	p, err := NewFromConfig(ctx, Options{Endpoint: endpoint, Region: "eu-west-1", DefaultImageID: LocalCloudImageID})
 	require.NoError(t, err)
 
 	_, err = p.Run(ctx, providers.RunInput{InstanceType: "t3.micro", MinCount: 1, MaxCount: 1})
@@ -411,7 +411,7 @@ func TestNewFromConfigUsesEnvironmentCredentials(t *testing.T) {
 	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret")
 	t.Setenv("AWS_REGION", "us-west-2")
-	p, err := NewFromConfig(ctx, Options{Endpoint: endpoint})
+	p, err := NewFromConfig(ctx, Options{Endpoint: endpoint, DefaultImageID: LocalCloudImageID})
 	require.NoError(t, err)
 	client := p.api.(*awsec2.Client)
 	assert.Equal(t, "us-west-2", client.Options().Region)
@@ -437,4 +437,29 @@ func ids(list []providers.Instance) []string {
 		out = append(out, in.ID)
 	}
 	return out
+}
+
+// TestRunUsesTheDefaultImage: a Run that names no image launches the
+// provider's default (the local cloud's, for workers that talk to it); with
+// no default it sends no ImageId, and EC2's MissingParameter comes back as
+// an InvalidError, which no retry fixes.
+func TestRunUsesTheDefaultImage(t *testing.T) {
+	api := &fakeAPI{t: t, run: func(in *awsec2.RunInstancesInput) (*awsec2.RunInstancesOutput, error) {
+		if in.ImageId == nil {
+			return nil, &smithy.GenericAPIError{Code: "MissingParameter", Message: "The request must contain the parameter ImageId"}
+		}
+		return &awsec2.RunInstancesOutput{Instances: []types.Instance{{InstanceId: aws.String("i-1"), InstanceType: in.InstanceType,
+			State: &types.InstanceState{Name: types.InstanceStateNamePending}}}}, nil
+	}}
+	p := New(api)
+	p.defaultImage = LocalCloudImageID
+	_, err := p.Run(context.Background(), providers.RunInput{InstanceType: "m5.large", MinCount: 1, MaxCount: 1})
+	require.NoError(t, err)
+	assert.Equal(t, LocalCloudImageID, aws.ToString(api.inputs[0].(*awsec2.RunInstancesInput).ImageId))
+	_, err = p.Run(context.Background(), providers.RunInput{InstanceType: "m5.large", ImageID: "ami-mine", MinCount: 1, MaxCount: 1})
+	require.NoError(t, err)
+	assert.Equal(t, "ami-mine", aws.ToString(api.inputs[1].(*awsec2.RunInstancesInput).ImageId), "a fleet's own image wins")
+
+	_, err = New(api).Run(context.Background(), providers.RunInput{InstanceType: "m5.large", MinCount: 1, MaxCount: 1})
+	assert.True(t, providers.IsInvalid(err), "no image anywhere: %v", err)
 }
