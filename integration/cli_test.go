@@ -28,9 +28,10 @@ import (
 // exit code.
 func gust(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
+	bin := gustBinary(t) // built once, before the command's own clock starts
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, gustBinary(t), args...)
+	cmd := exec.CommandContext(ctx, bin, args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
