@@ -114,6 +114,9 @@ type Cloud struct {
 	// within minutes anyway.
 	codeKey []byte
 
+	// dedupe makes synchronous invocations idempotent by request id.
+	dedupe *dedupe
+
 	asyncSem  chan struct{}  // bounds pending Event invocations
 	codeGC    sync.WaitGroup // collectCode
 	async     sync.WaitGroup
@@ -172,6 +175,7 @@ func Open(cfg Config) (*Cloud, error) {
 		mem:      newMemoryLimiter(cfg.CgroupParent, cfg.DisableMemoryLimits),
 		fns:      make(map[fnKey]*function, len(fns)),
 		asyncSem: make(chan struct{}, maxPendingEvents),
+		dedupe:   newDedupe(),
 		done:     make(chan struct{}),
 	}
 	for _, f := range fns {

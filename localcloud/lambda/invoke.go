@@ -67,6 +67,7 @@ func (c *Cloud) invoke(w http.ResponseWriter, r *http.Request, tenant, raw strin
 		return
 	}
 	reqID := r.Header.Get(HeaderRequestID)
+	named := reqID != "" // a caller's own id: the invocation is idempotent by it (dedupe.go)
 	if reqID == "" {
 		reqID = newRequestID()
 	} else if !validRequestID(reqID) {
@@ -92,10 +93,48 @@ func (c *Cloud) invoke(w http.ResponseWriter, r *http.Request, tenant, raw strin
 		return
 	}
 
-	res, e, cold, err := c.run(f, sub, reqID, payload, tail)
-	if err != nil {
-		writeError(w, err)
-		return
+	var (
+		res  invokeResult
+		e    *environment
+		cold bool
+	)
+	if named {
+		key := dedupeKey{tenant: tenant, function: f.Name, version: f.Version, sub: sub, requestID: reqID}
+		call, first, err := c.dedupe.do(key, payload, func() (invokeResult, string, bool, []byte, error) {
+			var err error
+			res, e, cold, err = c.run(f, sub, reqID, payload, tail)
+			envID := ""
+			if e != nil {
+				envID = e.id
+			}
+			var tb []byte
+			if tail != nil {
+				tb = *tail
+			}
+			return res, envID, cold, tb, err
+		})
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		if !first {
+			// The same invocation again (a retry from another worker):
+			// its answer, without running it twice.
+			res, cold = call.res, call.cold
+			if tail != nil {
+				*tail = call.tail
+			}
+			if call.envID != "" {
+				h[HeaderEnvironmentID] = []string{call.envID}
+			}
+		}
+	} else {
+		var err error
+		res, e, cold, err = c.run(f, sub, reqID, payload, tail)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
 	}
 	h["X-Amz-Executed-Version"] = []string{strconv.Itoa(f.Version)}
 	if tail != nil {
