@@ -4,8 +4,11 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -138,8 +141,21 @@ func TestWorkerMetricsAndProgressLogs(t *testing.T) {
 		require.Contains(t, out, want)
 	}
 
-	// The cloud counts its environments itself.
-	cloudBody := httpGet(t, cloud.Endpoint()+localcloud.MetricsPath)
+	// The cloud counts its environments itself, for an operator's metrics
+	// listener (gust dev's and gust cloud's --metrics-port): never on the
+	// cloud's own port, where any tenant could list every tenant's
+	// functions.
+	resp, err := http.Get(cloud.Endpoint() + "/metrics")
+	require.NoError(t, err)
+	public, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NotContains(t, string(public), "gust_lambda_environments", "the cloud's port serves no metrics")
+	require.NotContains(t, string(public), `tenant="acme"`)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(cloud.Collector())
+	operator := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	defer operator.Close()
+	cloudBody := httpGet(t, operator.URL+"/metrics")
 	require.Equal(t, 1.0, seriesValue(cloudBody, "gust_lambda_environments", `function="echo"`, `state="idle"`, `tenant="acme"`), cloudBody)
 	require.Regexp(t, `(?m)^# HELP gust_lambda_environments \S+ \S+`, cloudBody)
 }

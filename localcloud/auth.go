@@ -64,9 +64,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// Unauthenticated, like LocalStack's: it says nothing of any tenant.
 		s.health(w, r)
 		return
-	case r.URL.Path == MetricsPath && r.Method == http.MethodGet:
-		s.serveMetrics(w, r) // unauthenticated too: see MetricsPath
-		return
 	case strings.HasPrefix(r.URL.Path, lambda.CodePathPrefix):
 		// Authenticated by the URL's own signature (see code.go).
 		s.lambda.ServeCode(w, r)

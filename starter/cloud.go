@@ -4,7 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -49,6 +53,8 @@ with SIGINT or SIGTERM; instances and functions are kept for the next start.`,
 			&cli.IntFlag{Name: "port", Aliases: []string{"p"}, Value: 4566, Usage: "port of the EC2, Lambda and STS APIs (0 picks a free port)"},
 			&cli.StringFlag{Name: "state-dir", Value: ".gust", EnvVars: []string{"GUST_STATE_DIR"}, Usage: "directory for the tenant registry, the credentials files and the cloud's state (under cloud/)"},
 			&cli.StringFlag{Name: "log-level", Value: "warn", Usage: "log level: debug, info, warn or error"},
+			&cli.IntFlag{Name: "metrics-port", Usage: "Prometheus /metrics port for the cloud's environments by tenant, function and state (default 0: off); never served on the cloud's own port, which tenants reach"},
+			metricsAddressFlag(),
 		}, standaloneCloudFlags()...),
 		Action: runCloud,
 	}
@@ -118,11 +124,22 @@ func runCloud(c *cli.Context) error {
 	cfg.StateDir = filepath.Join(dir, "cloud")
 	cfg.Registry = reg
 	cfg.Logger = logger
+	metricsLn, err := listenMetrics(c)
+	if err != nil {
+		return err
+	}
 	srv, err := localcloud.Start(cfg)
 	if err != nil {
+		if metricsLn != nil {
+			_ = metricsLn.Close()
+		}
 		return failed(err.Error())
 	}
+	defer serveCollector(metricsLn, srv.Collector())()
 	printCloud(c.App.Writer, srv, registryFile, cfg.StateDir, def, creds)
+	if metricsLn != nil {
+		fmt.Fprintf(c.App.Writer, "  Metrics    http://%s/metrics (operators only)\n", metricsLn.Addr())
+	}
 
 	<-ctx.Done()
 	fmt.Fprintln(c.App.Writer, "\nshutting down...")
@@ -178,4 +195,19 @@ func printCloud(w io.Writer, srv *localcloud.Server, registryFile, cloudDir stri
 	printRegistry(w, registryFile, def, srv.Endpoint(), creds)
 	fmt.Fprintf(w, "  Worker     %sgust worker --address <temporal host:port> --endpoint %s\n", platformCredentialsEnv(creds), srv.Endpoint())
 	fmt.Fprintln(w, "Press Ctrl+C to stop.")
+}
+
+// serveCollector serves col's series at /metrics on ln until the returned
+// stop is called; a nil ln serves nothing.
+func serveCollector(ln net.Listener, col prometheus.Collector) (stop func()) {
+	if ln == nil {
+		return func() {}
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(col)
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	return func() { _ = srv.Close() }
 }

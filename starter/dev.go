@@ -178,6 +178,13 @@ func runDev(c *cli.Context) error {
 		}
 		return err
 	}
+	// The cloud's environment series go with the worker's, on the
+	// operator's listener, never on the cloud's port (see
+	// localcloud.Server.Collector).
+	if err := metrics.Register(p.Cloud().Collector()); err != nil {
+		_ = p.Shutdown()
+		return err
+	}
 	defer serveMetrics(metricsLn, metrics)()
 	creds, err := writeDevCredentials(p, credDir)
 	if err != nil {

@@ -27,7 +27,12 @@ type Metrics struct {
 	Handler client.MetricsHandler
 	HTTP    http.Handler
 	closer  func() error
+	reg     *prometheus.Registry
 }
+
+// Register adds c's series to what HTTP serves: gust dev serves its local
+// cloud's there, on the operator's listener.
+func (m *Metrics) Register(c prometheus.Collector) error { return m.reg.Register(c) }
 
 // MetricFleetsInFlight is the gauge of the fleets whose workflow this
 // worker holds, labelled phase (see workflows.FleetsInFlight); summed over
@@ -68,6 +73,7 @@ func NewMetrics() *Metrics {
 		Handler: sdktally.NewMetricsHandler(scope),
 		HTTP:    promhttp.HandlerFor(helpGatherer{reg}, promhttp.HandlerOpts{}),
 		closer:  closer.Close,
+		reg:     reg,
 	}
 }
 
