@@ -17,6 +17,7 @@ import (
 
 	"github.com/gust-dev/gust/localcloud"
 	"github.com/gust-dev/gust/localcloud/ec2"
+	"github.com/gust-dev/gust/providers"
 	"github.com/gust-dev/gust/workflows"
 )
 
@@ -257,4 +258,13 @@ func TestLaunchRateAcrossTwoWorkers(t *testing.T) {
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	require.Contains(t, string(body), "temporal_activity_execution_latency")
 	require.Regexp(t, `gust_fleet_instances_launched(_total)?\{[^}]*path="fill"[^}]*\} [1-9]`, string(body))
+}
+
+// ids are the instances' ids, in order.
+func ids(in []providers.Instance) []string {
+	out := make([]string, len(in))
+	for i, x := range in {
+		out[i] = x.ID
+	}
+	return out
 }

@@ -31,7 +31,6 @@ func writeForeignSQLite(t *testing.T, path string) {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	removeBuiltImages()
 	if gustBinPath != "" {
 		_ = os.RemoveAll(filepath.Dir(gustBinPath))
 	}

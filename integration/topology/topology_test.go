@@ -1,4 +1,4 @@
-package integration
+package topology
 
 import (
 	"bufio"

@@ -16,8 +16,11 @@ import (
 // activity on another worker: without this, the function would run twice
 // for one request. So a synchronous invocation that names a request id
 // already running waits for that run and answers with its result, and one
-// that names a request id that ran recently gets the same answer again,
-// without running. The key includes the tenant, function version and
+// that names a request id that ran successfully within dedupeTTL gets the
+// same answer again, without running. An invocation that ended in a
+// function error is not kept: retrying a failed invocation is meant to run
+// it again (Event retries run the function again under the same request
+// id, as Lambda's do). The key includes the tenant, function version and
 // sub-tenant, so no caller can reach another's result; a reused request id
 // with another payload is refused rather than answered with a stranger's
 // result.
@@ -71,7 +74,8 @@ var errRequestIDReused = errInvalidParameter("%s was used before with another pa
 // do runs fn for key once: a caller with a key that is running waits for
 // that run, and one with a key that ran within dedupeTTL gets its answer.
 // first reports whether this caller ran fn. A run that failed with an
-// error (throttled, the platform failed) is not kept: a retry runs again.
+// error (throttled, the platform failed) or a function error is not kept
+// once it ends: a retry runs again.
 func (d *dedupe) do(key dedupeKey, payload []byte, fn func() (invokeResult, string, bool, []byte, error)) (c *dedupeCall, first bool, err error) {
 	sum := sha256.Sum256(payload)
 	d.mu.Lock()
@@ -93,7 +97,7 @@ func (d *dedupe) do(key dedupeKey, payload []byte, fn func() (invokeResult, stri
 
 	c.res, c.envID, c.cold, c.tail, c.err = fn()
 	d.mu.Lock()
-	if c.err != nil {
+	if c.err != nil || c.res.fnError {
 		delete(d.calls, key)
 	} else {
 		c.finished = d.now()

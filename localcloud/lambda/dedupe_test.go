@@ -72,6 +72,15 @@ func TestInvokeIsIdempotentByRequestID(t *testing.T) {
 	require.True(t, errors.As(err, &apiErr), "%v", err)
 	require.Equal(t, "InvalidParameterValueException", apiErr.ErrorCode())
 
+	// A failed invocation is run again by a retry with its id, as Lambda's
+	// Event retries do.
+	for range 2 {
+		out, err := call("req-err-1", `{"error":"always"}`)
+		require.NoError(t, err)
+		require.NotNil(t, out.FunctionError)
+	}
+	require.Eventually(t, func() bool { return starts("req-err-1") == 2 }, 5*time.Second, 50*time.Millisecond, "a function error is not kept")
+
 	a, err := call("", `{"echo":"free"}`)
 	require.NoError(t, err)
 	b, err := call("", `{"echo":"free"}`)

@@ -194,6 +194,7 @@ func TestInvokeReportsEnvironmentAndColdStart(t *testing.T) {
 	assert.Equal(t, "wf-123:invoke", resp.RequestID, "the request id reaches the runtime")
 	assert.JSONEq(t, `{"n":1}`, string(resp.Echo))
 
+	in.RequestID = "wf-124:invoke" // a request id names one invocation (the cloud answers a repeat without running it)
 	second, err := p.Invoke(ctx, in)
 	require.NoError(t, err)
 	assert.False(t, second.ColdStart)
