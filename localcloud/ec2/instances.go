@@ -458,50 +458,10 @@ func (c *Cloud) describeInstances(ctx context.Context, acct string, p params, w 
 	if err != nil {
 		return err
 	}
-	limit := -1
-	if p.has("MaxResults") {
-		if len(ids) > 0 {
-			return apiErrorf(codeInvalidParameterCombo, "The parameter instancesSet cannot be used with the parameter maxResults")
-		}
-		if limit, err = p.integer("MaxResults", 0); err != nil {
-			return err
-		}
-		if limit < 5 || limit > 1000 {
-			return apiErrorf(codeInvalidParameterValue, "Value ( %d ) for parameter maxResults is invalid. Expecting a value between 5 and 1000.", limit)
-		}
-	}
-	var after int64
-	if tok := p.get("NextToken"); tok != "" {
-		if after, err = decodePageToken(tok); err != nil {
-			return err
-		}
-	}
 	now := c.cfg.Now().UnixNano()
-	where, args, err := c.instanceWhere(acct, ids, filters, now)
+	list, next, err := c.instancePage(ctx, acct, p, ids, filters, now)
 	if err != nil {
 		return err
-	}
-	var list []*instance
-	err = c.read(ctx, func(tx *sql.Tx) error {
-		if len(ids) > 0 {
-			if err := c.checkInstancesExist(ctx, tx, acct, ids, now); err != nil {
-				return err
-			}
-		}
-		fetch := limit
-		if fetch > 0 {
-			fetch++ // one more tells whether there is a next page
-		}
-		list, err = queryInstances(ctx, tx, where+" AND seq > ?", append(args, after), fetch)
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	next := ""
-	if limit > 0 && len(list) > limit {
-		list = list[:limit]
-		next = encodePageToken(list[limit-1].seq)
 	}
 	w.b.Grow(len(list) * 1200)
 	owner := tenants.AccountID(acct)
@@ -531,6 +491,61 @@ func (c *Cloud) describeInstances(ctx context.Context, acct string, p params, w 
 		w.text("nextToken", next)
 	}
 	return nil
+}
+
+// instancePage reads one page of the account's instances that match ids
+// and filters, as DescribeInstances and DescribeInstanceStatus page them
+// (MaxResults, not with instance ids; NextToken), and the next page's
+// token, empty on the last page. Listed ids that are not the account's
+// visible instances are InvalidInstanceID.NotFound.
+func (c *Cloud) instancePage(ctx context.Context, acct string, p params, ids []string, filters []filter, now int64) ([]*instance, string, error) {
+	limit := -1
+	if p.has("MaxResults") {
+		if len(ids) > 0 {
+			return nil, "", apiErrorf(codeInvalidParameterCombo, "The parameter instancesSet cannot be used with the parameter maxResults")
+		}
+		var err error
+		if limit, err = p.integer("MaxResults", 0); err != nil {
+			return nil, "", err
+		}
+		if limit < 5 || limit > 1000 {
+			return nil, "", apiErrorf(codeInvalidParameterValue, "Value ( %d ) for parameter maxResults is invalid. Expecting a value between 5 and 1000.", limit)
+		}
+	}
+	var after int64
+	if tok := p.get("NextToken"); tok != "" {
+		var err error
+		if after, err = decodePageToken(tok); err != nil {
+			return nil, "", err
+		}
+	}
+	where, args, err := c.instanceWhere(acct, ids, filters, now)
+	if err != nil {
+		return nil, "", err
+	}
+	var list []*instance
+	err = c.read(ctx, func(tx *sql.Tx) error {
+		if len(ids) > 0 {
+			if err := c.checkInstancesExist(ctx, tx, acct, ids, now); err != nil {
+				return err
+			}
+		}
+		fetch := limit
+		if fetch > 0 {
+			fetch++ // one more tells whether there is a next page
+		}
+		list, err = queryInstances(ctx, tx, where+" AND seq > ?", append(args, after), fetch)
+		return err
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	next := ""
+	if limit > 0 && len(list) > limit {
+		list = list[:limit]
+		next = encodePageToken(list[limit-1].seq)
+	}
+	return list, next, nil
 }
 
 // checkInstancesExist fails with InvalidInstanceID.NotFound, naming every

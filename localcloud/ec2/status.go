@@ -2,7 +2,6 @@ package ec2
 
 import (
 	"context"
-	"database/sql"
 	"strconv"
 )
 
@@ -116,50 +115,10 @@ func (c *Cloud) describeInstanceStatus(ctx context.Context, acct string, p param
 	if !includeAll {
 		filters = append(filters, filter{Name: "instance-state-name", Values: []string{"running"}})
 	}
-	limit := -1
-	if p.has("MaxResults") {
-		if len(ids) > 0 {
-			return apiErrorf(codeInvalidParameterCombo, "The parameter instancesSet cannot be used with the parameter maxResults")
-		}
-		if limit, err = p.integer("MaxResults", 0); err != nil {
-			return err
-		}
-		if limit < 5 || limit > 1000 {
-			return apiErrorf(codeInvalidParameterValue, "Value ( %d ) for parameter maxResults is invalid. Expecting a value between 5 and 1000.", limit)
-		}
-	}
-	var after int64
-	if tok := p.get("NextToken"); tok != "" {
-		if after, err = decodePageToken(tok); err != nil {
-			return err
-		}
-	}
 	now := c.cfg.Now().UnixNano()
-	where, args, err := c.instanceWhere(acct, ids, filters, now)
+	list, next, err := c.instancePage(ctx, acct, p, ids, filters, now)
 	if err != nil {
 		return err
-	}
-	var list []*instance
-	err = c.read(ctx, func(tx *sql.Tx) error {
-		if len(ids) > 0 {
-			if err := c.checkInstancesExist(ctx, tx, acct, ids, now); err != nil {
-				return err
-			}
-		}
-		fetch := limit
-		if fetch > 0 {
-			fetch++
-		}
-		list, err = queryInstances(ctx, tx, where+" AND seq > ?", append(args, after), fetch)
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	next := ""
-	if limit > 0 && len(list) > limit {
-		list = list[:limit]
-		next = encodePageToken(list[limit-1].seq)
 	}
 	w.open("instanceStatusSet")
 	for _, inst := range list {
