@@ -30,6 +30,11 @@ const maxTerminateBatch = 1000
 type Fleet struct {
 	// Accounts gives each tenant's cloud. Never nil on a worker.
 	Accounts providers.Accounts
+	// Events, when set, is the worker's instance event router: launches
+	// tell it which fleet their instances belong to, and ReconcileFleet
+	// reports whether the tenant's events arrive. Nil means no event source:
+	// fleets poll.
+	Events EventWatcher
 }
 
 // compute returns the Compute of tenant's account. A tenant this worker
@@ -167,6 +172,14 @@ type LaunchInput struct {
 	ReservationID string `json:"reservation_id"`
 	// Tags go on every instance; they include providers.FleetTagKey.
 	Tags map[string]string `json:"tags"`
+	// Market, SubnetID and Params are set by fleets of offerings only;
+	// empty, the launch is what it always was (on-demand, ImageID only).
+	Market   string                 `json:"market,omitempty"`
+	SubnetID string                 `json:"subnet_id,omitempty"`
+	Params   providers.LaunchParams `json:"params,omitzero"`
+	// RunTag, when set, is the fleet's run tag (FleetRunTagKey), so the
+	// event router learns the launched instances' fleet.
+	RunTag string `json:"run_tag,omitempty"`
 }
 
 // LaunchResult lists the instances one call launched.
@@ -216,6 +229,9 @@ func (a *Fleet) launch(ctx context.Context, doing string, in LaunchInput) (Launc
 			ClientToken:   in.ClientToken,
 			ReservationID: in.ReservationID,
 			Tags:          tags,
+			Market:        in.Market,
+			SubnetID:      in.SubnetID,
+			Params:        in.Params,
 		})
 	})
 	if err != nil {
@@ -231,6 +247,9 @@ func (a *Fleet) launch(ctx context.Context, doing string, in LaunchInput) (Launc
 		return LaunchResult{}, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("%s: cloud returned %d instances for MaxCount %d", doing, len(res.InstanceIDs), in.MaxCount),
 			providers.ErrTypeTooManyInstances, nil, res)
+	}
+	if a.Events != nil && in.RunTag != "" && len(res.InstanceIDs) > 0 {
+		a.Events.Learn(providers.TenantOrDefault(in.Tenant), in.FleetID, in.RunTag, res.InstanceIDs)
 	}
 	return res, nil
 }

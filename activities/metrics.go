@@ -124,6 +124,21 @@ func (m meteredCompute) InstanceTypes(ctx context.Context) ([]string, error) {
 	return out, meter(ctx, "compute.InstanceTypes", err)
 }
 
+func (m meteredCompute) LaunchFleet(ctx context.Context, in providers.FleetLaunchInput) (providers.FleetLaunchResult, error) {
+	out, err := m.c.LaunchFleet(ctx, in)
+	return out, meter(ctx, "compute.LaunchFleet", err)
+}
+
+func (m meteredCompute) DescribeOfferings(ctx context.Context, offerings []providers.Offering) ([]providers.OfferingInfo, error) {
+	out, err := m.c.DescribeOfferings(ctx, offerings)
+	return out, meter(ctx, "compute.DescribeOfferings", err)
+}
+
+func (m meteredCompute) Subnets(ctx context.Context, ids []string) ([]providers.Subnet, error) {
+	out, err := m.c.Subnets(ctx, ids)
+	return out, meter(ctx, "compute.Subnets", err)
+}
+
 type meteredFunctions struct{ f providers.Functions }
 
 var _ providers.Functions = meteredFunctions{}

@@ -29,6 +29,9 @@ const (
 	defaultIdlePollInterval   = 10 * time.Second
 	defaultMaxFillInFlight    = 32
 	defaultContinueAsNewAfter = 500
+	// defaultReconcileInterval is the pause between the safety-net counts
+	// of a fleet that receives instance events.
+	defaultReconcileInterval = 30 * time.Second
 	// capacityBackoffMax caps the capacity backoff (reservation retries
 	// under CapacityPolicyWait, fill rounds that found no capacity), which
 	// starts at 1s and doubles.
@@ -56,6 +59,13 @@ const (
 	// versionScaleMemo: a scale upserts the memo's target, so listings
 	// show the current target.
 	versionScaleMemo = "fleet-scale-memo"
+	// versionOfferings: a new fleet is a fleet of offerings
+	// (fleet_offerings.go): PrepareFleet, ReserveOfferings, LaunchOfferings
+	// and ReconcileFleet instead of the one-type activities, instance
+	// events, instant fallback and, under OnLostReplace, maintenance of the
+	// target after it is reached. A chain of runs started before it stays
+	// on the one-type path.
+	versionOfferings = "fleet-offerings"
 )
 
 // LaunchFleetWorkflow launches a fleet: it verifies capacity for Min with a
@@ -124,6 +134,29 @@ type fleet struct {
 	terminatedHere map[string]bool
 
 	activitiesThisRun int
+
+	// offerings: this chain is a fleet of offerings (versionOfferings);
+	// maintain: it keeps its target after reaching it (OnLostReplace);
+	// stopping: the run left its loop and is ending.
+	offerings, maintain, stopping bool
+	// states holds each live instance's last known state ("" unknown), and
+	// is the set of live ids; early holds states of instances no launch
+	// has reported yet. statesKnown: a reconciling count came back this
+	// run. Fleets of offerings only.
+	states, early map[string]string
+	statesKnown   bool
+	// eventsActive: the worker said instance events arrive for the tenant;
+	// eventsSeen counts the event batches received.
+	eventsActive bool
+	eventsSeen   int
+	// spotBackingOff holds new spot rounds as backingOff holds on-demand
+	// ones; availableAt is when the armed availability timer fires.
+	spotBackingOff bool
+	availableAt    time.Time
+	// reconciles counts this run's reconciling counts, for their jitter;
+	// lostRunning is how many instances given up as lost the last one
+	// still saw running.
+	reconciles, lostRunning int
 }
 
 // launches counts the launch activities outstanding.
@@ -136,6 +169,10 @@ type launches struct {
 	// rounds are the fill rounds outstanding, oldest first, so a scale
 	// down can drop the newest before the rate limiter lets them launch.
 	rounds []*fillInFlight
+	// spotRequested is the part of fillRequested in spot rounds, and
+	// burstUnits the units the burst's chunks ask for (fleets of
+	// offerings).
+	spotRequested, burstUnits int
 }
 
 // fillInFlight is one outstanding fill round.
@@ -186,6 +223,12 @@ func newFleet(ctx workflow.Context, in LaunchFleetInput) (*fleet, error) {
 	if f.tune.ContinueAsNewAfter <= 0 {
 		f.tune.ContinueAsNewAfter = defaultContinueAsNewAfter
 	}
+	if f.tune.UnavailableTTL <= 0 {
+		f.tune.UnavailableTTL = DefaultUnavailableTTL
+	}
+	if f.tune.ReconcileInterval <= 0 {
+		f.tune.ReconcileInterval = defaultReconcileInterval
+	}
 	f.tags = in.launchTags(f.st.Origin)
 	if err := f.registerHandlers(ctx); err != nil {
 		return nil, err
@@ -206,6 +249,21 @@ func (f *fleet) terminal() bool {
 // Each phase returns a non-nil *stop when the fleet must leave the normal
 // path (a terminal state or continue-as-new).
 func (f *fleet) run(ctx workflow.Context) (FleetResult, error) {
+	// A chain is a fleet of offerings from its first run on, or never: a
+	// run resumed from a one-type run stays one-type.
+	if workflow.GetVersion(ctx, versionOfferings, workflow.DefaultVersion, 1) >= 1 &&
+		(f.st.Phase == PhaseValidating || len(f.st.Offerings) > 0) {
+		f.offerings = true
+		f.maintain = f.in.OnLost == OnLostReplace
+		f.states = make(map[string]string, len(f.st.InstanceIDs))
+		f.early = map[string]string{}
+		for _, id := range f.st.InstanceIDs {
+			f.states[id] = ""
+		}
+		if len(f.st.Unavailable) > 0 {
+			f.armAvailability(ctx)
+		}
+	}
 	if f.st.Phase == PhaseValidating {
 		if err := f.validate(ctx); err != nil {
 			return f.stopped(ctx, stopWith(err))
@@ -250,6 +308,7 @@ func stopCancel() *stop        { return &stop{state: PhaseCancelled} }
 // stopped turns a stop into the workflow's return: it cleans up for terminal
 // states, waits for handlers, and continues as new when asked to.
 func (f *fleet) stopped(ctx workflow.Context, s *stop) (FleetResult, error) {
+	f.stopping = true
 	wfCancelled := ctx.Err() != nil
 	if wfCancelled {
 		// The workflow itself was cancelled: clean up like a cancel request,
@@ -271,7 +330,7 @@ func (f *fleet) stopped(ctx workflow.Context, s *stop) (FleetResult, error) {
 
 	// Enter the terminal phase before anything blocks, so the validators
 	// reject updates that arrive during cleanup.
-	launched := f.st.Phase == PhaseBursting || f.st.Phase == PhaseFilling
+	launched := f.st.Phase == PhaseBursting || f.st.Phase == PhaseFilling || f.maintain && f.st.Phase == PhaseFulfilled
 	if s.err != nil {
 		f.setPhase(PhaseFailed)
 		if s.message == "" {
@@ -351,7 +410,45 @@ func (f *fleet) status(ctx workflow.Context) FleetStatus {
 	if f.flight.burst > 0 {
 		s.InFlight += f.in.Min - f.st.BurstLaunched - f.st.BurstFailed
 	}
+	s.Units, s.OnDemandUnits, s.SpotUnits = f.units()
+	s.Replaced = f.st.Replaced
+	s.EventDriven = f.eventsActive
+	if f.offerings {
+		s.Lost = f.st.Gone + f.st.Replaced
+		f.offeringStatus(ctx, &s)
+	}
 	return s
+}
+
+// offeringStatus fills the per-offering counts and the unavailable
+// offerings of a fleet of offerings.
+func (f *fleet) offeringStatus(ctx workflow.Context, s *FleetStatus) {
+	s.Offerings = make([]OfferingStatus, len(f.st.Offerings))
+	for i, o := range f.st.Offerings {
+		s.Offerings[i] = OfferingStatus{InstanceType: o.InstanceType, Zone: o.Zone, SubnetID: o.SubnetID, Weight: max(1, o.Weight)}
+	}
+	for _, p := range f.st.Placements {
+		if p.Offering >= len(s.Offerings) {
+			continue
+		}
+		if p.Spot {
+			s.Offerings[p.Offering].Spot++
+		} else {
+			s.Offerings[p.Offering].OnDemand++
+		}
+	}
+	now := workflow.Now(ctx)
+	for _, u := range f.st.Unavailable {
+		if !now.Before(u.Until) || u.Offering >= len(f.st.Offerings) {
+			continue
+		}
+		o := f.st.Offerings[u.Offering]
+		market := providers.MarketOnDemand
+		if u.Spot {
+			market = providers.MarketSpot
+		}
+		s.Unavailable = append(s.Unavailable, UnavailableOffering{InstanceType: o.InstanceType, Zone: o.Zone, Market: market, LeftMS: u.Until.Sub(now).Milliseconds()})
+	}
 }
 
 func (f *fleet) result(ctx workflow.Context) FleetResult {
@@ -379,5 +476,7 @@ func (f *fleet) result(ctx workflow.Context) FleetResult {
 		HistoryEvents:  s.HistoryLength,
 		Message:        f.message,
 		Tenant:         f.in.Tenant,
+		Units:          s.Units,
+		Replaced:       s.Replaced,
 	}
 }

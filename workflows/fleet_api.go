@@ -69,7 +69,31 @@ const (
 	// CancelSignal is the fire-and-forget form of CancelUpdate; it takes a
 	// CancelInput.
 	CancelSignal = "cancel"
+	// InstanceEventsSignal delivers the cloud's instance state changes to
+	// the fleet that owns the instances; it takes an InstanceEventsInput.
+	// The worker's event router (package events) sends it, so fleets need
+	// not poll. Events of another launch of the same fleet id (RunTag is
+	// not the fleet's origin) and of unknown instances are ignored until a
+	// launch reports them.
+	InstanceEventsSignal = "instance_events"
 )
+
+// InstanceEventsInput is a batch of state changes of one fleet's instances.
+type InstanceEventsInput struct {
+	// RunTag is the instances' activities.FleetRunTagKey tag.
+	RunTag string          `json:"run_tag"`
+	Events []InstanceEvent `json:"events"`
+}
+
+// InstanceEvent is one instance's new state, as EC2's "EC2 Instance
+// State-change Notification" (State) or "EC2 Spot Instance Interruption
+// Warning" (Interrupted, the instance still running) reports it.
+type InstanceEvent struct {
+	ID          string    `json:"id"`
+	State       string    `json:"state,omitempty"`
+	Interrupted bool      `json:"interrupted,omitempty"`
+	At          time.Time `json:"at"`
+}
 
 // Memo fields a starter sets on a fleet's workflow, so listings show them
 // without a query (the tenant's is MemoTenant). The workflow keeps
@@ -102,6 +126,58 @@ const (
 	// insufficient_capacity.
 	CapacityPolicyWait = "wait"
 )
+
+// Allocation strategies: the order in which a fleet uses its offerings.
+const (
+	// AllocationPrioritized uses offerings by Priority (lower first), then
+	// in the order given. The default.
+	AllocationPrioritized = "prioritized"
+	// AllocationLowestPrice uses the offering with the lowest price per
+	// capacity unit first.
+	AllocationLowestPrice = "lowest-price"
+	// AllocationCapacityOptimized uses the offering with the most free
+	// capacity first, as the cloud scores it (EC2 scores spot offerings
+	// only; unscored offerings follow by priority).
+	AllocationCapacityOptimized = "capacity-optimized"
+)
+
+// What a fleet does when instances are terminated outside gust or
+// reclaimed.
+const (
+	// OnLostReplace launches replacements through the fill path and keeps
+	// maintaining the target until the fleet is cancelled: the workflow
+	// does not complete when the target runs. `gust fleet launch` asks for
+	// it unless told otherwise.
+	OnLostReplace = "replace"
+	// OnLostFail fails the fleet and terminates what it launched, as gust
+	// did before maintained fleets; such a fleet completes once its target
+	// runs. An empty OnLost means OnLostFail, so a program that starts
+	// LaunchFleetWorkflow as before and waits for its result still gets
+	// one.
+	OnLostFail = "fail"
+)
+
+// DefaultUnavailableTTL is how long an offering that answered
+// InsufficientInstanceCapacity is skipped.
+const DefaultUnavailableTTL = 3 * time.Minute
+
+// MaxOfferings is the most offerings a fleet may list (EC2 Fleet allows
+// 300 overrides; gust keeps far fewer in workflow state).
+const MaxOfferings = 50
+
+// Offering is one instance type, optionally in one zone, that a fleet may
+// launch, in either market.
+type Offering struct {
+	InstanceType string `json:"instance_type"`
+	// Zone is empty for any zone (each subnet's zone when SubnetIDs are
+	// set).
+	Zone string `json:"zone,omitempty"`
+	// Weight is the capacity units one instance counts for; 0 means 1.
+	Weight int `json:"weight,omitempty"`
+	// Priority orders offerings for AllocationPrioritized: lower first;
+	// ties keep the order given.
+	Priority int `json:"priority,omitempty"`
+}
 
 // ErrTypeFleetFailed is the type of the ApplicationError a fleet fails with
 // when it cannot reach its target for a reason other than capacity, for
@@ -165,6 +241,27 @@ type LaunchFleetInput struct {
 	// insufficient_capacity and keeps the instances it has. Zero fills for as
 	// long as it takes.
 	FillTimeout time.Duration `json:"fill_timeout_ns"`
+	// Offerings, when set, are what the fleet may launch, and Min and
+	// Target count capacity units (an instance counts its offering's
+	// Weight). Empty means one offering: InstanceType in each of Zones (or
+	// any zone), weight 1. InstanceType, when also set, must be the first
+	// offering's type (it is what listings show).
+	Offerings []Offering `json:"offerings,omitempty"`
+	// AllocationStrategy is one of the Allocation constants; empty means
+	// AllocationPrioritized.
+	AllocationStrategy string `json:"allocation_strategy,omitempty"`
+	// OnDemandBase units are on-demand; of the units above it, SpotShare
+	// percent (0..100) are spot and the rest on-demand.
+	OnDemandBase int `json:"on_demand_base,omitempty"`
+	SpotShare    int `json:"spot_share,omitempty"`
+	// OnLost is OnLostReplace or OnLostFail (also when empty).
+	OnLost string `json:"on_lost,omitempty"`
+	// SubnetIDs place the instances (a subnet implies its zone).
+	SubnetIDs []string `json:"subnet_ids,omitempty"`
+	// Launch holds the other launch parameters, passed to RunInstances and
+	// CreateFleet as they are (Launch.ImageID is ignored: ImageID is the
+	// fleet's image).
+	Launch providers.LaunchParams `json:"launch,omitzero"`
 	// Tuning holds optional knobs; the zero value is right for production.
 	Tuning FleetTuning `json:"tuning"`
 	// Resume is internal: the state a run hands to the next one through
@@ -191,6 +288,13 @@ type FleetTuning struct {
 	ContinueAsNewAfter int `json:"continue_as_new_after"`
 	// BurstChunk overrides the burst chunk size (see burstChunkSize).
 	BurstChunk int `json:"burst_chunk"`
+	// UnavailableTTL is how long an offering without capacity is skipped
+	// (default DefaultUnavailableTTL).
+	UnavailableTTL time.Duration `json:"unavailable_ttl_ns,omitempty"`
+	// ReconcileInterval is the pause between the safety-net counts of a
+	// fleet that receives instance events (default 30s, jittered by up to
+	// a fifth).
+	ReconcileInterval time.Duration `json:"reconcile_interval_ns,omitempty"`
 }
 
 // FleetState is what one run of LaunchFleetWorkflow hands to the next
@@ -236,6 +340,50 @@ type FleetState struct {
 	Gone            int       `json:"gone"`
 	MinReachedAt    time.Time `json:"min_reached_at"`
 	TargetReachedAt time.Time `json:"target_reached_at"`
+
+	// The rest is kept by fleets of offerings only (versionOfferings).
+
+	// Offerings are the fleet's offerings as the cloud confirmed them,
+	// expanded by subnet; Placements say, for each of InstanceIDs (same
+	// index), which offering and market it was launched from.
+	Offerings  []activities.PreparedOffering `json:"offerings,omitempty"`
+	Placements []Placement                   `json:"placements,omitempty"`
+	// Reservations hold the minimum's on-demand units.
+	Reservations []HeldReservation `json:"reservations,omitempty"`
+	// Unavailable are the offerings skipped until their time is up.
+	Unavailable []Unavailability `json:"unavailable,omitempty"`
+	// SpotBackoff and SpotBackoffUntil are Backoff and BackoffUntil for
+	// spot rounds; Backoff and BackoffUntil are on-demand's.
+	SpotBackoff      time.Duration `json:"spot_backoff_ns,omitempty"`
+	SpotBackoffUntil time.Time     `json:"spot_backoff_until,omitzero"`
+	// Replaced counts the instances lost (terminated outside gust, or
+	// reclaimed) that the fleet replaced.
+	Replaced int `json:"replaced,omitempty"`
+}
+
+// Placement is where one instance of a fleet came from.
+type Placement struct {
+	Offering int  `json:"o"`
+	Spot     bool `json:"s,omitempty"`
+}
+
+// HeldReservation is one capacity reservation a fleet holds.
+type HeldReservation struct {
+	Offering int    `json:"offering"`
+	ID       string `json:"id"`
+	Zone     string `json:"zone"`
+	// Left is how many instances the fill may still launch into it (no
+	// burst); Released says it was cancelled.
+	Left     int  `json:"left"`
+	Released bool `json:"released,omitempty"`
+}
+
+// Unavailability marks an offering in a market as without capacity until
+// Until.
+type Unavailability struct {
+	Offering int       `json:"offering"`
+	Spot     bool      `json:"spot,omitempty"`
+	Until    time.Time `json:"until"`
 }
 
 // FleetStatus answers StatusQuery.
@@ -286,6 +434,39 @@ type FleetStatus struct {
 	Runs           int    `json:"runs"`
 	HistoryLength  int    `json:"history_events"`
 	Message        string `json:"message,omitempty"`
+	// Units are the live capacity units (Launched when every weight is 1),
+	// OnDemandUnits and SpotUnits their split by market.
+	Units         int `json:"units"`
+	OnDemandUnits int `json:"on_demand_units"`
+	SpotUnits     int `json:"spot_units"`
+	// Replaced counts the instances lost outside gust that were replaced.
+	Replaced int `json:"replaced"`
+	// Offerings are the per-offering counts of a fleet of offerings;
+	// Unavailable the offerings skipped for now.
+	Offerings   []OfferingStatus      `json:"offerings,omitempty"`
+	Unavailable []UnavailableOffering `json:"unavailable,omitempty"`
+	// EventDriven says the fleet learns its instances' states from the
+	// cloud's events rather than by polling.
+	EventDriven bool `json:"event_driven"`
+}
+
+// OfferingStatus is one offering of FleetStatus.
+type OfferingStatus struct {
+	InstanceType string `json:"instance_type"`
+	Zone         string `json:"zone,omitempty"`
+	SubnetID     string `json:"subnet_id,omitempty"`
+	Weight       int    `json:"weight"`
+	// OnDemand and Spot count the live instances.
+	OnDemand int `json:"on_demand"`
+	Spot     int `json:"spot"`
+}
+
+// UnavailableOffering is an offering a fleet skips for LeftMS more.
+type UnavailableOffering struct {
+	InstanceType string `json:"instance_type"`
+	Zone         string `json:"zone,omitempty"`
+	Market       string `json:"market"`
+	LeftMS       int64  `json:"left_ms"`
 }
 
 // UnmarshalJSON reads a FleetStatus, also as older workers answer the
@@ -355,6 +536,9 @@ type FleetResult struct {
 	// Tenant is the tenant whose account the fleet is in; empty for the
 	// default tenant.
 	Tenant string `json:"tenant,omitempty"`
+	// Units and Replaced are FleetStatus's.
+	Units    int `json:"units,omitempty"`
+	Replaced int `json:"replaced,omitempty"`
 }
 
 // ScaleInput changes a running fleet's target. Min <= Target <= MaxFleetSize:
@@ -406,11 +590,15 @@ func (in LaunchFleetInput) Validate() error {
 	if !fleetIDRe.MatchString(in.FleetID) {
 		bad("fleet id %q must be 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit", in.FleetID)
 	}
-	if in.InstanceType == "" {
+	switch {
+	case in.InstanceType == "" && len(in.Offerings) == 0:
 		bad("instance type is required")
-	} else if !instanceTypeRe.MatchString(in.InstanceType) {
+	case in.InstanceType != "" && !instanceTypeRe.MatchString(in.InstanceType):
 		bad("instance type %q is not of the form family.size (e.g. m5.large)", in.InstanceType)
+	case in.InstanceType != "" && len(in.Offerings) > 0 && in.InstanceType != in.Offerings[0].InstanceType:
+		bad("instance type %q must be the first offering's (%q)", in.InstanceType, in.Offerings[0].InstanceType)
 	}
+	errs = append(errs, in.validateOfferings()...)
 	if in.Min < 1 || in.Min > MaxFleetSize {
 		bad("min %d must be between 1 and %d", in.Min, MaxFleetSize)
 	}

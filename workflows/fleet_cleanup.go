@@ -42,9 +42,8 @@ func (f *fleet) cleanUp(ctx workflow.Context, s *stop, launched bool) {
 // reports whether it did; a failure is fatal to the fleet.
 func (f *fleet) terminateNewest(ctx workflow.Context, n int) bool {
 	var a *activities.Fleet
-	ids := f.st.InstanceIDs[len(f.st.InstanceIDs)-n:]
-	victims := append([]string(nil), ids...)
-	actx := workflow.WithActivityOptions(ctx, terminateOptions(fmt.Sprintf("terminate %d newest (scale down to %d)", n, f.st.Target)))
+	victims := f.victims(n)
+	actx := workflow.WithActivityOptions(ctx, terminateOptions(fmt.Sprintf("terminate %d newest (scale down to %d)", len(victims), f.st.Target)))
 	f.activitiesThisRun++
 	var res activities.TerminateResult
 	if err := workflow.ExecuteActivity(actx, a.TerminateInstances, activities.TerminateInput{Tenant: f.in.Tenant, IDs: victims}).Get(ctx, &res); err != nil {
@@ -63,13 +62,7 @@ func (f *fleet) terminateNewest(ctx workflow.Context, n int) bool {
 		gone[id] = true
 		f.terminatedHere[id] = true
 	}
-	kept := f.st.InstanceIDs[:0]
-	for _, id := range f.st.InstanceIDs {
-		if !gone[id] {
-			kept = append(kept, id)
-		}
-	}
-	f.st.InstanceIDs = kept
+	f.removeInstances(gone)
 	f.st.Terminated += len(victims)
 	f.w.epoch++
 	f.pokeWatcher()
@@ -79,6 +72,9 @@ func (f *fleet) terminateNewest(ctx workflow.Context, n int) bool {
 // releaseReservation cancels the reservation if the fleet holds one, and
 // reports whether it released one now.
 func (f *fleet) releaseReservation(ctx workflow.Context) bool {
+	if f.offerings {
+		return f.releaseReservations(ctx)
+	}
 	if f.st.ReservationID == "" || f.st.ReservationReleased {
 		return false
 	}
@@ -126,7 +122,10 @@ func (f *fleet) terminateAll(ctx workflow.Context, launched, keep bool) error {
 	}
 	f.cancelRes = CancelResult{Terminated: res.Terminated}
 	f.st.Terminated += len(f.st.InstanceIDs)
-	f.st.InstanceIDs = nil
+	f.st.InstanceIDs, f.st.Placements = nil, nil
+	if f.states != nil {
+		clear(f.states)
+	}
 	f.st.Running, f.st.Pending = 0, 0
 	return nil
 }
@@ -135,6 +134,12 @@ func (f *fleet) terminateAll(ctx workflow.Context, launched, keep bool) error {
 // failed count leaves the last poll's numbers, and says so in the log.
 func (f *fleet) countKept(ctx workflow.Context) {
 	if len(f.st.InstanceIDs) == 0 {
+		return
+	}
+	if f.offerings {
+		if _, err := f.reconcile(ctx, workflow.WithActivityOptions(ctx, countOptions())); err != nil {
+			f.log.Warn("counting the kept instances failed", "Error", err)
+		}
 		return
 	}
 	var a *activities.Fleet
@@ -146,4 +151,27 @@ func (f *fleet) countKept(ctx workflow.Context) {
 		return
 	}
 	f.st.Running, f.st.Pending, f.st.Gone = res.Running, res.Pending, res.Total-res.Running-res.Pending
+}
+
+// releaseReservations cancels every reservation a fleet of offerings still
+// holds, and reports whether it released any now. One that fails to
+// release stays held, to be tried again.
+func (f *fleet) releaseReservations(ctx workflow.Context) bool {
+	var a *activities.Fleet
+	released := false
+	for i := range f.st.Reservations {
+		r := &f.st.Reservations[i]
+		if r.Released {
+			continue
+		}
+		actx := workflow.WithActivityOptions(ctx, controlOptions("release reservation "+r.ID))
+		f.activitiesThisRun++
+		if err := workflow.ExecuteActivity(actx, a.ReleaseReservation, activities.ReleaseReservationInput{Tenant: f.in.Tenant, ReservationID: r.ID}).Get(ctx, nil); err != nil {
+			f.log.Warn("releasing a reservation failed", "ReservationID", r.ID, "Error", err)
+			continue
+		}
+		r.Released, r.Left = true, 0
+		released = true
+	}
+	return released
 }

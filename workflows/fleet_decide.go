@@ -59,6 +59,27 @@ type fleetView struct {
 	// LostSince is when the fleet first saw fewer instances running than
 	// it launched with none pending; zero if it does not now.
 	LostSince time.Time
+
+	// Surplus is how many units over the target a fleet of offerings can
+	// terminate without going under it (whole instances of their weight).
+	Surplus int
+
+	// Markets: a fleet of offerings. Its counts (Live, Running, Pending,
+	// Target, FillRequested, RoundCounts) are capacity units, and its
+	// rounds are planned per market: OnDemandWant and SpotWant split the
+	// target, LiveOnDemand/LiveSpot and RequestedOnDemand/RequestedSpot
+	// split Live and FillRequested. BackingOff then holds on-demand rounds
+	// only, SpotBackingOff spot ones, and each only while its market has
+	// no offering left to try (OnDemandOpen, SpotOpen).
+	Markets                          bool
+	OnDemandWant, SpotWant           int
+	LiveOnDemand, LiveSpot           int
+	RequestedOnDemand, RequestedSpot int
+	SpotBackingOff                   bool
+	OnDemandOpen, SpotOpen           bool
+	// Maintain: reaching the target does not end the fleet; it stays
+	// fulfilled and replaces what it loses until it is cancelled.
+	Maintain bool
 }
 
 // action is what the fill loop does next.
@@ -95,22 +116,27 @@ const (
 	// flight; the target no longer needs them (a scale down). A round still
 	// queued behind the rate limiter is dropped before it launches.
 	actDropRounds
+	// actMaintain: the target runs; a maintained fleet is fulfilled and
+	// keeps watching its instances.
+	actMaintain
 )
 
 var actionNames = [...]string{
 	actWait: "wait", actLaunch: "launch", actTerminateExtras: "terminate extras",
 	actReleaseReservation: "release reservation", actFulfilled: "fulfilled", actLost: "lost",
 	actFillTimeout: "fill timeout", actContinueAsNew: "continue as new", actDrain: "drain",
-	actCancelled: "cancelled", actFail: "fail", actDropRounds: "drop rounds",
+	actCancelled: "cancelled", actFail: "fail", actDropRounds: "drop rounds", actMaintain: "maintain",
 }
 
 func (a action) String() string { return actionNames[a] }
 
-// fillRound is one fill activity to start: Count instances, against the
-// reservation when Reserved.
+// fillRound is one fill activity to start: Count instances (units, in a
+// fleet of offerings), against the reservation when Reserved, in the spot
+// market when Spot.
 type fillRound struct {
 	Count    int
 	Reserved bool
+	Spot     bool
 }
 
 // decision is decide's answer: the action and the two pieces of state the
@@ -175,8 +201,12 @@ func decide(v fleetView) decision {
 			return d
 		}
 	}
-	if v.Live > v.Target {
-		d.Action, d.Count = actTerminateExtras, v.Live-v.Target
+	surplus := v.Live - v.Target
+	if v.Markets {
+		surplus = v.Surplus // weights: only whole instances go
+	}
+	if surplus > 0 {
+		d.Action, d.Count = actTerminateExtras, surplus
 		return d
 	}
 	if v.HoldsReservation && v.ReservedLeft == 0 && v.ReservedInFlight == 0 {
@@ -184,10 +214,16 @@ func decide(v fleetView) decision {
 		return d
 	}
 	idle := v.FillInFlight == 0 && !v.Adopting
-	if idle && v.Live == v.Target && v.Fresh {
+	atTarget := v.Live == v.Target || v.Markets && v.Live >= v.Target
+	if idle && atTarget && v.Fresh {
 		if v.Running >= v.Target {
 			d.MarkTargetReached = !v.TargetReached
-			if v.HandlersFinished {
+			switch {
+			case v.Maintain && v.ContinueAsNewDue && v.HandlersFinished && v.BurstInFlight == 0:
+				d.Action = actContinueAsNew
+			case v.Maintain:
+				d.Action = actMaintain
+			case v.HandlersFinished:
 				d.Action = actFulfilled
 			}
 			return d
@@ -204,7 +240,7 @@ func decide(v fleetView) decision {
 	}
 	// Instances are pending, or the fleet is short: nothing is lost yet.
 	d.LostSince = time.Time{}
-	if v.FillDeadlineHit && v.Live < v.Target {
+	if v.FillDeadlineHit && v.Live < v.Target && !(v.Maintain && v.TargetReached) {
 		if idle {
 			d.Action = actFillTimeout
 		}
@@ -215,6 +251,13 @@ func decide(v fleetView) decision {
 			d.Action = actContinueAsNew
 		}
 		return d // drain the rounds in flight and let handlers finish first
+	}
+	if v.Markets {
+		d.Rounds = planMarkets(v)
+		if len(d.Rounds) > 0 {
+			d.Action = actLaunch
+		}
+		return d
 	}
 	if v.BackingOff {
 		return d
@@ -237,4 +280,43 @@ func decide(v fleetView) decision {
 		d.Action = actLaunch
 	}
 	return d
+}
+
+// planMarkets is rule 8 for a fleet of offerings: the units missing from
+// the target, split by market (on-demand first), in rounds of up to
+// FillBatchSize units, the reservation's first. A market backing off gets
+// no round unless an offering of it is open again.
+func planMarkets(v fleetView) []fillRound {
+	// The shortfalls of the two markets add up to at least need (their
+	// wants add up to the target), so need caps them.
+	need := v.Target - v.Live - v.FillRequested
+	odNeed := max(0, min(need, v.OnDemandWant-v.LiveOnDemand-v.RequestedOnDemand))
+	spotNeed := max(0, min(need-odNeed, v.SpotWant-v.LiveSpot-v.RequestedSpot))
+	if v.BackingOff && !v.OnDemandOpen {
+		odNeed = 0
+	}
+	if v.SpotBackingOff && !v.SpotOpen {
+		spotNeed = 0
+	}
+	var rounds []fillRound
+	reservedLeft := 0
+	if v.HoldsReservation {
+		reservedLeft = v.ReservedLeft
+	}
+	slots := v.MaxFillInFlight - v.FillInFlight
+	for ; slots > 0 && odNeed > 0; slots-- {
+		r := fillRound{Count: min(FillBatchSize, odNeed)}
+		if reservedLeft > 0 {
+			r.Count, r.Reserved = min(r.Count, reservedLeft), true
+			reservedLeft -= r.Count
+		}
+		rounds = append(rounds, r)
+		odNeed -= r.Count
+	}
+	for ; slots > 0 && spotNeed > 0; slots-- {
+		r := fillRound{Count: min(FillBatchSize, spotNeed), Spot: true}
+		rounds = append(rounds, r)
+		spotNeed -= r.Count
+	}
+	return rounds
 }

@@ -72,17 +72,17 @@ func TestDecide(t *testing.T) {
 			v.HoldsReservation, v.ReservedInFlight, v.FillInFlight, v.FillRequested, v.Live = true, 5, 1, 5, 5
 		}, decision{Action: actWait}},
 		{"short: launch rounds of FillBatchSize", func(v *fleetView) { v.Target = 22 },
-			decision{Action: actLaunch, Rounds: []fillRound{{5, false}, {5, false}, {2, false}}}},
+			decision{Action: actLaunch, Rounds: []fillRound{{Count: 5, Reserved: false}, {Count: 5, Reserved: false}, {Count: 2, Reserved: false}}}},
 		{"short, rounds in flight count toward it", func(v *fleetView) { v.Target, v.FillInFlight, v.FillRequested = 22, 2, 10 },
-			decision{Action: actLaunch, Rounds: []fillRound{{2, false}}}},
+			decision{Action: actLaunch, Rounds: []fillRound{{Count: 2, Reserved: false}}}},
 		{"at most MaxFillInFlight rounds", func(v *fleetView) { v.Target, v.FillInFlight, v.FillRequested, v.MaxFillInFlight = 100, 2, 10, 3 },
-			decision{Action: actLaunch, Rounds: []fillRound{{5, false}}}},
+			decision{Action: actLaunch, Rounds: []fillRound{{Count: 5, Reserved: false}}}},
 		{"from the reservation first", func(v *fleetView) {
 			v.Target, v.Live, v.Running, v.HoldsReservation, v.ReservedLeft = 10, 0, 0, true, 7
-		}, decision{Action: actLaunch, Rounds: []fillRound{{5, true}, {2, true}, {3, false}}}},
+		}, decision{Action: actLaunch, Rounds: []fillRound{{Count: 5, Reserved: true}, {Count: 2, Reserved: true}, {Count: 3, Reserved: false}}}},
 		{"a released reservation is not used", func(v *fleetView) {
 			v.Target, v.Live, v.Running, v.HoldsReservation, v.ReservedLeft = 10, 0, 0, false, 7
-		}, decision{Action: actLaunch, Rounds: []fillRound{{5, false}, {5, false}}}},
+		}, decision{Action: actLaunch, Rounds: []fillRound{{Count: 5, Reserved: false}, {Count: 5, Reserved: false}}}},
 		{"backing off: no round", func(v *fleetView) { v.Target, v.BackingOff = 22, true },
 			decision{Action: actWait}},
 		{"fill deadline, idle: fill timeout", func(v *fleetView) { v.Target, v.FillDeadlineHit = 22, true },

@@ -27,6 +27,16 @@ func (f *fleet) registerHandlers(ctx workflow.Context) error {
 	}); err != nil {
 		return err
 	}
+	events := workflow.GetSignalChannel(ctx, InstanceEventsSignal)
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		for {
+			var in InstanceEventsInput
+			if more := events.Receive(ctx, &in); !more {
+				return
+			}
+			f.applyEvents(ctx, in)
+		}
+	})
 	signals := workflow.GetSignalChannel(ctx, CancelSignal)
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		for {
@@ -43,7 +53,7 @@ func (f *fleet) registerHandlers(ctx workflow.Context) error {
 // validateScale rejects a scale of a fleet that ended or is being
 // cancelled, and a target outside [min, MaxFleetSize].
 func (f *fleet) validateScale(in ScaleInput) error {
-	if f.terminal() {
+	if f.closed() {
 		return fmt.Errorf("fleet %s is %s", f.in.FleetID, f.st.Phase)
 	}
 	if f.cancelReq != nil {
@@ -55,10 +65,20 @@ func (f *fleet) validateScale(in ScaleInput) error {
 // validateCancel rejects a cancel of a fleet that ended otherwise; a second
 // cancel of a cancelled fleet is accepted and answers like the first.
 func (f *fleet) validateCancel(CancelInput) error {
-	if f.terminal() && f.st.Phase != PhaseCancelled {
+	if f.closed() && f.st.Phase != PhaseCancelled {
 		return fmt.Errorf("fleet %s is already %s", f.in.FleetID, f.st.Phase)
 	}
 	return nil
+}
+
+// closed reports whether the fleet takes no more scale or cancel: it
+// reached a terminal state, except a maintained fleet that is fulfilled and
+// keeps its target until it is cancelled.
+func (f *fleet) closed() bool {
+	if f.maintain && f.st.Phase == PhaseFulfilled && !f.stopping {
+		return false
+	}
+	return f.terminal()
 }
 
 // scale is the ScaleUpdate handler. Raising the target returns at once; the
@@ -68,6 +88,9 @@ func (f *fleet) scale(ctx workflow.Context, in ScaleInput) (ScaleResult, error) 
 	prev := f.st.Target
 	f.st.Target = in.Target
 	f.changed = true
+	if f.maintain && in.Target > prev && f.st.Phase == PhaseFulfilled {
+		f.setPhase(PhaseFilling) // fulfilled again once the new target runs
+	}
 	defer func() { f.changed = true }() // the fill loop waits for handlers before it ends
 	f.log.Info("fleet scaled", "From", prev, "To", in.Target)
 	if workflow.GetVersion(ctx, versionScaleMemo, workflow.DefaultVersion, 1) >= 1 {
@@ -78,7 +101,8 @@ func (f *fleet) scale(ctx workflow.Context, in ScaleInput) (ScaleResult, error) 
 	}
 	if in.Target < prev {
 		if err := workflow.Await(ctx, func() bool {
-			return len(f.st.InstanceIDs) <= f.st.Target || f.done || f.cancelReq != nil
+			live, _, _ := f.units()
+			return live <= f.st.Target || f.surplus(live) == 0 || f.done || f.cancelReq != nil
 		}); err != nil {
 			return ScaleResult{}, err
 		}

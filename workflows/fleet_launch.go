@@ -20,6 +20,9 @@ func (f *fleet) validate(ctx workflow.Context) error {
 	if err := f.in.Validate(); err != nil {
 		return invalidRequest(err.Error())
 	}
+	if f.offerings {
+		return f.prepare(ctx)
+	}
 	var a *activities.Fleet
 	var res activities.CheckInstanceTypeResult
 	actx := workflow.WithActivityOptions(ctx, controlOptions("check instance type "+f.in.InstanceType))
@@ -52,6 +55,22 @@ func (f *fleet) reserve(ctx workflow.Context) *stop {
 		}
 		f.st.ReserveAttempts++
 		f.activitiesThisRun++
+		if f.offerings {
+			done, err := f.reserveOfferings(ctx)
+			if done {
+				return nil
+			}
+			if ctx.Err() != nil {
+				return stopCancel()
+			}
+			if !isCapacityError(err) {
+				return stopWith(err)
+			}
+			if s := f.capacityWait(ctx, deadline); s != nil {
+				return s
+			}
+			continue
+		}
 		in := activities.ReserveCapacityInput{
 			Tenant:       f.in.Tenant,
 			FleetID:      f.in.FleetID,
@@ -76,22 +95,36 @@ func (f *fleet) reserve(ctx workflow.Context) *stop {
 		if !isCapacityError(err) {
 			return stopWith(err)
 		}
-		f.st.CapacityRetries++
-		now := workflow.Now(ctx)
-		if f.in.CapacityPolicy != CapacityPolicyWait || !now.Before(deadline) {
-			return &stop{state: PhaseInsufficientCapacity, message: fmt.Sprintf("no zone has capacity for %d %s", f.in.Min, f.in.InstanceType)}
-		}
-		wait := min(nextBackoff(f.st.Backoff), deadline.Sub(now))
-		f.st.Backoff = nextBackoff(f.st.Backoff)
-		f.message = fmt.Sprintf("no capacity for %d %s; retrying in %s", f.in.Min, f.in.InstanceType, wait)
-		f.log.Info("fleet waiting for capacity", "Min", f.in.Min, "InstanceType", f.in.InstanceType, "RetryIn", wait)
-		if _, err := workflow.AwaitWithOptions(ctx, workflow.AwaitOptions{
-			Timeout:      wait,
-			TimerOptions: workflow.TimerOptions{Summary: fmt.Sprintf("capacity backoff %s", wait)},
-		}, func() bool { return f.cancelReq != nil }); err != nil {
-			return stopCancel()
+		if s := f.capacityWait(ctx, deadline); s != nil {
+			return s
 		}
 	}
+}
+
+// capacityWait is the capacity policy after a reservation found no
+// capacity: end the fleet insufficient_capacity, or wait the next backoff
+// (nil) under CapacityPolicyWait until the deadline.
+func (f *fleet) capacityWait(ctx workflow.Context, deadline time.Time) *stop {
+	f.st.CapacityRetries++
+	now := workflow.Now(ctx)
+	what := fmt.Sprintf("%d %s", f.in.Min, f.in.InstanceType)
+	if f.offerings {
+		what = fmt.Sprintf("%d units over %d offerings", f.in.Min, len(f.st.Offerings))
+	}
+	if f.in.CapacityPolicy != CapacityPolicyWait || !now.Before(deadline) {
+		return &stop{state: PhaseInsufficientCapacity, message: "no zone has capacity for " + what}
+	}
+	wait := min(nextBackoff(f.st.Backoff), deadline.Sub(now))
+	f.st.Backoff = nextBackoff(f.st.Backoff)
+	f.message = fmt.Sprintf("no capacity for %s; retrying in %s", what, wait)
+	f.log.Info("fleet waiting for capacity", "Min", f.in.Min, "InstanceType", f.in.InstanceType, "RetryIn", wait)
+	if _, err := workflow.AwaitWithOptions(ctx, workflow.AwaitOptions{
+		Timeout:      wait,
+		TimerOptions: workflow.TimerOptions{Summary: fmt.Sprintf("capacity backoff %s", wait)},
+	}, func() bool { return f.cancelReq != nil }); err != nil {
+		return stopCancel()
+	}
+	return nil
 }
 
 // waitDeadline is when CapacityPolicyWait gives up.
@@ -126,6 +159,10 @@ func nextBackoff(d time.Duration) time.Duration {
 func (f *fleet) burst(ctx workflow.Context) *stop {
 	var a *activities.Fleet
 	bctx, cancelBurst := workflow.WithCancel(ctx)
+	if f.offerings {
+		f.burstOfferings(ctx, bctx)
+		return f.burstWait(ctx, cancelBurst)
+	}
 	size := burstChunkSize(f.in.Min, f.tune.BurstChunk)
 	chunks := (f.in.Min + size - 1) / size
 	for i := 0; i < chunks; i++ {
@@ -166,6 +203,12 @@ func (f *fleet) burst(ctx workflow.Context) *stop {
 			}
 		})
 	}
+	return f.burstWait(ctx, cancelBurst)
+}
+
+// burstWait waits for the burst's chunks, then releases what the
+// reservation has left.
+func (f *fleet) burstWait(ctx workflow.Context, cancelBurst workflow.CancelFunc) *stop {
 	for f.flight.burst > 0 {
 		if err := workflow.Await(ctx, func() bool { return f.flight.burst == 0 || f.cancelReq != nil }); err != nil {
 			break
@@ -269,6 +312,9 @@ func (f *fleet) fill(ctx workflow.Context) *stop {
 		// The previous run was backing off when it continued as new.
 		f.startBackoff(ctx, left)
 	}
+	if left := backoffLeft(workflow.Now(ctx), f.st.SpotBackoffUntil); left > 0 {
+		f.startSpotBackoff(ctx, left)
+	}
 	f.startFillDeadline(ctx)
 	lookAgain := workflow.GetVersion(ctx, versionLookAgain, workflow.DefaultVersion, 1) >= 1
 	f.dropSurplus = workflow.GetVersion(ctx, versionDropSurplus, workflow.DefaultVersion, 1) >= 1
@@ -301,6 +347,12 @@ func (f *fleet) fill(ctx workflow.Context) *stop {
 			}
 		case actFulfilled:
 			return &stop{state: PhaseFulfilled}
+		case actMaintain:
+			if f.st.Phase != PhaseFulfilled {
+				f.setPhase(PhaseFulfilled)
+				f.message = ""
+				f.log.Info("fleet fulfilled; maintaining its target until cancelled", "Target", f.st.Target)
+			}
 		case actLost:
 			return stopWith(fmt.Errorf("%d of %d instances are not running and none is pending: they were terminated outside gust",
 				d.Count, len(f.st.InstanceIDs)))
@@ -326,13 +378,14 @@ func (f *fleet) fill(ctx workflow.Context) *stop {
 // view is the fleet as decide sees it now.
 func (f *fleet) view(ctx workflow.Context) fleetView {
 	counts, dropping := f.flight.droppable()
-	return fleetView{
+	live, liveOD, liveSpot := f.units()
+	v := fleetView{
 		RoundCounts:      counts,
 		Dropping:         dropping,
 		DropSurplus:      f.dropSurplus,
 		Now:              workflow.Now(ctx),
 		Target:           f.st.Target,
-		Live:             len(f.st.InstanceIDs),
+		Live:             live,
 		Running:          f.st.Running,
 		Pending:          f.st.Pending,
 		Fresh:            f.w.obsEpoch == f.w.epoch,
@@ -353,12 +406,33 @@ func (f *fleet) view(ctx workflow.Context) fleetView {
 		TargetReached:    !f.st.TargetReachedAt.IsZero(),
 		LostSince:        f.lostSince,
 	}
+	if f.offerings {
+		now := v.Now
+		v.Markets, v.Maintain = true, f.maintain
+		v.Surplus = f.surplus(live)
+		v.Fresh = f.statesKnown
+		v.OnDemandWant, v.SpotWant = splitMarkets(f.st.Target, f.in.OnDemandBase, f.in.SpotShare)
+		v.LiveOnDemand, v.LiveSpot = liveOD, liveSpot
+		v.RequestedSpot = f.flight.spotRequested
+		v.RequestedOnDemand = f.flight.fillRequested - f.flight.spotRequested
+		v.SpotBackingOff = f.spotBackingOff
+		_, odProbe := f.candidates(now, false)
+		_, spotProbe := f.candidates(now, true)
+		v.OnDemandOpen, v.SpotOpen = !odProbe, !spotProbe
+		v.ReservedLeft = f.reservedLeft()
+		v.HoldsReservation = f.holdsReservation()
+	}
+	return v
 }
 
 // startFillRound schedules one LaunchFill activity for r: from the
 // reservation (no-burst mode) when r.Reserved, else from open capacity in
 // the next zone.
 func (f *fleet) startFillRound(ctx, lctx workflow.Context, r fillRound) {
+	if f.offerings {
+		f.startOfferingsRound(ctx, lctx, r)
+		return
+	}
 	var a *activities.Fleet
 	f.st.FillRound++
 	round := f.st.FillRound

@@ -39,11 +39,12 @@ func newRulesEnv(t *testing.T, cloud *fake.Compute) *testsuite.TestWorkflowEnvir
 
 func fleetTags() map[string]string { return map[string]string{providers.FleetTagKey: "fleet-1"} }
 
-// runCalls returns the Run inputs whose ClientToken starts with prefix.
+// runCalls returns the Run inputs whose ClientToken starts with prefix,
+// dry runs (PrepareFleet's checks) aside.
 func runCalls(cloud *fake.Compute, prefix string) []providers.RunInput {
 	var out []providers.RunInput
 	for _, c := range cloud.Calls() {
-		if in, ok := c.Input.(providers.RunInput); ok && c.Method == fake.MethodRun && strings.HasPrefix(in.ClientToken, prefix) {
+		if in, ok := c.Input.(providers.RunInput); ok && c.Method == fake.MethodRun && !in.DryRun && strings.HasPrefix(in.ClientToken, prefix) {
 			out = append(out, in)
 		}
 	}
@@ -121,7 +122,7 @@ func TestFleetReserveErrorThatIsNotCapacityFailsTheFleet(t *testing.T) {
 	require.True(t, errors.As(err, &appErr), "want the reservation's error, got %v", err)
 	require.Equal(t, providers.ErrTypeInvalid, appErr.Type())
 	require.Equal(t, 1, cloud.CallCount(fake.MethodReserve), "not retried as if capacity were short")
-	require.Zero(t, cloud.CallCount(fake.MethodRun))
+	require.Empty(t, runCalls(cloud, ""))
 }
 
 func TestFleetStopsUsingAReservationThatCannotDeliver(t *testing.T) {
@@ -296,6 +297,7 @@ func TestFleetDecidesAgainAfterReleasingTheReservation(t *testing.T) {
 	var a *activities.Fleet
 	real := &activities.Fleet{Accounts: providers.OneAccount(cloud)}
 	env.OnActivity(a.CountRunning, mock.Anything, mock.Anything).Return(real.CountRunning).After(3 * time.Second)
+	env.OnActivity(a.ReconcileFleet, mock.Anything, mock.Anything).Return(real.ReconcileFleet).After(3 * time.Second)
 	var released, openRound time.Time
 	env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, args converter.EncodedValues) {
 		switch info.ActivityType.Name {
@@ -304,6 +306,10 @@ func TestFleetDecidesAgainAfterReleasingTheReservation(t *testing.T) {
 		case "LaunchFill":
 			var in activities.LaunchInput
 			if args.Get(&in) == nil && in.ReservationID == "" && openRound.IsZero() {
+				openRound = env.Now()
+			}
+		case "LaunchOfferings": // a fleet of offerings' open-capacity round
+			if openRound.IsZero() {
 				openRound = env.Now()
 			}
 		}
@@ -381,6 +387,16 @@ func TestFleetScaleDownDropsQueuedFillRounds(t *testing.T) {
 		return real.LaunchFill(ctx, in)
 	}
 	env.OnActivity(a.LaunchFill, mock.Anything, mock.Anything).Return(queued).After(time.Minute)
+	env.OnActivity(a.LaunchOfferings, mock.Anything, mock.Anything).Return(
+		func(ctx context.Context, in activities.LaunchOfferingsInput) (activities.LaunchOfferingsResult, error) {
+			mu.Lock()
+			gone := cancelled[activity.GetInfo(ctx).ActivityID]
+			mu.Unlock()
+			if gone {
+				return activities.LaunchOfferingsResult{}, temporal.NewCanceledError()
+			}
+			return real.LaunchOfferings(ctx, in)
+		}).After(time.Minute)
 	var scaled ScaleResult
 	env.RegisterDelayedCallback(func() {
 		env.UpdateWorkflow(ScaleUpdate, "scale-1", &testsuite.TestUpdateCallback{

@@ -4,6 +4,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/gust-dev/gust/activities"
+	"github.com/gust-dev/gust/providers"
 )
 
 // The watcher: the running-count poll that measures time to min and
@@ -39,9 +40,22 @@ func (f *fleet) startWatcher(ctx workflow.Context) {
 			f.activitiesThisRun++
 			var res activities.CountRunningResult
 			began := workflow.Now(ctx)
-			err := workflow.ExecuteActivity(actx, a.CountRunning, in).Get(ctx, &res)
+			var err error
+			if f.offerings {
+				res, err = f.reconcile(ctx, actx)
+			} else {
+				err = workflow.ExecuteActivity(actx, a.CountRunning, in).Get(ctx, &res)
+			}
 			took := workflow.Now(ctx).Sub(began)
-			if err == nil {
+			if err == nil && f.offerings {
+				f.w.obsEpoch = epoch
+				if quiet && f.launchesSettled() && epoch == f.w.epoch && res.Running+res.Pending > len(f.st.InstanceIDs)+f.stillRunningLost() {
+					f.w.adopting = true
+					f.adoptOrphans(ctx)
+					f.w.adopting = false
+					f.changed = true
+				}
+			} else if err == nil {
 				f.st.Running, f.st.Pending, f.st.Gone = res.Running, res.Pending, res.Total-res.Running-res.Pending
 				f.w.obsEpoch = epoch
 				if f.st.MinReachedAt.IsZero() && res.Running >= f.in.Min {
@@ -63,7 +77,11 @@ func (f *fleet) startWatcher(ctx workflow.Context) {
 				return
 			}
 			interval := f.tune.IdlePollInterval
-			if f.busy() {
+			if f.offerings && f.eventsActive {
+				// Events carry the changes; this count is the safety net.
+				f.reconciles++
+				interval = f.tune.ReconcileInterval + jitter(f.tune.ReconcileInterval, f.in.FleetID, f.reconciles)
+			} else if f.busy() {
 				// A count of a large fleet is a heavy DescribeInstances;
 				// waiting at least twice its duration keeps polling under
 				// a third of the cloud's and the worker's time.
@@ -78,6 +96,35 @@ func (f *fleet) startWatcher(ctx workflow.Context) {
 		}
 	})
 }
+
+// reconcile runs one ReconcileFleet and applies it to the instances' states.
+// It returns the counts in instances, as CountRunning does.
+func (f *fleet) reconcile(ctx, actx workflow.Context) (activities.CountRunningResult, error) {
+	var a *activities.Fleet
+	known := append([]string(nil), f.st.InstanceIDs...)
+	in := activities.ReconcileFleetInput{Tenant: f.in.Tenant, FleetID: f.in.FleetID, RunTag: f.st.Origin}
+	var res activities.ReconcileFleetResult
+	if err := workflow.ExecuteActivity(actx, a.ReconcileFleet, in).Get(ctx, &res); err != nil {
+		return activities.CountRunningResult{}, err
+	}
+	if res.EventsActive != f.eventsActive {
+		f.log.Info("instance events", "Active", res.EventsActive)
+	}
+	f.eventsActive = res.EventsActive
+	f.lostRunning = 0
+	for _, s := range res.NotRunning {
+		if _, live := f.states[s.ID]; !live && s.Interrupted && (s.State == providers.StateRunning || s.State == providers.StatePending) {
+			f.lostRunning++
+		}
+	}
+	f.applyReconcile(ctx, known, res)
+	return activities.CountRunningResult{Running: res.Running, Pending: res.Pending, Total: res.Total}, nil
+}
+
+// stillRunningLost counts the instances the fleet gave up as lost that the
+// last count still saw live (interrupted spot instances run out their
+// notice), so they do not look like orphans to adopt.
+func (f *fleet) stillRunningLost() int { return f.lostRunning }
 
 // launchesSettled reports whether every launch the fleet made has
 // reported: no burst chunk or fill round is in flight, and no cancel is
@@ -130,6 +177,12 @@ func (f *fleet) adoptOrphans(ctx workflow.Context) {
 	}
 	f.log.Warn("adopting instances whose launch never reported them", "Count", len(orphans))
 	f.st.Adopted += len(orphans)
+	if f.offerings {
+		// Which offering an orphan came from is not known; it counts as
+		// the first's, on-demand.
+		f.addPlaced(ctx, orphans, 0, false)
+		return
+	}
 	f.addInstances(orphans)
 	f.changed = true
 }
@@ -140,6 +193,12 @@ func (f *fleet) addInstances(ids []string) {
 		return
 	}
 	f.st.InstanceIDs = append(f.st.InstanceIDs, ids...)
+	if f.states != nil {
+		for _, id := range ids {
+			f.states[id] = f.early[id] // what an event said before the launch did
+			delete(f.early, id)
+		}
+	}
 	f.w.epoch++
 	f.pokeWatcher()
 }

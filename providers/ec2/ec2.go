@@ -10,6 +10,7 @@ import (
 	"cmp"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -38,6 +39,11 @@ type EC2API interface {
 	DescribeCapacityReservations(ctx context.Context, in *awsec2.DescribeCapacityReservationsInput, opts ...func(*awsec2.Options)) (*awsec2.DescribeCapacityReservationsOutput, error)
 	CancelCapacityReservation(ctx context.Context, in *awsec2.CancelCapacityReservationInput, opts ...func(*awsec2.Options)) (*awsec2.CancelCapacityReservationOutput, error)
 	DescribeInstanceTypeOfferings(ctx context.Context, in *awsec2.DescribeInstanceTypeOfferingsInput, opts ...func(*awsec2.Options)) (*awsec2.DescribeInstanceTypeOfferingsOutput, error)
+	CreateFleet(ctx context.Context, in *awsec2.CreateFleetInput, opts ...func(*awsec2.Options)) (*awsec2.CreateFleetOutput, error)
+	DescribeSpotPriceHistory(ctx context.Context, in *awsec2.DescribeSpotPriceHistoryInput, opts ...func(*awsec2.Options)) (*awsec2.DescribeSpotPriceHistoryOutput, error)
+	GetSpotPlacementScores(ctx context.Context, in *awsec2.GetSpotPlacementScoresInput, opts ...func(*awsec2.Options)) (*awsec2.GetSpotPlacementScoresOutput, error)
+	DescribeAvailabilityZones(ctx context.Context, in *awsec2.DescribeAvailabilityZonesInput, opts ...func(*awsec2.Options)) (*awsec2.DescribeAvailabilityZonesOutput, error)
+	DescribeSubnets(ctx context.Context, in *awsec2.DescribeSubnetsInput, opts ...func(*awsec2.Options)) (*awsec2.DescribeSubnetsOutput, error)
 }
 
 var _ EC2API = (*awsec2.Client)(nil)
@@ -50,6 +56,10 @@ var _ providers.Compute = (*Provider)(nil)
 // of reserving a second time in another zone.
 const ReserveTokenTagKey = "gust:client-token"
 
+// SpotInterruptionCode is the state reason EC2 gives a spot instance
+// under an interruption notice, and after it reclaimed it.
+const SpotInterruptionCode = "Server.SpotInstanceTermination"
+
 // Limits EC2 puts on one call.
 const (
 	maxFilterValues     = 200
@@ -61,10 +71,19 @@ type Provider struct {
 	api EC2API
 	// defaultImage is the image of a Run that names none (Options.DefaultImageID).
 	defaultImage string
+	// region is the client's region, which GetSpotPlacementScores must be
+	// told; "" when api is not an SDK client (tests).
+	region string
 }
 
 // New returns a Provider that calls api.
-func New(api EC2API) *Provider { return &Provider{api: api} }
+func New(api EC2API) *Provider {
+	p := &Provider{api: api}
+	if c, ok := api.(*awsec2.Client); ok {
+		p.region = c.Options().Region
+	}
+	return p
+}
 
 // LocalCloudImageID is the image gust's local cloud advertises; workers
 // that talk to it launch it when a fleet names no image.
@@ -184,6 +203,15 @@ func errorType(code string) string {
 		// STS refused the tenant's role while the SDK renewed its
 		// credentials mid-call: the tenant is gone.
 		return providers.ErrTypeNotFound
+	}
+	return ""
+}
+
+// errorCode is err's EC2 error code, or "" for an error without one.
+func errorCode(err error) string {
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		return ae.ErrorCode()
 	}
 	return ""
 }
@@ -348,19 +376,66 @@ func (p *Provider) CancelReservation(ctx context.Context, id string) error {
 	return nil
 }
 
-// Run launches instances with RunInstances.
+// Run launches instances with RunInstances. A launch template, when
+// named, supplies the image unless the input names one: the provider's
+// default image is sent only without a template. A dry run that EC2
+// accepts (its DryRunOperation answer) returns nil and no instances.
 func (p *Provider) Run(ctx context.Context, in providers.RunInput) ([]providers.Instance, error) {
 	if in.InstanceType == "" || in.MinCount < 1 || in.MaxCount < in.MinCount {
 		return nil, providers.NewInvalidError(fmt.Errorf("running instances, need an instance type and 1 <= MinCount <= MaxCount, got %q, %d, %d",
 			in.InstanceType, in.MinCount, in.MaxCount))
+	}
+	spot, err := isSpot(in.Market)
+	if err != nil {
+		return nil, fmt.Errorf("running instances, %w", err)
+	}
+	if spot && in.ReservationID != "" {
+		return nil, providers.NewInvalidError(fmt.Errorf("running instances, a spot launch cannot target capacity reservation %s", in.ReservationID))
 	}
 	req := &awsec2.RunInstancesInput{
 		InstanceType: types.InstanceType(in.InstanceType),
 		MinCount:     aws.Int32(int32(in.MinCount)),
 		MaxCount:     aws.Int32(int32(in.MaxCount)),
 	}
-	if image := cmp.Or(in.ImageID, p.defaultImage); image != "" {
+	image := cmp.Or(in.Params.ImageID, in.ImageID)
+	if image == "" && in.Params.LaunchTemplate.IsZero() {
+		image = p.defaultImage
+	}
+	if image != "" {
 		req.ImageId = aws.String(image)
+	}
+	if spot {
+		req.InstanceMarketOptions = &types.InstanceMarketOptionsRequest{MarketType: types.MarketTypeSpot}
+	}
+	if in.SubnetID != "" {
+		req.SubnetId = aws.String(in.SubnetID)
+	}
+	if len(in.Params.SecurityGroupIDs) > 0 {
+		req.SecurityGroupIds = in.Params.SecurityGroupIDs
+	}
+	if in.Params.KeyName != "" {
+		req.KeyName = aws.String(in.Params.KeyName)
+	}
+	if len(in.Params.UserData) > 0 {
+		req.UserData = aws.String(base64.StdEncoding.EncodeToString(in.Params.UserData))
+	}
+	if prof := in.Params.IAMInstanceProfile; prof != "" {
+		req.IamInstanceProfile = &types.IamInstanceProfileSpecification{}
+		if strings.HasPrefix(prof, "arn:") {
+			req.IamInstanceProfile.Arn = aws.String(prof)
+		} else {
+			req.IamInstanceProfile.Name = aws.String(prof)
+		}
+	}
+	if lt := in.Params.LaunchTemplate; !lt.IsZero() {
+		req.LaunchTemplate = &types.LaunchTemplateSpecification{
+			LaunchTemplateId:   optString(lt.ID),
+			LaunchTemplateName: optString(lt.Name),
+			Version:            optString(lt.Version),
+		}
+	}
+	if in.DryRun {
+		req.DryRun = aws.Bool(true)
 	}
 	if in.Zone != "" {
 		req.Placement = &types.Placement{AvailabilityZone: aws.String(in.Zone)}
@@ -379,6 +454,10 @@ func (p *Provider) Run(ctx context.Context, in providers.RunInput) ([]providers.
 		req.TagSpecifications = []types.TagSpecification{{ResourceType: types.ResourceTypeInstance, Tags: ec2Tags(in.Tags)}}
 	}
 	out, err := p.api.RunInstances(ctx, req)
+	if in.DryRun && errorCode(err) == "DryRunOperation" {
+		// "Request would have succeeded, but DryRun flag is set."
+		return nil, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("running instances, %w", translate(err))
 	}
@@ -488,6 +567,26 @@ func ec2Tags(m map[string]string) []types.Tag {
 	return tags
 }
 
+// isSpot reports whether market is the spot market; an unknown market is
+// an InvalidError.
+func isSpot(market string) (bool, error) {
+	switch market {
+	case "", providers.MarketOnDemand:
+		return false, nil
+	case providers.MarketSpot:
+		return true, nil
+	}
+	return false, providers.NewInvalidError(fmt.Errorf("unknown market %q: use %s or %s", market, providers.MarketOnDemand, providers.MarketSpot))
+}
+
+// optString is nil for "", so optional parameters are left out.
+func optString(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return aws.String(s)
+}
+
 func instance(in *types.Instance) providers.Instance {
 	out := providers.Instance{
 		ID:           aws.ToString(in.InstanceId),
@@ -500,6 +599,17 @@ func instance(in *types.Instance) providers.Instance {
 	if in.State != nil {
 		out.State = string(in.State.Name)
 	}
+	out.Market = providers.MarketOnDemand
+	if in.InstanceLifecycle == types.InstanceLifecycleTypeSpot {
+		out.Market = providers.MarketSpot
+	}
+	if in.StateReason != nil {
+		out.StateReason = aws.ToString(in.StateReason.Code)
+	}
+	// EC2 gives a spot instance this state reason with its interruption
+	// notice, two minutes before it terminates it, and keeps it after.
+	out.Interrupted = out.Market == providers.MarketSpot && out.State == providers.StateRunning &&
+		out.StateReason == SpotInterruptionCode
 	if len(in.Tags) > 0 {
 		out.Tags = make(map[string]string, len(in.Tags))
 		for _, t := range in.Tags {

@@ -34,6 +34,11 @@ type fakeAPI struct {
 	descCR   func(*awsec2.DescribeCapacityReservationsInput) (*awsec2.DescribeCapacityReservationsOutput, error)
 	cancel   func(*awsec2.CancelCapacityReservationInput) (*awsec2.CancelCapacityReservationOutput, error)
 	offers   func(*awsec2.DescribeInstanceTypeOfferingsInput) (*awsec2.DescribeInstanceTypeOfferingsOutput, error)
+	fleet    func(*awsec2.CreateFleetInput) (*awsec2.CreateFleetOutput, error)
+	spot     func(*awsec2.DescribeSpotPriceHistoryInput) (*awsec2.DescribeSpotPriceHistoryOutput, error)
+	scores   func(*awsec2.GetSpotPlacementScoresInput) (*awsec2.GetSpotPlacementScoresOutput, error)
+	azs      func(*awsec2.DescribeAvailabilityZonesInput) (*awsec2.DescribeAvailabilityZonesOutput, error)
+	subnets  func(*awsec2.DescribeSubnetsInput) (*awsec2.DescribeSubnetsOutput, error)
 	inputs   []any
 }
 
@@ -73,6 +78,26 @@ func (f *fakeAPI) CancelCapacityReservation(_ context.Context, in *awsec2.Cancel
 
 func (f *fakeAPI) DescribeInstanceTypeOfferings(_ context.Context, in *awsec2.DescribeInstanceTypeOfferingsInput, _ ...func(*awsec2.Options)) (*awsec2.DescribeInstanceTypeOfferingsOutput, error) {
 	return call(f, f.offers, in)
+}
+
+func (f *fakeAPI) CreateFleet(_ context.Context, in *awsec2.CreateFleetInput, _ ...func(*awsec2.Options)) (*awsec2.CreateFleetOutput, error) {
+	return call(f, f.fleet, in)
+}
+
+func (f *fakeAPI) DescribeSpotPriceHistory(_ context.Context, in *awsec2.DescribeSpotPriceHistoryInput, _ ...func(*awsec2.Options)) (*awsec2.DescribeSpotPriceHistoryOutput, error) {
+	return call(f, f.spot, in)
+}
+
+func (f *fakeAPI) GetSpotPlacementScores(_ context.Context, in *awsec2.GetSpotPlacementScoresInput, _ ...func(*awsec2.Options)) (*awsec2.GetSpotPlacementScoresOutput, error) {
+	return call(f, f.scores, in)
+}
+
+func (f *fakeAPI) DescribeAvailabilityZones(_ context.Context, in *awsec2.DescribeAvailabilityZonesInput, _ ...func(*awsec2.Options)) (*awsec2.DescribeAvailabilityZonesOutput, error) {
+	return call(f, f.azs, in)
+}
+
+func (f *fakeAPI) DescribeSubnets(_ context.Context, in *awsec2.DescribeSubnetsInput, _ ...func(*awsec2.Options)) (*awsec2.DescribeSubnetsOutput, error) {
+	return call(f, f.subnets, in)
 }
 
 func apiErr(code string) error {
@@ -154,7 +179,7 @@ func TestRunBuildsTheRequest(t *testing.T) {
 	})
 	require.NoError(t, err)
 	assert.Equal(t, []providers.Instance{{ID: "i-1", InstanceType: "m5.large", Zone: "us-east-1b", State: "pending",
-		Tags: map[string]string{providers.FleetTagKey: "f1"}, LaunchTime: launched}}, got)
+		Tags: map[string]string{providers.FleetTagKey: "f1"}, LaunchTime: launched, Market: providers.MarketOnDemand}}, got)
 
 	in := api.inputs[0].(*awsec2.RunInstancesInput)
 	assert.Equal(t, int32(2), aws.ToInt32(in.MinCount))

@@ -25,6 +25,9 @@ const (
 	MethodDescribe          = "Describe"
 	MethodTerminate         = "Terminate"
 	MethodInstanceTypes     = "InstanceTypes"
+	MethodLaunchFleet       = "LaunchFleet"
+	MethodDescribeOfferings = "DescribeOfferings"
+	MethodSubnets           = "Subnets"
 )
 
 // Unlimited, given to SetCapacity, makes an instance type's open capacity
@@ -38,14 +41,17 @@ var ErrResponseLost = errors.New("fake: connection reset after the launch (respo
 
 // Call is one recorded call. Input is the method's argument after ctx:
 // providers.ReserveInput, the reservation id, providers.RunInput,
-// providers.InstanceFilter, the []string of ids, or nil.
+// providers.InstanceFilter, the []string of ids, nil (InstanceTypes),
+// providers.FleetLaunchInput, []providers.Offering, or the []string of
+// subnet ids.
 type Call struct {
 	Method string
 	Input  any
 }
 
 // Compute is an in-memory providers.Compute with EC2's semantics where gust
-// depends on them: open capacity per instance type; capacity reservations
+// depends on them: open capacity per instance type, and optionally per
+// offering (type, zone and market); capacity reservations
 // that hold capacity taken from it; all-or-nothing MinCount; ClientToken
 // idempotency for Run and Reserve (the same token with other parameters is
 // IdempotencyMismatchError); capacity returned to its reservation (while
@@ -61,6 +67,25 @@ type Call struct {
 //   - Hold capacity short: SetCapacity(type, n) sets the open capacity left
 //     (Unlimited for no limit). A Reserve or Run that asks for more than is
 //     left fails with InsufficientCapacityError and changes nothing.
+//   - Capacity per offering: SetOfferingCapacity(type, zone, market, n).
+//     The rule: a launch or reservation of a type in a zone and market
+//     draws from that offering's capacity if one was set, else from the
+//     type's (SetCapacity), which every zone and both markets share. A
+//     launch without a zone (nor subnet, nor reservation) goes to the
+//     first zone, in zone order, whose capacity can hold its MinCount; a
+//     Reserve tries its Zones (all zones when empty) in order likewise.
+//     Capacity returns to the pool it was drawn from.
+//   - Networks and parameters: AddSubnet(id, zone) makes a subnet known
+//     (Run and LaunchFleet place instances in its zone; an unknown subnet
+//     is NotFoundError); RejectParam(values...) makes any image, key,
+//     security group, instance profile or template id or name among the
+//     values an InvalidError, dry run or not.
+//   - Prices and scores: SetOfferingInfo answers DescribeOfferings, and
+//     ranks LaunchFleet's lowest-price strategy.
+//   - Spot interruptions: Interrupt(ids...) gives spot instances their
+//     interruption notice (Interrupted, and the state reason
+//     Server.SpotInstanceTermination); SetState(providers.StateTerminated,
+//     ids...) then reclaims them.
 //   - Fail the next call: FailNext(MethodRun, providers.NewThrottledError(err))
 //     makes the next Run fail with that error and launch nothing; likewise
 //     for any method. Errors queue per method, one per call, so calling
@@ -104,7 +129,13 @@ type Compute struct {
 	mu           sync.Mutex
 	zones        []string
 	free         map[string]int // open capacity per instance type (or Unlimited); keys are the known types
-	instances    []*instance    // in launch order
+	offers       map[pool]int   // capacity per offering (or Unlimited), where set
+	info         map[providers.Offering]providers.OfferingInfo
+	subnets      map[string]string // subnet id -> zone
+	rejected     map[string]bool   // launch parameter values that are InvalidError
+	resPool      map[string]pool   // reservation id -> the pool its capacity came from
+	fleets       map[string]fleetRecord
+	instances    []*instance // in launch order
 	byID         map[string]*instance
 	reservations []*providers.Reservation // in creation order
 	resByID      map[string]*providers.Reservation
@@ -120,6 +151,7 @@ type Compute struct {
 type instance struct {
 	providers.Instance
 	reservation string // the reservation it launched into; "" for open capacity
+	pool        pool   // the pool its capacity came from (its reservation's, for one launched into a reservation)
 	pendingSeen int    // Describe results that reported it pending
 	stale       int    // Describe calls left that report staleState
 	staleState  string
@@ -154,6 +186,12 @@ func NewCompute() *Compute {
 		reserved:    map[string]reserveRecord{},
 		runAttempts: map[string]int{},
 		failures:    map[string][]error{},
+		offers:      map[pool]int{},
+		info:        map[providers.Offering]providers.OfferingInfo{},
+		subnets:     map[string]string{},
+		rejected:    map[string]bool{},
+		resPool:     map[string]pool{},
+		fleets:      map[string]fleetRecord{},
 	}
 }
 
@@ -211,6 +249,7 @@ func (c *Compute) SetState(state string, ids ...string) {
 		}
 		if live(in.State) && !live(state) {
 			c.releaseLocked(in)
+			in.Interrupted = false
 		}
 		in.State = state
 	}
@@ -359,27 +398,26 @@ func (c *Compute) Reserve(ctx context.Context, in providers.ReserveInput) (provi
 			return *c.resByID[rec.id], nil
 		}
 	}
-	free, known := c.free[in.InstanceType]
-	if !known || in.Count < 1 {
+	if !c.knownLocked(in.InstanceType) || in.Count < 1 {
 		return providers.Reservation{}, providers.NewInvalidError(fmt.Errorf("invalid reservation of %d %q", in.Count, in.InstanceType))
 	}
-	if free != Unlimited && free < in.Count {
+	zones := in.Zones
+	if len(zones) == 0 {
+		zones = c.zones
+	}
+	zone, p, free := c.placeLocked(in.InstanceType, zones, providers.MarketOnDemand, in.Count)
+	if zone == "" {
 		return providers.Reservation{}, providers.NewInsufficientCapacityError(
 			fmt.Errorf("insufficient %s capacity: %d free, %d asked", in.InstanceType, free, in.Count))
 	}
-	zone := c.zones[0]
-	if len(in.Zones) > 0 {
-		zone = in.Zones[0]
-	}
-	if free != Unlimited {
-		c.free[in.InstanceType] -= in.Count
-	}
+	c.takeLocked(p, in.Count)
 	r := &providers.Reservation{
 		ID: fmt.Sprintf("cr-%017x", len(c.reservations)+1), InstanceType: in.InstanceType, Zone: zone,
 		Count: in.Count, Available: in.Count, State: "active",
 	}
 	c.reservations = append(c.reservations, r)
 	c.resByID[r.ID] = r
+	c.resPool[r.ID] = p
 	if in.ClientToken != "" {
 		c.reserved[in.ClientToken] = reserveRecord{input: in, id: r.ID}
 	}
@@ -399,9 +437,7 @@ func (c *Compute) CancelReservation(ctx context.Context, id string) error {
 		return providers.NewNotFoundError(fmt.Errorf("capacity reservation %s does not exist", id))
 	}
 	if r.State == "active" {
-		if c.free[r.InstanceType] != Unlimited {
-			c.free[r.InstanceType] += r.Available
-		}
+		c.giveLocked(c.resPool[id], r.Available)
 		r.Available = 0
 		r.State = "cancelled"
 	}
@@ -422,7 +458,7 @@ func (c *Compute) Run(ctx context.Context, in providers.RunInput) ([]providers.I
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if in.ClientToken != "" {
+	if in.ClientToken != "" && !in.DryRun {
 		if rec, ok := c.launched[in.ClientToken]; ok {
 			if !reflect.DeepEqual(rec.input, in) {
 				return nil, providers.NewIdempotencyMismatchError(fmt.Errorf("client token %q was used with different parameters", in.ClientToken))
@@ -434,17 +470,25 @@ func (c *Compute) Run(ctx context.Context, in providers.RunInput) ([]providers.I
 			return out, nil
 		}
 	}
-	free, known := c.free[in.InstanceType]
-	if !known || in.MinCount < 1 || in.MaxCount < in.MinCount {
+	if !c.knownLocked(in.InstanceType) || in.MinCount < 1 || in.MaxCount < in.MinCount {
 		return nil, providers.NewInvalidError(fmt.Errorf("invalid launch of %d to %d %q", in.MinCount, in.MaxCount, in.InstanceType))
 	}
-	zone := in.Zone
-	if zone == "" {
-		zone = c.zones[0]
+	market, err := marketOf(in.Market)
+	if err != nil {
+		return nil, err
 	}
-	available := free
+	if err := c.checkParamsLocked(in.Params); err != nil {
+		return nil, err
+	}
+	zone, err := c.zoneLocked(in.Zone, in.SubnetID)
+	if err != nil {
+		return nil, err
+	}
 	var r *providers.Reservation
 	if in.ReservationID != "" {
+		if market == providers.MarketSpot {
+			return nil, providers.NewInvalidError(fmt.Errorf("a spot launch cannot target capacity reservation %s", in.ReservationID))
+		}
 		var ok bool
 		if r, ok = c.resByID[in.ReservationID]; !ok {
 			return nil, providers.NewNotFoundError(fmt.Errorf("capacity reservation %s does not exist", in.ReservationID))
@@ -452,20 +496,39 @@ func (c *Compute) Run(ctx context.Context, in providers.RunInput) ([]providers.I
 		if r.State != "active" || r.InstanceType != in.InstanceType {
 			return nil, providers.NewInvalidError(fmt.Errorf("cannot launch %s into %s reservation %s", in.InstanceType, r.State, r.ID))
 		}
-		available, zone = r.Available, r.Zone
-	} else if free == Unlimited {
-		available = in.MaxCount
+	}
+	if in.DryRun {
+		// Valid: what EC2 answers with DryRunOperation. Capacity is not
+		// checked.
+		return nil, nil
+	}
+	var p pool
+	var available int
+	if r != nil {
+		available, zone, p = r.Available, r.Zone, c.resPool[r.ID]
+	} else {
+		zones := c.zones
+		if zone != "" {
+			zones = []string{zone}
+		}
+		var placed string
+		placed, p, available = c.placeLocked(in.InstanceType, zones, market, in.MinCount)
+		if placed != "" {
+			zone = placed
+			if available == Unlimited {
+				available = in.MaxCount
+			}
+		}
 	}
 	n := min(in.MaxCount, available)
 	if n < in.MinCount {
 		return nil, providers.NewInsufficientCapacityError(
 			fmt.Errorf("insufficient %s capacity: %d available, at least %d asked", in.InstanceType, available, in.MinCount))
 	}
-	switch {
-	case r != nil:
+	if r != nil {
 		r.Available -= n
-	case free != Unlimited:
-		c.free[in.InstanceType] -= n
+	} else {
+		c.takeLocked(p, n)
 	}
 	state := providers.StateRunning
 	if c.PendingDescribes > 0 {
@@ -476,8 +539,8 @@ func (c *Compute) Run(ctx context.Context, in providers.RunInput) ([]providers.I
 	for range n {
 		inst := &instance{Instance: providers.Instance{
 			ID: fmt.Sprintf("i-%017x", len(c.instances)+1), InstanceType: in.InstanceType, Zone: zone,
-			State: state, LaunchTime: time.Now(), Tags: copyTags(in.Tags),
-		}}
+			State: state, LaunchTime: time.Now(), Tags: copyTags(in.Tags), Market: market,
+		}, pool: p}
 		if r != nil {
 			inst.reservation = r.ID
 		}
@@ -562,12 +625,12 @@ func (c *Compute) Terminate(ctx context.Context, ids []string) error {
 func (c *Compute) releaseLocked(in *instance) {
 	if r, ok := c.resByID[in.reservation]; ok && r.State == "active" {
 		r.Available++
-	} else if c.free[in.InstanceType] != Unlimited {
-		c.free[in.InstanceType]++
+	} else {
+		c.giveLocked(in.pool, 1)
 	}
 }
 
-// InstanceTypes lists the types given to SetCapacity.
+// InstanceTypes lists the types given to SetCapacity or SetOfferingCapacity.
 func (c *Compute) InstanceTypes(ctx context.Context) ([]string, error) {
 	if _, err := c.begin(ctx, MethodInstanceTypes, nil); err != nil {
 		return nil, err
@@ -577,6 +640,11 @@ func (c *Compute) InstanceTypes(ctx context.Context) ([]string, error) {
 	out := make([]string, 0, len(c.free))
 	for t := range c.free {
 		out = append(out, t)
+	}
+	for p := range c.offers {
+		if !slices.Contains(out, p.instanceType) {
+			out = append(out, p.instanceType)
+		}
 	}
 	sort.Strings(out)
 	return out, nil
