@@ -3,6 +3,7 @@ module github.com/gust-dev/gust
 go 1.26.8
 
 require (
+	github.com/aws/aws-sdk-go-v2/service/sqs v1.53.0
 	github.com/temporalio/ui-server/v2 v2.54.1
 	go.temporal.io/server v1.32.1
 )

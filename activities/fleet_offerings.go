@@ -159,8 +159,9 @@ type LaunchOfferingsResult struct {
 }
 
 // LaunchOfferings launches up to in.Units capacity units: with a launch
-// template and more than one candidate, in one CreateFleet (instant) call;
-// otherwise with RunInstances on each candidate in turn until the units are
+// template, no security groups (CreateFleet has no field for them; the
+// template must carry them) and more than one candidate, in one
+// CreateFleet (instant) call; otherwise with RunInstances on each candidate in turn until the units are
 // launched. A candidate without capacity is not an error: it is listed in
 // Unavailable and the next is tried at once. It fails only with errors no
 // candidate can fix (invalid parameters, throttling past retries).

@@ -104,7 +104,7 @@ func reserveInput(units int, offerings ...ReserveOffering) ReserveOfferingsInput
 func TestReserveOfferingsHalvesWeighsAndIsIdempotent(t *testing.T) {
 	c := fake.NewCompute()
 	c.SetOfferingCapacity("m5.large", "us-east-1a", providers.MarketOnDemand, 3)
-	c.SetOfferingCapacity("m5.xlarge", "us-east-1b", providers.MarketOnDemand, 10)
+	c.SetOfferingCapacity("m5.xlarge", "us-east-1b", providers.MarketOnDemand, 4)
 	a := &Fleet{Accounts: providers.OneAccount(c)}
 	env := newActivityEnv(t, a)
 	in := reserveInput(9,
@@ -114,8 +114,9 @@ func TestReserveOfferingsHalvesWeighsAndIsIdempotent(t *testing.T) {
 	require.NoError(t, err)
 	var res ReserveOfferingsResult
 	require.NoError(t, v.Get(&res))
-	// 9 asked of m5.large: 4 fails, 2 holds, then 7 left: 7, 3 fail, 1
-	// holds; 6 left: ceil(6/2) = 3 m5.xlarge.
+	// First pass: 9 of m5.large and 5 of m5.xlarge (10 units) both fail.
+	// Then m5.large: 4 fails, 2 holds, then 7 left: 7, 3 fail, 1 holds;
+	// 6 left: ceil(6/2) = 3 m5.xlarge.
 	units := 0
 	for _, r := range res.Reservations {
 		w := 1

@@ -3,6 +3,7 @@ package activities
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
@@ -22,6 +23,17 @@ const maxReserveOfferings = 500
 // before asks the same questions with the same tokens and gets the same
 // reservations back. A reservation a token gives back that is no longer
 // active (the first attempt cancelled it) counts as no capacity.
+//
+// A retry that the cloud answers otherwise (its capacity changed) asks
+// other questions, so it would not get back what the attempt before it
+// held: the heartbeat record (fleet_reserve_record.go) names those. Before
+// it returns, an attempt cancels every recorded reservation it does not
+// return: on success and on a capacity or invalid-input failure alike, so
+// then exactly the returned reservations are held. A recorded one the plan
+// returns again (same token) is kept. Only a retryable failure leaves them
+// held, for the retry to reconcile; if that was the last attempt they stay
+// held. Stale reservations hold their capacity while the retry plans, so
+// it may find less than the cloud has once they are cancelled.
 func (a *Fleet) reserveOfferings(ctx context.Context, in ReserveOfferingsInput) (ReserveOfferingsResult, error) {
 	if err := checkOfferingsInput(in.FleetID, in.ClientToken, in.Units, len(in.Offerings)); err != nil {
 		return ReserveOfferingsResult{}, err
@@ -35,40 +47,63 @@ func (a *Fleet) reserveOfferings(ctx context.Context, in ReserveOfferingsInput) 
 	if err != nil {
 		return ReserveOfferingsResult{}, err
 	}
+	rec := newHeldRecord(ctx)
 	var res ReserveOfferingsResult
 	missing := in.Units
-	for _, o := range in.Offerings {
-		if missing <= 0 {
-			break
-		}
+	reserve := func(o ReserveOffering, held, ask int) (providers.Reservation, error) {
 		var zones []string
 		if o.Zone != "" {
 			zones = []string{o.Zone}
 		}
-		held := 0
-		for ask := ceilDiv(missing, o.Weight); missing > 0 && ask > 0; {
-			token := fmt.Sprintf("%s-o%d-%dx%d", in.ClientToken, o.Offering, held, ask)
-			r, err := keepAlive(ctx, func() (providers.Reservation, error) {
+		token := fmt.Sprintf("%s-o%d-%dx%d", in.ClientToken, o.Offering, held, ask)
+		return retryThrottled(ctx, func() (providers.Reservation, error) {
+			return keepAliveWith(ctx, rec.details(), func() (providers.Reservation, error) {
 				return compute.Reserve(ctx, providers.ReserveInput{InstanceType: o.InstanceType, Zones: zones, Count: ask, ClientToken: token, Tags: in.Tags})
 			})
+		})
+	}
+	// First pass: the whole minimum from one offering, each in turn, so
+	// the common cases (the first has room; it has none and the next
+	// has) cost one or two calls, well within EC2's request bucket.
+	full := make([]bool, len(in.Offerings)) // the first pass asked it for everything
+	for i, o := range in.Offerings {
+		ask := ceilDiv(missing, o.Weight)
+		r, err := reserve(o, 0, ask)
+		if err == nil && (r.State == "" || r.State == "active" || r.State == "pending") {
+			res.Reservations = append(res.Reservations, HeldReservation{Offering: o.Offering, ReservationID: r.ID, Zone: r.Zone, Count: r.Count})
+			rec.add(r.ID)
+			missing -= r.Count * o.Weight
+			break
+		}
+		if err != nil && !providers.IsInsufficientCapacity(err) {
+			return ReserveOfferingsResult{}, giveUp(ctx, compute, rec, err, fmt.Sprintf("reserving %d %s", ask, o.InstanceType))
+		}
+		full[i] = true
+	}
+	// Second pass: what is still missing, from each offering in turn,
+	// halving what an offering cannot hold.
+	for i, o := range in.Offerings {
+		if missing <= 0 {
+			break
+		}
+		held := 0
+		ask := ceilDiv(missing, o.Weight)
+		if full[i] && ask == ceilDiv(in.Units, o.Weight) {
+			ask /= 2 // the first pass asked for all of it already
+		}
+		for missing > 0 && ask > 0 {
+			r, err := reserve(o, held, ask)
 			switch {
 			case err == nil && (r.State == "" || r.State == "active" || r.State == "pending"):
 				res.Reservations = append(res.Reservations, HeldReservation{Offering: o.Offering, ReservationID: r.ID, Zone: r.Zone, Count: r.Count})
+				rec.add(r.ID)
 				held++
 				missing -= r.Count * o.Weight
 				ask = ceilDiv(missing, o.Weight)
 			case err == nil || providers.IsInsufficientCapacity(err):
 				ask /= 2
-			case providers.IsInvalid(err) || providers.IsIdempotencyMismatch(err):
-				// No retry can fix it: give back what is held.
-				if cerr := cancelHeld(ctx, compute, res.Reservations); cerr != nil {
-					return ReserveOfferingsResult{}, cerr
-				}
-				return ReserveOfferingsResult{}, ProviderErrorf(fmt.Sprintf("reserving %d %s", ask, o.InstanceType), err)
 			default:
-				// A retry asks again with the same tokens and finds what
-				// is held now.
-				return ReserveOfferingsResult{}, ProviderErrorf(fmt.Sprintf("reserving %d %s", ask, o.InstanceType), err)
+				return ReserveOfferingsResult{}, giveUp(ctx, compute, rec, err, fmt.Sprintf("reserving %d %s", ask, o.InstanceType))
 			}
 		}
 		if missing > 0 {
@@ -76,26 +111,52 @@ func (a *Fleet) reserveOfferings(ctx context.Context, in ReserveOfferingsInput) 
 		}
 	}
 	if missing > 0 {
-		if err := cancelHeld(ctx, compute, res.Reservations); err != nil {
+		if err := cancelHeld(ctx, compute, rec, rec.except(nil)); err != nil {
 			return ReserveOfferingsResult{}, err
 		}
 		return ReserveOfferingsResult{}, temporal.NewApplicationErrorWithOptions(
 			fmt.Sprintf("reserving %d units for fleet %s: the offerings hold %d of them", in.Units, in.FleetID, in.Units-missing),
 			providers.ErrTypeInsufficientCapacity, temporal.ApplicationErrorOptions{Details: []any{ReserveOfferingsResult{Unavailable: res.Unavailable}}})
 	}
+	if err := cancelHeld(ctx, compute, rec, rec.except(res.Reservations)); err != nil {
+		// The retry replays this plan's tokens and cancels the rest again.
+		return ReserveOfferingsResult{}, err
+	}
 	activity.GetLogger(ctx).Info("offerings reserved", "FleetID", in.FleetID, "Units", in.Units, "Reservations", len(res.Reservations))
 	return res, nil
 }
 
-// cancelHeld cancels reservations; one already gone is fine.
-func cancelHeld(ctx context.Context, compute providers.Compute, held []HeldReservation) error {
-	for _, h := range held {
-		err := compute.CancelReservation(ctx, h.ReservationID)
-		if err != nil && !providers.IsNotFound(err) {
-			return ProviderErrorf("cancelling reservation "+h.ReservationID, err)
+// giveUp is the error of a Reserve that failed for a reason other than
+// capacity. Invalid input and a token mismatch no retry can fix: what is
+// held is given back first. Any other error a retry asks again with the
+// same tokens and finds what is held now; the heartbeat record names the
+// rest.
+func giveUp(ctx context.Context, compute providers.Compute, rec *heldRecord, err error, doing string) error {
+	if providers.IsInvalid(err) || providers.IsIdempotencyMismatch(err) {
+		if cerr := cancelHeld(ctx, compute, rec, rec.except(nil)); cerr != nil {
+			return cerr
 		}
 	}
-	return nil
+	return ProviderErrorf(doing, err)
+}
+
+// cancelHeld cancels the reservations ids; one already gone is fine. It
+// tries them all and returns the first error. rec forgets each one
+// cancelled and goes on naming the others, so a retry finds those.
+func cancelHeld(ctx context.Context, compute providers.Compute, rec *heldRecord, ids []string) error {
+	var first error
+	for _, id := range ids {
+		_, err := keepAliveWith(ctx, rec.details(), func() (struct{}, error) {
+			return struct{}{}, compute.CancelReservation(ctx, id)
+		})
+		switch {
+		case err == nil || providers.IsNotFound(err):
+			rec.drop(id)
+		case first == nil:
+			first = ProviderErrorf("cancelling reservation "+id, err)
+		}
+	}
+	return first
 }
 
 // checkOfferingsInput validates what ReserveOfferings and LaunchOfferings
@@ -114,3 +175,24 @@ func invalidInput(format string, args ...any) error {
 
 // ceilDiv is ceil(a/b) for a >= 0 and b > 0.
 func ceilDiv(a, b int) int { return (a + b - 1) / b }
+
+// retryThrottled calls fn until the cloud stops throttling it, waiting 1s
+// doubling to 8s in between, for as long as ctx allows. A throttled call
+// changed nothing, so calling again is safe; retrying here rather than
+// failing the attempt keeps a retried attempt from replaying every call
+// before it into the same empty request bucket.
+func retryThrottled[T any](ctx context.Context, fn func() (T, error)) (T, error) {
+	wait := time.Second
+	for {
+		v, err := fn()
+		if !providers.IsThrottled(err) {
+			return v, err
+		}
+		select {
+		case <-ctx.Done():
+			return v, err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 8*time.Second)
+	}
+}

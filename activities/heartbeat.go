@@ -22,6 +22,14 @@ var recordHeartbeat = activity.RecordHeartbeat
 // (RunInstances, a paginated DescribeInstances) cannot heartbeat itself.
 // Outside an activity it just runs fn.
 func keepAlive[T any](ctx context.Context, fn func() (T, error)) (T, error) {
+	return keepAliveWith(ctx, nil, fn)
+}
+
+// keepAliveWith is keepAlive for an activity that keeps heartbeat details:
+// each heartbeat carries details (nil for none). The server replaces an
+// attempt's details with every heartbeat it receives, empty ones
+// included, so such an activity must never heartbeat without them.
+func keepAliveWith[T any](ctx context.Context, details any, fn func() (T, error)) (T, error) {
 	if !activity.IsActivity(ctx) {
 		return fn()
 	}
@@ -36,7 +44,7 @@ func keepAlive[T any](ctx context.Context, fn func() (T, error)) (T, error) {
 			case <-done:
 				return
 			case <-t.C:
-				recordHeartbeat(ctx)
+				recordHeartbeat(ctx, details)
 			}
 		}
 	}()

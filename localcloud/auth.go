@@ -23,6 +23,7 @@ const (
 	apiEC2 api = iota
 	apiLambda
 	apiSTS
+	apiSQS // the events queue's SQS JSON API, served by the EC2 service
 )
 
 // service is the SigV4 credential scope's service a request to the API
@@ -33,6 +34,8 @@ func (a api) service() string {
 		return "lambda"
 	case apiSTS:
 		return "sts"
+	case apiSQS:
+		return "sqs"
 	}
 	return "ec2"
 }
@@ -40,6 +43,10 @@ func (a api) service() string {
 // maxQueryBody bounds the body of an EC2 or STS Query API call, which is
 // form-encoded parameters (the EC2 service's own limit).
 const maxQueryBody = 10 << 20
+
+// maxSQSBody bounds the body of an events queue call, JSON parameters
+// that are never more than a few kilobytes.
+const maxSQSBody = 1 << 20
 
 // precheckAbove is the body size from which a Lambda call's signature is
 // checked once before its body is read: everything but the payload hash
@@ -50,7 +57,9 @@ const precheckAbove = 1 << 20
 // ServeHTTP authenticates every request, then routes it: Lambda's dated
 // REST paths (/2015-03-31/functions/...) to the Lambda service, a call to
 // / signed for the sts service (or, unsigned, naming an STS action) to
-// STS, and everything else (EC2's Query protocol posts to /) to EC2.
+// STS, a call signed for the sqs service or naming an AmazonSQS.* target
+// (SQS's JSON protocol) to the events queue (ec2.EventsQueueName), and
+// everything else (EC2's Query protocol posts to /) to EC2.
 //
 // Authentication reads the whole body (bounded by the API's limit),
 // verifies the SigV4 signature against the tenant registry, checks that
@@ -85,6 +94,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	case scope == "sts":
 		a = apiSTS
+	case scope == "sqs" || strings.HasPrefix(r.Header.Get("X-Amz-Target"), "AmazonSQS."):
+		a, limit = apiSQS, maxSQSBody
 	}
 	if r.ContentLength > limit {
 		s.tooLarge(w, a, limit)
@@ -121,6 +132,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.lambda.ServeHTTP(w, r)
 	case apiSTS:
 		s.sts.ServeHTTP(w, r)
+	case apiSQS:
+		s.ec2.ServeSQS(w, r)
 	default:
 		s.ec2.ServeHTTP(w, r)
 	}
@@ -149,6 +162,14 @@ var refusals = map[api]map[sigv4.ErrorKind]refusal{
 		sigv4.KindMalformed:    {http.StatusForbidden, ec2.CodeSignatureDoesNotMatch, ""},
 		sigv4.KindMissingAuth:  {http.StatusUnauthorized, ec2.CodeMissingAuthenticationToken, "Request is missing Authentication Token"},
 		sigv4.KindExpired:      {http.StatusBadRequest, ec2.CodeRequestExpired, ""},
+		sigv4.KindInternal:     {http.StatusInternalServerError, "InternalError", ""},
+	},
+	apiSQS: {
+		sigv4.KindUnknownKey:   {http.StatusForbidden, "InvalidClientTokenId", "The security token included in the request is invalid."},
+		sigv4.KindBadSignature: {http.StatusForbidden, "SignatureDoesNotMatch", ""},
+		sigv4.KindMalformed:    {http.StatusForbidden, "SignatureDoesNotMatch", ""},
+		sigv4.KindMissingAuth:  {http.StatusForbidden, "MissingAuthenticationToken", "Request is missing Authentication Token"},
+		sigv4.KindExpired:      {http.StatusForbidden, "RequestExpired", ""},
 		sigv4.KindInternal:     {http.StatusInternalServerError, "InternalError", ""},
 	},
 	apiSTS: {
@@ -196,6 +217,8 @@ func (s *Server) tooLarge(w http.ResponseWriter, a api, limit int64) {
 		s.writeError(w, a, http.StatusRequestEntityTooLarge, "RequestEntityTooLargeException", msg)
 	case apiSTS:
 		s.writeError(w, a, http.StatusRequestEntityTooLarge, sts.CodeValidationError, msg)
+	case apiSQS:
+		s.writeError(w, a, http.StatusRequestEntityTooLarge, "InvalidParameterValue", msg)
 	default:
 		s.writeError(w, a, http.StatusRequestEntityTooLarge, "InvalidParameterValue", msg)
 	}
@@ -207,6 +230,8 @@ func (s *Server) badRequest(w http.ResponseWriter, a api, msg string) {
 		s.writeError(w, a, http.StatusBadRequest, "InvalidRequestContentException", msg)
 	case apiSTS:
 		s.writeError(w, a, http.StatusBadRequest, sts.CodeValidationError, msg)
+	case apiSQS:
+		s.writeError(w, a, http.StatusBadRequest, "InvalidParameterValue", msg)
 	default:
 		s.writeError(w, a, http.StatusBadRequest, "InvalidParameterValue", msg)
 	}
@@ -219,6 +244,8 @@ func (s *Server) writeError(w http.ResponseWriter, a api, status int, code, msg 
 		lambda.WriteError(w, status, code, msg)
 	case apiSTS:
 		sts.WriteError(w, status, code, msg)
+	case apiSQS:
+		ec2.WriteSQSError(w, status, code, msg)
 	default:
 		ec2.WriteError(w, status, code, msg)
 	}

@@ -1,5 +1,6 @@
 // Package localcloud is gust's embedded default cloud: an EC2-compatible
-// Query API (localcloud/ec2), a Lambda-compatible REST API
+// Query API (localcloud/ec2) with its EC2 events queue (an SQS-compatible
+// JSON API, ec2.EventsQueueName), a Lambda-compatible REST API
 // (localcloud/lambda) and STS (localcloud/sts) served together on one HTTP
 // port, like LocalStack's 4566, so the same aws-sdk-go-v2 provider code
 // serves AWS, LocalStack and this cloud. All state lives in SQLite under
@@ -177,7 +178,8 @@ func (s *Server) Close() error {
 	return errors.Join(errs...)
 }
 
-// ParseCapacities parses repeated --cloud-capacity values, TYPE=COUNT[+RATE/s].
+// ParseCapacities parses repeated --cloud-capacity values,
+// [spot:]TYPE[@ZONE]=COUNT[+RATE/s][,price=USD] (ec2.ParseCapacity).
 func ParseCapacities(specs []string) ([]ec2.Pool, error) {
 	pools := make([]ec2.Pool, 0, len(specs))
 	seen := map[string]bool{}

@@ -29,10 +29,12 @@ import (
 
 	"github.com/gust-dev/gust/codec"
 	"github.com/gust-dev/gust/devserver"
+	"github.com/gust-dev/gust/events"
 	"github.com/gust-dev/gust/gateway"
 	"github.com/gust-dev/gust/localcloud"
 	ec2provider "github.com/gust-dev/gust/providers/ec2"
 	lambdaprovider "github.com/gust-dev/gust/providers/lambda"
+	"github.com/gust-dev/gust/providers/sqsevents"
 	"github.com/gust-dev/gust/tenants"
 	"github.com/gust-dev/gust/worker"
 )
@@ -73,6 +75,12 @@ type Config struct {
 	// so of its worker and gateway (worker.NewMetrics serves them to
 	// Prometheus); nil records none.
 	Metrics client.MetricsHandler
+	// EventsQueue is the queue in each tenant's account that the worker
+	// reads instance events from; empty is the local cloud's own,
+	// sqsevents.LocalCloudQueue, so fleets are event-driven by default.
+	// NoEvents turns events off: fleets poll.
+	EventsQueue string
+	NoEvents    bool
 }
 
 // Platform is a running single-machine gust.
@@ -202,10 +210,19 @@ func Start(ctx context.Context, cfg Config) (_ *Platform, err error) {
 	// The in-process worker signs as the platform principal and assumes
 	// each tenant's role, as a `gust worker --endpoint` would with
 	// platform-credentials.
+	eventsQueue := cfg.EventsQueue
+	switch {
+	case cfg.NoEvents:
+		eventsQueue = ""
+	case eventsQueue == "":
+		eventsQueue = sqsevents.LocalCloudQueue
+	}
 	p.workers, err = StartWorkers(ctx, p.client, WorkerConfig{
 		Endpoint:            p.cloud.Endpoint(),
 		LaunchRate:          cfg.LaunchRate,
 		PlatformCredentials: credentials.NewStaticCredentialsProvider(p.platformCreds.AccessKeyID, p.platformCreds.SecretAccessKey, ""),
+		EventsQueue:         eventsQueue,
+		Metrics:             cfg.Metrics,
 	})
 	if err != nil {
 		return nil, err
@@ -233,6 +250,13 @@ type WorkerConfig struct {
 	// SubTenantMetrics labels the invocation metrics with the sub-tenant
 	// (worker.Options.SubTenantMetrics).
 	SubTenantMetrics bool
+	// EventsQueue names the queue, in each tenant's account, of the
+	// EventBridge EC2 instance events the worker delivers to fleets
+	// (`--events-queue`); empty means none, and fleets poll.
+	EventsQueue string
+	// Metrics receives the event router's counters: the MetricsHandler of
+	// the worker's client (worker.Options.Metrics); nil records none.
+	Metrics client.MetricsHandler
 }
 
 // StartWorkers builds the AWS providers for cfg.Endpoint and starts gust's
@@ -259,12 +283,25 @@ func StartWorkers(ctx context.Context, c client.Client, cfg WorkerConfig) (*work
 	if err != nil {
 		return nil, fmt.Errorf("configuring lambda provider: %w", err)
 	}
+	// An interface, so that no queue is a nil Source, not a nil pointer.
+	var queues events.Source
+	if cfg.EventsQueue != "" {
+		q, err := sqsevents.NewAccountsFromConfig(ctx, sqsevents.Options{
+			Endpoint: cfg.Endpoint, Credentials: cfg.PlatformCredentials, Roles: cfg.RoleARN, Queue: cfg.EventsQueue,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("configuring the events queue: %w", err)
+		}
+		queues = q
+	}
 	w, err := worker.New(c, worker.Options{
 		Accounts:         accounts,
 		Functions:        functions,
 		LaunchRate:       cfg.LaunchRate,
 		Identity:         cfg.Identity,
 		SubTenantMetrics: cfg.SubTenantMetrics,
+		Events:           queues,
+		Metrics:          cfg.Metrics,
 	})
 	if err != nil {
 		return nil, err

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -49,11 +50,16 @@ func interspersed(app *cli.App, args []string) []string {
 			positional = append(positional, args[i:]...)
 			i = len(args)
 		case len(a) > 1 && a[0] == '-':
-			flagArgs = append(flagArgs, a)
-			if !strings.Contains(a, "=") && takesValue(flags, strings.TrimLeft(a, "-")) && i+1 < len(args) {
+			hasValue := strings.Contains(a, "=")
+			if !hasValue && takesValue(flags, strings.TrimLeft(a, "-")) && i+1 < len(args) {
+				flagArgs = append(flagArgs, sliceFlagName(flags, a), args[i+1])
 				i++
-				flagArgs = append(flagArgs, args[i])
+				continue
 			}
+			if hasValue {
+				a = sliceFlagName(flags, a)
+			}
+			flagArgs = append(flagArgs, a)
 		default:
 			positional = append(positional, a)
 		}
@@ -84,4 +90,27 @@ func takesValue(flags []cli.Flag, name string) bool {
 		}
 	}
 	return false
+}
+
+// sliceFlagName writes a repeatable flag given by an alias (-t) with its
+// primary name (--instance-type). urfave/cli refuses a command line that
+// uses two names of one flag, which for a repeatable flag is a natural
+// thing to write: -t m5.large --instance-type m5.xlarge:2. Other flags keep
+// the name given (two names of a one-value flag stay an error), and so
+// does an alias without a value, so its parse error names it as written.
+func sliceFlagName(flags []cli.Flag, arg string) string {
+	name, value, hasValue := strings.Cut(strings.TrimLeft(arg, "-"), "=")
+	for _, f := range flags {
+		if _, ok := f.(*cli.StringSliceFlag); !ok || !slices.Contains(f.Names(), name) {
+			continue
+		}
+		if primary := f.Names()[0]; primary != name {
+			arg = "--" + primary
+			if hasValue {
+				arg += "=" + value
+			}
+		}
+		return arg
+	}
+	return arg
 }

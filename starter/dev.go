@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"os/signal"
 	"syscall"
@@ -14,8 +15,10 @@ import (
 	"github.com/gust-dev/gust/devserver"
 	"github.com/gust-dev/gust/gateway"
 	"github.com/gust-dev/gust/localcloud"
+	ec2cloud "github.com/gust-dev/gust/localcloud/ec2"
 	"github.com/gust-dev/gust/localcloud/lambda"
 	"github.com/gust-dev/gust/platform"
+	"github.com/gust-dev/gust/providers/sqsevents"
 	"github.com/gust-dev/gust/worker"
 )
 
@@ -40,6 +43,7 @@ gust worker. History survives restarts on the same --state-dir.`,
 			// gust worker often share a machine.
 			&cli.IntFlag{Name: "metrics-port", Usage: "Prometheus /metrics port of the in-process worker, as gust worker's (default 0: off)"},
 			metricsAddressFlag(),
+			&cli.StringFlag{Name: "events-queue", Value: sqsevents.LocalCloudQueue, Usage: "the worker's instance events queue, which every local cloud account has; fleets get events instead of polling. --events-queue \"\" turns events off, so fleets poll"},
 		}, cloudFlags()...),
 		Action: runDev,
 	}
@@ -50,8 +54,10 @@ gust worker. History survives restarts on the same --state-dir.`,
 func cloudFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.IntFlag{Name: "cloud-port", Value: 4566, Usage: "local cloud port: EC2 Query and Lambda REST APIs (0 picks a free port)"},
-		&cli.StringSliceFlag{Name: "cloud-capacity", Usage: "capacity pool `TYPE=COUNT[+RATE/s]`, repeatable (e.g. m5.large=500+10/s)"},
+		&cli.StringSliceFlag{Name: "cloud-capacity", Usage: "capacity pool `[spot:]TYPE[@ZONE]=COUNT[+RATE/s][,price=USD]`, repeatable (e.g. m5.large=500+10/s, spot:m5.large@us-east-1a=100,price=0.03)"},
 		&cli.DurationFlag{Name: "cloud-boot", Value: localcloud.DefaultBootDelay, Usage: "boot delay from pending to running"},
+		&cli.Float64Flag{Name: "cloud-spot-reclaim-rate", Usage: "running spot instances the cloud reclaims per minute, at random across tenants (default 0: none)"},
+		&cli.DurationFlag{Name: "cloud-spot-notice", Value: ec2cloud.DefaultSpotNoticePeriod, Usage: "interruption notice a reclaimed spot instance gets before it is terminated"},
 		&cli.StringFlag{Name: "cloud-cgroup", Usage: "a delegated cgroup v2 `DIR` (memory in its cgroup.subtree_control) for function memory limits; without it, a writable cgroup v1 memory hierarchy is used if there is one"},
 		&cli.BoolFlag{Name: "cloud-no-memory-limits", Usage: "do not enforce function memory sizes even where the machine allows it"},
 		&cli.StringFlag{Name: "cloud-isolation", Value: lambda.IsolationSandbox, Usage: "how function environments are isolated: sandbox (namespaces, own root filesystem and uid, seccomp, egress proxy; see docs/security.md) or none (plain processes of gust's user, for trusted code only)"},
@@ -70,6 +76,14 @@ func cloudConfig(c *cli.Context) (localcloud.Config, error) {
 		return cfg, usagef("--cloud-boot must not be negative")
 	}
 	cfg.BootDelay = c.Duration("cloud-boot")
+	rate, notice := c.Float64("cloud-spot-reclaim-rate"), c.Duration("cloud-spot-notice")
+	if rate < 0 || math.IsNaN(rate) || math.IsInf(rate, 0) {
+		return cfg, usagef("--cloud-spot-reclaim-rate must be a non-negative number of instances per minute")
+	}
+	if notice <= 0 {
+		return cfg, usagef("--cloud-spot-notice must be positive")
+	}
+	cfg.EC2.SpotReclaimPerMinute, cfg.EC2.SpotNoticePeriod = rate, notice
 	if dir := c.String("cloud-cgroup"); dir != "" {
 		if c.Bool("cloud-no-memory-limits") {
 			return cfg, usagef("--cloud-cgroup and --cloud-no-memory-limits contradict each other")
@@ -171,6 +185,8 @@ func runDev(c *cli.Context) error {
 		NoWorker:    c.Bool("no-worker"),
 		Logger:      logger,
 		Metrics:     metrics.Handler,
+		EventsQueue: c.String("events-queue"),
+		NoEvents:    c.String("events-queue") == "",
 	})
 	if err != nil {
 		if metricsLn != nil {

@@ -40,23 +40,17 @@ func fleetCommand() *cli.Command {
 tenant, which gust dev creates): its instances and capacity reservation are
 that tenant's, and only that tenant sees them. The worker acts there by
 assuming the tenant's role. A fleet id is unique per tenant: two tenants may
-each have a fleet "web", and the other fleet commands take the same --tenant.`,
-				Flags: clientFlags(
-					fleetTenantFlag(),
-					&cli.IntFlag{Name: "min", Usage: "instances to launch at once in one burst (required)"},
-					&cli.IntFlag{Name: "target", Usage: "instances to fill to as capacity allows (required)"},
-					&cli.StringFlag{Name: "instance-type", Aliases: []string{"t"}, Usage: "instance type, e.g. m5.large (required)"},
-					&cli.StringFlag{Name: "fleet-id", Usage: "fleet id, unique per tenant; a launch with an existing id joins that fleet (default: generated)"},
-					&cli.BoolFlag{Name: "no-burst", Usage: "launch the minimum through the rate limiter too (the baseline)"},
-					&cli.StringSliceFlag{Name: "zone", Usage: "availability zone the fleet may use, repeatable (default: any)"},
-					&cli.StringFlag{Name: "image", Usage: "image id for RunInstances"},
-					&cli.StringSliceFlag{Name: "tag", Usage: "instance tag `KEY=VALUE`, repeatable"},
-					&cli.StringFlag{Name: "capacity-policy", Value: workflows.CapacityPolicyFail, Usage: "when the minimum's capacity is missing: fail (at once) or wait (with backoff)"},
-					&cli.DurationFlag{Name: "capacity-wait", Usage: "with --capacity-policy wait: how long to wait for capacity (default 15m)"},
-					&cli.BoolFlag{Name: "wait", Usage: "wait for the fleet to end, showing progress (text) or printing the result (json)"},
-					&cli.DurationFlag{Name: "timeout", Usage: "with --wait: stop waiting after this long and exit 1 (the fleet keeps filling)"},
+each have a fleet "web", and the other fleet commands take the same --tenant.
+
+With several --instance-type TYPE[:WEIGHT] values (and --zone values) the
+fleet may launch each type in each zone, on-demand or spot (--on-demand-base,
+--spot-share); --min and --target count capacity units, an instance counting
+its type's weight. With --on-lost replace (the default) a fleet that reaches
+its target keeps running, replacing lost and reclaimed instances, until
+gust fleet cancel; --wait returns once the target runs.`,
+				Flags: clientFlags(append(fleetLaunchFlags(),
 					cloudEndpointFlag(), cloudStateDirFlag(),
-				),
+				)...),
 				Action: runFleetLaunch,
 			},
 			{
@@ -142,59 +136,6 @@ func tenantArg(tenant string) string {
 	return " --tenant " + tenant
 }
 
-func fleetInput(c *cli.Context) (workflows.LaunchFleetInput, error) {
-	tenant, err := fleetTenant(c)
-	if err != nil {
-		return workflows.LaunchFleetInput{}, err
-	}
-	in := workflows.LaunchFleetInput{
-		Tenant:         tenant,
-		FleetID:        c.String("fleet-id"),
-		InstanceType:   c.String("instance-type"),
-		Zones:          c.StringSlice("zone"),
-		ImageID:        c.String("image"),
-		Min:            c.Int("min"),
-		Target:         c.Int("target"),
-		Burst:          !c.Bool("no-burst"),
-		CapacityPolicy: c.String("capacity-policy"),
-		WaitTimeout:    c.Duration("capacity-wait"),
-	}
-	for _, name := range []string{"min", "target", "instance-type"} {
-		if !c.IsSet(name) {
-			return in, usagef("--%s is required", name)
-		}
-	}
-	if c.IsSet("capacity-wait") && in.CapacityPolicy != workflows.CapacityPolicyWait {
-		return in, usagef("--capacity-wait needs --capacity-policy wait")
-	}
-	if c.IsSet("timeout") && !c.Bool("wait") {
-		return in, usagef("--timeout needs --wait")
-	}
-	if c.Duration("timeout") < 0 {
-		return in, usagef("--timeout must not be negative")
-	}
-	if in.FleetID == "" {
-		in.FleetID = "fleet-" + randomHex(4)
-	}
-	for _, kv := range c.StringSlice("tag") {
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok || k == "" {
-			return in, usagef("--tag %q: want KEY=VALUE", kv)
-		}
-		if in.Tags == nil {
-			in.Tags = map[string]string{}
-		}
-		if _, dup := in.Tags[k]; dup {
-			return in, usagef("--tag %q given twice", k)
-		}
-		in.Tags[k] = v
-	}
-	if err := in.Validate(); err != nil {
-		return in, usagef("%v", err)
-	}
-	return in, nil
-}
-
 func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
@@ -220,7 +161,7 @@ func runFleetLaunch(c *cli.Context) error {
 	defer cl.Close()
 	// An instance type the cloud does not offer is the caller's mistake:
 	// exit 2 before anything starts.
-	note, err := checkInstanceType(c, in.Tenant, in.InstanceType)
+	note, err := checkInstanceTypes(c, in.Tenant, fleetTypes(in))
 	if err != nil {
 		return err
 	}
@@ -263,7 +204,7 @@ func runFleetLaunch(c *cli.Context) error {
 		if joined {
 			verb = "joined, " + dashIfEmpty(state)
 		}
-		fmt.Fprintf(out, "fleet %s %s (run %s): min %d, target %d, %s\n", wfID, verb, runID, in.Min, in.Target, in.InstanceType)
+		fmt.Fprintf(out, "fleet %s %s (run %s): min %d, target %d, %s\n", wfID, verb, runID, in.Min, in.Target, fleetTypesSummary(in))
 		fmt.Fprintf(out, "follow it with: gust fleet status %s%s\n", in.FleetID, tenantArg(in.Tenant))
 		return nil
 	}
@@ -278,19 +219,26 @@ func runFleetLaunch(c *cli.Context) error {
 	if !asJSON {
 		stopProgress = showProgress(waitCtx, cl, wfID, out)
 	}
-	res, err := fleetOutcome(waitCtx, cl, wfID)
+	// A joined fleet may maintain its target whatever this launch's
+	// --on-lost says: watch its status too.
+	maintained := in.OnLost != workflows.OnLostFail || joined
+	res, maintaining, err := awaitFleet(waitCtx, cl, wfID, maintained)
 	if stopProgress != nil {
 		stopProgress()
 	}
 	if err != nil && pastDeadline(waitCtx, err) && ctx.Err() == nil {
 		// Our --timeout ran out; the fleet goes on. Report where it is.
-		res, err = timedOutResult(ctx, cl, wfID)
+		st, err := queryFleet(ctx, cl, wfID)
 		if err != nil {
 			return failed(fmt.Sprintf("fleet %s: still running after --timeout %v; its status is unavailable: %s", wfID, c.Duration("timeout"), oneLine(err.Error())))
 		}
+		res = statusResult(st)
 		res.Message = fmt.Sprintf("still %s after --timeout %v; the fleet keeps filling", res.State, c.Duration("timeout"))
 	} else if err != nil {
 		return err
+	}
+	if maintaining {
+		res.Message = joinMessages(res.Message, maintainingMessage(in.FleetID, in.Tenant))
 	}
 	return reportFleetResult(out, res, asJSON)
 }
@@ -302,6 +250,11 @@ func runFleetLaunch(c *cli.Context) error {
 func startFleet(ctx context.Context, cl client.Client, in workflows.LaunchFleetInput) (client.WorkflowRun, bool, error) {
 	id := workflows.FleetWorkflowID(in.Tenant, in.FleetID)
 	summary := fmt.Sprintf("fleet of %d-%d %s", in.Min, in.Target, in.InstanceType)
+	if n := len(fleetTypes(in)) - 1; n > 0 {
+		// A short summary, whatever the number of types: units, not
+		// instances, and how many other types.
+		summary = fmt.Sprintf("fleet of %d-%d units of %s and %d more types", in.Min, in.Target, in.InstanceType, n)
+	}
 	memo := map[string]any{workflows.MemoMin: in.Min, workflows.MemoTarget: in.Target, workflows.MemoInstanceType: in.InstanceType}
 	if in.Tenant != "" {
 		summary += " for tenant " + in.Tenant
@@ -372,21 +325,6 @@ func fleetOutcome(ctx context.Context, cl client.Client, fleetID string) (workfl
 	return workflows.FleetResult{FleetID: fleetID, State: workflows.PhaseFailed, Message: oneLine(err.Error())}, nil
 }
 
-// timedOutResult shapes the live status like a result, for --timeout.
-func timedOutResult(ctx context.Context, cl client.Client, fleetID string) (workflows.FleetResult, error) {
-	st, err := queryFleet(ctx, cl, fleetID)
-	if err != nil {
-		return workflows.FleetResult{}, err
-	}
-	return workflows.FleetResult{
-		FleetID: st.FleetID, State: st.Phase, Min: st.Min, Target: st.Target,
-		Running: st.Running, Launched: st.Launched, Burst: st.Burst,
-		InstanceIDs:    []string{},
-		TimeToMinMS:    st.TimeToMinMS,
-		TimeToTargetMS: st.TimeToTargetMS,
-	}, nil
-}
-
 func reportFleetResult(out io.Writer, res workflows.FleetResult, asJSON bool) error {
 	if res.InstanceIDs == nil {
 		res.InstanceIDs = []string{}
@@ -397,7 +335,14 @@ func reportFleetResult(out io.Writer, res workflows.FleetResult, asJSON bool) er
 			return err
 		}
 	} else {
-		fmt.Fprintf(out, "fleet %s %s: %d running (min %d, target %d)", res.FleetID, res.State, res.Running, res.Min, res.Target)
+		fmt.Fprintf(out, "fleet %s %s: %d running", res.FleetID, res.State, res.Running)
+		if res.Units > 0 && res.Units != res.Launched {
+			fmt.Fprintf(out, ", %d units", res.Units)
+		}
+		fmt.Fprintf(out, " (min %d, target %d)", res.Min, res.Target)
+		if res.Replaced > 0 {
+			fmt.Fprintf(out, ", %d replaced", res.Replaced)
+		}
 		if res.TimeToMinMS > 0 {
 			fmt.Fprintf(out, ", min in %v", msDuration(res.TimeToMinMS))
 		}
@@ -500,6 +445,14 @@ func progressLine(st workflows.FleetStatus, width int) string {
 		return n * width / st.Target
 	}
 	running, launched, minAt := cell(st.Running), cell(st.Running+st.Pending), cell(st.Min)
+	weighted := st.Units != st.Launched && st.Units > 0
+	if weighted {
+		// Min and Target count units, the counts instances: the bar shows
+		// units, its running part in proportion to the running instances
+		// (exact when the weights are equal).
+		launched = cell(st.Units)
+		running = cell(st.Units * st.Running / max(1, st.Running+st.Pending))
+	}
 	var b strings.Builder
 	for i := 0; i < width; i++ {
 		switch {
@@ -514,6 +467,9 @@ func progressLine(st workflows.FleetStatus, width int) string {
 		}
 	}
 	s := fmt.Sprintf("%s %-9s [%s] %d/%d running, %d pending", st.FleetID, st.Phase, b.String(), st.Running, st.Target, st.Pending)
+	if weighted {
+		s = fmt.Sprintf("%s %-9s [%s] %d/%d units, %d running, %d pending", st.FleetID, st.Phase, b.String(), st.Units, st.Target, st.Running, st.Pending)
+	}
 	if st.TimeToMinMS > 0 {
 		s += fmt.Sprintf("  min %d in %v", st.Min, msDuration(st.TimeToMinMS))
 	}
@@ -569,7 +525,11 @@ func runFleetStatus(c *cli.Context) error {
 	row("Running", st.Running)
 	row("Pending", st.Pending)
 	row("Launched", st.Launched)
+	if st.Units > 0 && st.Units != st.Launched {
+		row("Units", fmt.Sprintf("%d (%d on-demand, %d spot)", st.Units, st.OnDemandUnits, st.SpotUnits))
+	}
 	row("Terminated", st.Terminated)
+	row("Replaced", fmt.Sprintf("%d (lost or reclaimed, launched again)", st.Replaced))
 	row("Burst", fmt.Sprintf("%v (%d launched, %d failed)", st.Burst, st.BurstLaunched, st.BurstFailed))
 	row("Fill", fmt.Sprintf("%d launched in %d rounds", st.FillLaunched, st.FillRounds))
 	if st.Adopted > 0 {
@@ -583,6 +543,17 @@ func runFleetStatus(c *cli.Context) error {
 	}
 	if s := retrySummary(retries, time.Now()); s != "" {
 		row("Retrying", s)
+	}
+	if st.EventDriven {
+		row("Instance states", "event-driven (the cloud's state-change events)")
+	} else {
+		row("Instance states", "polling")
+	}
+	for i, line := range offeringLines(st.Offerings) {
+		row(firstOnly(i, "Offerings"), line)
+	}
+	for i, line := range unavailableLines(st.Unavailable) {
+		row(firstOnly(i, "Unavailable"), line)
 	}
 	row("Time to min", durOrDash(msDuration(st.TimeToMinMS)))
 	row("Time to target", durOrDash(msDuration(st.TimeToTargetMS)))

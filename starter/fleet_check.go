@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -34,12 +35,17 @@ func cloudStateDirFlag() cli.Flag {
 	return &cli.StringFlag{Name: "state-dir", Value: ".gust", EnvVars: []string{"GUST_STATE_DIR"}, Usage: "a gust dev state directory: with --endpoint, the check signs with the tenant's key from its tenants.db; without one there, with the AWS configuration chain's credentials", Category: "Cloud"}
 }
 
-// checkInstanceType asks the cloud, as the fleet's tenant, whether it
-// offers typ, so an unknown type is a usage error before anything starts.
-// When the cloud cannot be asked (unreachable, no credentials for the
-// tenant) it returns a note instead, and the fleet's own first step, the
-// same check, still rejects an unknown type before anything is launched.
-func checkInstanceType(c *cli.Context, tenant, typ string) (note string, err error) {
+// checkInstanceTypes asks the cloud, as the fleet's tenant, whether it
+// offers each of types, so an unknown type is a usage error before anything
+// starts. When the cloud cannot be asked (unreachable, no credentials for
+// the tenant) it returns a note instead, and the fleet's own first step,
+// the same check, still rejects an unknown type before anything is
+// launched.
+func checkInstanceTypes(c *cli.Context, tenant string, types []string) (note string, err error) {
+	what := "instance type " + strings.Join(types, ", ")
+	if len(types) > 1 {
+		what = "instance types " + strings.Join(types, ", ")
+	}
 	endpoint := c.String("endpoint")
 	if err := checkEndpoint(endpoint); err != nil {
 		return "", err
@@ -50,7 +56,7 @@ func checkInstanceType(c *cli.Context, tenant, typ string) (note string, err err
 		if errors.As(err, &usage) {
 			return "", err
 		}
-		return fmt.Sprintf("instance type %s not checked before the launch (%s); the fleet checks it first", typ, oneLine(err.Error())), nil
+		return fmt.Sprintf("%s not checked before the launch (%s); the fleet checks it first", what, oneLine(err.Error())), nil
 	}
 	ctx, cancel := context.WithTimeout(c.Context, typeCheckTimeout)
 	defer cancel()
@@ -67,13 +73,16 @@ func checkInstanceType(c *cli.Context, tenant, typ string) (note string, err err
 		// nothing on every launch; the fleet's own check still runs.
 		return "", nil
 	case err != nil:
-		return fmt.Sprintf("instance type %s not checked before the launch (the cloud at %s: %s); the fleet checks it first", typ, cloudName(c), oneLine(err.Error())), nil
+		return fmt.Sprintf("%s not checked before the launch (the cloud at %s: %s); the fleet checks it first", what, cloudName(c), oneLine(err.Error())), nil
 	case len(offered) == 0:
 		// A cloud that lists no offerings (LocalStack, some regions)
 		// cannot say no.
 		return "", nil
-	case !slices.Contains(offered, typ):
-		return "", usagef("instance type %s is not offered by the cloud at %s (%d types are; see aws ec2 describe-instance-type-offerings)", typ, cloudName(c), len(offered))
+	}
+	for _, t := range types {
+		if !slices.Contains(offered, t) {
+			return "", usagef("instance type %s is not offered by the cloud at %s (%d types are; see aws ec2 describe-instance-type-offerings)", t, cloudName(c), len(offered))
+		}
 	}
 	return "", nil
 }

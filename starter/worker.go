@@ -16,6 +16,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/gust-dev/gust/platform"
+	"github.com/gust-dev/gust/providers/sqsevents"
 	"github.com/gust-dev/gust/worker"
 	"github.com/gust-dev/gust/workflows"
 )
@@ -50,6 +51,7 @@ account belongs to (single-account mode).`,
 			&cli.BoolFlag{Name: "metrics-subtenant-label", Usage: "label the function invocation metrics with the sub-tenant too (one series per sub-tenant: mind the cardinality)"},
 			&cli.StringFlag{Name: "tenant", EnvVars: []string{"GUST_TENANT"}, Usage: "on AWS (no --endpoint): the function tenant the worker's own account belongs to (single-account mode)"},
 			&cli.GenericFlag{Name: "tenant-role", Value: &rawList{}, Usage: "act for a tenant by assuming a role in its account, as `TENANT=ROLE_ARN` (repeatable; with --endpoint it overrides the tenant's platform role)"},
+			&cli.StringFlag{Name: "events-queue", Usage: "SQS queue, in each tenant's account, that an EventBridge rule fills with the EC2 instance events; fleets then get events instead of polling. A `NAME` or a URL (its last path element is the name). Default with --endpoint: " + sqsevents.LocalCloudQueue + "; on AWS: none. --events-queue \"\" turns events off"},
 		),
 		Action: runWorker,
 	}
@@ -110,8 +112,17 @@ func runWorker(c *cli.Context) error {
 		return err
 	}
 	defer cl.Close()
+	// Events are on by default against a local cloud, whose every account
+	// has the queue; on AWS only when a queue is named; --events-queue ""
+	// turns them off.
+	eventsQueue := c.String("events-queue")
+	if !c.IsSet("events-queue") && c.String("endpoint") != "" {
+		eventsQueue = sqsevents.LocalCloudQueue
+	}
 	wcfg := platform.WorkerConfig{
 		Endpoint:    c.String("endpoint"),
+		EventsQueue: eventsQueue,
+		Metrics:     metrics.Handler,
 		LaunchRate:  c.Float64("launch-rate"),
 		Identity:    c.String("identity"),
 		Tenant:      c.String("tenant"),
@@ -143,6 +154,11 @@ func runWorker(c *cli.Context) error {
 		endpoint = "AWS (standard config chain)"
 	}
 	fmt.Fprintf(c.App.Writer, "gust worker polling %s (namespace %s), cloud %s, launch rate %g/s (the platform's), tenants: %s", opts.HostPort, opts.Namespace, endpoint, rate.Rate, servedTenants(wcfg))
+	if eventsQueue != "" {
+		fmt.Fprintf(c.App.Writer, ", instance events from queue %s", eventsQueue)
+	} else {
+		fmt.Fprint(c.App.Writer, ", no instance events (fleets poll)")
+	}
 	if metricsLn != nil {
 		fmt.Fprintf(c.App.Writer, ", metrics http://%s/metrics", metricsLn.Addr())
 	}

@@ -1,6 +1,9 @@
 package worker
 
-import "github.com/gust-dev/gust/activities"
+import (
+	"github.com/gust-dev/gust/activities"
+	"github.com/gust-dev/gust/events"
+)
 
 // HelpTexts explains every metric a gust worker serves, by its name before
 // the Prometheus naming scope adds _total (counters) or _seconds (timers,
@@ -29,6 +32,14 @@ var HelpTexts = map[string]string{
 	activities.MetricThrottled: "Cloud calls refused for a limit, by api (service and operation, such as EC2.RunInstances, or the provider " +
 		"method) and reason: rate (a request rate, such as EC2's RequestLimitExceeded) or concurrency (a function's concurrency limit, " +
 		"Lambda's TooManyRequestsException). Each is retried with backoff by the activity's retry policy.",
+	events.MetricReceived: "Instance events (EC2 state changes and spot interruption warnings) the worker's event router received " +
+		"from a tenant's events queue, by tenant; redeliveries count again.",
+	events.MetricDelivered: "Instance events the event router signalled to the fleet that owns the instance, by tenant.",
+	events.MetricIgnored: "Instance events and queue messages the event router dropped, by tenant and reason: not_event (a message that is not " +
+		"an EC2 instance event the fleets need, deleted unread), no_fleet (an instance of no fleet, or one the cloud did not find) or " +
+		"fleet_closed (the fleet's workflow has ended).",
+	events.MetricLookupMisses: "Instances whose fleet the event router did not know (no launch reported them to this worker) and looked up " +
+		"with DescribeInstances, by tenant; a batch's misses cost one call.",
 
 	// The Temporal SDK's.
 	"temporal_workflow_completed":                      "Workflow executions this worker completed successfully.",

@@ -9,5 +9,12 @@ import (
 
 func registerFleet(w sdkworker.Registry, opts Options) {
 	w.RegisterWorkflow(workflows.LaunchFleetWorkflow)
-	w.RegisterActivity(&activities.Fleet{Accounts: opts.Accounts})
+	w.RegisterActivity(fleetActivities(opts))
+}
+
+// fleetActivities are the fleet activities of opts, on both task queues:
+// launches tell the event router their instances' fleet, reconciles ask
+// it whether events flow.
+func fleetActivities(opts Options) *activities.Fleet {
+	return &activities.Fleet{Accounts: opts.Accounts, Events: opts.watcher}
 }

@@ -13,6 +13,7 @@ import (
 	sdkworker "go.temporal.io/sdk/worker"
 
 	"github.com/gust-dev/gust/activities"
+	"github.com/gust-dev/gust/events"
 	"github.com/gust-dev/gust/providers"
 	"github.com/gust-dev/gust/workflows"
 )
@@ -43,11 +44,23 @@ type Options struct {
 	// too (activities.Functions.SubTenantMetrics): one series per
 	// sub-tenant, so off by default.
 	SubTenantMetrics bool
+	// Events, when set, is each tenant's instance event queue
+	// (*sqsevents.Accounts): the worker runs one events.Router on it, and
+	// fleets get their instances' state changes as signals instead of
+	// polling. Nil: fleets poll.
+	Events events.Source
+	// Metrics receives the event router's counters: the MetricsHandler
+	// of c's client.Options. Nil records none.
+	Metrics client.MetricsHandler
+
+	// watcher is the router New made, for the fleet activities.
+	watcher activities.EventWatcher
 }
 
 // Workers is a started set of gust workers.
 type Workers struct {
 	main, launch sdkworker.Worker
+	router       *events.Router // nil without Options.Events
 }
 
 // New registers every workflow and activity on workers bound to c. It does
@@ -67,6 +80,13 @@ func New(c client.Client, opts Options) (*Workers, error) {
 	if opts.LaunchRate < 0 {
 		return nil, fmt.Errorf("launch rate must be positive, got %v", opts.LaunchRate)
 	}
+	// One router per process: each tenant's queue is read by one loop
+	// however many fleets watch it.
+	var router *events.Router
+	if opts.Events != nil {
+		router = events.New(events.Config{Source: opts.Events, Accounts: opts.Accounts, Signaler: c, Metrics: opts.Metrics})
+		opts.watcher = router
+	}
 	// Every throttled cloud call is counted and logged where the provider
 	// returns it (gust_cloud_throttled).
 	opts.Accounts = activities.MeterAccounts(opts.Accounts)
@@ -84,9 +104,9 @@ func New(c client.Client, opts Options) (*Workers, error) {
 		TaskQueueActivitiesPerSecond: opts.LaunchRate / workflows.FillBatchSize,
 		DisableWorkflowWorker:        true,
 	})
-	launchWorker.RegisterActivity(&activities.Fleet{Accounts: opts.Accounts})
+	launchWorker.RegisterActivity(fleetActivities(opts))
 
-	return &Workers{main: mainWorker, launch: launchWorker}, nil
+	return &Workers{main: mainWorker, launch: launchWorker, router: router}, nil
 }
 
 // register is the one list of everything gust runs.
@@ -110,10 +130,14 @@ func (w *Workers) Start() error {
 }
 
 // Stop stops polling and waits for running activities to finish or be
-// abandoned, per the SDK's graceful stop.
+// abandoned, per the SDK's graceful stop, then stops the event router: a
+// batch it was delivering stays in its queue for another worker.
 func (w *Workers) Stop() {
 	w.launch.Stop()
 	w.main.Stop()
+	if w.router != nil {
+		w.router.Close()
+	}
 }
 
 // Run starts the workers and blocks until ctx is done.

@@ -145,10 +145,8 @@ type fleet struct {
 	// run. Fleets of offerings only.
 	states, early map[string]string
 	statesKnown   bool
-	// eventsActive: the worker said instance events arrive for the tenant;
-	// eventsSeen counts the event batches received.
+	// eventsActive: the worker said instance events arrive for the tenant.
 	eventsActive bool
-	eventsSeen   int
 	// spotBackingOff holds new spot rounds as backingOff holds on-demand
 	// ones; availableAt is when the armed availability timer fires.
 	spotBackingOff bool

@@ -31,8 +31,12 @@ import (
 //
 //	validating → reserving → bursting → filling → fulfilled
 //
-// and ends in one of the terminal states below. It completes (the workflow
-// returns a FleetResult) when the fleet is fulfilled, when the minimum's
+// and ends in one of the terminal states below. A maintained fleet
+// (OnLost OnLostReplace, fleets of offerings only) is the exception: once
+// fulfilled it keeps running in state fulfilled, replacing what it loses,
+// until it is cancelled, and scale and cancel work all along. Any other
+// fleet completes (the workflow returns a FleetResult) when it is
+// fulfilled, when the minimum's
 // capacity is not there (insufficient_capacity), or when it is cancelled
 // through the cancel update or signal. A cancellation of the workflow itself
 // (Web UI, `temporal workflow cancel`) runs the same cleanup and then ends
@@ -44,8 +48,8 @@ import (
 // are the FleetResult; if nothing was launched yet, a request the cloud
 // rejects fails it with the InvalidRequest error itself.
 //
-// Scale and cancel act on a fleet whose workflow is still open, that is
-// until the target is running. The instances of a fulfilled fleet stay; they
+// Scale and cancel act on a fleet whose workflow is still open: until the
+// target is running, or, for a maintained fleet, until it is cancelled. The instances of a fulfilled fleet stay; they
 // carry the tags providers.FleetTagKey (the fleet id) and
 // activities.FleetRunTagKey (Origin, the first run id of the launch) so they
 // can be found later.
@@ -54,6 +58,10 @@ import (
 const (
 	// StatusQuery returns a FleetStatus.
 	StatusQuery = "status"
+	// InstancesQuery returns the ids of the fleet's live instances, oldest
+	// first, as FleetResult.InstanceIDs lists them: what a maintained
+	// fleet, which has no result until it is cancelled, holds now.
+	InstancesQuery = "instances"
 	// ScaleUpdate takes a ScaleInput and returns a ScaleResult. Raising the
 	// target launches more through the fill path and returns at once;
 	// lowering it terminates the newest instances first and returns once
@@ -575,6 +583,10 @@ var (
 	instanceTypeRe = regexp.MustCompile(`^[a-z][a-z0-9-]*\.[a-z0-9]+$`)
 	zoneRe         = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?$`)
 )
+
+// ValidFleetID reports whether id is a fleet id: 1-128 letters, digits,
+// '.', '_' or '-', starting with a letter or digit (so never a '/').
+func ValidFleetID(id string) bool { return fleetIDRe.MatchString(id) }
 
 // Validate checks the request without asking the cloud; the workflow also
 // checks that the cloud offers InstanceType. Its errors are one-line and

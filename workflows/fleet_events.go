@@ -83,7 +83,6 @@ func (f *fleet) applyEvents(ctx workflow.Context, in InstanceEventsInput) {
 			f.early[e.ID] = s
 		}
 	}
-	f.eventsSeen++
 	if changed {
 		f.afterStates(ctx)
 	}

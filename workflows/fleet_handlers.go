@@ -17,6 +17,11 @@ func (f *fleet) registerHandlers(ctx workflow.Context) error {
 	}); err != nil {
 		return err
 	}
+	if err := workflow.SetQueryHandler(ctx, InstancesQuery, func() ([]string, error) {
+		return append([]string{}, f.st.InstanceIDs...), nil
+	}); err != nil {
+		return err
+	}
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, ScaleUpdate, f.scale, workflow.UpdateHandlerOptions{
 		Validator: func(_ workflow.Context, in ScaleInput) error { return f.validateScale(in) },
 	}); err != nil {

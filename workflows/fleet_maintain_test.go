@@ -63,6 +63,11 @@ func (s *FleetSuite) TestMaintainedFleetStaysFulfilledAndReplacesLost() {
 		s.Equal(10, st.Running)
 		s.Equal(10, st.Launched)
 		s.Len(s.cloud.Live(nil), 10, "the lost instances were replaced, and nothing more")
+		v, err := s.env.QueryWorkflow(InstancesQuery)
+		s.Require().NoError(err)
+		var ids []string
+		s.Require().NoError(v.Get(&ids))
+		s.ElementsMatch(s.cloud.Live(nil), ids, "the instances query lists what the fleet holds")
 		for _, id := range lost {
 			s.NotContains(s.cloud.Live(nil), id)
 		}

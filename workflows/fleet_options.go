@@ -98,6 +98,12 @@ func controlOptions(summary string) workflow.ActivityOptions {
 func reserveOptions(summary string) workflow.ActivityOptions {
 	o := controlOptions(summary)
 	o.RetryPolicy.NonRetryableErrorTypes = providers.NonRetryableErrorTypes(providers.ErrTypeInsufficientCapacity)
+	// ReserveOfferings heartbeats the reservations it holds; the server
+	// keeps a heartbeat's details only once it is sent, which the SDK does
+	// within 0.8 × this, so a retry after a killed worker learns of all but
+	// the last few seconds' reservations (and finds a dead worker in 5s,
+	// not 30s).
+	o.HeartbeatTimeout = launchHeartbeat
 	return o
 }
 

@@ -18,7 +18,14 @@
 // CreateCapacityReservation, DescribeCapacityReservations,
 // CancelCapacityReservation, DescribeAvailabilityZones,
 // DescribeInstanceTypeOfferings, CreateTags, DescribeRegions and
-// DescribeInstanceStatus. Every action honours DryRun (dryrun.go).
+// DescribeInstanceStatus; for launch parameters (launch.go) DescribeVpcs,
+// DescribeSubnets, Describe/Create/DeleteSecurityGroup(s), Create/Import/
+// Describe/DeleteKeyPair(s), DescribeInstanceAttribute, the launch
+// template actions (templates.go), DescribeSpotPriceHistory and
+// GetSpotPlacementScores (spot.go), and CreateFleet of type instant,
+// DescribeFleets and DeleteFleets (fleet.go). Pools sell on-demand or spot
+// capacity at a fixed price (markets.go). Every action honours DryRun
+// (dryrun.go).
 //
 // Every instance and capacity reservation belongs to an account, the tenant
 // of the request's verified principal (the local cloud's server checks
@@ -28,10 +35,26 @@
 // pools are shared by all accounts, as an availability zone's capacity is;
 // the API throttles are per account, as on AWS.
 //
-// Deliberate simplifications: instances go straight to terminated (no
-// shutting-down), "open" capacity reservations only hold capacity (only
+// Events (events.go, sqs.go): every account has one SQS-compatible queue,
+// EventsQueueName, served by ServeSQS in SQS's JSON protocol, that
+// receives the EventBridge events of its instances, as an EventBridge rule
+// on aws.ec2 targeting an SQS queue would: state changes and spot
+// interruption warnings. Spot instances are reclaimed at a configured rate
+// (or by Interrupt) with EC2's two-minute notice (reclaim.go). Both are
+// lazy too: each queue read publishes the running events that came due,
+// and each write transaction applies due interruptions. Queue calls are
+// limited per account (sqslimits.go): a request bucket (100 calls of
+// burst, 50 a second; RequestThrottled), 16 long polls waiting at once per
+// process (more return at once) and one PurgeQueue a minute
+// (PurgeQueueInProgress).
+//
+// Deliberate simplifications: instances go straight to terminated (the
+// shutting-down event is published with the terminated one), "open" capacity reservations only hold capacity (only
 // launches that target a reservation draw from it), limited reservations
-// never expire, and filter values match exactly (no * wildcards).
+// never expire, and filter values match exactly (no * wildcards). Each
+// account has one default VPC with one default subnet per zone, whose ids
+// derive from the account; spot prices never move; only instant fleets
+// exist.
 package ec2
 
 import (
@@ -41,7 +64,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"strings"
@@ -63,6 +85,15 @@ type Cloud struct {
 	mu      sync.Mutex
 	zones   map[string]bool
 	actions map[string]action
+	// events wakes long-polling queue readers when a write transaction
+	// that published events commits (events.go).
+	events eventSignal
+	// queue is this process's part of the events queue's limits
+	// (sqslimits.go).
+	queue queueLimits
+	// ready is set once the schema exists: from then on every write
+	// transaction first applies due spot interruptions (reclaim.go).
+	ready bool
 }
 
 // action handles one EC2 action for the caller's account (a tenant name).
@@ -96,6 +127,9 @@ func Open(cfg Config) (*Cloud, error) {
 		"DescribeRegions":               {run: c.describeRegions, describe: true},
 		"DescribeInstanceStatus":        {run: c.describeInstanceStatus, describe: true},
 	}
+	for name, act := range c.launchActions() { // launch.go
+		c.actions[name] = act
+	}
 
 	const pragmas = "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate"
 	var dsn string
@@ -120,6 +154,7 @@ func Open(cfg Config) (*Cloud, error) {
 		db.Close()
 		return nil, err
 	}
+	c.ready = true
 	return c, nil
 }
 
@@ -133,12 +168,13 @@ func (c *Cloud) Close() error { return c.db.Close() }
 const schema = `
 CREATE TABLE IF NOT EXISTS pools (
 	instance_type TEXT NOT NULL,
-	zone TEXT NOT NULL,       -- '' is the type's regional pool
+	zone TEXT NOT NULL,       -- the pool key (markets.go): '' is the type's regional on-demand pool, 'spot:' + zone a spot pool
 	initial INTEGER NOT NULL, -- the configured Initial, so config changes apply as deltas
 	free INTEGER NOT NULL,    -- may go negative if a config change shrank a busy pool
 	rate REAL NOT NULL,       -- arrivals per second
 	carry REAL NOT NULL,      -- fraction of an instance accrued but not yet free
 	accrued_ns INTEGER NOT NULL,
+	price REAL NOT NULL DEFAULT 0, -- USD per hour; 0: DefaultPrice (markets.go)
 	PRIMARY KEY (instance_type, zone)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS buckets (
@@ -159,7 +195,16 @@ CREATE TABLE IF NOT EXISTS instances (
 	terminated_ns INTEGER,
 	cr_id TEXT NOT NULL,
 	client_token TEXT NOT NULL,
-	account TEXT NOT NULL DEFAULT 'default'
+	account TEXT NOT NULL DEFAULT 'default',
+	lifecycle TEXT NOT NULL DEFAULT 'on-demand', -- 'on-demand' or 'spot'
+	event_state TEXT NOT NULL DEFAULT '', -- the last state published to the events queue (events.go)
+	interrupt_ns INTEGER, -- when a spot interruption notice started (reclaim.go)
+	reclaimed INTEGER NOT NULL DEFAULT 0, -- 1: terminated by a spot interruption
+	subnet_id TEXT NOT NULL DEFAULT '', -- launch parameters (launch.go)
+	key_name TEXT NOT NULL DEFAULT '',
+	security_groups TEXT NOT NULL DEFAULT '', -- group ids, comma-separated
+	user_data TEXT NOT NULL DEFAULT '', -- base64, as given
+	iam_profile TEXT NOT NULL DEFAULT '' -- the instance profile's ARN
 );
 CREATE INDEX IF NOT EXISTS instances_reservation ON instances (reservation_id);
 CREATE INDEX IF NOT EXISTS instances_terminated ON instances (terminated_ns);
@@ -255,21 +300,34 @@ func (c *Cloud) init(ctx context.Context) error {
 		if err := migrateAccounts(ctx, tx); err != nil {
 			return err
 		}
+		if err := migrateEvents(ctx, tx); err != nil {
+			return err
+		}
+		if err := migrateLaunch(ctx, tx); err != nil {
+			return err
+		}
 		if _, err := tx.ExecContext(ctx, schema); err != nil {
 			return fmt.Errorf("creating local cloud schema, %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, eventsSchema); err != nil {
+			return fmt.Errorf("creating local cloud events schema, %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, launchSchema); err != nil {
+			return fmt.Errorf("creating local cloud launch schema, %w", err)
 		}
 		now := c.cfg.Now().UnixNano()
 		for _, p := range c.cfg.zonePools() {
 			// A new pool starts with its Initial; an existing one keeps its
 			// state and only moves by the change in Initial.
 			_, err := tx.ExecContext(ctx, `
-				INSERT INTO pools (instance_type, zone, initial, free, rate, carry, accrued_ns)
-				VALUES (?1, ?2, ?3, ?3, ?4, 0, ?5)
+				INSERT INTO pools (instance_type, zone, initial, free, rate, carry, accrued_ns, price)
+				VALUES (?1, ?2, ?3, ?3, ?4, 0, ?5, ?6)
 				ON CONFLICT (instance_type, zone) DO UPDATE SET
 					free = free + excluded.initial - initial,
 					initial = excluded.initial,
-					rate = excluded.rate`,
-				p.instanceType, p.zone, p.initial, p.rate, now)
+					rate = excluded.rate,
+					price = excluded.price`,
+				p.instanceType, p.zone, p.initial, p.rate, now, p.price)
 			if err != nil {
 				return fmt.Errorf("configuring pool %s in %s, %w", p.instanceType, p.zone, err)
 			}
@@ -288,6 +346,13 @@ func (c *Cloud) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	if err != nil {
 		return fmt.Errorf("beginning transaction, %w", err)
 	}
+	defer c.events.settled()
+	if c.ready {
+		if err := c.reclaim(ctx, tx, c.cfg.Now().UnixNano()); err != nil {
+			_ = tx.Rollback()
+			return err
+		}
+	}
 	if err := fn(tx); err != nil {
 		_ = tx.Rollback()
 		return err
@@ -300,6 +365,7 @@ func (c *Cloud) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("committing transaction, %w", err)
 	}
+	c.events.committed()
 	return nil
 }
 
@@ -368,6 +434,14 @@ func (c *Cloud) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	if err := c.throttleRequest(ctx, acct, name, act.describe); err != nil {
 		c.fail(rw, err, requestID)
 		return
+	}
+	if act.describe {
+		// A Describe call writes nothing of its own: spot interruptions
+		// whose notice has passed must be applied before it reads.
+		if err := c.settle(ctx); err != nil {
+			c.fail(rw, err, requestID)
+			return
+		}
 	}
 	if dry {
 		ctx = withDryRun(ctx)
@@ -497,8 +571,9 @@ func accrue(ctx context.Context, tx *sql.Tx, instanceType, zone string, now int6
 // source is where a launch or reservation takes its capacity from.
 type source struct {
 	zone     string // where the instances run
-	poolZone string // the pool drawn from: zone, or "" for the regional pool
+	poolZone string // the pool key drawn from (markets.go): zone, or "" for the regional pool
 	free     int
+	price    float64 // hourly, of one instance from the pool
 }
 
 // bestSource accrues the pools that can serve instanceType in zone (any
@@ -506,37 +581,7 @@ type source struct {
 // never spans pools: its instances all come from one. With ties the zonal
 // pool wins, keeping regional capacity for zones without their own.
 func (c *Cloud) bestSource(ctx context.Context, tx *sql.Tx, instanceType, zone string, now int64) (source, error) {
-	candidates := c.cfg.Zones
-	if zone != "" {
-		candidates = []string{zone}
-	}
-	best := source{zone: zone, free: -1}
-	for _, z := range candidates {
-		free, ok, err := accrue(ctx, tx, instanceType, z, now)
-		if err != nil {
-			return source{}, err
-		}
-		if ok && free > best.free {
-			best = source{zone: z, poolZone: z, free: free}
-		}
-	}
-	free, ok, err := accrue(ctx, tx, instanceType, "", now)
-	if err != nil {
-		return source{}, err
-	}
-	if ok && free > best.free {
-		best = source{zone: zone, poolZone: "", free: free}
-		if zone == "" {
-			// Spread regional launches over the zones, like EC2 placing
-			// subnets: any zone is as good as another.
-			best.zone = c.cfg.Zones[rand.IntN(len(c.cfg.Zones))]
-		}
-	}
-	best.free = max(best.free, 0)
-	if best.zone == "" {
-		best.zone = c.cfg.Zones[0]
-	}
-	return best, nil
+	return c.marketSource(ctx, tx, MarketOnDemand, instanceType, zone, 0, now)
 }
 
 // addFree moves n instances of capacity into (n > 0) or out of (n < 0) a
@@ -561,6 +606,7 @@ func knownType(ctx context.Context, tx *sql.Tx, instanceType string) (bool, erro
 
 // PoolStatus is the free capacity of one pool.
 type PoolStatus struct {
+	Market       string // MarketOnDemand or MarketSpot
 	InstanceType string
 	Zone         string // empty for a regional pool
 	Free         int
@@ -594,21 +640,29 @@ func (c *Cloud) Pools(ctx context.Context) ([]PoolStatus, error) {
 				return err
 			}
 			out[i].Free = free
+			out[i].Market, out[i].Zone = splitPoolKey(out[i].Zone)
 		}
 		return nil
 	})
 	return out, err
 }
 
-// Free is the total free capacity of instanceType over all zones.
+// Free is the total free capacity of instanceType over all zones and
+// both markets; MarketFree counts one market.
 func (c *Cloud) Free(ctx context.Context, instanceType string) (int, error) {
+	return c.MarketFree(ctx, "", instanceType)
+}
+
+// MarketFree is the total free capacity of instanceType in market
+// (MarketOnDemand or MarketSpot; empty for both) over all zones.
+func (c *Cloud) MarketFree(ctx context.Context, market, instanceType string) (int, error) {
 	pools, err := c.Pools(ctx)
 	if err != nil {
 		return 0, err
 	}
 	n := 0
 	for _, p := range pools {
-		if p.InstanceType == instanceType {
+		if p.InstanceType == instanceType && (market == "" || p.Market == market) {
 			n += p.Free
 		}
 	}

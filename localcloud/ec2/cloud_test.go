@@ -45,9 +45,10 @@ func (c *clock) Advance(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-// unthrottled disables both throttles, for tests about something else.
+// unthrottled disables the request and resource throttles (the queue's
+// too), for tests about something else.
 func unthrottled(cfg Config) Config {
-	cfg.RequestBucket, cfg.DescribeBucket, cfg.ResourceBucket = -1, -1, -1
+	cfg.RequestBucket, cfg.DescribeBucket, cfg.ResourceBucket, cfg.QueueBucket = -1, -1, -1, -1
 	return cfg
 }
 
@@ -777,7 +778,7 @@ func TestParseCapacity(t *testing.T) {
 		"M5.Large=5", "m5.large=5+10", "m5.large=5+x/s", "m5.large=5+-1/s", "m5.large=5+10/m"} {
 		_, err := ParseCapacity(in)
 		require.Error(t, err, in)
-		assert.Contains(t, err.Error(), "want TYPE=COUNT[+RATE/s]", in)
+		assert.Contains(t, err.Error(), "=COUNT[+RATE/s]", in)
 		assert.Equal(t, strings.ToLower(err.Error()[:1]), err.Error()[:1])
 	}
 }

@@ -37,6 +37,16 @@ type instance struct {
 	crID          string
 	clientToken   string
 	tags          map[string]string
+	interruptNs   sql.NullInt64 // a spot interruption notice started then (reclaim.go)
+	reclaimed     bool          // terminated by a spot interruption
+	account       string
+	lifecycle     string // MarketOnDemand or MarketSpot
+	subnetID      string
+	keyName       string
+	groups        []string // security group ids
+	groupNames    map[string]string
+	userData      string // base64
+	profileARN    string
 }
 
 func (c *Cloud) state(in *instance, now int64) string {
@@ -49,7 +59,8 @@ func (c *Cloud) state(in *instance, now int64) string {
 	return "running"
 }
 
-const instanceColumns = `seq, id, reservation_id, instance_type, zone, pool_zone, image_id, launch_index, launch_ns, terminated_ns, cr_id, client_token`
+const instanceColumns = `seq, id, reservation_id, instance_type, zone, pool_zone, image_id, launch_index, launch_ns, terminated_ns, cr_id, client_token, interrupt_ns, reclaimed,
+	account, lifecycle, subnet_id, key_name, security_groups, user_data, iam_profile`
 
 // queryInstances loads the instances matching where (a condition on the
 // instances table), in launch order, at most limit of them (all if limit
@@ -65,11 +76,14 @@ func queryInstances(ctx context.Context, tx *sql.Tx, where string, args []any, l
 	bySeq := map[int64]*instance{}
 	for rows.Next() {
 		in := &instance{}
+		var groups string
 		if err := rows.Scan(&in.seq, &in.id, &in.reservationID, &in.instanceType, &in.zone, &in.poolZone, &in.imageID,
-			&in.launchIndex, &in.launchNs, &in.terminatedNs, &in.crID, &in.clientToken); err != nil {
+			&in.launchIndex, &in.launchNs, &in.terminatedNs, &in.crID, &in.clientToken, &in.interruptNs, &in.reclaimed,
+			&in.account, &in.lifecycle, &in.subnetID, &in.keyName, &groups, &in.userData, &in.profileARN); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("reading instances, %w", err)
 		}
+		in.groups = splitGroups(groups)
 		out = append(out, in)
 		bySeq[in.seq] = in
 	}
@@ -78,6 +92,9 @@ func queryInstances(ctx context.Context, tx *sql.Tx, where string, args []any, l
 	}
 	if len(out) == 0 {
 		return nil, nil
+	}
+	if err := nameGroups(ctx, tx, out); err != nil {
+		return nil, err
 	}
 	rows, err = tx.QueryContext(ctx, `SELECT seq, key, value FROM tags WHERE seq IN (SELECT seq FROM instances WHERE `+
 		where+` ORDER BY seq LIMIT ?)`, args...)
@@ -101,187 +118,7 @@ func queryInstances(ctx context.Context, tx *sql.Tx, where string, args []any, l
 	return out, rows.Err()
 }
 
-func (c *Cloud) runInstances(ctx context.Context, acct string, p params, w *xmlWriter) error {
-	typ, err := p.required("InstanceType")
-	if err != nil {
-		return err
-	}
-	if _, err := p.required("MinCount"); err != nil {
-		return err
-	}
-	if _, err := p.required("MaxCount"); err != nil {
-		return err
-	}
-	minCount, err := p.integer("MinCount", 0)
-	if err != nil {
-		return err
-	}
-	maxCount, err := p.integer("MaxCount", 0)
-	if err != nil {
-		return err
-	}
-	switch {
-	case minCount < 1:
-		return apiErrorf(codeInvalidParameterValue, "Invalid value '%d' for minCount. Must be at least 1", minCount)
-	case maxCount < minCount:
-		return apiErrorf(codeInvalidParameterValue, "Invalid value '%d' for maxCount. Must be at least minCount (%d)", maxCount, minCount)
-	case maxCount > maxRunCount:
-		return apiErrorf(codeInvalidParameterValue, "Invalid value '%d' for maxCount. Must be at most %d", maxCount, maxRunCount)
-	}
-	// EC2 needs an image (without a launch template, which this cloud
-	// does not have); any ami- id launches here.
-	image := p.get("ImageId")
-	if image == "" {
-		return apiErrorf(codeMissingParameter, "The request must contain the parameter ImageId")
-	}
-	zone := p.get("Placement.AvailabilityZone")
-	if zone != "" && !c.zones[zone] {
-		return apiErrorf(codeInvalidParameterValue, "Invalid availability zone: [%s]", zone)
-	}
-	crID := p.get("CapacityReservationSpecification.CapacityReservationTarget.CapacityReservationId")
-	if crID != "" && p.get("CapacityReservationSpecification.CapacityReservationPreference") == "none" {
-		return apiErrorf(codeInvalidParameterCombo, "CapacityReservationPreference none cannot be combined with a CapacityReservationTarget")
-	}
-	token := p.get("ClientToken")
-	if len(token) > 64 {
-		return apiErrorf(codeInvalidParameterValue, "ClientToken must be at most 64 characters")
-	}
-	tags, err := p.tags("TagSpecification", "instance")
-	if err != nil {
-		return err
-	}
-	digest := p.digest()
-
-	return c.write(ctx, func(tx *sql.Tx) error {
-		now := c.cfg.Now().UnixNano()
-		earlier, seen, err := replayedToken(ctx, tx, `SELECT reservation_id, digest FROM account_run_tokens WHERE account = ? AND token = ?`,
-			acct, token, digest)
-		if err != nil {
-			return err
-		}
-		if seen {
-			return c.writeReservation(ctx, tx, w, acct, earlier, now)
-		}
-		ok, err := knownType(ctx, tx, typ)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return apiErrorf(codeInvalidParameterValue, "Invalid value '%s' for InstanceType.", typ)
-		}
-
-		// available is what the chosen source can give; all of a call's
-		// instances land in one zone, as they do in one EC2 subnet.
-		var src source
-		if crID != "" {
-			cr, err := loadReservation(ctx, tx, acct, crID)
-			if err != nil {
-				return err
-			}
-			switch {
-			case cr.state != "active":
-				return apiErrorf(codeInvalidParameterValue, "Capacity Reservation %s is %s and cannot be launched into", crID, cr.state)
-			case cr.instanceType != typ:
-				return apiErrorf(codeInvalidParameterCombo, "Instance type %s does not match Capacity Reservation %s (%s)", typ, crID, cr.instanceType)
-			case zone != "" && cr.zone != zone:
-				return apiErrorf(codeInvalidParameterCombo, "Availability zone %s does not match Capacity Reservation %s (%s)", zone, crID, cr.zone)
-			}
-			// The instances' capacity belongs to the reservation's pool,
-			// where it goes if the reservation is gone when they end.
-			src = source{zone: cr.zone, poolZone: cr.poolZone, free: cr.available}
-		} else if src, err = c.bestSource(ctx, tx, typ, zone, now); err != nil {
-			return err
-		}
-		available := src.free
-
-		// The resource throttle goes first: a throttled call says nothing
-		// about capacity, and launches nothing.
-		n := min(maxCount, available)
-		var tokens float64
-		bucket := "resource:" + acct + ":RunInstances" // per account, as on AWS
-		if c.cfg.ResourceBucket >= 0 {
-			if minCount > c.cfg.ResourceBucket {
-				// Waiting can never fill the bucket that far; say so
-				// instead of throttling forever.
-				return apiErrorf(codeInvalidParameterValue, "MinCount %d exceeds the launch limit of %d instances", minCount, c.cfg.ResourceBucket)
-			}
-			tokens, err = bucketTokens(ctx, tx, bucket, float64(c.cfg.ResourceBucket), c.cfg.ResourceRefill, now)
-			if err != nil {
-				return err
-			}
-			if int(tokens) < minCount {
-				return apiErrorf(codeRequestLimitExceeded, "Request limit exceeded.")
-			}
-			n = min(n, int(tokens))
-		}
-		if n < minCount {
-			if crID != "" {
-				return apiErrorf(codeReservationExceeded, "The requested number of instances exceeds the capacity available in the Capacity Reservation %s (%d available).", crID, available)
-			}
-			where := "the Availability Zone you requested (" + zone + ")"
-			if zone == "" {
-				where = "any Availability Zone"
-			}
-			return apiErrorf(codeInsufficientCapacity, "We currently do not have sufficient %s capacity in %s. Our system will be working on provisioning additional capacity.", typ, where)
-		}
-
-		if c.cfg.ResourceBucket >= 0 {
-			if err := setBucket(ctx, tx, bucket, tokens-float64(n), now); err != nil {
-				return err
-			}
-		}
-		if crID != "" {
-			if _, err := tx.ExecContext(ctx, `UPDATE capacity_reservations SET available = available - ? WHERE id = ? AND account = ?`, n, crID, acct); err != nil {
-				return fmt.Errorf("drawing from capacity reservation, %w", err)
-			}
-		} else if err := addFree(ctx, tx, typ, src.poolZone, -n); err != nil {
-			return err
-		}
-		resID := newID("r-")
-		if err := insertInstances(ctx, tx, acct, n, resID, typ, src, image, now, crID, token, tags); err != nil {
-			return err
-		}
-		if token != "" {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO account_run_tokens (account, token, digest, reservation_id) VALUES (?, ?, ?, ?)`,
-				acct, token, digest, resID); err != nil {
-				return fmt.Errorf("recording client token, %w", err)
-			}
-		}
-		return c.writeReservation(ctx, tx, w, acct, resID, now)
-	})
-}
-
-// insertInstances inserts n instances and their tags with two prepared
-// statements, so a launch of hundreds stays one quick transaction.
-func insertInstances(ctx context.Context, tx *sql.Tx, acct string, n int, resID, typ string, src source, image string, now int64, crID, token string, tags map[string]string) error {
-	ins, err := tx.PrepareContext(ctx, `INSERT INTO instances (id, reservation_id, instance_type, zone, pool_zone, image_id, launch_index, launch_ns, cr_id, client_token, account)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-	if err != nil {
-		return fmt.Errorf("preparing instance insert, %w", err)
-	}
-	defer ins.Close()
-	tag, err := tx.PrepareContext(ctx, `INSERT INTO tags (seq, key, value) VALUES (?, ?, ?)`)
-	if err != nil {
-		return fmt.Errorf("preparing tag insert, %w", err)
-	}
-	defer tag.Close()
-	for i := range n {
-		res, err := ins.ExecContext(ctx, newID("i-"), resID, typ, src.zone, src.poolZone, image, i, now, crID, token, acct)
-		if err != nil {
-			return fmt.Errorf("inserting instance, %w", err)
-		}
-		seq, err := res.LastInsertId()
-		if err != nil {
-			return fmt.Errorf("inserting instance, %w", err)
-		}
-		for k, v := range tags {
-			if _, err := tag.ExecContext(ctx, seq, k, v); err != nil {
-				return fmt.Errorf("inserting tag, %w", err)
-			}
-		}
-	}
-	return nil
-}
+// runInstances and insertInstances are in run.go.
 
 // writeReservation writes the elements of RunInstances' response: the
 // reservation with its instances in their current state.
@@ -319,7 +156,11 @@ func (c *Cloud) writeInstance(w *xmlWriter, in *instance, now int64) {
 	} else {
 		t := time.Unix(0, in.terminatedNs.Int64).UTC()
 		w.text("privateDnsName", "")
-		w.text("reason", "User initiated ("+t.Format("2006-01-02 15:04:05")+" GMT)")
+		who := "User"
+		if in.reclaimed {
+			who = "Service"
+		}
+		w.text("reason", who+" initiated ("+t.Format("2006-01-02 15:04:05")+" GMT)")
 	}
 	w.text("dnsName", "")
 	w.int("amiLaunchIndex", in.launchIndex)
@@ -330,10 +171,18 @@ func (c *Cloud) writeInstance(w *xmlWriter, in *instance, now int64) {
 	w.text("groupName", "")
 	w.text("tenancy", "default")
 	w.close("placement")
+	writeLaunchDetails(w, in)
 	w.open("monitoring")
 	w.text("state", "disabled")
 	w.close("monitoring")
-	if st == "terminated" {
+	switch {
+	case in.interruptNs.Valid && (st != "terminated" || in.reclaimed):
+		// Under an interruption notice, and after it.
+		w.open("stateReason")
+		w.text("code", spotTerminationCode)
+		w.text("message", spotTerminationMessage)
+		w.close("stateReason")
+	case st == "terminated":
 		w.open("stateReason")
 		w.text("code", "Client.UserInitiatedShutdown")
 		w.text("message", "Client.UserInitiatedShutdown: User initiated shutdown")
@@ -406,6 +255,26 @@ func (c *Cloud) instanceWhere(acct string, ids []string, filters []filter, now i
 			conds = append(conds, in("client_token", f.Values))
 		case f.Name == "capacity-reservation-id":
 			conds = append(conds, in("cr_id", f.Values))
+		case f.Name == "instance-lifecycle":
+			conds = append(conds, in("lifecycle", f.Values))
+		case f.Name == "subnet-id":
+			conds = append(conds, in("subnet_id", f.Values))
+		case f.Name == "key-name":
+			conds = append(conds, in("key_name", f.Values))
+		case f.Name == "iam-instance-profile.arn":
+			conds = append(conds, in("iam_profile", f.Values))
+		case f.Name == "vpc-id":
+			// Every instance is in the account's default VPC.
+			if !contains(f.Values, defaultVPC(acct)) {
+				conds = append(conds, "0")
+			}
+		case f.Name == "instance.group-id":
+			var ors []string
+			for _, v := range f.Values {
+				ors = append(ors, "',' || security_groups || ',' LIKE ?")
+				args = append(args, "%,"+strings.ReplaceAll(strings.ReplaceAll(v, "%", ""), "_", "")+",%")
+			}
+			conds = append(conds, "("+strings.Join(ors, " OR ")+")")
 		case f.Name == "instance-state-name":
 			booted := now - c.cfg.BootDelay.Nanoseconds()
 			var ors []string
@@ -626,12 +495,8 @@ func (c *Cloud) terminateInstances(ctx context.Context, acct string, p params, w
 		for _, in := range list {
 			byID[in.id] = in
 		}
-		// Capacity goes back where it came from: to its reservation while
-		// that is active, else to the pool of its type and zone.
-		type origin struct{ typ, poolZone, cr string }
-		returned := map[origin]int{}
-		var order []origin
 		var live []string
+		var ended []*instance
 		for _, id := range ids {
 			in := byID[id]
 			prev := c.state(in, now)
@@ -640,11 +505,7 @@ func (c *Cloud) terminateInstances(ctx context.Context, acct string, p params, w
 				continue
 			}
 			live = append(live, id)
-			s := origin{in.instanceType, in.poolZone, in.crID}
-			if returned[s] == 0 {
-				order = append(order, s)
-			}
-			returned[s]++
+			ended = append(ended, in)
 		}
 		if len(live) > 0 {
 			args := append([]any{now, acct}, anys(live)...)
@@ -652,20 +513,11 @@ func (c *Cloud) terminateInstances(ctx context.Context, acct string, p params, w
 				return fmt.Errorf("terminating instances, %w", err)
 			}
 		}
-		for _, s := range order {
-			n := returned[s]
-			if s.cr != "" {
-				res, err := tx.ExecContext(ctx, `UPDATE capacity_reservations SET available = available + ? WHERE id = ? AND account = ? AND state = 'active'`, n, s.cr, acct)
-				if err != nil {
-					return fmt.Errorf("returning capacity to reservation, %w", err)
-				}
-				if k, _ := res.RowsAffected(); k > 0 {
-					continue
-				}
-			}
-			if err := addFree(ctx, tx, s.typ, s.poolZone, n); err != nil {
-				return err
-			}
+		if err := releaseCapacity(ctx, tx, acct, ended); err != nil {
+			return err
+		}
+		if err := c.noteTerminated(ctx, tx, acct, live, now); err != nil {
+			return err
 		}
 		return c.purgeTerminated(ctx, tx, now)
 	})
@@ -687,6 +539,38 @@ func (c *Cloud) terminateInstances(ctx context.Context, acct string, p params, w
 		w.close("item")
 	}
 	w.close("instancesSet")
+	return nil
+}
+
+// releaseCapacity returns the capacity of the account's ended instances
+// where it came from: to its reservation while that is active, else to
+// the pool it was drawn from.
+func releaseCapacity(ctx context.Context, tx *sql.Tx, acct string, ended []*instance) error {
+	type origin struct{ typ, poolZone, cr string }
+	returned := map[origin]int{}
+	var order []origin
+	for _, in := range ended {
+		s := origin{in.instanceType, in.poolZone, in.crID}
+		if returned[s] == 0 {
+			order = append(order, s)
+		}
+		returned[s]++
+	}
+	for _, s := range order {
+		n := returned[s]
+		if s.cr != "" {
+			res, err := tx.ExecContext(ctx, `UPDATE capacity_reservations SET available = available + ? WHERE id = ? AND account = ? AND state = 'active'`, n, s.cr, acct)
+			if err != nil {
+				return fmt.Errorf("returning capacity to reservation, %w", err)
+			}
+			if k, _ := res.RowsAffected(); k > 0 {
+				continue
+			}
+		}
+		if err := addFree(ctx, tx, s.typ, s.poolZone, n); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

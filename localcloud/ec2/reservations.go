@@ -386,6 +386,8 @@ func (c *Cloud) describeInstanceTypeOfferings(ctx context.Context, _ string, p p
 			if err := rows.Scan(&o.typ, &zone); err != nil {
 				return fmt.Errorf("listing pools, %w", err)
 			}
+			// Spot pools offer the same types in the same places.
+			_, zone = splitPoolKey(zone)
 			zones := []string{zone}
 			if zone == "" { // a regional pool serves every zone
 				zones = c.cfg.Zones

@@ -1,0 +1,142 @@
+package events
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+
+	"go.temporal.io/api/serviceerror"
+
+	"github.com/gust-dev/gust/activities"
+	"github.com/gust-dev/gust/providers"
+	"github.com/gust-dev/gust/providers/sqsevents"
+	"github.com/gust-dev/gust/workflows"
+)
+
+// owner is the fleet launch an instance belongs to; the zero owner means
+// the instance is no fleet's.
+type owner struct {
+	fleetID, runTag string
+}
+
+// maxRunTag bounds a run tag, which is a workflow run id.
+const maxRunTag = 256
+
+// validOwner reports whether a fleet tag and run tag can be a gust
+// fleet's. One that breaks the fleet id rule is not: with a '/' it could
+// name another tenant's workflow (workflows.FleetWorkflowID).
+func validOwner(fleetID, runTag string) bool {
+	return workflows.ValidFleetID(fleetID) && len(runTag) <= maxRunTag
+}
+
+// deliver signals one received batch of tenant's events to their fleets:
+// it finds each instance's fleet (from the cache, else with one
+// DescribeInstances for all the batch's misses, in tenant's account only),
+// and sends each fleet launch one InstanceEventsInput. It returns nil only
+// when every signal was delivered, or found its fleet gone; events of
+// instances that are no fleet's are dropped.
+func (r *Router) deliver(ctx context.Context, tenant string, evs []sqsevents.Event) error {
+	owners, err := r.owners(ctx, tenant, evs)
+	if err != nil {
+		return err
+	}
+	groups := map[owner][]workflows.InstanceEvent{}
+	dropped := 0
+	for _, ev := range evs {
+		o := owners[ev.InstanceID]
+		if o == (owner{}) {
+			dropped++
+			continue
+		}
+		groups[o] = append(groups[o], workflows.InstanceEvent{ID: ev.InstanceID, State: ev.State, Interrupted: ev.Interrupted, At: ev.At})
+	}
+	r.countIgnored(tenant, reasonNoFleet, dropped)
+
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var errs []error
+	for o, batch := range groups {
+		// A queue does not keep order; the fleet gets each instance's
+		// events oldest first.
+		slices.SortStableFunc(batch, func(a, b workflows.InstanceEvent) int { return a.At.Compare(b.At) })
+		wg.Go(func() {
+			err := r.signal(ctx, tenant, o, batch)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, err)
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// signal sends one fleet launch its events. A fleet whose workflow is not
+// running (it completed) needs none: that is not an error.
+func (r *Router) signal(ctx context.Context, tenant string, o owner, batch []workflows.InstanceEvent) error {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.SignalTimeout)
+	defer cancel()
+	id := workflows.FleetWorkflowID(tenant, o.fleetID)
+	err := r.cfg.Signaler.SignalWorkflow(ctx, id, "", workflows.InstanceEventsSignal,
+		workflows.InstanceEventsInput{RunTag: o.runTag, Events: batch})
+	var gone *serviceerror.NotFound
+	switch {
+	case errors.As(err, &gone):
+		r.countIgnored(tenant, reasonFleetClosed, len(batch))
+		return nil
+	case err != nil:
+		return fmt.Errorf("signalling fleet %s, %w", id, err)
+	}
+	r.count(tenant, MetricDelivered, len(batch))
+	return nil
+}
+
+// owners finds the owner of each event's instance. Instances the cache
+// does not know are described together, with tenant's own Compute, so an
+// event can only ever reach a fleet of the account whose queue it came
+// from; what the description finds (a fleet, or no fleet) is cached.
+func (r *Router) owners(ctx context.Context, tenant string, evs []sqsevents.Event) (map[string]owner, error) {
+	owners := make(map[string]owner, len(evs))
+	var misses []string
+	for _, ev := range evs {
+		if _, seen := owners[ev.InstanceID]; seen {
+			continue
+		}
+		o, ok := r.cache.get(tenant, ev.InstanceID)
+		owners[ev.InstanceID] = o
+		if !ok {
+			misses = append(misses, ev.InstanceID)
+		}
+	}
+	if len(misses) == 0 {
+		return owners, nil
+	}
+	r.count(tenant, MetricLookupMisses, len(misses))
+	compute, err := r.cfg.Accounts.Compute(ctx, tenant)
+	if err != nil {
+		return nil, fmt.Errorf("finding the fleets of %d instances, %w", len(misses), err)
+	}
+	found, err := compute.Describe(ctx, providers.InstanceFilter{IDs: misses})
+	if err != nil {
+		return nil, fmt.Errorf("finding the fleets of %d instances, %w", len(misses), err)
+	}
+	slices.SortFunc(misses, cmp.Compare)
+	for _, inst := range found {
+		if _, asked := slices.BinarySearch(misses, inst.ID); !asked {
+			continue // not trusted: only what was asked for is cached
+		}
+		o := owner{fleetID: inst.Tags[providers.FleetTagKey], runTag: inst.Tags[activities.FleetRunTagKey]}
+		if !validOwner(o.fleetID, o.runTag) {
+			o = owner{}
+		}
+		r.cache.put(tenant, inst.ID, o)
+		owners[inst.ID] = o
+	}
+	// An instance the description did not find is dropped and not cached:
+	// a description may lag a launch.
+	return owners, nil
+}
