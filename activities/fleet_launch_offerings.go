@@ -71,10 +71,15 @@ func (a *Fleet) launchEach(ctx context.Context, compute providers.Compute, in La
 			break
 		}
 		count := ceilDiv(remaining, c.Weight)
-		instances, err := keepAlive(ctx, func() ([]providers.Instance, error) {
-			return compute.Run(ctx, providers.RunInput{
-				InstanceType: c.InstanceType, Zone: c.Zone, SubnetID: c.SubnetID, Market: in.Market, Params: in.Params,
-				MinCount: 1, MaxCount: count, ClientToken: fmt.Sprintf("%s-o%d", in.ClientToken, c.Offering), Tags: tags,
+		// A throttled call is retried here, not by failing the attempt:
+		// a retried attempt would replay every candidate before it, each
+		// a call into the same empty request bucket.
+		instances, err := retryThrottled(ctx, func() ([]providers.Instance, error) {
+			return keepAlive(ctx, func() ([]providers.Instance, error) {
+				return compute.Run(ctx, providers.RunInput{
+					InstanceType: c.InstanceType, Zone: c.Zone, SubnetID: c.SubnetID, Market: in.Market, Params: in.Params,
+					MinCount: 1, MaxCount: count, ClientToken: fmt.Sprintf("%s-o%d", in.ClientToken, c.Offering), Tags: tags,
+				})
 			})
 		})
 		if providers.IsInsufficientCapacity(err) {

@@ -3,6 +3,7 @@ package activities
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -79,6 +80,11 @@ func (a *Fleet) reserveOfferings(ctx context.Context, in ReserveOfferingsInput) 
 			return ReserveOfferingsResult{}, giveUp(ctx, compute, rec, err, fmt.Sprintf("reserving %d %s", ask, o.InstanceType))
 		}
 		full[i] = true
+		if err != nil {
+			// It answered InsufficientInstanceCapacity: the fleet skips it
+			// for a while, even if the second pass finds some room in it.
+			res.Unavailable = append(res.Unavailable, o.Offering)
+		}
 	}
 	// Second pass: what is still missing, from each offering in turn,
 	// halving what an offering cannot hold.
@@ -106,7 +112,7 @@ func (a *Fleet) reserveOfferings(ctx context.Context, in ReserveOfferingsInput) 
 				return ReserveOfferingsResult{}, giveUp(ctx, compute, rec, err, fmt.Sprintf("reserving %d %s", ask, o.InstanceType))
 			}
 		}
-		if missing > 0 {
+		if missing > 0 && !slices.Contains(res.Unavailable, o.Offering) {
 			res.Unavailable = append(res.Unavailable, o.Offering)
 		}
 	}

@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -12,7 +11,6 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -20,7 +18,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 
-	"github.com/gust-dev/gust/devserver"
+	"github.com/gust-dev/gust/integration/itest"
 	"github.com/gust-dev/gust/workflows"
 )
 
@@ -28,7 +26,7 @@ import (
 // exit code.
 func gust(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
-	bin := gustBinary(t) // built once, before the command's own clock starts
+	bin := itest.GustBinary(t) // built once, before the command's own clock starts
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
@@ -45,15 +43,8 @@ func gust(t *testing.T, args ...string) (string, string, int) {
 	return stdout.String(), stderr.String(), code
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	p, err := devserver.FreePort("127.0.0.1")
-	require.NoError(t, err)
-	return p
-}
-
 func TestCLIUsageErrorsExit2WithOneLine(t *testing.T) {
-	closed := "127.0.0.1:" + strconv.Itoa(freePort(t)) // nothing listens: must fail before dialling
+	closed := "127.0.0.1:" + strconv.Itoa(itest.FreePort(t)) // nothing listens: must fail before dialling
 	for _, args := range [][]string{
 		{"--bogus"},
 		{"nosuchcommand"},
@@ -101,65 +92,6 @@ func TestCLIDevPortInUseExit2(t *testing.T) {
 	require.Contains(t, stderr, "--port "+strconv.Itoa(port)+" is not available")
 }
 
-// devProcess is a running `gust dev`.
-type devProcess struct {
-	cmd                *exec.Cmd
-	address, ui, cloud string
-	gateway            string // the gateway's URL
-	stdout             *bytes.Buffer
-	exited             chan error
-}
-
-// startDev runs `gust dev` and waits for it to print its addresses.
-func startDev(t *testing.T, args ...string) *devProcess {
-	t.Helper()
-	port, ui, cloud, gw := freePort(t), freePort(t), freePort(t), freePort(t)
-	args = append([]string{"dev", "--port", strconv.Itoa(port), "--ui-port", strconv.Itoa(ui), "--cloud-port", strconv.Itoa(cloud),
-		"--gateway-port", strconv.Itoa(gw)}, args...)
-	cmd := exec.Command(gustBinary(t), args...)
-	pr, pw := io.Pipe()
-	d := &devProcess{
-		cmd: cmd, address: "127.0.0.1:" + strconv.Itoa(port), ui: "http://127.0.0.1:" + strconv.Itoa(ui),
-		cloud: "http://127.0.0.1:" + strconv.Itoa(cloud), gateway: "http://127.0.0.1:" + strconv.Itoa(gw),
-		stdout: &bytes.Buffer{}, exited: make(chan error, 1),
-	}
-	var stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = pw, &stderr
-	require.NoError(t, cmd.Start())
-	go func() { d.exited <- cmd.Wait(); pw.Close() }()
-	ready := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			d.stdout.WriteString(sc.Text() + "\n")
-			if strings.Contains(sc.Text(), "Press Ctrl+C") {
-				close(ready)
-			}
-		}
-	}()
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
-	select {
-	case <-ready:
-	case err := <-d.exited:
-		t.Fatalf("gust dev exited early: %v\nstderr: %s", err, stderr.String())
-	case <-time.After(90 * time.Second):
-		t.Fatalf("gust dev did not become ready; stderr: %s", stderr.String())
-	}
-	return d
-}
-
-// stop sends SIGTERM and expects a clean exit.
-func (d *devProcess) stop(t *testing.T) {
-	t.Helper()
-	require.NoError(t, d.cmd.Process.Signal(syscall.SIGTERM))
-	select {
-	case err := <-d.exited:
-		require.NoError(t, err, "gust dev must exit 0 on SIGTERM")
-	case <-time.After(30 * time.Second):
-		t.Fatal("gust dev did not stop within 30s of SIGTERM")
-	}
-}
-
 // TestCLIDevRestartKeepsHistory runs the binary: `gust dev` serves the Web
 // UI and Temporal, stops cleanly on SIGTERM, refuses a second instance on
 // the same state, and after a restart finishes a workflow started before it.
@@ -167,14 +99,14 @@ func TestCLIDevRestartKeepsHistory(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	state := t.TempDir()
-	d := startDev(t, "--state-dir", state)
-	for _, want := range []string{d.address, d.ui, d.cloud, state} {
-		require.Contains(t, d.stdout.String(), want)
+	d := itest.StartDev(t, "--state-dir", state)
+	for _, want := range []string{d.Address, d.UI, d.Cloud, state} {
+		require.Contains(t, d.Stdout(), want)
 	}
 
 	// The Web UI serves its app and reaches Temporal through its API.
 	for path, want := range map[string]string{"/": "<!doctype html>", "/api/v1/namespaces": `"default"`} {
-		resp, err := http.Get(d.ui + path)
+		resp, err := http.Get(d.UI + path)
 		require.NoError(t, err)
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
@@ -183,24 +115,24 @@ func TestCLIDevRestartKeepsHistory(t *testing.T) {
 	}
 
 	// A second gust dev on the same state is refused, with the reason.
-	_, stderr, code := gust(t, "dev", "--state-dir", state, "--port", strconv.Itoa(freePort(t)), "--ui-port", "0", "--cloud-port", "0", "--gateway-port", "0")
+	_, stderr, code := gust(t, "dev", "--state-dir", state, "--port", strconv.Itoa(itest.FreePort(t)), "--ui-port", "0", "--cloud-port", "0", "--gateway-port", "0")
 	require.Equal(t, 1, code)
 	require.Contains(t, stderr, "in use by another process")
 
-	c, err := client.Dial(client.Options{HostPort: d.address, Logger: quietSDKLogger()})
+	c, err := client.Dial(client.Options{HostPort: d.Address, Logger: itest.QuietLogger()})
 	require.NoError(t, err)
 	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "cli-restart", TaskQueue: workflows.TaskQueue},
 		workflows.PingWorkflow, workflows.PingInput{Message: "survivor", Wait: 5 * time.Second})
 	require.NoError(t, err)
-	waitFor(t, 20*time.Second, "workflow never reached its timer", func() bool {
+	itest.WaitFor(t, 20*time.Second, "workflow never reached its timer", func() bool {
 		desc, err := c.DescribeWorkflowExecution(ctx, "cli-restart", "")
 		return err == nil && desc.GetWorkflowExecutionInfo().GetHistoryLength() >= 5
 	})
 	c.Close()
-	d.stop(t)
+	d.Stop(t)
 
-	d = startDev(t, "--state-dir", state)
-	c, err = client.Dial(client.Options{HostPort: d.address, Logger: quietSDKLogger()})
+	d = itest.StartDev(t, "--state-dir", state)
+	c, err = client.Dial(client.Options{HostPort: d.Address, Logger: itest.QuietLogger()})
 	require.NoError(t, err)
 	defer c.Close()
 	var res workflows.PingResult
@@ -209,18 +141,18 @@ func TestCLIDevRestartKeepsHistory(t *testing.T) {
 	desc, err := c.DescribeWorkflowExecution(ctx, "cli-restart", run.GetRunID())
 	require.NoError(t, err)
 	require.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED, desc.GetWorkflowExecutionInfo().GetStatus())
-	d.stop(t)
+	d.Stop(t)
 }
 
 // TestCLIFleetLaunchJSON checks the fixed JSON contract of
 // `gust fleet launch --wait --output json`, joining by fleet id, and the
 // exit code of an unfulfilled fleet.
 func TestCLIFleetLaunchJSON(t *testing.T) {
-	d := startDev(t, "--ephemeral", "--ui-port", "0", "--cloud-capacity", "m5.large=40", "--cloud-boot", "200ms", "--launch-rate", "50")
-	defer d.stop(t)
+	d := itest.StartDev(t, "--ephemeral", "--ui-port", "0", "--cloud-capacity", "m5.large=40", "--cloud-boot", "200ms", "--launch-rate", "50")
+	defer d.Stop(t)
 
 	stdout, stderr, code := gust(t, "fleet", "launch", "--min", "10", "--target", "15", "-t", "m5.large",
-		"--fleet-id", "cli-fleet", "--wait", "--output", "json", "--address", d.address)
+		"--fleet-id", "cli-fleet", "--wait", "--output", "json", "--address", d.Address)
 	require.Equal(t, 0, code, "stdout=%s stderr=%s", stdout, stderr)
 	var res map[string]any
 	require.NoError(t, json.Unmarshal([]byte(strings.TrimSpace(stdout)), &res), "stdout must be one JSON object: %q", stdout)
@@ -235,42 +167,42 @@ func TestCLIFleetLaunchJSON(t *testing.T) {
 
 	// The same fleet id again joins the finished fleet: nothing new launched.
 	stdout2, _, code := gust(t, "fleet", "launch", "--min", "10", "--target", "15", "-t", "m5.large",
-		"--fleet-id", "cli-fleet", "--wait", "--output", "json", "--address", d.address)
+		"--fleet-id", "cli-fleet", "--wait", "--output", "json", "--address", d.Address)
 	require.Equal(t, 0, code)
 	var again map[string]any
 	require.NoError(t, json.Unmarshal([]byte(strings.TrimSpace(stdout2)), &again))
 	require.ElementsMatch(t, res["instance_ids"], again["instance_ids"])
-	require.Len(t, fleetInstances(context.Background(), t, d.cloud, "cli-fleet"), 15)
+	require.Len(t, fleetInstances(context.Background(), t, d.Cloud, "cli-fleet"), 15)
 
-	stdout, _, code = gust(t, "fleet", "status", "cli-fleet", "--output", "json", "--address", d.address)
+	stdout, _, code = gust(t, "fleet", "status", "cli-fleet", "--output", "json", "--address", d.Address)
 	require.Equal(t, 0, code)
 	require.Contains(t, stdout, `"state":"fulfilled"`)
 
 	// Only 25 left: a minimum of 30 cannot be met.
 	stdout, _, code = gust(t, "fleet", "launch", "--min", "30", "--target", "30", "-t", "m5.large",
-		"--fleet-id", "too-big", "--wait", "--output", "json", "--address", d.address)
+		"--fleet-id", "too-big", "--wait", "--output", "json", "--address", d.Address)
 	require.Equal(t, 1, code)
 	require.NoError(t, json.Unmarshal([]byte(strings.TrimSpace(stdout)), &res))
 	require.Equal(t, "insufficient_capacity", res["state"])
-	require.Empty(t, allFleetInstances(context.Background(), t, d.cloud, "too-big"))
+	require.Empty(t, allFleetInstances(context.Background(), t, d.Cloud, "too-big"))
 
 	// A fleet asking for more than the 25 left stays open, filling; scaled
 	// down to 10, it is fulfilled, and the listing shows the new target,
 	// not the one it started with.
 	stdout, stderr, code = gust(t, "fleet", "launch", "--min", "2", "--target", "40", "-t", "m5.large",
-		"--fleet-id", "scaled", "--address", d.address)
+		"--fleet-id", "scaled", "--address", d.Address)
 	require.Equal(t, 0, code, "stdout=%s stderr=%s", stdout, stderr)
-	waitFor(t, 30*time.Second, "scaled to fill what is left", func() bool {
-		return len(fleetInstances(context.Background(), t, d.cloud, "scaled")) >= 10
+	itest.WaitFor(t, 30*time.Second, "scaled to fill what is left", func() bool {
+		return len(fleetInstances(context.Background(), t, d.Cloud, "scaled")) >= 10
 	})
-	stdout, stderr, code = gust(t, "fleet", "scale", "scaled", "--target", "10", "--address", d.address)
+	stdout, stderr, code = gust(t, "fleet", "scale", "scaled", "--target", "10", "--address", d.Address)
 	require.Equal(t, 0, code, "stdout=%s stderr=%s", stdout, stderr)
 
-	stdout, _, code = gust(t, "fleet", "list", "--address", d.address)
+	stdout, _, code = gust(t, "fleet", "list", "--address", d.Address)
 	require.Equal(t, 0, code)
 	require.Contains(t, stdout, "cli-fleet")
 	require.Contains(t, stdout, "too-big")
-	stdout, _, code = gust(t, "fleet", "list", "--output", "json", "--address", d.address)
+	stdout, _, code = gust(t, "fleet", "list", "--output", "json", "--address", d.Address)
 	require.Equal(t, 0, code)
 	var rows []struct {
 		FleetID string `json:"fleet_id"`

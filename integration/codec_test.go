@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/gust-dev/gust/codec"
+	"github.com/gust-dev/gust/integration/itest"
 	"github.com/gust-dev/gust/localcloud/lambda/sample"
 	"github.com/gust-dev/gust/workflows"
 )
@@ -29,7 +30,7 @@ import (
 func startCodecFnPlatform(t *testing.T) (p fnPlatform, keyFile string, raw client.Client) {
 	t.Helper()
 	pl := startPlatform(t, 100)
-	raw, err := client.Dial(client.Options{HostPort: pl.Server().FrontendAddress(), Namespace: "default", Logger: quietSDKLogger()})
+	raw, err := client.Dial(client.Options{HostPort: pl.Server().FrontendAddress(), Namespace: "default", Logger: itest.QuietLogger()})
 	require.NoError(t, err)
 	t.Cleanup(raw.Close)
 	return newFnPlatform(pl), pl.CodecKeyFile(), raw
@@ -101,8 +102,8 @@ func countEncrypted(msg proto.Message) int {
 func TestFunctionSecretsStayOutOfHistory(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	gustBinary(t) // build before the platform starts
-	code := echoHandler(t)
+	itest.GustBinary(t) // build before the platform starts
+	code := itest.EchoHandler(t)
 	p, keyFile, raw := startCodecFnPlatform(t)
 	secret := "sk_live_" + strings.ReplaceAll(uuid.NewString(), "-", "")
 
@@ -137,7 +138,7 @@ func TestFunctionSecretsStayOutOfHistory(t *testing.T) {
 	var resp sample.Response
 	require.NoError(t, json.Unmarshal(echoed.Payload, &resp))
 	require.Equal(t, secret, resp.Env["API_KEY"])
-	quiet, err := invokeFn(ctx, p.client, "acme", "vault", "cust-1", `{"echo":"hi"}`)
+	quiet, err := itest.InvokeFn(ctx, p.client, "acme", "vault", "cust-1", `{"echo":"hi"}`)
 	require.NoError(t, err)
 	require.Contains(t, string(quiet.Payload), `"hi"`)
 
@@ -171,7 +172,7 @@ func TestFunctionSecretsStayOutOfHistory(t *testing.T) {
 	// the last deploy, the one refused before it would show too: there
 	// are exactly the two deploys of vault that had the key.
 	var ids []string
-	waitFor(t, 30*time.Second, "visibility lists every workflow", func() bool {
+	itest.WaitFor(t, 30*time.Second, "visibility lists every workflow", func() bool {
 		ids = listWorkflowIDs(ctx, t, raw)
 		return slices.ContainsFunc(ids, func(id string) bool { return strings.HasPrefix(id, "fn-deploy-acme-plain-") })
 	})

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/gust-dev/gust/integration/itest"
 )
 
 // TestCLIVersion: `gust version` and `gust --version` name gust's version
@@ -27,7 +29,7 @@ func TestCLIVersion(t *testing.T) {
 		require.NoError(t, err, mod)
 		want[mod] = strings.TrimSpace(string(out))
 	}
-	gustBinary(t) // built before gust's two-minute clock starts
+	itest.GustBinary(t) // built before gust's two-minute clock starts
 	for _, args := range [][]string{{"version"}, {"--version"}} {
 		stdout, stderr, code := gust(t, args...)
 		require.Equal(t, 0, code, stderr)
@@ -46,7 +48,7 @@ func TestCLIBashCompletion(t *testing.T) {
 	if err != nil {
 		t.Skip("no bash")
 	}
-	bin := gustBinary(t)
+	bin := itest.GustBinary(t)
 	complete := func(words ...string) []string {
 		script := `source <("$GUST" completion bash) || exit 1
 COMP_WORDS=("$GUST" ` + strings.Join(words, " ") + `); COMP_CWORD=$((${#COMP_WORDS[@]}-1))
@@ -68,12 +70,12 @@ _gust_complete; printf '%s\n' "${COMPREPLY[@]}"`
 // minimum is a usage error; and gust itself deploys and answers as a
 // function in one line each, as the README shows.
 func TestCLIDevConventions(t *testing.T) {
-	metrics := freePort(t)
-	d := startDev(t, "--ephemeral", "--metrics-port", strconv.Itoa(metrics), "--cloud-capacity", "m5.large=10", "--cloud-boot", "100ms", "--launch-rate", "50")
-	defer d.stop(t)
+	metrics := itest.FreePort(t)
+	d := itest.StartDev(t, "--ephemeral", "--metrics-port", strconv.Itoa(metrics), "--cloud-capacity", "m5.large=10", "--cloud-boot", "100ms", "--launch-rate", "50")
+	defer d.Stop(t)
 	url := "http://127.0.0.1:" + strconv.Itoa(metrics) + "/metrics"
-	require.Contains(t, d.stdout.String(), "Metrics    "+url)
-	waitFor(t, 20*time.Second, "the in-process worker's SDK metrics are served", func() bool {
+	require.Contains(t, d.Stdout(), "Metrics    "+url)
+	itest.WaitFor(t, 20*time.Second, "the in-process worker's SDK metrics are served", func() bool {
 		resp, err := http.Get(url)
 		if err != nil {
 			return false
@@ -83,16 +85,16 @@ func TestCLIDevConventions(t *testing.T) {
 		return resp.StatusCode == http.StatusOK && strings.Contains(string(body), "temporal_")
 	})
 
-	stdout, stderr, code := gust(t, "fleet", "launch", "--min", "2", "--target", "3", "-t", "m5.large", "--fleet-id", "m", "--wait", "--address", d.address)
+	stdout, stderr, code := gust(t, "fleet", "launch", "--min", "2", "--target", "3", "-t", "m5.large", "--fleet-id", "m", "--wait", "--address", d.Address)
 	require.Equal(t, 0, code, "stdout=%s stderr=%s", stdout, stderr)
-	_, stderr, code = gust(t, "fleet", "scale", "m", "--target", "1", "--address", d.address)
+	_, stderr, code = gust(t, "fleet", "scale", "m", "--target", "1", "--address", d.Address)
 	require.Equal(t, 2, code, stderr)
 	require.Equal(t, "gust: --target 1 is below fleet m's min 2\n", stderr)
 
 	t.Setenv("GUST_STATE_DIR", t.TempDir())
-	stdout, stderr, code = gust(t, "fn", "deploy", "hello", "--tenant", "default", "--code", gustBinary(t), "--address", d.address)
+	stdout, stderr, code = gust(t, "fn", "deploy", "hello", "--tenant", "default", "--code", itest.GustBinary(t), "--address", d.Address)
 	require.Equal(t, 0, code, "stdout=%s stderr=%s", stdout, stderr)
-	stdout, stderr, code = gust(t, "fn", "invoke", "hello", "--tenant", "default", "--subtenant", "me", "--payload", `{"echo":"hi"}`, "--address", d.address)
+	stdout, stderr, code = gust(t, "fn", "invoke", "hello", "--tenant", "default", "--subtenant", "me", "--payload", `{"echo":"hi"}`, "--address", d.Address)
 	require.Equal(t, 0, code, "stdout=%s stderr=%s", stdout, stderr)
 	require.Contains(t, stdout, `"echo":"hi"`)
 	require.Contains(t, stdout, `"tenant_id":"me"`)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/gust-dev/gust/activities"
 	"github.com/gust-dev/gust/devserver"
+	"github.com/gust-dev/gust/integration/itest"
 	"github.com/gust-dev/gust/workflows"
 )
 
@@ -34,7 +35,7 @@ func startPingWorker(t *testing.T, c client.Client) sdkworker.Worker {
 
 func dialServer(t *testing.T, s *devserver.Server) client.Client {
 	t.Helper()
-	c, err := client.Dial(client.Options{HostPort: s.FrontendAddress(), Namespace: "default", Logger: quietSDKLogger()})
+	c, err := client.Dial(client.Options{HostPort: s.FrontendAddress(), Namespace: "default", Logger: itest.QuietLogger()})
 	require.NoError(t, err)
 	return c
 }
@@ -68,7 +69,7 @@ func TestDevServerHistorySurvivesRestart(t *testing.T) {
 		d, err := c.DescribeWorkflowExecution(ctx, "across-restart", "")
 		return err == nil && d.GetPendingWorkflowTask() == nil && d.GetWorkflowExecutionInfo().GetHistoryLength() >= 5
 	}, 20*time.Second, 50*time.Millisecond, "workflow never reached its timer")
-	firstEvents := historyLength(ctx, t, c, "before-restart")
+	firstEvents := itest.HistoryLength(ctx, t, c, "before-restart")
 
 	w.Stop()
 	c.Close()
@@ -83,7 +84,7 @@ func TestDevServerHistorySurvivesRestart(t *testing.T) {
 	d, err := c.DescribeWorkflowExecution(ctx, "before-restart", done.GetRunID())
 	require.NoError(t, err)
 	require.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED, d.GetWorkflowExecutionInfo().GetStatus())
-	require.Equal(t, firstEvents, historyLength(ctx, t, c, "before-restart"), "history changed across restart")
+	require.Equal(t, firstEvents, itest.HistoryLength(ctx, t, c, "before-restart"), "history changed across restart")
 
 	w = startPingWorker(t, c)
 	defer w.Stop()
@@ -91,19 +92,6 @@ func TestDevServerHistorySurvivesRestart(t *testing.T) {
 	require.NoError(t, c.GetWorkflow(ctx, "across-restart", waiting.GetRunID()).Get(ctx, &second))
 	require.Equal(t, "two", second.Message)
 	require.GreaterOrEqual(t, second.Ended.Sub(second.Started), 3*time.Second)
-}
-
-func historyLength(ctx context.Context, t *testing.T, c client.Client, id string) int {
-	t.Helper()
-	it := c.GetWorkflowHistory(ctx, id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	n := 0
-	for it.HasNext() {
-		_, err := it.Next()
-		require.NoError(t, err)
-		n++
-	}
-	require.Positive(t, n)
-	return n
 }
 
 func TestDevServerRejectsLockedDatabase(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/gust-dev/gust/devserver"
+	"github.com/gust-dev/gust/integration/itest"
 	"github.com/gust-dev/gust/localcloud"
 	"github.com/gust-dev/gust/localcloud/ec2"
 	"github.com/gust-dev/gust/platform"
@@ -44,7 +45,7 @@ func fairFillRound(b *testing.B, fair bool) {
 		b.Fatal(err)
 	}
 	defer s.Stop()
-	c, err := client.Dial(client.Options{HostPort: s.FrontendAddress(), Namespace: "default", Logger: quietSDKLogger()})
+	c, err := client.Dial(client.Options{HostPort: s.FrontendAddress(), Namespace: "default", Logger: itest.QuietLogger()})
 	if err != nil {
 		b.Fatal(err)
 	}

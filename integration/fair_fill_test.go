@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/client"
 
+	"github.com/gust-dev/gust/integration/itest"
 	"github.com/gust-dev/gust/localcloud"
 	"github.com/gust-dev/gust/localcloud/ec2"
 	"github.com/gust-dev/gust/workflows"
@@ -69,7 +70,7 @@ func TestFleetsShareTheLaunchRateFairly(t *testing.T) {
 		runs[i] = run
 		if i == 0 {
 			// Let a queue every round before the others arrive.
-			waitFor(t, 30*time.Second, "fleet a queues its rounds", func() bool {
+			itest.WaitFor(t, 30*time.Second, "fleet a queues its rounds", func() bool {
 				st, err := queryStatus(ctx, c, id)
 				return err == nil && st.InFlight >= 30
 			})

@@ -9,6 +9,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
+
+	"github.com/gust-dev/gust/integration/itest"
 )
 
 // TestCLIFleetLaunchRejectsAnUnknownInstanceType: a type the cloud does
@@ -17,16 +19,16 @@ import (
 // and the fleet failed later.
 func TestCLIFleetLaunchRejectsAnUnknownInstanceType(t *testing.T) {
 	state := t.TempDir()
-	d := startDev(t, "--state-dir", state, "--ui-port", "0", "--cloud-capacity", "m5.large=10")
-	defer d.stop(t)
+	d := itest.StartDev(t, "--state-dir", state, "--ui-port", "0", "--cloud-capacity", "m5.large=10")
+	defer d.Stop(t)
 
 	stdout, stderr, code := gust(t, "fleet", "launch", "--min", "1", "--target", "2", "-t", "m9.huge", "--fleet-id", "huge",
-		"--address", d.address, "--endpoint", d.cloud, "--state-dir", state)
+		"--address", d.Address, "--endpoint", d.Cloud, "--state-dir", state)
 	require.Equal(t, 2, code, "stdout=%s stderr=%s", stdout, stderr)
-	require.Contains(t, stderr, "instance type m9.huge is not offered by the cloud at "+d.cloud)
+	require.Contains(t, stderr, "instance type m9.huge is not offered by the cloud at "+d.Cloud)
 	require.Equal(t, 1, strings.Count(strings.TrimSpace(stderr), "\n")+1, "one line: %q", stderr)
 
-	c, err := client.Dial(client.Options{HostPort: d.address, Logger: quietSDKLogger()})
+	c, err := client.Dial(client.Options{HostPort: d.Address, Logger: itest.QuietLogger()})
 	require.NoError(t, err)
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -39,7 +41,7 @@ func TestCLIFleetLaunchRejectsAnUnknownInstanceType(t *testing.T) {
 
 	// A type the cloud offers passes the same check.
 	stdout, stderr, code = gust(t, "fleet", "launch", "--min", "1", "--target", "2", "-t", "m5.large", "--fleet-id", "fits",
-		"--address", d.address, "--endpoint", d.cloud, "--state-dir", state, "--wait", "--timeout", "60s")
+		"--address", d.Address, "--endpoint", d.Cloud, "--state-dir", state, "--wait", "--timeout", "60s")
 	require.Equal(t, 0, code, "stdout=%s stderr=%s", stdout, stderr)
 	require.NotContains(t, stderr, "not checked")
 }

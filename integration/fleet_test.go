@@ -15,20 +15,11 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/client"
 
+	"github.com/gust-dev/gust/integration/itest"
 	"github.com/gust-dev/gust/localcloud"
 	"github.com/gust-dev/gust/localcloud/ec2"
-	"github.com/gust-dev/gust/providers"
 	"github.com/gust-dev/gust/workflows"
 )
-
-func requireUnique(t *testing.T, ids []string) {
-	t.Helper()
-	seen := make(map[string]bool, len(ids))
-	for _, id := range ids {
-		require.False(t, seen[id], "instance %s appears twice", id)
-		seen[id] = true
-	}
-}
 
 func instanceIDs(t *testing.T, ctx context.Context, endpoint, fleetID string) []string {
 	t.Helper()
@@ -51,7 +42,7 @@ func TestFleetBurstThenFillOverHTTP(t *testing.T) {
 	})
 	startGustWorker(t, c, cloud.Endpoint(), 40)
 
-	res := runFleet(ctx, t, c, workflows.LaunchFleetInput{
+	res := itest.RunFleet(ctx, t, c, workflows.LaunchFleetInput{
 		FleetID: "http-fleet", InstanceType: "m5.large", Min: 30, Target: 45, Burst: true,
 	})
 	require.Equal(t, workflows.PhaseFulfilled, res.State, res.Message)
@@ -62,7 +53,7 @@ func TestFleetBurstThenFillOverHTTP(t *testing.T) {
 
 	ids := instanceIDs(t, ctx, cloud.Endpoint(), "http-fleet")
 	require.Len(t, ids, 45, "the cloud must hold exactly the target")
-	requireUnique(t, ids)
+	itest.RequireUnique(t, ids)
 	require.ElementsMatch(t, ids, res.InstanceIDs)
 	free, err := cloud.EC2().Free(ctx, "m5.large")
 	require.NoError(t, err)
@@ -80,7 +71,7 @@ func TestFleetInsufficientCapacityLeavesNothing(t *testing.T) {
 	})
 	startGustWorker(t, c, cloud.Endpoint(), 10)
 
-	res := runFleet(ctx, t, c, workflows.LaunchFleetInput{
+	res := itest.RunFleet(ctx, t, c, workflows.LaunchFleetInput{
 		FleetID: "too-big", InstanceType: "m5.large", Min: 10, Target: 20, Burst: true,
 	})
 	require.Equal(t, workflows.PhaseInsufficientCapacity, res.State)
@@ -106,7 +97,7 @@ func TestFleetScaleDownThenCancel(t *testing.T) {
 	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "scaled", TaskQueue: workflows.TaskQueue},
 		workflows.LaunchFleetWorkflow, workflows.LaunchFleetInput{FleetID: "scaled", InstanceType: "m5.large", Min: 5, Target: 1000, Burst: true})
 	require.NoError(t, err)
-	waitFor(t, 30*time.Second, "fleet never reached its minimum", func() bool {
+	itest.WaitFor(t, 30*time.Second, "fleet never reached its minimum", func() bool {
 		return len(instanceIDs(t, ctx, cloud.Endpoint(), "scaled")) >= 8
 	})
 
@@ -129,7 +120,7 @@ func TestFleetScaleDownThenCancel(t *testing.T) {
 	_, err = c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "cancelled", TaskQueue: workflows.TaskQueue},
 		workflows.LaunchFleetWorkflow, workflows.LaunchFleetInput{FleetID: "cancelled", InstanceType: "m5.large", Min: 2, Target: 1000, Burst: true})
 	require.NoError(t, err)
-	waitFor(t, 30*time.Second, "second fleet never launched", func() bool {
+	itest.WaitFor(t, 30*time.Second, "second fleet never launched", func() bool {
 		return len(instanceIDs(t, ctx, cloud.Endpoint(), "cancelled")) >= 2
 	})
 	h, err = c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
@@ -147,7 +138,7 @@ func TestFleetScaleDownThenCancel(t *testing.T) {
 // metrics on metricsPort (0: off).
 func gustWorkerProcess(t *testing.T, address, endpoint string, launchRate float64, metricsPort int) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(gustBinary(t), "worker", "--address", address, "--endpoint", endpoint,
+	cmd := exec.Command(itest.GustBinary(t), "worker", "--address", address, "--endpoint", endpoint,
 		"--launch-rate", strconv.FormatFloat(launchRate, 'f', -1, 64), "--metrics-port", strconv.Itoa(metricsPort))
 	// The worker is the platform principal: it finds the platform's key
 	// through the standard chain, as `gust dev` prints for its own.
@@ -185,7 +176,7 @@ func TestFleetSurvivesWorkerKill(t *testing.T) {
 			Tuning: workflows.FleetTuning{BurstChunk: 100},
 		})
 	require.NoError(t, err)
-	waitFor(t, time.Minute, "burst never started", func() bool {
+	itest.WaitFor(t, time.Minute, "burst never started", func() bool {
 		n := len(instanceIDs(t, ctx, cloud.Endpoint(), fleetID))
 		return n > 0
 	})
@@ -201,7 +192,7 @@ func TestFleetSurvivesWorkerKill(t *testing.T) {
 
 	live := instanceIDs(t, ctx, cloud.Endpoint(), fleetID)
 	require.Len(t, live, target, "exactly the target, no duplicates")
-	requireUnique(t, live)
+	itest.RequireUnique(t, live)
 	all := allFleetInstances(ctx, t, cloud.Endpoint(), fleetID)
 	require.Len(t, all, target, "no instance launched and then lost or terminated")
 }
@@ -219,12 +210,12 @@ func TestLaunchRateAcrossTwoWorkers(t *testing.T) {
 		cfg.EC2.ResourceBucket = -1
 	})
 	const rate = 10.0
-	metricsPort := freePort(t)
+	metricsPort := itest.FreePort(t)
 	gustWorkerProcess(t, s.FrontendAddress(), cloud.Endpoint(), rate, metricsPort)
 	gustWorkerProcess(t, s.FrontendAddress(), cloud.Endpoint(), rate, 0)
 
 	const fleetID, n = "rated", 150
-	res := runFleet(ctx, t, c, workflows.LaunchFleetInput{
+	res := itest.RunFleet(ctx, t, c, workflows.LaunchFleetInput{
 		FleetID: fleetID, InstanceType: "m5.large", Min: 1, Target: n, Burst: false,
 	})
 	require.Equal(t, workflows.PhaseFulfilled, res.State, res.Message)
@@ -258,13 +249,4 @@ func TestLaunchRateAcrossTwoWorkers(t *testing.T) {
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	require.Contains(t, string(body), "temporal_activity_execution_latency")
 	require.Regexp(t, `gust_fleet_instances_launched(_total)?\{[^}]*path="fill"[^}]*\} [1-9]`, string(body))
-}
-
-// ids are the instances' ids, in order.
-func ids(in []providers.Instance) []string {
-	out := make([]string, len(in))
-	for i, x := range in {
-		out[i] = x.ID
-	}
-	return out
 }

@@ -18,34 +18,12 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
+	"github.com/gust-dev/gust/integration/itest"
 	lambdacloud "github.com/gust-dev/gust/localcloud/lambda"
-	"github.com/gust-dev/gust/localcloud/lambda/lambdatest"
 	"github.com/gust-dev/gust/localcloud/lambda/sample"
 	"github.com/gust-dev/gust/platform"
 	"github.com/gust-dev/gust/workflows"
 )
-
-var (
-	echoOnce sync.Once
-	echoPath string
-	echoErr  error
-)
-
-// echoHandler builds the sample echo function from source as an unmodified
-// aws-lambda-go bootstrap, once per test run.
-func echoHandler(t *testing.T) string {
-	t.Helper()
-	echoOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "gust-echo-")
-		if err != nil {
-			echoErr = err
-			return
-		}
-		echoPath, echoErr = lambdatest.BuildEcho(dir)
-	})
-	require.NoError(t, echoErr)
-	return echoPath
-}
 
 // fnPlatform is what `gust dev` runs, inside the test process: its
 // frontend's address and its client, which encrypts secrets with its codec
@@ -81,19 +59,6 @@ func deployFn(ctx context.Context, t *testing.T, c client.Client, tenant, name, 
 	return res
 }
 
-func invokeFn(ctx context.Context, c client.Client, tenant, name, sub, payload string) (workflows.InvokeResult, error) {
-	in := workflows.InvokeInput{RequestID: uuid.NewString(), Tenant: tenant, Function: name, SubTenant: sub, Payload: json.RawMessage(payload)}
-	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID: workflows.InvokeWorkflowID(tenant, name, in.RequestID), TaskQueue: workflows.TaskQueue, EnableEagerStart: true,
-	}, workflows.InvokeWorkflow, in)
-	if err != nil {
-		return workflows.InvokeResult{}, err
-	}
-	var res workflows.InvokeResult
-	err = run.Get(ctx, &res)
-	return res, err
-}
-
 // TestFunctionInvokeWorkflowOverHTTP deploys a real aws-lambda-go handler
 // through DeployFunctionWorkflow and invokes it through InvokeWorkflow, the
 // worker's provider talking HTTP to the local cloud: a cold start, then
@@ -103,10 +68,10 @@ func TestFunctionInvokeWorkflowOverHTTP(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	p := startFnPlatform(t)
-	dep := deployFn(ctx, t, p.client, "acme", "echo", echoHandler(t))
+	dep := deployFn(ctx, t, p.client, "acme", "echo", itest.EchoHandler(t))
 	require.Equal(t, "PER_TENANT", dep.Function.Tenancy)
 
-	first, err := invokeFn(ctx, p.client, "acme", "echo", "cust-1", `{"echo":"hi"}`)
+	first, err := itest.InvokeFn(ctx, p.client, "acme", "echo", "cust-1", `{"echo":"hi"}`)
 	require.NoError(t, err)
 	require.Nil(t, first.FunctionError)
 	require.True(t, first.ColdStart)
@@ -116,7 +81,7 @@ func TestFunctionInvokeWorkflowOverHTTP(t *testing.T) {
 	require.Equal(t, "cust-1", resp.TenantID)
 	require.JSONEq(t, `"hi"`, string(resp.Echo))
 
-	second, err := invokeFn(ctx, p.client, "acme", "echo", "cust-1", `{}`)
+	second, err := itest.InvokeFn(ctx, p.client, "acme", "echo", "cust-1", `{}`)
 	require.NoError(t, err)
 	require.False(t, second.ColdStart)
 	require.Equal(t, first.EnvironmentID, second.EnvironmentID)
@@ -133,7 +98,7 @@ func TestFunctionInvokeWorkflowOverHTTP(t *testing.T) {
 				go func() {
 					defer wg.Done()
 					sub := fmt.Sprintf("customer/%d@example.com", i) // Lambda's TenantId charset
-					res, err := invokeFn(ctx, p.client, "acme", "echo", sub, `{"sleep_ms":30}`)
+					res, err := itest.InvokeFn(ctx, p.client, "acme", "echo", sub, `{"sleep_ms":30}`)
 					if err == nil && res.FunctionError != nil {
 						err = errors.New(res.FunctionError.Message)
 					}
@@ -174,8 +139,8 @@ func TestFunctionInvokeWorkflowOverHTTP(t *testing.T) {
 // TestFunctionCLI drives a real aws-lambda-go handler, built from source,
 // through the gust binary against an in-process platform.
 func TestFunctionCLI(t *testing.T) {
-	gustBinary(t) // build before the platform starts
-	code := echoHandler(t)
+	itest.GustBinary(t) // build before the platform starts
+	code := itest.EchoHandler(t)
 	p, keyFile, _ := startCodecFnPlatform(t) // deploy --env needs the codec key
 	addr := []string{"--address", p.address, "--codec-key-file", keyFile}
 	fn := func(args ...string) (string, string, int) {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -22,8 +21,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	lambdatypes "github.com/aws/aws-sdk-go-v2/service/lambda/types"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
@@ -33,6 +30,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/gust-dev/gust/gateway"
+	"github.com/gust-dev/gust/integration/itest"
 	"github.com/gust-dev/gust/localcloud/lambda/sample"
 	"github.com/gust-dev/gust/tenants"
 	"github.com/gust-dev/gust/workflows"
@@ -43,7 +41,7 @@ import (
 // registry (the gateway is stateless, so the two behave as one; the second
 // one's event retry delay is short, for the retry test).
 type gatewayEnv struct {
-	dev      *devProcess
+	dev      *itest.Dev
 	state    string
 	key      tenantKey
 	temporal client.Client
@@ -54,18 +52,18 @@ type gatewayEnv struct {
 
 func startGatewayEnv(t *testing.T) *gatewayEnv {
 	t.Helper()
-	code := echoHandler(t)
+	code := itest.EchoHandler(t)
 	state := t.TempDir()
 	e := &gatewayEnv{state: state}
-	e.dev = startDev(t, "--state-dir", state)
-	require.Contains(t, e.dev.stdout.String(), "Gateway    "+e.dev.gateway, "gust dev prints the gateway's address")
+	e.dev = itest.StartDev(t, "--state-dir", state)
+	require.Contains(t, e.dev.Stdout(), "Gateway    "+e.dev.Gateway, "gust dev prints the gateway's address")
 	e.key = createTenant(t, state, "acme")
 	stdout, stderr, exit := gust(t, "fn", "deploy", "echo", "--tenant", "acme", "--code", code, "--timeout", "30s",
-		"--max-envs-per-subtenant", "1", "--address", e.dev.address)
+		"--max-envs-per-subtenant", "1", "--address", e.dev.Address)
 	require.Equal(t, 0, exit, "stdout=%s stderr=%s", stdout, stderr)
 
 	var err error
-	e.temporal, err = client.Dial(client.Options{HostPort: e.dev.address, Logger: quietSDKLogger()})
+	e.temporal, err = client.Dial(client.Options{HostPort: e.dev.Address, Logger: itest.QuietLogger()})
 	require.NoError(t, err)
 	t.Cleanup(e.temporal.Close)
 	reg, err := tenants.Open(filepath.Join(state, "tenants.db"))
@@ -77,8 +75,8 @@ func startGatewayEnv(t *testing.T) *gatewayEnv {
 	}))
 	t.Cleanup(srv.Close)
 	e.second = srv.URL
-	e.sdk = tenantLambda(e.dev.gateway, e.key.AccessKeyID, e.key.SecretAccessKey)
-	e.sdk2 = tenantLambda(e.second, e.key.AccessKeyID, e.key.SecretAccessKey)
+	e.sdk = itest.TenantLambda(e.dev.Gateway, e.key.AccessKeyID, e.key.SecretAccessKey)
+	e.sdk2 = itest.TenantLambda(e.second, e.key.AccessKeyID, e.key.SecretAccessKey)
 	return e
 }
 
@@ -97,23 +95,10 @@ func payloadOf(t *testing.T, req sample.Request) []byte {
 	return b
 }
 
-// requestIDOf is the X-Amzn-Requestid of an SDK answer or error.
-func requestIDOf(t *testing.T, out *lambda.InvokeOutput, err error) string {
-	t.Helper()
-	if err != nil {
-		var re *awshttp.ResponseError
-		require.True(t, errors.As(err, &re), "%v", err)
-		return re.ServiceRequestID()
-	}
-	id, ok := awsmiddleware.GetRequestIDMetadata(out.ResultMetadata)
-	require.True(t, ok)
-	return id
-}
-
 // logs is the sub-tenant's captured output, from the local cloud.
 func (e *gatewayEnv) logs(t *testing.T, sub string) string {
 	t.Helper()
-	stdout, stderr, code := gust(t, "fn", "logs", "echo", "--tenant", "acme", "--subtenant", sub, "--endpoint", e.dev.cloud, "--state-dir", e.state)
+	stdout, stderr, code := gust(t, "fn", "logs", "echo", "--tenant", "acme", "--subtenant", sub, "--endpoint", e.dev.Cloud, "--state-dir", e.state)
 	require.Equal(t, 0, code, stderr)
 	return stdout
 }
@@ -155,7 +140,7 @@ func TestGatewayAWSSDK(t *testing.T) {
 		require.NoError(t, json.Unmarshal(out.Payload, &resp))
 		require.Equal(t, "cust-1", resp.TenantID, "X-Amz-Tenant-Id is the sub-tenant")
 		require.JSONEq(t, `"hi"`, string(resp.Echo))
-		id := requestIDOf(t, out, nil)
+		id := itest.RequestID(t, out, nil)
 		require.Equal(t, id, resp.RequestID, "the request id is the invocation's")
 		require.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED, e.invocationStatus(ctx, t, id), "every call is an InvokeWorkflow")
 
@@ -182,7 +167,7 @@ func TestGatewayAWSSDK(t *testing.T) {
 		tail, err := base64.StdEncoding.DecodeString(*out.LogResult)
 		require.NoError(t, err)
 		require.LessOrEqual(t, len(tail), 4096)
-		require.Contains(t, string(tail), "START RequestId: "+requestIDOf(t, out, nil))
+		require.Contains(t, string(tail), "START RequestId: "+itest.RequestID(t, out, nil))
 		require.Contains(t, string(tail), "tail-marker")
 	})
 
@@ -209,7 +194,7 @@ func TestGatewayAWSSDK(t *testing.T) {
 			InvocationType: lambdatypes.InvocationTypeDryRun})
 		require.NoError(t, err)
 		require.EqualValues(t, 204, out.StatusCode)
-		id := requestIDOf(t, out, nil)
+		id := itest.RequestID(t, out, nil)
 		require.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED, e.invocationStatus(ctx, t, id), "a dry run starts InvokeWorkflow too")
 		require.Equal(t, before, e.logs(t, "cust-dry"), "and runs nothing")
 
@@ -223,7 +208,7 @@ func TestGatewayAWSSDK(t *testing.T) {
 		_, err := e.sdk.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("nope"), TenantId: aws.String("c")})
 		var nf *lambdatypes.ResourceNotFoundException
 		require.ErrorAs(t, err, &nf)
-		bad := tenantLambda(e.dev.gateway, e.key.AccessKeyID, flip(e.key.SecretAccessKey[0])+e.key.SecretAccessKey[1:])
+		bad := itest.TenantLambda(e.dev.Gateway, e.key.AccessKeyID, flip(e.key.SecretAccessKey[0])+e.key.SecretAccessKey[1:])
 		_, err = bad.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("echo"), TenantId: aws.String("c")})
 		requireAPIError(t, err, "InvalidSignatureException")
 	})
@@ -234,7 +219,7 @@ func TestGatewayAWSSDK(t *testing.T) {
 			InvocationType: lambdatypes.InvocationTypeEvent, Payload: payloadOf(t, sample.Request{Stdout: marker + "-async"})})
 		require.NoError(t, err)
 		require.EqualValues(t, 202, out.StatusCode)
-		waitFor(t, time.Minute, "the event runs", func() bool { return strings.Contains(e.logs(t, "cust-ev"), marker+"-async") })
+		itest.WaitFor(t, time.Minute, "the event runs", func() bool { return strings.Contains(e.logs(t, "cust-ev"), marker+"-async") })
 	})
 
 	t.Run("failing event is retried twice", func(t *testing.T) {
@@ -243,7 +228,7 @@ func TestGatewayAWSSDK(t *testing.T) {
 			InvocationType: lambdatypes.InvocationTypeEvent, Payload: payloadOf(t, sample.Request{Stdout: marker, Error: "always"})})
 		require.NoError(t, err)
 		require.EqualValues(t, 202, out.StatusCode)
-		id := requestIDOf(t, out, nil)
+		id := itest.RequestID(t, out, nil)
 		run := e.temporal.GetWorkflow(ctx, workflows.InvokeWorkflowID("acme", "echo", id), "")
 		var res workflows.InvokeResult
 		require.NoError(t, run.Get(ctx, &res))
@@ -257,7 +242,7 @@ func TestGatewayAWSSDK(t *testing.T) {
 		key := withHeader(gateway.HeaderIdempotencyKey, "order-"+uuid.NewString())
 		first, err := invoke(e.sdk, "cust-idem", sample.Request{SleepMS: 300, Echo: json.RawMessage(`1`)}, key)
 		require.NoError(t, err)
-		id := requestIDOf(t, first, nil)
+		id := itest.RequestID(t, first, nil)
 		// A retry through the other gateway, even with another payload,
 		// gets the first result; so do concurrent ones.
 		var wg sync.WaitGroup
@@ -278,7 +263,7 @@ func TestGatewayAWSSDK(t *testing.T) {
 		for i := range outs {
 			require.NoError(t, errs[i])
 			require.Equal(t, string(first.Payload), string(outs[i].Payload))
-			require.Equal(t, id, requestIDOf(t, outs[i], nil))
+			require.Equal(t, id, itest.RequestID(t, outs[i], nil))
 		}
 		require.Equal(t, 1, e.runs(t, "cust-idem", id), "the function ran once")
 
@@ -296,12 +281,12 @@ func TestGatewayAWSSDK(t *testing.T) {
 			require.NoError(t, errs[i])
 			require.Equal(t, string(outs[0].Payload), string(outs[i].Payload))
 		}
-		require.Equal(t, 1, e.runs(t, "cust-idem", requestIDOf(t, outs[0], nil)))
+		require.Equal(t, 1, e.runs(t, "cust-idem", itest.RequestID(t, outs[0], nil)))
 
 		// The same key from another sub-tenant is another invocation.
 		other, err := invoke(e.sdk, "cust-idem-2", sample.Request{}, key)
 		require.NoError(t, err)
-		require.NotEqual(t, id, requestIDOf(t, other, nil))
+		require.NotEqual(t, id, itest.RequestID(t, other, nil))
 	})
 
 	t.Run("a queued call waits for the busy environment, then runs", func(t *testing.T) {
@@ -340,7 +325,7 @@ func TestGatewayAWSSDK(t *testing.T) {
 		require.EqualValues(t, "ConcurrentInvocationLimitExceeded", tmr.Reason)
 		require.GreaterOrEqual(t, waited, time.Second)
 		require.Less(t, waited, 3*time.Second, "the answer comes soon after the max wait")
-		id := requestIDOf(t, nil, err)
+		id := itest.RequestID(t, nil, err)
 		require.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_FAILED, e.invocationStatus(ctx, t, id), "its workflow is closed: nothing is queued")
 
 		require.NoError(t, <-slow)
@@ -348,7 +333,7 @@ func TestGatewayAWSSDK(t *testing.T) {
 		require.Zero(t, e.runs(t, "cust-t", id), "the timed-out invocation never ran")
 		require.NotContains(t, e.logs(t, "cust-t"), "must-never-run")
 
-		stdout, stderr, code := gust(t, "fn", "invocations", "echo", "--tenant", "acme", "--subtenant", "cust-t", "--output", "json", "--address", e.dev.address)
+		stdout, stderr, code := gust(t, "fn", "invocations", "echo", "--tenant", "acme", "--subtenant", "cust-t", "--output", "json", "--address", e.dev.Address)
 		require.Equal(t, 0, code, stderr)
 		var rows []map[string]any
 		require.NoError(t, json.Unmarshal([]byte(stdout), &rows))
@@ -383,16 +368,16 @@ func TestGatewayCommand(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	e := startGatewayEnv(t)
-	port := freePort(t)
-	cmd := exec.Command(gustBinary(t), "gateway", "--address", e.dev.address, "--state-dir", e.state, "--gateway-port", strconv.Itoa(port))
-	var out syncBuffer
+	port := itest.FreePort(t)
+	cmd := exec.Command(itest.GustBinary(t), "gateway", "--address", e.dev.Address, "--state-dir", e.state, "--gateway-port", strconv.Itoa(port))
+	var out itest.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	url := "http://127.0.0.1:" + strconv.Itoa(port)
-	waitFor(t, 30*time.Second, "gust gateway starts", func() bool { return strings.Contains(out.String(), "gust gateway on "+url) })
+	itest.WaitFor(t, 30*time.Second, "gust gateway starts", func() bool { return strings.Contains(out.String(), "gust gateway on "+url) })
 
-	sdk := tenantLambda(url, e.key.AccessKeyID, e.key.SecretAccessKey)
+	sdk := itest.TenantLambda(url, e.key.AccessKeyID, e.key.SecretAccessKey)
 	res, err := sdk.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("echo"), TenantId: aws.String("cust-standalone"),
 		Payload: []byte(`{"echo":"standalone"}`)})
 	require.NoError(t, err, out.String())
@@ -400,24 +385,6 @@ func TestGatewayCommand(t *testing.T) {
 
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
 	require.NoError(t, cmd.Wait(), "exits 0 on SIGTERM: %s", out.String())
-}
-
-// syncBuffer is a bytes.Buffer safe for a process's output and a reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func mustEcho(t *testing.T, out *lambda.InvokeOutput) sample.Response {
@@ -445,7 +412,7 @@ func TestGatewayTokens(t *testing.T) {
 
 	call := func(tok, function string, headers map[string]string) (int, string, []byte) {
 		t.Helper()
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.dev.gateway+"/2015-03-31/functions/"+function+"/invocations",
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.dev.Gateway+"/2015-03-31/functions/"+function+"/invocations",
 			bytes.NewReader([]byte(`{"echo":"tok"}`)))
 		require.NoError(t, err)
 		req.Header.Set("Authorization", "Bearer "+tok)
@@ -493,7 +460,7 @@ func TestGatewayTokens(t *testing.T) {
 
 	logs := e.logs(t, "cust-tok")
 	require.Equal(t, 2, strings.Count(logs, "START RequestId: "), "only the two allowed calls ran")
-	require.NotContains(t, e.dev.stdout.String(), parts[2], "the token never reaches gust dev's output")
+	require.NotContains(t, e.dev.Stdout(), parts[2], "the token never reaches gust dev's output")
 }
 
 // TestGatewayBoto3 invokes through the gateway with Python's boto3, where
@@ -517,7 +484,7 @@ except c.exceptions.ResourceNotFoundException as e:
     print(json.dumps({"not_found": e.response["Error"]["Code"]}))
 `
 	cmd := exec.Command("python3", "-c", script)
-	cmd.Env = append(os.Environ(), "GATEWAY="+e.dev.gateway, "AKID="+e.key.AccessKeyID, "SECRET="+e.key.SecretAccessKey,
+	cmd.Env = append(os.Environ(), "GATEWAY="+e.dev.Gateway, "AKID="+e.key.AccessKeyID, "SECRET="+e.key.SecretAccessKey,
 		"AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null")
 	out, err := cmd.CombinedOutput()
 	require.NoError(t, err, string(out))

@@ -5,20 +5,14 @@ package integration
 
 import (
 	"database/sql"
-	"io"
-	"log/slog"
 	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
-	sdklog "go.temporal.io/sdk/log"
 	_ "modernc.org/sqlite"
-)
 
-func quietSDKLogger() sdklog.Logger {
-	return sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
-}
+	"github.com/gust-dev/gust/integration/itest"
+)
 
 func writeForeignSQLite(t *testing.T, path string) {
 	t.Helper()
@@ -31,8 +25,6 @@ func writeForeignSQLite(t *testing.T, path string) {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if gustBinPath != "" {
-		_ = os.RemoveAll(filepath.Dir(gustBinPath))
-	}
+	itest.Cleanup()
 	os.Exit(code)
 }

@@ -11,6 +11,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/client"
+
+	"github.com/gust-dev/gust/integration/itest"
 )
 
 // The one JSON style of docs/cli.md: snake_case names, durations in *_ms,
@@ -64,11 +66,11 @@ func sortedKeys(t *testing.T, v any) []string {
 // finished fleet that says how it ended instead of "started". The Web UI
 // shows the workflow's input with the same names.
 func TestCLIFleetJSONStyle(t *testing.T) {
-	d := startDev(t, "--ephemeral", "--ui-port", "0", "--cloud-capacity", "m5.large=20", "--cloud-boot", "100ms", "--launch-rate", "50")
-	defer d.stop(t)
+	d := itest.StartDev(t, "--ephemeral", "--ui-port", "0", "--cloud-capacity", "m5.large=20", "--cloud-boot", "100ms", "--launch-rate", "50")
+	defer d.Stop(t)
 	run := func(args ...string) (string, string, int) {
 		t.Helper()
-		return gust(t, append(append([]string{"fleet"}, args...), "--address", d.address)...)
+		return gust(t, append(append([]string{"fleet"}, args...), "--address", d.Address)...)
 	}
 
 	stdout, stderr, code := run("launch", "--min", "2", "--target", "3", "-t", "m5.large", "--fleet-id", "js-done", "--wait", "--output", "json")
@@ -86,7 +88,7 @@ func TestCLIFleetJSONStyle(t *testing.T) {
 	require.Equal(t, false, launched.(map[string]any)["joined"])
 
 	var status map[string]any
-	waitFor(t, 60*time.Second, "js-fill to reach its minimum", func() bool {
+	itest.WaitFor(t, 60*time.Second, "js-fill to reach its minimum", func() bool {
 		stdout, _, code := run("status", "js-fill", "--output", "json")
 		if code != 0 {
 			return false
@@ -147,7 +149,7 @@ func TestCLIFleetJSONStyle(t *testing.T) {
 
 	// What the Web UI shows: the workflow's input and its activities'
 	// inputs, in the same snake_case.
-	c, err := client.Dial(client.Options{HostPort: d.address, Logger: quietSDKLogger()})
+	c, err := client.Dial(client.Options{HostPort: d.Address, Logger: itest.QuietLogger()})
 	require.NoError(t, err)
 	defer c.Close()
 	it := c.GetWorkflowHistory(context.Background(), "js-done", "", false, 0)

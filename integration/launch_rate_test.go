@@ -17,6 +17,7 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 
+	"github.com/gust-dev/gust/integration/itest"
 	"github.com/gust-dev/gust/workflows"
 )
 
@@ -27,11 +28,11 @@ import (
 // the whole platform's rate (5/s plus one worker at 50 gave 8.9/s).
 func TestLaunchRateHasOneOwner(t *testing.T) {
 	state := t.TempDir()
-	d := startDev(t, "--state-dir", state, "--ui-port", "0", "--launch-rate", "5")
-	defer d.stop(t)
+	d := itest.StartDev(t, "--state-dir", state, "--ui-port", "0", "--launch-rate", "5")
+	defer d.Stop(t)
 	setRate := func(args ...string) map[string]any {
 		t.Helper()
-		out, stderr, code := gust(t, append([]string{"fleet", "set-rate", "-o", "json", "--address", d.address}, args...)...)
+		out, stderr, code := gust(t, append([]string{"fleet", "set-rate", "-o", "json", "--address", d.Address}, args...)...)
 		require.Equal(t, 0, code, stderr)
 		var r map[string]any
 		require.NoError(t, json.Unmarshal([]byte(out), &r), out)
@@ -42,20 +43,20 @@ func TestLaunchRateHasOneOwner(t *testing.T) {
 	require.Equal(t, "task_queue", r["source"])
 
 	// A worker that asks for 50/s.
-	cmd := exec.Command(gustBinary(t), "worker", "--address", d.address, "--endpoint", d.cloud, "--launch-rate", "50", "--metrics-port", "0")
+	cmd := exec.Command(itest.GustBinary(t), "worker", "--address", d.Address, "--endpoint", d.Cloud, "--launch-rate", "50", "--metrics-port", "0")
 	cmd.Env = append(os.Environ(), "AWS_SHARED_CREDENTIALS_FILE="+state+"/platform-credentials", "AWS_PROFILE=gust-platform")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); _ = cmd.Wait() })
-	waitFor(t, 60*time.Second, "the worker starts", func() bool { return strings.Contains(stdout.String(), "gust worker polling") })
+	itest.WaitFor(t, 60*time.Second, "the worker starts", func() bool { return strings.Contains(stdout.String(), "gust worker polling") })
 	require.Contains(t, stderr.String(), "the platform's launch rate is 5/s")
 	require.Contains(t, stderr.String(), "--launch-rate 50 is ignored")
 	require.Contains(t, stdout.String(), "launch rate 5/s (the platform's)")
 
 	// The server applies the platform's rate, whatever the worker asks.
-	c, err := client.Dial(client.Options{HostPort: d.address, Logger: quietSDKLogger()})
+	c, err := client.Dial(client.Options{HostPort: d.Address, Logger: itest.QuietLogger()})
 	require.NoError(t, err)
 	defer c.Close()
 	effective := func() float32 {
@@ -75,11 +76,11 @@ func TestLaunchRateHasOneOwner(t *testing.T) {
 	r = setRate("20")
 	require.Equal(t, 20.0, r["launch_rate"])
 	require.InDelta(t, 20, effective(), 0.01)
-	out, _, code := gust(t, "fleet", "list", "--address", d.address)
+	out, _, code := gust(t, "fleet", "list", "--address", d.Address)
 	require.Equal(t, 0, code)
 	require.Contains(t, out, "Launch rate: 20 instances/s for every worker")
 
-	_, stderrSet, code := gust(t, "fleet", "set-rate", "fast", "--address", d.address)
+	_, stderrSet, code := gust(t, "fleet", "set-rate", "fast", "--address", d.Address)
 	require.Equal(t, 2, code)
 	require.Contains(t, stderrSet, "want a positive number")
 }

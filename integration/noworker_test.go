@@ -14,13 +14,14 @@ import (
 	sdkworker "go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/gust-dev/gust/integration/itest"
 	"github.com/gust-dev/gust/workflows"
 )
 
 // gustTimed runs the binary and also returns how long it took.
 func gustTimed(t *testing.T, args ...string) (string, string, int, time.Duration) {
 	t.Helper()
-	gustBinary(t) // built once, not on the clock
+	itest.GustBinary(t) // built once, not on the clock
 	start := time.Now()
 	stdout, stderr, code := gust(t, args...)
 	return stdout, stderr, code, time.Since(start)

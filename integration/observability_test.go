@@ -24,6 +24,7 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 
+	"github.com/gust-dev/gust/integration/itest"
 	"github.com/gust-dev/gust/localcloud"
 	"github.com/gust-dev/gust/localcloud/ec2"
 	"github.com/gust-dev/gust/workflows"
@@ -69,7 +70,7 @@ func seriesValue(body, family string, labels ...string) float64 {
 func TestWorkerMetricsAndProgressLogs(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	code := echoHandler(t)
+	code := itest.EchoHandler(t)
 	s, c := startServer(t)
 	cloud := startCloud(t, func(cfg *localcloud.Config) {
 		cfg.Capacity = []ec2.Pool{{InstanceType: "m5.large", Initial: 100}}
@@ -84,11 +85,11 @@ func TestWorkerMetricsAndProgressLogs(t *testing.T) {
 	require.Equal(t, 1, strings.Count(stderr, "\n"), stderr)
 	require.Contains(t, stderr, "--log-level")
 
-	metricsPort := freePort(t)
-	cmd := exec.Command(gustBinary(t), "worker", "--address", s.FrontendAddress(), "--endpoint", cloud.Endpoint(),
+	metricsPort := itest.FreePort(t)
+	cmd := exec.Command(itest.GustBinary(t), "worker", "--address", s.FrontendAddress(), "--endpoint", cloud.Endpoint(),
 		"--metrics-port", strconv.Itoa(metricsPort), "--log-level", "info")
 	cmd.Env = append(os.Environ(), "AWS_SHARED_CREDENTIALS_FILE="+platformCredentialsFile(t, cloud.Endpoint()), "AWS_PROFILE=gust-platform")
-	logs := &syncBuffer{}
+	logs := &itest.SyncBuffer{}
 	cmd.Stderr = logs
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	require.NoError(t, cmd.Start())
@@ -98,19 +99,19 @@ func TestWorkerMetricsAndProgressLogs(t *testing.T) {
 	})
 	workerMetrics := "http://127.0.0.1:" + strconv.Itoa(metricsPort) + "/metrics"
 
-	res := runFleet(ctx, t, c, workflows.LaunchFleetInput{
+	res := itest.RunFleet(ctx, t, c, workflows.LaunchFleetInput{
 		FleetID: "observed", InstanceType: "m5.large", Min: 4, Target: 4, Burst: true,
 		Tuning: workflows.FleetTuning{BurstChunk: 1},
 	})
 	require.Equal(t, workflows.PhaseFulfilled, res.State, res.Message)
 	deployFn(ctx, t, c, "acme", "echo", code)
 	for range 2 {
-		_, err := invokeFn(ctx, c, "acme", "echo", "cust-1", `{}`)
+		_, err := itest.InvokeFn(ctx, c, "acme", "echo", "cust-1", `{}`)
 		require.NoError(t, err)
 	}
 
 	var body string
-	waitFor(t, 30*time.Second, "the worker's metrics never showed the work", func() bool {
+	itest.WaitFor(t, 30*time.Second, "the worker's metrics never showed the work", func() bool {
 		body = httpGet(t, workerMetrics)
 		return seriesValue(body, "gust_function_invocations_total", `function="echo"`, `outcome="ok"`) == 2
 	})
@@ -167,12 +168,12 @@ func TestWorkerMetricsAndProgressLogs(t *testing.T) {
 func TestFnReadsStartNoWorkflows(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	gustBinary(t) // build before the platform starts
-	code := echoHandler(t)
+	itest.GustBinary(t) // build before the platform starts
+	code := itest.EchoHandler(t)
 	p := startPlatform(t, 100)
 	c := p.Client()
 	deployFn(ctx, t, c, "acme", "echo", code)
-	res, err := invokeFn(ctx, c, "acme", "echo", "cust 1", `{"stdout":"out-marker","stderr":"err-marker"}`)
+	res, err := itest.InvokeFn(ctx, c, "acme", "echo", "cust 1", `{"stdout":"out-marker","stderr":"err-marker"}`)
 	require.NoError(t, err)
 	require.Nil(t, res.FunctionError)
 	// The CLI finds the cloud and the tenant's key as it would beside a
@@ -189,7 +190,7 @@ func TestFnReadsStartNoWorkflows(t *testing.T) {
 		require.NoError(t, err)
 		require.NoError(t, run.Get(ctx, nil))
 		var n int64
-		waitFor(t, 30*time.Second, "visibility never listed the sentinel", func() bool {
+		itest.WaitFor(t, 30*time.Second, "visibility never listed the sentinel", func() bool {
 			seen, err := c.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{Namespace: "default", Query: "WorkflowId = '" + id + "'"})
 			require.NoError(t, err)
 			if seen.GetCount() != 1 {

@@ -31,6 +31,7 @@ import (
 
 	"github.com/gust-dev/gust/activities"
 	"github.com/gust-dev/gust/gateway"
+	"github.com/gust-dev/gust/integration/itest"
 	"github.com/gust-dev/gust/localcloud"
 	"github.com/gust-dev/gust/localcloud/ec2"
 	"github.com/gust-dev/gust/localcloud/lambda/sample"
@@ -358,7 +359,7 @@ func recordFleets(ctx context.Context, t *testing.T, r *recorder, cloud *localcl
 func recordFunctions(ctx context.Context, t *testing.T, r *recorder, cloud *localcloud.Server) {
 	key, err := cloud.Registry().Create(ctx, recordTenant)
 	require.NoError(t, err)
-	code := echoHandler(t)
+	code := itest.EchoHandler(t)
 	admin := func(name, op, fn string) client.StartWorkflowOptions {
 		return client.StartWorkflowOptions{ID: workflows.FunctionWorkflowID(op, recordTenant, fn, "rec-"+name)}
 	}
@@ -428,7 +429,7 @@ func recordFunctions(ctx context.Context, t *testing.T, r *recorder, cloud *loca
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}))
 	t.Cleanup(srv.Close)
-	sdk := tenantLambda(srv.URL, key.AccessKeyID, key.SecretAccessKey)
+	sdk := itest.TenantLambda(srv.URL, key.AccessKeyID, key.SecretAccessKey)
 	call := func(sub string, typ lambdatypes.InvocationType, req sample.Request, opts ...func(*lambda.Options)) (*lambda.InvokeOutput, error) {
 		return sdk.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("echo"), TenantId: aws.String(sub),
 			InvocationType: typ, Payload: payloadOf(t, req)}, opts...)
@@ -453,7 +454,7 @@ func recordFunctions(ctx context.Context, t *testing.T, r *recorder, cloud *loca
 		require.Nil(t, out.FunctionError)
 		require.NotNil(t, out.LogResult)
 		var res workflows.InvokeResult
-		_, in, err := saveGateway(t, "gateway-sync", requestIDOf(t, out, nil), &res)
+		_, in, err := saveGateway(t, "gateway-sync", itest.RequestID(t, out, nil), &res)
 		require.NoError(t, err)
 		require.True(t, in.LogTail)
 		require.Equal(t, 20*time.Second, in.MaxQueueWait)
@@ -465,7 +466,7 @@ func recordFunctions(ctx context.Context, t *testing.T, r *recorder, cloud *loca
 		require.NoError(t, err)
 		require.EqualValues(t, 202, out.StatusCode)
 		var res workflows.InvokeResult
-		_, in, err := saveGateway(t, "gateway-event", requestIDOf(t, out, nil), &res)
+		_, in, err := saveGateway(t, "gateway-event", itest.RequestID(t, out, nil), &res)
 		require.NoError(t, err)
 		require.Equal(t, workflows.MaxEventRetries, in.EventRetries)
 		require.Nil(t, res.FunctionError)
@@ -476,7 +477,7 @@ func recordFunctions(ctx context.Context, t *testing.T, r *recorder, cloud *loca
 		require.NoError(t, err)
 		require.EqualValues(t, 202, out.StatusCode)
 		var res workflows.InvokeResult
-		hs, _, err := saveGateway(t, "gateway-event-retries", requestIDOf(t, out, nil), &res)
+		hs, _, err := saveGateway(t, "gateway-event-retries", itest.RequestID(t, out, nil), &res)
 		require.NoError(t, err)
 		require.NotNil(t, res.FunctionError)
 		require.Equal(t, 1+workflows.MaxEventRetries, res.Attempts)
@@ -487,7 +488,7 @@ func recordFunctions(ctx context.Context, t *testing.T, r *recorder, cloud *loca
 		require.NoError(t, err)
 		require.EqualValues(t, 204, out.StatusCode)
 		var res workflows.InvokeResult
-		_, in, err := saveGateway(t, "gateway-dryrun", requestIDOf(t, out, nil), &res)
+		_, in, err := saveGateway(t, "gateway-dryrun", itest.RequestID(t, out, nil), &res)
 		require.NoError(t, err)
 		require.True(t, in.DryRun)
 	})
@@ -507,7 +508,7 @@ func recordFunctions(ctx context.Context, t *testing.T, r *recorder, cloud *loca
 		var tmr *lambdatypes.TooManyRequestsException
 		require.ErrorAs(t, err, &tmr)
 		var res workflows.InvokeResult
-		_, in, err := saveGateway(t, "gateway-queue-timeout", requestIDOf(t, nil, err), &res)
+		_, in, err := saveGateway(t, "gateway-queue-timeout", itest.RequestID(t, nil, err), &res)
 		requireAppError(t, err, workflows.ErrTypeQueueTimeout)
 		require.Equal(t, time.Second, in.MaxQueueWait)
 		require.NoError(t, <-slow)

@@ -18,13 +18,14 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	lambdatypes "github.com/aws/aws-sdk-go-v2/service/lambda/types"
 	"github.com/aws/smithy-go"
 	"github.com/stretchr/testify/require"
+
+	"github.com/gust-dev/gust/integration/itest"
 )
 
 // tenantKey is the fixed JSON of `gust tenant create --output json`.
@@ -61,29 +62,14 @@ func keysOf(m map[string]any) []string {
 	return out
 }
 
-// cloudConfig is an AWS SDK configuration that signs with the given key
-// and nothing from the environment; retries are off so errors show as
-// they are.
-func tenantAWSConfig(akid, secret string) aws.Config {
-	return aws.Config{
-		Region:      "us-east-1",
-		Credentials: credentials.NewStaticCredentialsProvider(akid, secret, ""),
-		Retryer:     func() aws.Retryer { return aws.NopRetryer{} },
-	}
-}
-
-func tenantLambda(endpoint, akid, secret string) *lambda.Client {
-	return lambda.NewFromConfig(tenantAWSConfig(akid, secret), func(o *lambda.Options) { o.BaseEndpoint = aws.String(endpoint) })
-}
-
 func tenantEC2(endpoint, akid, secret string) *ec2.Client {
-	return ec2.NewFromConfig(tenantAWSConfig(akid, secret), func(o *ec2.Options) { o.BaseEndpoint = aws.String(endpoint) })
+	return ec2.NewFromConfig(itest.TenantAWSConfig(akid, secret), func(o *ec2.Options) { o.BaseEndpoint = aws.String(endpoint) })
 }
 
 // listFunctions lists the signer's functions, or returns the AWS error
 // code the cloud answered with.
 func listFunctions(ctx context.Context, endpoint, akid, secret string) ([]string, string, error) {
-	out, err := tenantLambda(endpoint, akid, secret).ListFunctions(ctx, &lambda.ListFunctionsInput{})
+	out, err := itest.TenantLambda(endpoint, akid, secret).ListFunctions(ctx, &lambda.ListFunctionsInput{})
 	var apiErr smithy.APIError
 	if errors.As(err, &apiErr) {
 		return nil, apiErr.ErrorCode(), nil
@@ -272,7 +258,7 @@ func TestCLITenantsAgainstDev(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	state := t.TempDir()
-	d := startDev(t, "--state-dir", state, "--cloud-isolation", "none", "--cloud-boot", "100ms")
+	d := itest.StartDev(t, "--state-dir", state, "--cloud-isolation", "none", "--cloud-boot", "100ms")
 
 	// The credentials files: 0600, the fixed profile, loadable by the SDK.
 	credFile := filepath.Join(state, "credentials")
@@ -294,18 +280,18 @@ func TestCLITenantsAgainstDev(t *testing.T) {
 	raw, err := os.ReadFile(credFile)
 	require.NoError(t, err)
 	require.Contains(t, string(raw), "[gust]\n")
-	require.NotContains(t, d.stdout.String(), def.SecretAccessKey, "gust dev must never print a secret")
-	require.Contains(t, d.stdout.String(), def.AccessKeyID)
+	require.NotContains(t, d.Stdout(), def.SecretAccessKey, "gust dev must never print a secret")
+	require.Contains(t, d.Stdout(), def.AccessKeyID)
 	plat, err := os.ReadFile(platFile)
 	require.NoError(t, err)
 	require.Contains(t, string(plat), "[gust-platform]\n")
 
 	// The printed command works: with the AWS CLI when there is one, else
 	// the same credentials through the SDK.
-	line := printedAWSCommand(t, d.stdout.String())
+	line := printedAWSCommand(t, d.Stdout())
 	require.Contains(t, line, "AWS_SHARED_CREDENTIALS_FILE="+credFile)
 	require.Contains(t, line, "AWS_PROFILE=gust")
-	require.Contains(t, line, "--endpoint-url "+d.cloud)
+	require.Contains(t, line, "--endpoint-url "+d.Cloud)
 	if cli := awsCLI(); cli != "" {
 		out, err := runAWSCLI(t, cli, line)
 		require.NoError(t, err, "%s: %s", line, out)
@@ -313,21 +299,21 @@ func TestCLITenantsAgainstDev(t *testing.T) {
 	} else {
 		t.Log("no AWS CLI (set GUST_AWS_CLI or put aws on PATH): checking the printed credentials with the SDK only")
 	}
-	_, code, err := listFunctions(ctx, d.cloud, def.AccessKeyID, def.SecretAccessKey)
+	_, code, err := listFunctions(ctx, d.Cloud, def.AccessKeyID, def.SecretAccessKey)
 	require.NoError(t, err)
 	require.Empty(t, code, "the default tenant's key must work")
 
 	// A new tenant's key works; the same key with a wrong secret does not.
 	acme := createTenant(t, state, "acme")
-	fns, code, err := listFunctions(ctx, d.cloud, acme.AccessKeyID, acme.SecretAccessKey)
+	fns, code, err := listFunctions(ctx, d.Cloud, acme.AccessKeyID, acme.SecretAccessKey)
 	require.NoError(t, err)
 	require.Empty(t, code)
 	require.Empty(t, fns)
 	wrong := acme.SecretAccessKey[:39] + flip(acme.SecretAccessKey[39])
-	_, code, err = listFunctions(ctx, d.cloud, acme.AccessKeyID, wrong)
+	_, code, err = listFunctions(ctx, d.Cloud, acme.AccessKeyID, wrong)
 	require.NoError(t, err)
 	require.Equal(t, "InvalidSignatureException", code)
-	_, err = tenantEC2(d.cloud, acme.AccessKeyID, wrong).DescribeInstances(ctx, &ec2.DescribeInstancesInput{})
+	_, err = tenantEC2(d.Cloud, acme.AccessKeyID, wrong).DescribeInstances(ctx, &ec2.DescribeInstancesInput{})
 	requireAPIError(t, err, "SignatureDoesNotMatch")
 	if cli := awsCLI(); cli != "" {
 		bad := filepath.Join(t.TempDir(), "bad-credentials")
@@ -346,10 +332,10 @@ func TestCLITenantsAgainstDev(t *testing.T) {
 	var nk tenantKey
 	require.NoError(t, json.Unmarshal([]byte(out), &nk))
 	require.NotEqual(t, acme.AccessKeyID, nk.AccessKeyID)
-	_, code, err = listFunctions(ctx, d.cloud, nk.AccessKeyID, nk.SecretAccessKey)
+	_, code, err = listFunctions(ctx, d.Cloud, nk.AccessKeyID, nk.SecretAccessKey)
 	require.NoError(t, err)
 	require.Empty(t, code, "the new key works at once")
-	_, code, err = listFunctions(ctx, d.cloud, acme.AccessKeyID, acme.SecretAccessKey)
+	_, code, err = listFunctions(ctx, d.Cloud, acme.AccessKeyID, acme.SecretAccessKey)
 	require.NoError(t, err)
 	if time.Since(rotated) < grace-time.Second {
 		require.Empty(t, code, "the old key works during the grace period")
@@ -358,15 +344,15 @@ func TestCLITenantsAgainstDev(t *testing.T) {
 	}
 	list, _, _ := gust(t, "tenant", "list", "--state-dir", state)
 	require.Contains(t, list, acme.AccessKeyID, "the old key is listed with its expiry during the grace period")
-	waitFor(t, 2*time.Minute, "the old key kept working after its grace period", func() bool {
-		_, code, err := listFunctions(ctx, d.cloud, acme.AccessKeyID, acme.SecretAccessKey)
+	itest.WaitFor(t, 2*time.Minute, "the old key kept working after its grace period", func() bool {
+		_, code, err := listFunctions(ctx, d.Cloud, acme.AccessKeyID, acme.SecretAccessKey)
 		return err == nil && code == "UnrecognizedClientException"
 	})
 	acme.AccessKeyID, acme.SecretAccessKey = nk.AccessKeyID, nk.SecretAccessKey
 
 	// Delete is refused while the tenant owns a function or a live
 	// instance, and when the cloud cannot be asked; --force removes them.
-	lc := tenantLambda(d.cloud, acme.AccessKeyID, acme.SecretAccessKey)
+	lc := itest.TenantLambda(d.Cloud, acme.AccessKeyID, acme.SecretAccessKey)
 	_, err = lc.CreateFunction(ctx, &lambda.CreateFunctionInput{
 		FunctionName:  aws.String("doomed"),
 		Role:          aws.String("arn:aws:iam::" + acme.AccountID + ":role/fn"),
@@ -376,7 +362,7 @@ func TestCLITenantsAgainstDev(t *testing.T) {
 		TenancyConfig: &lambdatypes.TenancyConfig{TenantIsolationMode: lambdatypes.TenantIsolationModePerTenant},
 	})
 	require.NoError(t, err)
-	ec := tenantEC2(d.cloud, acme.AccessKeyID, acme.SecretAccessKey)
+	ec := tenantEC2(d.Cloud, acme.AccessKeyID, acme.SecretAccessKey)
 	run, err := ec.RunInstances(ctx, &ec2.RunInstancesInput{
 		MinCount: aws.Int32(2), MaxCount: aws.Int32(2), InstanceType: ec2types.InstanceTypeM5Large, ImageId: aws.String("ami-12345678"),
 	})
@@ -384,26 +370,26 @@ func TestCLITenantsAgainstDev(t *testing.T) {
 	require.Len(t, run.Instances, 2)
 	// Another tenant's instance, which acme's delete must never touch.
 	other := createTenant(t, state, "bystander")
-	otherRun, err := tenantEC2(d.cloud, other.AccessKeyID, other.SecretAccessKey).RunInstances(ctx, &ec2.RunInstancesInput{
+	otherRun, err := tenantEC2(d.Cloud, other.AccessKeyID, other.SecretAccessKey).RunInstances(ctx, &ec2.RunInstancesInput{
 		MinCount: aws.Int32(1), MaxCount: aws.Int32(1), InstanceType: ec2types.InstanceTypeM5Large, ImageId: aws.String("ami-12345678"),
 	})
 	require.NoError(t, err)
 
-	out, stderr, code2 = gust(t, "tenant", "delete", "acme", "--state-dir", state, "--endpoint", d.cloud)
+	out, stderr, code2 = gust(t, "tenant", "delete", "acme", "--state-dir", state, "--endpoint", d.Cloud)
 	require.Equal(t, 1, code2, "stdout=%s stderr=%s", out, stderr)
 	require.Contains(t, stderr, "1 function (doomed)")
 	require.Contains(t, stderr, "2 live instances")
 	require.Contains(t, stderr, "--force")
 
-	closed := "http://127.0.0.1:" + strconv.Itoa(freePort(t))
+	closed := "http://127.0.0.1:" + strconv.Itoa(itest.FreePort(t))
 	out, stderr, code2 = gust(t, "tenant", "delete", "acme", "--state-dir", state, "--endpoint", closed)
 	require.Equal(t, 1, code2, "stdout=%s stderr=%s", out, stderr)
 	require.Contains(t, stderr, "cannot be reached")
-	_, code, err = listFunctions(ctx, d.cloud, acme.AccessKeyID, acme.SecretAccessKey)
+	_, code, err = listFunctions(ctx, d.Cloud, acme.AccessKeyID, acme.SecretAccessKey)
 	require.NoError(t, err)
 	require.Empty(t, code, "a refused delete leaves the tenant working")
 
-	out, stderr, code2 = gust(t, "tenant", "delete", "acme", "--force", "--state-dir", state, "--endpoint", d.cloud, "--output", "json")
+	out, stderr, code2 = gust(t, "tenant", "delete", "acme", "--force", "--state-dir", state, "--endpoint", d.Cloud, "--output", "json")
 	require.Equal(t, 0, code2, "stdout=%s stderr=%s", out, stderr)
 	var del struct {
 		Deleted             bool     `json:"deleted"`
@@ -418,11 +404,11 @@ func TestCLITenantsAgainstDev(t *testing.T) {
 	require.ElementsMatch(t, []string{aws.ToString(run.Instances[0].InstanceId), aws.ToString(run.Instances[1].InstanceId)}, del.InstancesTerminated)
 
 	// The deleted tenant's key stops working at once.
-	_, code, err = listFunctions(ctx, d.cloud, acme.AccessKeyID, acme.SecretAccessKey)
+	_, code, err = listFunctions(ctx, d.Cloud, acme.AccessKeyID, acme.SecretAccessKey)
 	require.NoError(t, err)
 	require.Equal(t, "UnrecognizedClientException", code)
 	// The bystander's instance is untouched.
-	desc, err := tenantEC2(d.cloud, other.AccessKeyID, other.SecretAccessKey).DescribeInstances(ctx, &ec2.DescribeInstancesInput{
+	desc, err := tenantEC2(d.Cloud, other.AccessKeyID, other.SecretAccessKey).DescribeInstances(ctx, &ec2.DescribeInstancesInput{
 		InstanceIds: []string{aws.ToString(otherRun.Instances[0].InstanceId)},
 	})
 	require.NoError(t, err)
@@ -432,7 +418,7 @@ func TestCLITenantsAgainstDev(t *testing.T) {
 	// nothing: the function went with --force.
 	again := createTenant(t, state, "acme")
 	require.Equal(t, acme.AccountID, again.AccountID)
-	fns, code, err = listFunctions(ctx, d.cloud, again.AccessKeyID, again.SecretAccessKey)
+	fns, code, err = listFunctions(ctx, d.Cloud, again.AccessKeyID, again.SecretAccessKey)
 	require.NoError(t, err)
 	require.Empty(t, code)
 	require.Empty(t, fns)
@@ -444,14 +430,14 @@ func TestCLITenantsAgainstDev(t *testing.T) {
 	require.Contains(t, out, "Deleted tenant acme")
 
 	// A restart keeps the default tenant's key, and rewrites the file.
-	d.stop(t)
+	d.Stop(t)
 	require.NoError(t, os.WriteFile(credFile, []byte("stale"), 0o600))
-	d = startDev(t, "--state-dir", state, "--cloud-isolation", "none")
-	defer d.stop(t)
+	d = itest.StartDev(t, "--state-dir", state, "--cloud-isolation", "none")
+	defer d.Stop(t)
 	raw2, err := os.ReadFile(credFile)
 	require.NoError(t, err)
 	require.Equal(t, string(raw), string(raw2), "the same default key after a restart")
-	_, code, err = listFunctions(ctx, d.cloud, def.AccessKeyID, def.SecretAccessKey)
+	_, code, err = listFunctions(ctx, d.Cloud, def.AccessKeyID, def.SecretAccessKey)
 	require.NoError(t, err)
 	require.Empty(t, code)
 	list, _, _ = gust(t, "tenant", "list", "--state-dir", state)
@@ -465,8 +451,8 @@ func TestCLIDevEphemeralWritesCredentials(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	state := filepath.Join(t.TempDir(), "fresh")
-	d := startDev(t, "--ephemeral", "--ui-port", "0", "--state-dir", state)
-	defer d.stop(t)
+	d := itest.StartDev(t, "--ephemeral", "--ui-port", "0", "--state-dir", state)
+	defer d.Stop(t)
 	credFile := filepath.Join(state, "credentials")
 	fi, err := os.Stat(credFile)
 	require.NoError(t, err)
@@ -480,10 +466,10 @@ func TestCLIDevEphemeralWritesCredentials(t *testing.T) {
 	require.NoError(t, err)
 	cr, err := cfg.Credentials.Retrieve(ctx)
 	require.NoError(t, err)
-	_, code, err := listFunctions(ctx, d.cloud, cr.AccessKeyID, cr.SecretAccessKey)
+	_, code, err := listFunctions(ctx, d.Cloud, cr.AccessKeyID, cr.SecretAccessKey)
 	require.NoError(t, err)
 	require.Empty(t, code)
-	require.Contains(t, d.stdout.String(), "AWS_SHARED_CREDENTIALS_FILE="+credFile)
+	require.Contains(t, d.Stdout(), "AWS_SHARED_CREDENTIALS_FILE="+credFile)
 }
 
 func flip(c byte) string {

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/client"
 
+	"github.com/gust-dev/gust/integration/itest"
 	"github.com/gust-dev/gust/localcloud"
 	"github.com/gust-dev/gust/localcloud/ec2"
 	"github.com/gust-dev/gust/providers"
@@ -63,7 +64,7 @@ func TestFleetsOfTwoTenantsAreApart(t *testing.T) {
 		require.NoError(t, err)
 		got, err := own.Describe(ctx, byTag)
 		require.NoError(t, err)
-		require.ElementsMatch(t, results[tenant].InstanceIDs, ids(got), "tenant %s sees exactly its fleet", name)
+		require.ElementsMatch(t, results[tenant].InstanceIDs, itest.IDs(got), "tenant %s sees exactly its fleet", name)
 		all, err := own.Describe(ctx, providers.InstanceFilter{})
 		require.NoError(t, err)
 		require.Len(t, all, len(results[tenant].InstanceIDs), "tenant %s sees no other tenant's instances", name)

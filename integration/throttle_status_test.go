@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/gust-dev/gust/integration/itest"
 )
 
 // TestCLIFleetStatusShowsThrottledLaunches: a burst larger than the
@@ -16,10 +18,10 @@ import (
 // attempt, in text and JSON; before, it showed no message and nothing
 // pending.
 func TestCLIFleetStatusShowsThrottledLaunches(t *testing.T) {
-	d := startDev(t, "--ephemeral", "--ui-port", "0", "--cloud-capacity", "m5.large=2000")
-	defer d.stop(t)
+	d := itest.StartDev(t, "--ephemeral", "--ui-port", "0", "--cloud-capacity", "m5.large=2000")
+	defer d.Stop(t)
 	stdout, stderr, code := gust(t, "fleet", "launch", "--min", "1500", "--target", "1500", "-t", "m5.large",
-		"--fleet-id", "throttled", "--address", d.address, "--endpoint", d.cloud)
+		"--fleet-id", "throttled", "--address", d.Address, "--endpoint", d.Cloud)
 	require.Equal(t, 0, code, "stdout=%s stderr=%s", stdout, stderr)
 
 	type retry struct {
@@ -30,8 +32,8 @@ func TestCLIFleetStatusShowsThrottledLaunches(t *testing.T) {
 		NextAttemptAt *time.Time `json:"next_attempt_at"`
 	}
 	var got []retry
-	waitFor(t, 60*time.Second, "a throttled burst chunk in fleet status", func() bool {
-		out, _, code := gust(t, "fleet", "status", "throttled", "-o", "json", "--address", d.address)
+	itest.WaitFor(t, 60*time.Second, "a throttled burst chunk in fleet status", func() bool {
+		out, _, code := gust(t, "fleet", "status", "throttled", "-o", "json", "--address", d.Address)
 		if code != 0 {
 			return false
 		}
@@ -56,7 +58,7 @@ func TestCLIFleetStatusShowsThrottledLaunches(t *testing.T) {
 	require.Equal(t, "LaunchBurstChunk", r.Activity)
 	require.Contains(t, r.LastError, "RequestLimitExceeded")
 
-	text, _, code := gust(t, "fleet", "status", "throttled", "--address", d.address)
+	text, _, code := gust(t, "fleet", "status", "throttled", "--address", d.Address)
 	require.Equal(t, 0, code)
 	var line string
 	for _, l := range strings.Split(text, "\n") {
@@ -67,6 +69,6 @@ func TestCLIFleetStatusShowsThrottledLaunches(t *testing.T) {
 	require.Contains(t, line, "throttled", text)
 	require.Contains(t, line, "RequestLimitExceeded", text)
 
-	_, _, code = gust(t, "fleet", "cancel", "throttled", "--address", d.address)
+	_, _, code = gust(t, "fleet", "cancel", "throttled", "--address", d.Address)
 	require.Equal(t, 0, code)
 }

@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/gust-dev/gust/devserver"
+	"github.com/gust-dev/gust/integration/itest"
 	"github.com/gust-dev/gust/providers"
 	"github.com/gust-dev/gust/providers/fake"
 	"github.com/gust-dev/gust/runwait"
@@ -30,7 +31,7 @@ func startWaitPlatform(tb testing.TB, dc map[string]any) client.Client {
 	s, err := devserver.Start(devserver.Config{DynamicConfig: dc})
 	require.NoError(tb, err)
 	tb.Cleanup(func() { _ = s.Stop() })
-	c, err := client.Dial(client.Options{HostPort: s.FrontendAddress(), Namespace: "default", Logger: quietSDKLogger()})
+	c, err := client.Dial(client.Options{HostPort: s.FrontendAddress(), Namespace: "default", Logger: itest.QuietLogger()})
 	require.NoError(tb, err)
 	tb.Cleanup(c.Close)
 	fns := fake.NewFunctions()

@@ -44,7 +44,6 @@ func invalidRequest(msg string) error {
 // under CapacityPolicyWait until the deadline. Only a capacity error is
 // retried or ends the fleet insufficient_capacity; any other error fails it.
 func (f *fleet) reserve(ctx workflow.Context) *stop {
-	var a *activities.Fleet
 	deadline := f.waitDeadline()
 	for {
 		if f.cancelReq != nil {
@@ -55,38 +54,13 @@ func (f *fleet) reserve(ctx workflow.Context) *stop {
 		}
 		f.st.ReserveAttempts++
 		f.activitiesThisRun++
+		var err error
 		if f.offerings {
-			done, err := f.reserveOfferings(ctx)
-			if done {
-				return nil
-			}
-			if ctx.Err() != nil {
-				return stopCancel()
-			}
-			if !isCapacityError(err) {
-				return stopWith(err)
-			}
-			if s := f.capacityWait(ctx, deadline); s != nil {
-				return s
-			}
-			continue
+			err = f.reserveOfferings(ctx)
+		} else {
+			err = f.reserveOneType(ctx)
 		}
-		in := activities.ReserveCapacityInput{
-			Tenant:       f.in.Tenant,
-			FleetID:      f.in.FleetID,
-			InstanceType: f.in.InstanceType,
-			Zones:        f.in.Zones,
-			Count:        f.in.Min,
-			ClientToken:  fleetToken(f.in.FleetID, f.st.Origin, fmt.Sprintf("reserve-%d", f.st.ReserveAttempts)),
-			Tags:         f.tags,
-		}
-		actx := workflow.WithActivityOptions(ctx, reserveOptions(fmt.Sprintf("reserve %d × %s (attempt %d)", f.in.Min, f.in.InstanceType, f.st.ReserveAttempts)))
-		var res activities.ReserveCapacityResult
-		err := workflow.ExecuteActivity(actx, a.ReserveCapacity, in).Get(ctx, &res)
 		if err == nil {
-			f.st.ReservationID, f.st.ReservationZone, f.st.ReservedLeft = res.ReservationID, res.Zone, res.Count
-			f.st.Backoff = 0
-			f.message = ""
 			return nil
 		}
 		if ctx.Err() != nil {
@@ -99,6 +73,30 @@ func (f *fleet) reserve(ctx workflow.Context) *stop {
 			return s
 		}
 	}
+}
+
+// reserveOneType reserves Min of the one instance type, in one of Zones:
+// the reservation of a fleet started before offerings existed.
+func (f *fleet) reserveOneType(ctx workflow.Context) error {
+	var a *activities.Fleet
+	in := activities.ReserveCapacityInput{
+		Tenant:       f.in.Tenant,
+		FleetID:      f.in.FleetID,
+		InstanceType: f.in.InstanceType,
+		Zones:        f.in.Zones,
+		Count:        f.in.Min,
+		ClientToken:  fleetToken(f.in.FleetID, f.st.Origin, fmt.Sprintf("reserve-%d", f.st.ReserveAttempts)),
+		Tags:         f.tags,
+	}
+	actx := workflow.WithActivityOptions(ctx, reserveOptions(fmt.Sprintf("reserve %d × %s (attempt %d)", f.in.Min, f.in.InstanceType, f.st.ReserveAttempts)))
+	var res activities.ReserveCapacityResult
+	if err := workflow.ExecuteActivity(actx, a.ReserveCapacity, in).Get(ctx, &res); err != nil {
+		return err
+	}
+	f.st.ReservationID, f.st.ReservationZone, f.st.ReservedLeft = res.ReservationID, res.Zone, res.Count
+	f.st.Backoff = 0
+	f.message = ""
+	return nil
 }
 
 // capacityWait is the capacity policy after a reservation found no

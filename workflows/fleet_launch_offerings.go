@@ -50,12 +50,12 @@ func (f *fleet) prepare(ctx workflow.Context) error {
 }
 
 // reserveOfferings reserves the minimum's on-demand units across the
-// on-demand offerings, all or nothing. It reports whether the fleet may
-// go on; a capacity error is for the caller's capacity policy.
-func (f *fleet) reserveOfferings(ctx workflow.Context) (bool, error) {
+// on-demand offerings, all or nothing; a capacity error is for the
+// caller's capacity policy.
+func (f *fleet) reserveOfferings(ctx workflow.Context) error {
 	odMin, _ := splitMarkets(f.in.Min, f.in.OnDemandBase, f.in.SpotShare)
 	if odMin == 0 {
-		return true, nil // all spot: a spot launch is its own verification
+		return nil // all spot: a spot launch is its own verification
 	}
 	var a *activities.Fleet
 	order, _ := f.candidates(workflow.Now(ctx), false)
@@ -73,7 +73,7 @@ func (f *fleet) reserveOfferings(ctx workflow.Context) (bool, error) {
 	actx := workflow.WithActivityOptions(ctx, reserveOptions(fmt.Sprintf("reserve %d units over %d offerings (attempt %d)", odMin, len(order), f.st.ReserveAttempts)))
 	var res activities.ReserveOfferingsResult
 	if err := workflow.ExecuteActivity(actx, a.ReserveOfferings, in).Get(ctx, &res); err != nil {
-		return false, err
+		return err
 	}
 	f.markUnavailable(ctx, res.Unavailable, false)
 	for _, r := range res.Reservations {
@@ -81,7 +81,7 @@ func (f *fleet) reserveOfferings(ctx workflow.Context) (bool, error) {
 	}
 	f.st.Backoff = 0
 	f.message = ""
-	return true, nil
+	return nil
 }
 
 // burstOfferings starts the burst's chunks: each reservation's instances

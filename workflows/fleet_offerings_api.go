@@ -79,32 +79,12 @@ func (in LaunchFleetInput) validateOfferings() []error {
 	default:
 		bad("on-lost %q must be %q or %q", in.OnLost, OnLostReplace, OnLostFail)
 	}
-	if len(in.SubnetIDs) > maxSubnets {
-		bad("%d subnets: at most %d are allowed", len(in.SubnetIDs), maxSubnets)
-	}
-	for i, id := range in.SubnetIDs {
-		switch {
-		case !subnetIDRe.MatchString(id):
-			bad("subnet id %q is not a subnet id (e.g. subnet-0123456789abcdef0)", id)
-		case slices.Contains(in.SubnetIDs[:i], id):
-			bad("subnet id %q is listed twice", id)
-		}
-	}
+	errs = append(errs, checkIDs(in.SubnetIDs, maxSubnets, subnetIDRe, "subnet", "subnet-0123456789abcdef0")...)
 	l := in.Launch
 	if l.ImageID != "" {
 		bad("launch.image_id is not used: set the fleet's image_id")
 	}
-	if len(l.SecurityGroupIDs) > maxSecurityGroups {
-		bad("%d security groups: at most %d are allowed", len(l.SecurityGroupIDs), maxSecurityGroups)
-	}
-	for i, id := range l.SecurityGroupIDs {
-		switch {
-		case !securityGroupRe.MatchString(id):
-			bad("security group id %q is not a security group id (e.g. sg-0123456789abcdef0)", id)
-		case slices.Contains(l.SecurityGroupIDs[:i], id):
-			bad("security group id %q is listed twice", id)
-		}
-	}
+	errs = append(errs, checkIDs(l.SecurityGroupIDs, maxSecurityGroups, securityGroupRe, "security group", "sg-0123456789abcdef0")...)
 	if l.KeyName != "" && (len(l.KeyName) > 255 || strings.IndexFunc(l.KeyName, func(r rune) bool { return r > unicode.MaxASCII || !unicode.IsPrint(r) }) >= 0) {
 		bad("key name %q must be 1-255 printable ASCII characters", l.KeyName)
 	}
@@ -129,6 +109,24 @@ func (in LaunchFleetInput) validateOfferings() []error {
 	}
 	if n, err := strconv.Atoi(t.Version); !slices.Contains(templateVersions, t.Version) && (err != nil || n < 1) {
 		bad("launch template version %q must be a number, $Latest or $Default", t.Version)
+	}
+	return errs
+}
+
+// checkIDs checks a list of EC2 resource ids of one kind: at most most of
+// them, each of the form re matches, none twice.
+func checkIDs(ids []string, most int, re *regexp.Regexp, kind, example string) []error {
+	var errs []error
+	if len(ids) > most {
+		errs = append(errs, fmt.Errorf("%d %ss: at most %d are allowed", len(ids), kind, most))
+	}
+	for i, id := range ids {
+		switch {
+		case !re.MatchString(id):
+			errs = append(errs, fmt.Errorf("%s id %q is not a %s id (e.g. %s)", kind, id, kind, example))
+		case slices.Contains(ids[:i], id):
+			errs = append(errs, fmt.Errorf("%s id %q is listed twice", kind, id))
+		}
 	}
 	return errs
 }

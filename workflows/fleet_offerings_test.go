@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/gust-dev/gust/activities"
+	"github.com/gust-dev/gust/providers"
 )
 
 func TestSplitMarkets(t *testing.T) {
@@ -172,4 +173,61 @@ func TestVictimsAndSurplus(t *testing.T) {
 	f.st.Target = 2
 	require.Equal(t, 3, f.surplus(live))
 	require.Equal(t, []string{"i-a", "i-c", "i-d"}, f.victims(3))
+}
+
+func TestValidateOfferings(t *testing.T) {
+	ok := func() LaunchFleetInput {
+		return LaunchFleetInput{FleetID: "f", Min: 1, Target: 2, Offerings: []Offering{{InstanceType: "m5.large"}, {InstanceType: "m5.xlarge", Weight: 2}}}
+	}
+	require.NoError(t, ok().Validate())
+	cases := []struct {
+		mod  func(*LaunchFleetInput)
+		want string
+	}{
+		{func(in *LaunchFleetInput) { in.Offerings[1].InstanceType = "m5" }, "offering 2: instance type"},
+		{func(in *LaunchFleetInput) { in.Offerings[1] = in.Offerings[0] }, "listed twice"},
+		{func(in *LaunchFleetInput) { in.Offerings[1].Weight = 1001 }, "weight 1001"},
+		{func(in *LaunchFleetInput) { in.InstanceType = "c5.large" }, "must be the first offering's"},
+		{func(in *LaunchFleetInput) { in.Zones = []string{"us-east-1a"} }, "zones belong in the offerings"},
+		{func(in *LaunchFleetInput) { in.AllocationStrategy = "cheapest" }, "allocation strategy"},
+		{func(in *LaunchFleetInput) { in.SpotShare = 101 }, "spot share 101"},
+		{func(in *LaunchFleetInput) { in.OnDemandBase = -1 }, "on-demand base"},
+		{func(in *LaunchFleetInput) { in.OnLost = "ignore" }, "on-lost"},
+		{func(in *LaunchFleetInput) {
+			in.SubnetIDs = []string{"subnet-0123456789abcdef0", "subnet-0123456789abcdef0"}
+		}, "listed twice"},
+		{func(in *LaunchFleetInput) { in.SubnetIDs = []string{"vpc-1"} }, "not a subnet id"},
+		{func(in *LaunchFleetInput) { in.Launch.SecurityGroupIDs = []string{"sg-xyz"} }, "not a security group id"},
+		{func(in *LaunchFleetInput) { in.Launch.KeyName = "bad\nkey" }, "key name"},
+		{func(in *LaunchFleetInput) { in.Launch.UserData = make([]byte, MaxUserData+1) }, "user data"},
+		{func(in *LaunchFleetInput) { in.Launch.IAMInstanceProfile = "arn:aws:iam::12:instance-profile/x" }, "IAM instance profile"},
+		{func(in *LaunchFleetInput) {
+			in.Launch.LaunchTemplate = providers.LaunchTemplateRef{ID: "lt-0123456789abcdef0", Name: "web"}
+		}, "not both"},
+		{func(in *LaunchFleetInput) {
+			in.Launch.LaunchTemplate = providers.LaunchTemplateRef{Name: "web", Version: "latest"}
+		}, "version"},
+		{func(in *LaunchFleetInput) { in.Launch.ImageID = "ami-1" }, "launch.image_id"},
+	}
+	for _, c := range cases {
+		in := ok()
+		c.mod(&in)
+		err := in.Validate()
+		require.Error(t, err, c.want)
+		require.Contains(t, err.Error(), c.want)
+		require.NotContains(t, err.Error(), "\n", "one line")
+	}
+}
+
+func TestParseOffering(t *testing.T) {
+	o, err := ParseOffering("m5.xlarge:2")
+	require.NoError(t, err)
+	require.Equal(t, Offering{InstanceType: "m5.xlarge", Weight: 2}, o)
+	o, err = ParseOffering("m5.large")
+	require.NoError(t, err)
+	require.Equal(t, Offering{InstanceType: "m5.large"}, o)
+	for _, bad := range []string{"m5", "m5.large:0", "m5.large:x", "m5.large:1001", ":2"} {
+		_, err := ParseOffering(bad)
+		require.Error(t, err, bad)
+	}
 }

@@ -11,12 +11,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/client"
 
+	"github.com/gust-dev/gust/integration/itest"
 	"github.com/gust-dev/gust/providers"
-	"github.com/gust-dev/gust/tenants"
 	"github.com/gust-dev/gust/workflows"
 )
 
@@ -48,8 +47,8 @@ func TestDevSurvivesKill9(t *testing.T) {
 	asked := map[string][]int{}
 	var fleets []string
 	for k := range kills {
-		d := startDev(t, devArgs...) // fails the test if it cannot start
-		c, err := client.Dial(client.Options{HostPort: d.address, Logger: quietSDKLogger()})
+		d := itest.StartDev(t, devArgs...) // fails the test if it cannot start
+		c, err := client.Dial(client.Options{HostPort: d.Address, Logger: itest.QuietLogger()})
 		require.NoError(t, err)
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		switch {
@@ -73,36 +72,20 @@ func TestDevSurvivesKill9(t *testing.T) {
 		time.Sleep(time.Duration(rng.IntN(2500)) * time.Millisecond)
 		cancel()
 		c.Close()
-		require.NoError(t, d.cmd.Process.Kill())
-		<-d.exited
+		d.Kill(t)
 		if info, err := os.Stat(filepath.Join(state, "temporal.db-journal")); err == nil && info.Size() > 0 {
 			hot++
 		}
 	}
 
-	d := startDev(t, devArgs...)
-	defer d.stop(t)
-	c, err := client.Dial(client.Options{HostPort: d.address, Logger: quietSDKLogger()})
+	d := itest.StartDev(t, devArgs...)
+	defer d.Stop(t)
+	c, err := client.Dial(client.Options{HostPort: d.Address, Logger: itest.QuietLogger()})
 	require.NoError(t, err)
 	defer c.Close()
-	sc, err := config.LoadSharedConfigProfile(context.Background(), "gust-platform", func(o *config.LoadSharedConfigOptions) {
-		o.CredentialsFiles = []string{filepath.Join(state, "platform-credentials")}
-		o.ConfigFiles = []string{}
-	})
+	key, err := itest.ReadPlatformKey(state)
 	require.NoError(t, err)
-	compute := defaultCompute(context.Background(), t, d.cloud, tenants.Credentials{AccessKeyID: sc.Credentials.AccessKeyID, SecretAccessKey: sc.Credentials.SecretAccessKey})
-	liveOf := func(ctx context.Context, f providers.InstanceFilter) []providers.Instance {
-		f.States = []string{providers.StatePending, providers.StateRunning}
-		for {
-			got, err := compute.Describe(ctx, f)
-			if providers.IsThrottled(err) && ctx.Err() == nil {
-				time.Sleep(250 * time.Millisecond) // the account's request bucket, shared with the worker
-				continue
-			}
-			require.NoError(t, err)
-			return got
-		}
-	}
+	compute := itest.ComputeAt(context.Background(), t, d.Cloud, itest.Static(key))
 
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
@@ -117,7 +100,7 @@ func TestDevSurvivesKill9(t *testing.T) {
 		require.Len(t, slices.Compact(ids), len(res.InstanceIDs), "%s reports an instance twice", id)
 		require.Len(t, ids, res.Target, id)
 		var live []string
-		for _, in := range liveOf(ctx, providers.InstanceFilter{Tags: map[string]string{providers.FleetTagKey: id}}) {
+		for _, in := range itest.LiveInstances(ctx, t, compute, id) {
 			live = append(live, in.ID)
 		}
 		slices.Sort(live)
@@ -126,7 +109,7 @@ func TestDevSurvivesKill9(t *testing.T) {
 			reported[i] = true
 		}
 	}
-	for _, in := range liveOf(ctx, providers.InstanceFilter{}) {
+	for _, in := range itest.Describe(ctx, t, compute, providers.InstanceFilter{States: []string{providers.StatePending, providers.StateRunning}}) {
 		require.True(t, reported[in.ID], "instance %s (%v) runs but no fleet reports it: leaked", in.ID, in.Tags)
 	}
 	t.Logf("%d kills (%d left a journal), %d fleets, %d instances, all accounted for", kills, hot, len(fleets), len(reported))

@@ -13,8 +13,10 @@ import (
 	"github.com/testcontainers/testcontainers-go/wait"
 	"go.temporal.io/sdk/client"
 
+	"github.com/gust-dev/gust/integration/itest"
 	"github.com/gust-dev/gust/providers"
 	ec2provider "github.com/gust-dev/gust/providers/ec2"
+	"github.com/gust-dev/gust/tenants"
 	"github.com/gust-dev/gust/workflows"
 )
 
@@ -75,17 +77,18 @@ func TestWorkerAgainstTemporalContainer(t *testing.T) {
 	addr, err := ctr.PortEndpoint(ctx, "7233/tcp", "")
 	require.NoError(t, err)
 
-	cloud := startCloud(t, nil)
-	c, err := client.Dial(client.Options{HostPort: addr, Logger: quietSDKLogger()})
+	cloud := itest.StartCloud(t, nil, tenants.DefaultTenant)
+	key := itest.Static(itest.PlatformKey(t, cloud))
+	c, err := client.Dial(client.Options{HostPort: addr, Logger: itest.QuietLogger()})
 	require.NoError(t, err)
 	defer c.Close()
-	startGustWorker(t, c, cloud.Endpoint(), 50)
+	itest.StartWorker(t, c, cloud.Endpoint(), 50, key)
 
-	res := runFleet(ctx, t, c, workflows.LaunchFleetInput{
+	res := itest.RunFleet(ctx, t, c, workflows.LaunchFleetInput{
 		FleetID: "container-fleet", InstanceType: "m5.large", Min: 3, Target: 5, Burst: true,
 	})
 	require.Equal(t, workflows.PhaseFulfilled, res.State)
-	require.Len(t, fleetInstances(ctx, t, cloud.Endpoint(), "container-fleet"), 5)
+	require.Len(t, itest.LiveInstances(ctx, t, itest.ComputeAt(ctx, t, cloud.Endpoint(), key), "container-fleet"), 5)
 }
 
 // TestEC2ProviderAgainstLocalStack runs the same provider code against
@@ -117,17 +120,9 @@ func TestEC2ProviderAgainstLocalStack(t *testing.T) {
 		ClientToken: "ls-fleet-burst-0", Tags: tags,
 	})
 	require.NoError(t, err)
-	require.ElementsMatch(t, ids(got), ids(again))
+	require.ElementsMatch(t, itest.IDs(got), itest.IDs(again))
 	live, err := p.Describe(ctx, providers.InstanceFilter{Tags: tags, States: []string{providers.StatePending, providers.StateRunning}})
 	require.NoError(t, err)
 	require.Len(t, live, 2)
-	require.NoError(t, p.Terminate(ctx, ids(got)))
-}
-
-func ids(in []providers.Instance) []string {
-	out := make([]string, len(in))
-	for i, x := range in {
-		out[i] = x.ID
-	}
-	return out
+	require.NoError(t, p.Terminate(ctx, itest.IDs(got)))
 }

@@ -4,9 +4,9 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -17,6 +17,8 @@ import (
 	dockerclient "github.com/moby/moby/client"
 	"github.com/stretchr/testify/require"
 	"github.com/testcontainers/testcontainers-go"
+
+	"github.com/gust-dev/gust/integration/itest"
 )
 
 // The container tests run against a Docker engine with no registry behind
@@ -62,7 +64,7 @@ var (
 func topologyImages(t *testing.T) (gust, temporal string) {
 	t.Helper()
 	requireDocker(t)
-	gustBin := gustBinary(t) // static: see gustBinary
+	gustBin := itest.GustBinary(t) // static: see itest.GustBinary
 	imagesOnce.Do(func() {
 		start := time.Now()
 		gustImage, imagesErr = buildImage("gust", map[string]string{"gust": gustBin}, nil)
@@ -82,7 +84,7 @@ func topologyImages(t *testing.T) (gust, temporal string) {
 		files := map[string]string{}
 		for name, pkg := range bins {
 			out := filepath.Join(dir, name)
-			if err := staticBuild(out, pkg); err != nil {
+			if err := itest.StaticBuild(out, pkg); err != nil {
 				imagesErr = err
 				return
 			}
@@ -98,17 +100,6 @@ func topologyImages(t *testing.T) (gust, temporal string) {
 	})
 	require.NoError(t, imagesErr)
 	return gustImage, temporalImage
-}
-
-// staticBuild builds pkg to out with CGO_ENABLED=0, for an image with no
-// C library.
-func staticBuild(out, pkg string) error {
-	cmd := exec.Command("go", "build", "-o", out, pkg)
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return &buildError{out: string(b), err: err}
-	}
-	return nil
 }
 
 // buildImage builds images/<name>/Dockerfile with binaries (context name
@@ -181,7 +172,7 @@ func buildImage(name string, binaries, files map[string]string) (string, error) 
 		BuildLogWriter: &log,
 	}})
 	if err != nil {
-		return "", &buildError{out: log.String(), err: err}
+		return "", fmt.Errorf("%w: %s", err, log.String())
 	}
 	builtImages = append(builtImages, tag)
 	return tag, nil

@@ -29,6 +29,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/gust-dev/gust/bootstrap"
+	"github.com/gust-dev/gust/integration/itest"
 	"github.com/gust-dev/gust/localcloud"
 	"github.com/gust-dev/gust/localcloud/lambda/sample"
 	"github.com/gust-dev/gust/providers"
@@ -76,7 +77,10 @@ type topology struct {
 	// defaultKey is the default tenant's key, from the cloud's credentials
 	// file.
 	defaultKey tenants.Credentials
-	stateVol   string
+	// platformKey is the platform principal's, from its
+	// platform-credentials file: the tests count instances with it.
+	platformKey tenants.Credentials
+	stateVol    string
 }
 
 // startTopology starts the Temporal server, the cloud, opts.workers
@@ -103,7 +107,7 @@ func startTopology(ctx context.Context, t *testing.T, opts topoOptions) *topolog
 	require.NoError(t, err)
 	testcontainers.CleanupNetwork(t, tp.net)
 
-	temporalPort, cloudPort := freePort(t), freePort(t)
+	temporalPort, cloudPort := itest.FreePort(t), itest.FreePort(t)
 	tp.temporal = tp.run(ctx, "temporal", testcontainers.ContainerRequest{
 		Image:              temporalImg,
 		ExposedPorts:       []string{"7233/tcp"},
@@ -122,8 +126,7 @@ func startTopology(ctx context.Context, t *testing.T, opts topoOptions) *topolog
 		WaitingFor:         wait.ForLog("gust cloud on").WithStartupTimeout(time.Minute),
 	})
 	tp.endpoint = "http://127.0.0.1:" + strconv.Itoa(cloudPort)
-	platformKey := tp.readCredentials(ctx, "/state/platform-credentials")
-	platformKeys.Store(tp.endpoint, platformKey)
+	tp.platformKey = tp.readCredentials(ctx, "/state/platform-credentials")
 	tp.defaultKey = tp.readCredentials(ctx, "/state/credentials")
 
 	tp.client = waitTemporal(ctx, t, "127.0.0.1:"+strconv.Itoa(temporalPort))
@@ -238,7 +241,7 @@ func (tp *topology) readCredentials(ctx context.Context, path string) tenants.Cr
 // answers: temporal-start registered it before the server started.
 func waitTemporal(ctx context.Context, t *testing.T, addr string) client.Client {
 	t.Helper()
-	opts := client.Options{HostPort: addr, Logger: quietSDKLogger()}
+	opts := client.Options{HostPort: addr, Logger: itest.QuietLogger()}
 	var last error
 	deadline := time.Now().Add(2 * time.Minute)
 	for time.Now().Before(deadline) {
@@ -303,7 +306,7 @@ func (tp *topology) restart(ctx context.Context, ctr testcontainers.Container) {
 // waitCloudHealthy waits until the cloud's health endpoint answers 200.
 func (tp *topology) waitCloudHealthy(t *testing.T) {
 	t.Helper()
-	waitFor(t, time.Minute, "the cloud never answered its health check", func() bool {
+	itest.WaitFor(t, time.Minute, "the cloud never answered its health check", func() bool {
 		resp, err := http.Get(tp.endpoint + localcloud.HealthPath)
 		if err != nil {
 			return false
@@ -325,9 +328,18 @@ func (tp *topology) startFleet(ctx context.Context, fleetID string, min, target,
 	return run
 }
 
+// compute is the default tenant's EC2 at the cloud's mapped endpoint, as
+// the platform principal acting through the tenant's role. Each count
+// makes a new one: the cloud's container may have restarted since the
+// last.
+func (tp *topology) compute(ctx context.Context) providers.Compute {
+	tp.t.Helper()
+	return itest.ComputeAt(ctx, tp.t, tp.endpoint, itest.Static(tp.platformKey))
+}
+
 // live counts the fleet's live instances with the EC2 API, by its tag.
 func (tp *topology) live(ctx context.Context, fleetID string) int {
-	return len(fleetInstances(ctx, tp.t, tp.endpoint, fleetID))
+	return len(itest.LiveInstances(ctx, tp.t, tp.compute(ctx), fleetID))
 }
 
 // waitLive waits until the fleet has at least n live instances and
@@ -354,13 +366,13 @@ func (tp *topology) waitLive(ctx context.Context, fleetID string, n int) int {
 func (tp *topology) requireInvariant(ctx context.Context, res workflows.FleetResult, target int) {
 	tp.t.Helper()
 	require.Equal(tp.t, workflows.PhaseFulfilled, res.State, res.Message)
-	live := ids(fleetInstances(ctx, tp.t, tp.endpoint, res.FleetID))
-	requireUnique(tp.t, live)
+	live := itest.IDs(itest.LiveInstances(ctx, tp.t, tp.compute(ctx), res.FleetID))
+	itest.RequireUnique(tp.t, live)
 	require.Len(tp.t, live, target, "live instances by tag")
 	require.Equal(tp.t, len(live), res.Running, "what gust reports")
-	requireUnique(tp.t, res.InstanceIDs)
+	itest.RequireUnique(tp.t, res.InstanceIDs)
 	require.ElementsMatch(tp.t, live, res.InstanceIDs, "gust's instances are exactly the live ones")
-	all := allFleetInstances(ctx, tp.t, tp.endpoint, res.FleetID)
+	all := itest.FleetInstances(ctx, tp.t, tp.compute(ctx), res.FleetID)
 	tp.t.Logf("fleet %s: %d live, %d ever launched with its tag", res.FleetID, len(live), len(all))
 }
 
@@ -369,7 +381,7 @@ func (tp *topology) requireInvariant(ctx context.Context, res workflows.FleetRes
 func (tp *topology) requireInvariantHolds(ctx context.Context, res workflows.FleetResult, target int, d time.Duration) {
 	tp.t.Helper()
 	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(time.Second) {
-		require.Len(tp.t, fleetInstances(ctx, tp.t, tp.endpoint, res.FleetID), target, "a late completion changed the fleet")
+		require.Len(tp.t, itest.LiveInstances(ctx, tp.t, tp.compute(ctx), res.FleetID), target, "a late completion changed the fleet")
 	}
 	tp.requireInvariant(ctx, res, target)
 }
@@ -466,7 +478,7 @@ func TestTopologyTemporalRestartMidFill(t *testing.T) {
 	const fleetID, min, target = "topo-temporal", 10, 70
 	run := tp.startFleet(ctx, fleetID, min, target, 0)
 	at := tp.waitLive(ctx, fleetID, min+5)
-	before := historyLength(ctx, t, tp.client, fleetID)
+	before := itest.HistoryLength(ctx, t, tp.client, fleetID)
 	tp.restart(ctx, tp.temporal)
 	require.Less(t, at, target, "the restart must land mid-fill")
 
@@ -475,7 +487,7 @@ func TestTopologyTemporalRestartMidFill(t *testing.T) {
 	desc, err := tp.client.DescribeWorkflowExecution(ctx, fleetID, "")
 	require.NoError(t, err)
 	require.Equal(t, run.GetRunID(), desc.GetWorkflowExecutionInfo().GetExecution().GetRunId(), "the run that started before the restart finished")
-	require.Greater(t, historyLength(ctx, t, tp.client, fleetID), before, "the history written before the restart is kept, and grew")
+	require.Greater(t, itest.HistoryLength(ctx, t, tp.client, fleetID), before, "the history written before the restart is kept, and grew")
 }
 
 // TestTopologyCloudRestart: `docker restart` of the cloud container, after
@@ -484,27 +496,27 @@ func TestTopologyTemporalRestartMidFill(t *testing.T) {
 func TestTopologyCloudRestart(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	code := echoHandler(t)
+	code := itest.EchoHandler(t)
 	tp := startTopology(ctx, t, topoOptions{workers: 2})
 
 	const fleetID, min, target = "topo-cloud", 3, 5
 	res := fleetResult(ctx, t, tp.startFleet(ctx, fleetID, min, target, 0))
 	tp.requireInvariant(ctx, res, target)
 	tp.deploy(ctx, t, "echo", code)
-	out, err := invokeFn(ctx, tp.client, tenants.DefaultTenant, "echo", "cust-1", `{"echo":"before"}`)
+	out, err := itest.InvokeFn(ctx, tp.client, tenants.DefaultTenant, "echo", "cust-1", `{"echo":"before"}`)
 	require.NoError(t, err)
 	require.Nil(t, out.FunctionError, string(out.Payload))
 
 	tp.restart(ctx, tp.cloud)
 	tp.waitCloudHealthy(t)
 
-	live := ids(fleetInstances(ctx, t, tp.endpoint, fleetID))
+	live := itest.IDs(itest.LiveInstances(ctx, t, tp.compute(ctx), fleetID))
 	require.ElementsMatch(t, res.InstanceIDs, live, "the instances survive the restart")
 	fns := lambdaprovider.New(tp.defaultAWS(), lambdaprovider.Options{Endpoint: tp.endpoint, Tenant: tenants.DefaultTenant})
 	got, err := fns.Get(ctx, tenants.DefaultTenant, "echo")
 	require.NoError(t, err, "the function survives the restart")
 	require.Equal(t, "echo", got.Name)
-	out, err = invokeFn(ctx, tp.client, tenants.DefaultTenant, "echo", "cust-1", `{"echo":"after"}`)
+	out, err = itest.InvokeFn(ctx, tp.client, tenants.DefaultTenant, "echo", "cust-1", `{"echo":"after"}`)
 	require.NoError(t, err)
 	require.Nil(t, out.FunctionError, string(out.Payload))
 	var resp sample.Response
@@ -530,7 +542,7 @@ func (tp *topology) deploy(ctx context.Context, t *testing.T, name, path string)
 
 // defaultAWS is an AWS configuration signed with the default tenant's key.
 func (tp *topology) defaultAWS() aws.Config {
-	return tenantAWSConfig(tp.defaultKey.AccessKeyID, tp.defaultKey.SecretAccessKey)
+	return itest.TenantAWSConfig(tp.defaultKey.AccessKeyID, tp.defaultKey.SecretAccessKey)
 }
 
 // TestTopologyGatewayInvokeWhileWorkerKilled: invocations through a `gust
@@ -540,10 +552,10 @@ func (tp *topology) defaultAWS() aws.Config {
 func TestTopologyGatewayInvokeWhileWorkerKilled(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	code := echoHandler(t)
+	code := itest.EchoHandler(t)
 	tp := startTopology(ctx, t, topoOptions{workers: 2, gateway: true})
 	tp.deploy(ctx, t, "echo", code)
-	sdk := tenantLambda(tp.gatewayURL, tp.defaultKey.AccessKeyID, tp.defaultKey.SecretAccessKey)
+	sdk := itest.TenantLambda(tp.gatewayURL, tp.defaultKey.AccessKeyID, tp.defaultKey.SecretAccessKey)
 
 	const n = 24
 	type answer struct {
@@ -569,7 +581,7 @@ func TestTopologyGatewayInvokeWhileWorkerKilled(t *testing.T) {
 				answers[i].err = err
 				return
 			}
-			answers[i].requestID = requestIDOf(t, out, nil)
+			answers[i].requestID = itest.RequestID(t, out, nil)
 			if out.FunctionError != nil {
 				answers[i].err = fmt.Errorf("function error: %s", out.Payload)
 				return

@@ -129,7 +129,7 @@ func (c *Cloud) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		a := sub[len("aliases/"):]
 		switch r.Method {
 		case http.MethodGet:
-			c.getAlias(w, tenant, name, a)
+			c.getAlias(w, r, tenant, name, a)
 		case http.MethodPut:
 			c.updateAlias(w, r, tenant, name, a)
 		case http.MethodDelete:

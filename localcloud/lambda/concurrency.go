@@ -41,73 +41,57 @@ func (c *Cloud) reservedTotal(tenant, skip string) int {
 
 func (c *Cloud) putConcurrency(w http.ResponseWriter, r *http.Request, tenant, raw string) {
 	var req concurrencyBody
-	if err := c.decodeBody(r, &req, 1<<20); err != nil {
-		writeError(w, err)
-		return
+	check := func() error {
+		if req.ReservedConcurrentExecutions == nil {
+			return errInvalidParameter("ReservedConcurrentExecutions is required")
+		}
+		if *req.ReservedConcurrentExecutions < 0 {
+			return errInvalidParameter("ReservedConcurrentExecutions must be at least 0")
+		}
+		return nil
 	}
-	if req.ReservedConcurrentExecutions == nil {
-		writeError(w, errInvalidParameter("ReservedConcurrentExecutions is required"))
-		return
-	}
-	n := *req.ReservedConcurrentExecutions
-	if n < 0 {
-		writeError(w, errInvalidParameter("ReservedConcurrentExecutions must be at least 0"))
-		return
-	}
-	c.ctl.Lock()
-	defer c.ctl.Unlock()
-	f, err := c.lookup(r, tenant, raw)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	if c.cfg.MaxEnvsTotal-c.reservedTotal(tenant, f.Name)-n < c.minUnreserved() {
-		writeError(w, errInvalidParameter("Specified ReservedConcurrentExecutions for function decreases account's UnreservedConcurrentExecution below its minimum value of [%d].", c.minUnreserved()))
-		return
-	}
-	if err := c.store.putReserved(r.Context(), tenant, f.Name, n); err != nil {
-		writeError(w, err)
-		return
-	}
-	c.mu.Lock()
-	c.reserved[fnKey{tenant, f.Name}] = n
-	c.mu.Unlock()
-	c.pool.setReserved(f.UID, n)
-	writeJSON(w, http.StatusOK, concurrencyBody{ReservedConcurrentExecutions: &n})
+	c.withFunction(w, r, fnCall{tenant: tenant, raw: raw, find: currentVersion, body: &req, check: check, write: true}, func(f *function) error {
+		n := *req.ReservedConcurrentExecutions
+		if c.cfg.MaxEnvsTotal-c.reservedTotal(tenant, f.Name)-n < c.minUnreserved() {
+			return errInvalidParameter("Specified ReservedConcurrentExecutions for function decreases account's UnreservedConcurrentExecution below its minimum value of [%d].", c.minUnreserved())
+		}
+		if err := c.store.putReserved(r.Context(), tenant, f.Name, n); err != nil {
+			return err
+		}
+		c.mu.Lock()
+		c.reserved[fnKey{tenant, f.Name}] = n
+		c.mu.Unlock()
+		c.pool.setReserved(f.UID, n)
+		writeJSON(w, http.StatusOK, concurrencyBody{ReservedConcurrentExecutions: &n})
+		return nil
+	})
 }
 
 func (c *Cloud) getConcurrency(w http.ResponseWriter, r *http.Request, tenant, raw string) {
-	f, err := c.lookup(r, tenant, raw)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	var out concurrencyBody
-	c.mu.RLock()
-	if n, ok := c.reserved[fnKey{tenant, f.Name}]; ok {
-		out.ReservedConcurrentExecutions = &n
-	}
-	c.mu.RUnlock()
-	writeJSON(w, http.StatusOK, out)
+	c.withFunction(w, r, fnCall{tenant: tenant, raw: raw, find: currentVersion}, func(f *function) error {
+		var out concurrencyBody
+		c.mu.RLock()
+		if n, ok := c.reserved[fnKey{tenant, f.Name}]; ok {
+			out.ReservedConcurrentExecutions = &n
+		}
+		c.mu.RUnlock()
+		writeJSON(w, http.StatusOK, out)
+		return nil
+	})
 }
 
 func (c *Cloud) deleteConcurrency(w http.ResponseWriter, r *http.Request, tenant, raw string) {
-	c.ctl.Lock()
-	defer c.ctl.Unlock()
-	f, err := c.lookup(r, tenant, raw)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	if err := c.store.putReserved(r.Context(), tenant, f.Name, -1); err != nil {
-		writeError(w, err)
-		return
-	}
-	c.mu.Lock()
-	delete(c.reserved, fnKey{tenant, f.Name})
-	c.mu.Unlock()
-	c.pool.setReserved(f.UID, -1)
-	w.WriteHeader(http.StatusNoContent)
+	c.withFunction(w, r, fnCall{tenant: tenant, raw: raw, find: currentVersion, write: true}, func(f *function) error {
+		if err := c.store.putReserved(r.Context(), tenant, f.Name, -1); err != nil {
+			return err
+		}
+		c.mu.Lock()
+		delete(c.reserved, fnKey{tenant, f.Name})
+		c.mu.Unlock()
+		c.pool.setReserved(f.UID, -1)
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	})
 }
 
 // lambdaTotalCodeSize is Lambda's default limit on an account's code,

@@ -30,7 +30,7 @@ func (c *Cloud) serveOther(w http.ResponseWriter, r *http.Request, tenant, path 
 		case http.MethodDelete:
 			c.untagResource(w, r, tenant, arn)
 		case http.MethodGet:
-			c.listTags(w, tenant, arn)
+			c.listTags(w, r, tenant, arn)
 		default:
 			writeError(w, &apiError{status: http.StatusMethodNotAllowed, code: codeUnknownOperation, message: "method not allowed"})
 		}

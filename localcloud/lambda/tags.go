@@ -46,101 +46,85 @@ func (c *Cloud) tagResource(w http.ResponseWriter, r *http.Request, tenant, rawA
 	var req struct {
 		Tags map[string]string `json:"Tags"`
 	}
-	if err := c.decodeBody(r, &req, 1<<20); err != nil {
-		writeError(w, err)
-		return
-	}
-	if len(req.Tags) == 0 {
-		writeError(w, errInvalidParameter("Tags is required"))
-		return
-	}
-	for k, v := range req.Tags {
-		if err := checkTagKey(k); err != nil {
-			writeError(w, err)
-			return
+	check := func() error {
+		if len(req.Tags) == 0 {
+			return errInvalidParameter("Tags is required")
 		}
-		if len(v) > 256 {
-			writeError(w, errInvalidParameter("the value of tag %q must be at most 256 characters", k))
-			return
+		for k, v := range req.Tags {
+			if err := checkTagKey(k); err != nil {
+				return err
+			}
+			if len(v) > 256 {
+				return errInvalidParameter("the value of tag %q must be at most 256 characters", k)
+			}
 		}
+		return nil
 	}
-	c.ctl.Lock()
-	defer c.ctl.Unlock()
-	f, err := c.taggedFunction(tenant, rawARN)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	tags := make(map[string]string, len(f.Config.Tags)+len(req.Tags))
-	for k, v := range f.Config.Tags {
-		tags[k] = v
-	}
-	for k, v := range req.Tags {
-		tags[k] = v
-	}
-	if len(tags) > maxTags {
-		writeError(w, errInvalidParameter("a function can have at most %d tags; this would make %d", maxTags, len(tags)))
-		return
-	}
-	c.setTags(w, r, f, tags)
+	c.withFunction(w, r, fnCall{tenant: tenant, raw: rawARN, find: byARN, body: &req, check: check, write: true}, func(f *function) error {
+		tags := make(map[string]string, len(f.Config.Tags)+len(req.Tags))
+		for k, v := range f.Config.Tags {
+			tags[k] = v
+		}
+		for k, v := range req.Tags {
+			tags[k] = v
+		}
+		if len(tags) > maxTags {
+			return errInvalidParameter("a function can have at most %d tags; this would make %d", maxTags, len(tags))
+		}
+		return c.setTags(w, r, f, tags)
+	})
 }
 
 func (c *Cloud) untagResource(w http.ResponseWriter, r *http.Request, tenant, rawARN string) {
 	keys := r.URL.Query()["tagKeys"]
-	if len(keys) == 0 {
-		writeError(w, errInvalidParameter("tagKeys is required"))
-		return
-	}
-	for _, k := range keys {
-		if err := checkTagKey(k); err != nil {
-			writeError(w, err)
-			return
+	check := func() error {
+		if len(keys) == 0 {
+			return errInvalidParameter("tagKeys is required")
 		}
+		for _, k := range keys {
+			if err := checkTagKey(k); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
-	c.ctl.Lock()
-	defer c.ctl.Unlock()
-	f, err := c.taggedFunction(tenant, rawARN)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	tags := make(map[string]string, len(f.Config.Tags))
-	for k, v := range f.Config.Tags {
-		tags[k] = v
-	}
-	for _, k := range keys {
-		delete(tags, k)
-	}
-	c.setTags(w, r, f, tags)
+	c.withFunction(w, r, fnCall{tenant: tenant, raw: rawARN, find: byARN, check: check, write: true}, func(f *function) error {
+		tags := make(map[string]string, len(f.Config.Tags))
+		for k, v := range f.Config.Tags {
+			tags[k] = v
+		}
+		for _, k := range keys {
+			delete(tags, k)
+		}
+		return c.setTags(w, r, f, tags)
+	})
 }
 
 // setTags stores f with tags, as the same version: tags are not code or
 // configuration. The caller holds c.ctl.
-func (c *Cloud) setTags(w http.ResponseWriter, r *http.Request, f *function, tags map[string]string) {
+func (c *Cloud) setTags(w http.ResponseWriter, r *http.Request, f *function, tags map[string]string) error {
 	if len(tags) == 0 {
 		tags = nil
 	}
 	g := *f
 	g.Config.Tags = tags
 	if err := c.store.put(r.Context(), &g); err != nil {
-		writeError(w, err)
-		return
+		return err
 	}
 	c.setFunction(&g)
 	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
-func (c *Cloud) listTags(w http.ResponseWriter, tenant, rawARN string) {
-	f, err := c.taggedFunction(tenant, rawARN)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	tags := f.Config.Tags
-	if tags == nil {
-		tags = map[string]string{}
-	}
-	writeJSON(w, http.StatusOK, struct {
-		Tags map[string]string `json:"Tags"`
-	}{tags})
+func (c *Cloud) listTags(w http.ResponseWriter, r *http.Request, tenant, rawARN string) {
+	c.withFunction(w, r, fnCall{tenant: tenant, raw: rawARN, find: byARN}, func(f *function) error {
+		tags := f.Config.Tags
+		if tags == nil {
+			tags = map[string]string{}
+		}
+		writeJSON(w, http.StatusOK, struct {
+			Tags map[string]string `json:"Tags"`
+		}{tags})
+		return nil
+	})
 }

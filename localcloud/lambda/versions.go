@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"sort"
 	"strconv"
-	"strings"
 )
 
 // Versions and aliases.
@@ -98,51 +97,40 @@ func (c *Cloud) publishVersion(w http.ResponseWriter, r *http.Request, tenant, r
 		Description *string `json:"Description"`
 		RevisionID  string  `json:"RevisionId"`
 	}
-	if err := c.decodeBody(r, &req, 1<<20); err != nil {
-		writeError(w, err)
-		return
-	}
-	c.ctl.Lock()
-	defer c.ctl.Unlock()
-	f, err := c.lookup(r, tenant, raw)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	if req.CodeSha256 != "" {
-		sum, _ := hex.DecodeString(f.CodeSHA256)
-		if cur := base64.StdEncoding.EncodeToString(sum); req.CodeSha256 != cur {
-			writeError(w, errInvalidParameter("CodeSHA256 (%s) is different from current CodeSHA256 in $LATEST (%s). Please try again from the latest version.", req.CodeSha256, cur))
-			return
+	c.withFunction(w, r, fnCall{tenant: tenant, raw: raw, find: currentVersion, body: &req, write: true}, func(f *function) error {
+		if req.CodeSha256 != "" {
+			sum, _ := hex.DecodeString(f.CodeSHA256)
+			if cur := base64.StdEncoding.EncodeToString(sum); req.CodeSha256 != cur {
+				return errInvalidParameter("CodeSHA256 (%s) is different from current CodeSHA256 in $LATEST (%s). Please try again from the latest version.", req.CodeSha256, cur)
+			}
 		}
-	}
-	if req.RevisionID != "" && req.RevisionID != c.revisionID(f) {
-		writeError(w, errPreconditionFailed())
-		return
-	}
-	k := fnKey{tenant, f.Name}
-	c.mu.RLock()
-	existing := c.versions[k][f.Version]
-	c.mu.RUnlock()
-	if existing != nil {
-		writeJSON(w, http.StatusCreated, c.qualifiedConfiguration(existing, strconv.Itoa(existing.Version)))
-		return
-	}
-	v := *f
-	if req.Description != nil {
-		v.Config.Description = *req.Description
-	}
-	if err := c.store.putVersion(r.Context(), &v); err != nil {
-		writeError(w, err)
-		return
-	}
-	c.mu.Lock()
-	if c.versions[k] == nil {
-		c.versions[k] = map[int]*function{}
-	}
-	c.versions[k][v.Version] = &v
-	c.mu.Unlock()
-	writeJSON(w, http.StatusCreated, c.qualifiedConfiguration(&v, strconv.Itoa(v.Version)))
+		if req.RevisionID != "" && req.RevisionID != c.revisionID(f) {
+			return errPreconditionFailed()
+		}
+		k := fnKey{tenant, f.Name}
+		c.mu.RLock()
+		existing := c.versions[k][f.Version]
+		c.mu.RUnlock()
+		if existing != nil {
+			writeJSON(w, http.StatusCreated, c.qualifiedConfiguration(existing, strconv.Itoa(existing.Version)))
+			return nil
+		}
+		v := *f
+		if req.Description != nil {
+			v.Config.Description = *req.Description
+		}
+		if err := c.store.putVersion(r.Context(), &v); err != nil {
+			return err
+		}
+		c.mu.Lock()
+		if c.versions[k] == nil {
+			c.versions[k] = map[int]*function{}
+		}
+		c.versions[k][v.Version] = &v
+		c.mu.Unlock()
+		writeJSON(w, http.StatusCreated, c.qualifiedConfiguration(&v, strconv.Itoa(v.Version)))
+		return nil
+	})
 }
 
 // qualifiedConfiguration is f's configuration as a qualified ARN shows it.
@@ -158,32 +146,26 @@ func (c *Cloud) qualifiedConfiguration(f *function, qual string) functionConfigu
 }
 
 func (c *Cloud) listVersions(w http.ResponseWriter, r *http.Request, tenant, raw string) {
-	f, _, err := c.named(tenant, raw)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	maxItems, marker, err := pageParams(r)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	all := []functionConfiguration{c.qualifiedConfiguration(f, "$LATEST")}
-	c.mu.RLock()
-	var nums []int
-	for n := range c.versions[fnKey{tenant, f.Name}] {
-		nums = append(nums, n)
-	}
-	sort.Ints(nums)
-	for _, n := range nums {
-		all = append(all, c.qualifiedConfiguration(c.versions[fnKey{tenant, f.Name}][n], strconv.Itoa(n)))
-	}
-	c.mu.RUnlock()
-	page, next := paginate(all, marker, maxItems, func(fc functionConfiguration) string { return fc.Version })
-	writeJSON(w, http.StatusOK, struct {
-		Versions   []functionConfiguration `json:"Versions"`
-		NextMarker string                  `json:"NextMarker,omitempty"`
-	}{page, next})
+	var p page
+	c.withFunction(w, r, fnCall{tenant: tenant, raw: raw, find: anyVersion, page: &p}, func(f *function) error {
+		all := []functionConfiguration{c.qualifiedConfiguration(f, "$LATEST")}
+		c.mu.RLock()
+		var nums []int
+		for n := range c.versions[fnKey{tenant, f.Name}] {
+			nums = append(nums, n)
+		}
+		sort.Ints(nums)
+		for _, n := range nums {
+			all = append(all, c.qualifiedConfiguration(c.versions[fnKey{tenant, f.Name}][n], strconv.Itoa(n)))
+		}
+		c.mu.RUnlock()
+		versions, next := paginate(all, p.marker, p.maxItems, func(fc functionConfiguration) string { return fc.Version })
+		writeJSON(w, http.StatusOK, struct {
+			Versions   []functionConfiguration `json:"Versions"`
+			NextMarker string                  `json:"NextMarker,omitempty"`
+		}{versions, next})
+		return nil
+	})
 }
 
 // deleteVersion deletes a published version (DeleteFunction with a
@@ -298,50 +280,36 @@ func routingUnsupported(req *aliasRequest) error {
 
 func (c *Cloud) createAlias(w http.ResponseWriter, r *http.Request, tenant, raw string) {
 	var req aliasRequest
-	if err := c.decodeBody(r, &req, 1<<20); err != nil {
-		writeError(w, err)
-		return
+	check := func() error {
+		if !validAliasName(req.Name) {
+			return errInvalidParameter("invalid alias name %q: use 1 to 128 characters from [a-zA-Z0-9-_], not all digits", req.Name)
+		}
+		if req.FunctionVersion == nil || *req.FunctionVersion == "" {
+			return errInvalidParameter("FunctionVersion is required")
+		}
+		return routingUnsupported(&req)
 	}
-	if !validAliasName(req.Name) {
-		writeError(w, errInvalidParameter("invalid alias name %q: use 1 to 128 characters from [a-zA-Z0-9-_], not all digits", req.Name))
-		return
-	}
-	if req.FunctionVersion == nil || *req.FunctionVersion == "" {
-		writeError(w, errInvalidParameter("FunctionVersion is required"))
-		return
-	}
-	if err := routingUnsupported(&req); err != nil {
-		writeError(w, err)
-		return
-	}
-	c.ctl.Lock()
-	defer c.ctl.Unlock()
-	f, err := c.lookup(r, tenant, raw)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	k := fnKey{tenant, f.Name}
-	c.mu.RLock()
-	exists := c.aliases[k][req.Name] != nil
-	c.mu.RUnlock()
-	if exists {
-		writeError(w, errConflict("Alias already exists: %s:%s", c.arn(f), req.Name))
-		return
-	}
-	if err := c.checkAliasTarget(f, *req.FunctionVersion); err != nil {
-		writeError(w, err)
-		return
-	}
-	a := &alias{Name: req.Name, Version: *req.FunctionVersion, RevisionID: newID("")}
-	if req.Description != nil {
-		a.Description = *req.Description
-	}
-	if err := c.putAlias(r, f, a); err != nil {
-		writeError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusCreated, c.aliasConfiguration(f, a))
+	c.withFunction(w, r, fnCall{tenant: tenant, raw: raw, find: currentVersion, body: &req, check: check, write: true}, func(f *function) error {
+		k := fnKey{tenant, f.Name}
+		c.mu.RLock()
+		exists := c.aliases[k][req.Name] != nil
+		c.mu.RUnlock()
+		if exists {
+			return errConflict("Alias already exists: %s:%s", c.arn(f), req.Name)
+		}
+		if err := c.checkAliasTarget(f, *req.FunctionVersion); err != nil {
+			return err
+		}
+		a := &alias{Name: req.Name, Version: *req.FunctionVersion, RevisionID: newID("")}
+		if req.Description != nil {
+			a.Description = *req.Description
+		}
+		if err := c.putAlias(r, f, a); err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusCreated, c.aliasConfiguration(f, a))
+		return nil
+	})
 }
 
 // putAlias stores a and makes it current. The caller holds c.ctl.
@@ -359,130 +327,111 @@ func (c *Cloud) putAlias(r *http.Request, f *function, a *alias) error {
 	return nil
 }
 
-// namedAlias returns the function and its alias name, or
+// aliasOf returns f's alias rawAlias (escaped, from the path), or
 // ResourceNotFoundException.
-func (c *Cloud) namedAlias(tenant, raw, rawAlias string) (*function, *alias, error) {
-	f, _, err := c.named(tenant, raw)
+func (c *Cloud) aliasOf(f *function, rawAlias string) (*alias, error) {
+	name, err := url.PathUnescape(rawAlias)
 	if err != nil {
-		return nil, nil, err
-	}
-	name, uerr := url.PathUnescape(rawAlias)
-	if uerr != nil {
-		return nil, nil, errInvalidParameter("bad alias name %q", rawAlias)
+		return nil, errInvalidParameter("bad alias name %q", rawAlias)
 	}
 	c.mu.RLock()
-	a := c.aliases[fnKey{tenant, f.Name}][name]
+	a := c.aliases[fnKey{f.Tenant, f.Name}][name]
 	c.mu.RUnlock()
 	if a == nil {
-		return nil, nil, errNotFound("Alias not found: %s:%s", c.arn(f), name)
+		return nil, errNotFound("Alias not found: %s:%s", c.arn(f), name)
 	}
-	return f, a, nil
+	return a, nil
 }
 
-func (c *Cloud) getAlias(w http.ResponseWriter, tenant, raw, rawAlias string) {
-	f, a, err := c.namedAlias(tenant, raw, rawAlias)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, c.aliasConfiguration(f, a))
+func (c *Cloud) getAlias(w http.ResponseWriter, r *http.Request, tenant, raw, rawAlias string) {
+	c.withFunction(w, r, fnCall{tenant: tenant, raw: raw, find: anyVersion}, func(f *function) error {
+		a, err := c.aliasOf(f, rawAlias)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, c.aliasConfiguration(f, a))
+		return nil
+	})
 }
 
 func (c *Cloud) updateAlias(w http.ResponseWriter, r *http.Request, tenant, raw, rawAlias string) {
 	var req aliasRequest
-	if err := c.decodeBody(r, &req, 1<<20); err != nil {
-		writeError(w, err)
-		return
-	}
-	if err := routingUnsupported(&req); err != nil {
-		writeError(w, err)
-		return
-	}
-	c.ctl.Lock()
-	defer c.ctl.Unlock()
-	f, old, err := c.namedAlias(tenant, raw, rawAlias)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	if req.RevisionID != "" && req.RevisionID != old.RevisionID {
-		writeError(w, errPreconditionFailed())
-		return
-	}
-	a := *old
-	if req.FunctionVersion != nil {
-		if err := c.checkAliasTarget(f, *req.FunctionVersion); err != nil {
-			writeError(w, err)
-			return
+	check := func() error { return routingUnsupported(&req) }
+	c.withFunction(w, r, fnCall{tenant: tenant, raw: raw, find: anyVersion, body: &req, check: check, write: true}, func(f *function) error {
+		old, err := c.aliasOf(f, rawAlias)
+		if err != nil {
+			return err
 		}
-		a.Version = *req.FunctionVersion
-	}
-	if req.Description != nil {
-		a.Description = *req.Description
-	}
-	a.RevisionID = newID("")
-	if err := c.putAlias(r, f, &a); err != nil {
-		writeError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, c.aliasConfiguration(f, &a))
+		if req.RevisionID != "" && req.RevisionID != old.RevisionID {
+			return errPreconditionFailed()
+		}
+		a := *old
+		if req.FunctionVersion != nil {
+			if err := c.checkAliasTarget(f, *req.FunctionVersion); err != nil {
+				return err
+			}
+			a.Version = *req.FunctionVersion
+		}
+		if req.Description != nil {
+			a.Description = *req.Description
+		}
+		a.RevisionID = newID("")
+		if err := c.putAlias(r, f, &a); err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, c.aliasConfiguration(f, &a))
+		return nil
+	})
 }
 
 func (c *Cloud) deleteAlias(w http.ResponseWriter, r *http.Request, tenant, raw, rawAlias string) {
-	c.ctl.Lock()
-	defer c.ctl.Unlock()
-	f, a, err := c.namedAlias(tenant, raw, rawAlias)
-	if err != nil {
-		if ae, ok := err.(*apiError); ok && ae.code == codeNotFound && strings.HasPrefix(ae.message, "Alias") {
+	c.withFunction(w, r, fnCall{tenant: tenant, raw: raw, find: anyVersion, write: true}, func(f *function) error {
+		a, err := c.aliasOf(f, rawAlias)
+		if ae, ok := err.(*apiError); ok && ae.code == codeNotFound {
 			w.WriteHeader(http.StatusNoContent) // deleting a missing alias succeeds, as on Lambda
-			return
+			return nil
 		}
-		writeError(w, err)
-		return
-	}
-	if err := c.store.deleteAlias(r.Context(), tenant, f.Name, a.Name); err != nil {
-		writeError(w, err)
-		return
-	}
-	k := fnKey{tenant, f.Name}
-	c.mu.Lock()
-	delete(c.aliases[k], a.Name)
-	if len(c.aliases[k]) == 0 {
-		delete(c.aliases, k)
-	}
-	c.mu.Unlock()
-	w.WriteHeader(http.StatusNoContent)
+		if err != nil {
+			return err
+		}
+		if err := c.store.deleteAlias(r.Context(), tenant, f.Name, a.Name); err != nil {
+			return err
+		}
+		k := fnKey{tenant, f.Name}
+		c.mu.Lock()
+		delete(c.aliases[k], a.Name)
+		if len(c.aliases[k]) == 0 {
+			delete(c.aliases, k)
+		}
+		c.mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	})
 }
 
 func (c *Cloud) listAliases(w http.ResponseWriter, r *http.Request, tenant, raw string) {
-	f, _, err := c.named(tenant, raw)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	maxItems, marker, err := pageParams(r)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	version := r.URL.Query().Get("FunctionVersion")
-	var all []aliasConfiguration
-	c.mu.RLock()
-	for _, a := range c.aliases[fnKey{tenant, f.Name}] {
-		if version == "" || a.Version == version {
-			all = append(all, c.aliasConfiguration(f, a))
+	var p page
+	c.withFunction(w, r, fnCall{tenant: tenant, raw: raw, find: anyVersion, page: &p}, func(f *function) error {
+		version := r.URL.Query().Get("FunctionVersion")
+		var all []aliasConfiguration
+		c.mu.RLock()
+		for _, a := range c.aliases[fnKey{tenant, f.Name}] {
+			if version == "" || a.Version == version {
+				all = append(all, c.aliasConfiguration(f, a))
+			}
 		}
-	}
-	c.mu.RUnlock()
-	sort.Slice(all, func(i, j int) bool { return all[i].Name < all[j].Name })
-	page, next := paginate(all, marker, maxItems, func(a aliasConfiguration) string { return a.Name })
-	if page == nil {
-		page = []aliasConfiguration{}
-	}
-	writeJSON(w, http.StatusOK, struct {
-		Aliases    []aliasConfiguration `json:"Aliases"`
-		NextMarker string               `json:"NextMarker,omitempty"`
-	}{page, next})
+		c.mu.RUnlock()
+		sort.Slice(all, func(i, j int) bool { return all[i].Name < all[j].Name })
+		aliases, next := paginate(all, p.marker, p.maxItems, func(a aliasConfiguration) string { return a.Name })
+		if aliases == nil {
+			aliases = []aliasConfiguration{}
+		}
+		writeJSON(w, http.StatusOK, struct {
+			Aliases    []aliasConfiguration `json:"Aliases"`
+			NextMarker string               `json:"NextMarker,omitempty"`
+		}{aliases, next})
+		return nil
+	})
 }
 
 // pageParams reads a list call's MaxItems (1 to 10000, default 50) and
