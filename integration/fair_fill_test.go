@@ -98,10 +98,5 @@ func TestFleetsShareTheLaunchRateFairly(t *testing.T) {
 }
 
 func queryStatus(ctx context.Context, c client.Client, id string) (workflows.FleetStatus, error) {
-	v, err := c.QueryWorkflow(ctx, id, "", workflows.StatusQuery)
-	if err != nil {
-		return workflows.FleetStatus{}, err
-	}
-	var st workflows.FleetStatus
-	return st, v.Get(&st)
+	return itest.FleetStatus(ctx, c, id)
 }

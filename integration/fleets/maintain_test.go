@@ -23,10 +23,8 @@ import (
 // status queries a fleet.
 func status(ctx context.Context, t *testing.T, c client.Client, fleetID string) workflows.FleetStatus {
 	t.Helper()
-	v, err := c.QueryWorkflow(ctx, fleetID, "", workflows.StatusQuery)
+	st, err := itest.FleetStatus(ctx, c, fleetID)
 	require.NoError(t, err)
-	var st workflows.FleetStatus
-	require.NoError(t, v.Get(&st))
 	return st
 }
 

@@ -62,3 +62,13 @@ func HistoryLength(ctx context.Context, t testing.TB, c client.Client, id string
 	require.Positive(t, n)
 	return n
 }
+
+// FleetStatus asks a running fleet for its status (workflows.StatusQuery).
+func FleetStatus(ctx context.Context, c client.Client, fleetID string) (workflows.FleetStatus, error) {
+	v, err := c.QueryWorkflow(ctx, fleetID, "", workflows.StatusQuery)
+	if err != nil {
+		return workflows.FleetStatus{}, err
+	}
+	var st workflows.FleetStatus
+	return st, v.Get(&st)
+}
