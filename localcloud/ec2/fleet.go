@@ -819,14 +819,8 @@ func (c *Cloud) describeFleets(ctx context.Context, acct string, p params, w *xm
 	if err != nil {
 		return err
 	}
-	for _, id := range ids {
-		found := false
-		for _, f := range list {
-			found = found || f.id == id
-		}
-		if !found {
-			return apiErrorf(codeFleetNotFound, "The fleet ID '%s' does not exist", id)
-		}
+	if id, ok := missingID(ids, list, func(f fleetRow) string { return f.id }); ok {
+		return apiErrorf(codeFleetNotFound, "The fleet ID '%s' does not exist", id)
 	}
 	w.open("fleetSet")
 	for _, f := range list {

@@ -348,14 +348,8 @@ func (c *Cloud) describeKeyPairs(ctx context.Context, acct string, p params, w *
 			}
 			list = append(list, k)
 		}
-		for _, id := range ids {
-			found := false
-			for _, k := range list {
-				found = found || k.id == id
-			}
-			if !found {
-				return apiErrorf(codeKeyPairNotFound, "The key pair '%s' does not exist", id)
-			}
+		if id, ok := missingID(ids, list, func(k *keyPair) string { return k.id }); ok {
+			return apiErrorf(codeKeyPairNotFound, "The key pair '%s' does not exist", id)
 		}
 		return nil
 	})

@@ -440,14 +440,7 @@ func (c *Cloud) describeInstanceAttribute(ctx context.Context, acct string, p pa
 		w.text("value", in.instanceType)
 		w.close("instanceType")
 	case "groupSet":
-		w.open("groupSet")
-		for _, id := range in.groups {
-			w.open("item")
-			w.text("groupId", id)
-			w.text("groupName", in.groupNames[id])
-			w.close("item")
-		}
-		w.close("groupSet")
+		writeGroupSet(w, in)
 	}
 	return nil
 }

@@ -146,20 +146,15 @@ func (c *Cloud) describeVpcs(ctx context.Context, acct string, p params, w *xmlW
 	if err != nil {
 		return err
 	}
-	show := true
-	for _, f := range filters {
-		switch f.Name {
-		case "vpc-id":
-			show = show && contains(f.Values, vpc)
-		case "is-default":
-			show = show && contains(f.Values, "true")
-		case "state":
-			show = show && contains(f.Values, "available")
-		case "cidr", "cidr-block-association.cidr-block":
-			show = show && contains(f.Values, "172.31.0.0/16")
-		default:
-			return apiErrorf(codeInvalidParameterValue, "The filter '%s' is invalid", f.Name)
-		}
+	show, err := matchAttrs(filters, map[string]string{
+		"vpc-id":                            vpc,
+		"is-default":                        "true",
+		"state":                             "available",
+		"cidr":                              "172.31.0.0/16",
+		"cidr-block-association.cidr-block": "172.31.0.0/16",
+	})
+	if err != nil {
+		return err
 	}
 	w.open("vpcSet")
 	if show {
@@ -196,26 +191,17 @@ func (c *Cloud) describeSubnets(ctx context.Context, acct string, p params, w *x
 		if len(ids) > 0 && !contains(ids, id) {
 			continue
 		}
-		show := true
-		for _, f := range filters {
-			switch f.Name {
-			case "availability-zone":
-				show = show && contains(f.Values, z)
-			case "availability-zone-id":
-				show = show && contains(f.Values, c.zoneID(z))
-			case "vpc-id":
-				show = show && contains(f.Values, vpc)
-			case "subnet-id":
-				show = show && contains(f.Values, id)
-			case "default-for-az":
-				show = show && contains(f.Values, "true")
-			case "state":
-				show = show && contains(f.Values, "available")
-			case "cidr-block":
-				show = show && contains(f.Values, cidr)
-			default:
-				return apiErrorf(codeInvalidParameterValue, "The filter '%s' is invalid", f.Name)
-			}
+		show, err := matchAttrs(filters, map[string]string{
+			"availability-zone":    z,
+			"availability-zone-id": c.zoneID(z),
+			"vpc-id":               vpc,
+			"subnet-id":            id,
+			"default-for-az":       "true",
+			"state":                "available",
+			"cidr-block":           cidr,
+		})
+		if err != nil {
+			return err
 		}
 		if !show {
 			continue

@@ -257,6 +257,18 @@ func nameGroups(ctx context.Context, tx *sql.Tx, list []*instance) error {
 	return nil
 }
 
+// writeGroupSet writes the instance's security groups, ids and names.
+func writeGroupSet(w *xmlWriter, in *instance) {
+	w.open("groupSet")
+	for _, id := range in.groups {
+		w.open("item")
+		w.text("groupId", id)
+		w.text("groupName", in.groupNames[id])
+		w.close("item")
+	}
+	w.close("groupSet")
+}
+
 // writeLaunchDetails writes an instance's launch parameters, as
 // DescribeInstances shows them.
 func writeLaunchDetails(w *xmlWriter, in *instance) {
@@ -268,14 +280,7 @@ func writeLaunchDetails(w *xmlWriter, in *instance) {
 		w.text("keyName", in.keyName)
 	}
 	if len(in.groups) > 0 {
-		w.open("groupSet")
-		for _, id := range in.groups {
-			w.open("item")
-			w.text("groupId", id)
-			w.text("groupName", in.groupNames[id])
-			w.close("item")
-		}
-		w.close("groupSet")
+		writeGroupSet(w, in)
 	}
 	if in.profileARN != "" {
 		w.open("iamInstanceProfile")

@@ -60,6 +60,16 @@ func newSecret() string {
 	return hex.EncodeToString(b[:])
 }
 
+// refreshQueue brings the account's queue up to now before it is read:
+// it publishes the running events that are due, then drops what the
+// retention and the queue limit no longer allow.
+func (c *Cloud) refreshQueue(ctx context.Context, tx *sql.Tx, acct string, now int64) error {
+	if err := c.materializeRunning(ctx, tx, acct, now); err != nil {
+		return err
+	}
+	return c.boundQueue(ctx, tx, acct, now)
+}
+
 // receive takes up to limit visible messages of the account's queue,
 // hiding each for visibility, after publishing the events that are due.
 // With none, due is when the queue may next gain one by itself (ok false:
@@ -67,10 +77,7 @@ func newSecret() string {
 func (c *Cloud) receive(ctx context.Context, acct string, limit int, visibility time.Duration) (msgs []message, due int64, ok bool, err error) {
 	err = c.write(ctx, func(tx *sql.Tx) error {
 		now := c.cfg.Now().UnixNano()
-		if err := c.materializeRunning(ctx, tx, acct, now); err != nil {
-			return err
-		}
-		if err := c.boundQueue(ctx, tx, acct, now); err != nil {
+		if err := c.refreshQueue(ctx, tx, acct, now); err != nil {
 			return err
 		}
 		rows, err := tx.QueryContext(ctx, `SELECT seq, message_id, body, sent_ns, receives, coalesce(first_receive_ns, ?)
@@ -221,10 +228,7 @@ func (c *Cloud) purge(ctx context.Context, acct string) error {
 func (c *Cloud) queueCounts(ctx context.Context, acct string) (visible, inflight int, err error) {
 	err = c.write(ctx, func(tx *sql.Tx) error {
 		now := c.cfg.Now().UnixNano()
-		if err := c.materializeRunning(ctx, tx, acct, now); err != nil {
-			return err
-		}
-		if err := c.boundQueue(ctx, tx, acct, now); err != nil {
+		if err := c.refreshQueue(ctx, tx, acct, now); err != nil {
 			return err
 		}
 		err := tx.QueryRowContext(ctx, `SELECT

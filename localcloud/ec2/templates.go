@@ -66,19 +66,42 @@ func readTemplateRef(p params, prefix string) (*templateRef, error) {
 	return r, nil
 }
 
-func loadTemplate(ctx context.Context, tx *sql.Tx, acct, id, name string) (*launchTemplate, error) {
+// requiredTemplateRef reads the LaunchTemplateId or LaunchTemplateName
+// and Version of a request about one template, which must name it.
+func requiredTemplateRef(p params) (*templateRef, error) {
+	ref, err := readTemplateRef(p, "")
+	if err != nil {
+		return nil, err
+	}
+	if ref == nil {
+		return nil, apiErrorf(codeMissingParameter, "The request must contain the parameter LaunchTemplateId or LaunchTemplateName")
+	}
+	return ref, nil
+}
+
+// templateColumns are the launch_templates columns scanTemplate reads.
+const templateColumns = `SELECT id, name, default_version, latest_version, tags, created_ns FROM launch_templates`
+
+// scanTemplate reads a row of templateColumns.
+func scanTemplate(row interface{ Scan(...any) error }) (*launchTemplate, error) {
 	t := &launchTemplate{}
 	var tags string
-	var err error
-	const cols = `SELECT id, name, default_version, latest_version, tags, created_ns FROM launch_templates WHERE account = ? AND `
+	if err := row.Scan(&t.id, &t.name, &t.defaultVersion, &t.latestVersion, &tags, &t.createdNs); err != nil {
+		return nil, err
+	}
+	_ = json.Unmarshal([]byte(tags), &t.tags)
+	return t, nil
+}
+
+func loadTemplate(ctx context.Context, tx *sql.Tx, acct, id, name string) (*launchTemplate, error) {
+	where, key := ` WHERE account = ? AND name = ?`, name
 	if id != "" {
 		if !strings.HasPrefix(id, "lt-") {
 			return nil, apiErrorf(codeTemplateIDMalformed, "The specified launch template ID '%s' is malformed", id)
 		}
-		err = tx.QueryRowContext(ctx, cols+`id = ?`, acct, id).Scan(&t.id, &t.name, &t.defaultVersion, &t.latestVersion, &tags, &t.createdNs)
-	} else {
-		err = tx.QueryRowContext(ctx, cols+`name = ?`, acct, name).Scan(&t.id, &t.name, &t.defaultVersion, &t.latestVersion, &tags, &t.createdNs)
+		where, key = ` WHERE account = ? AND id = ?`, id
 	}
+	t, err := scanTemplate(tx.QueryRowContext(ctx, templateColumns+where, acct, key))
 	switch {
 	case errors.Is(err, sql.ErrNoRows) && id != "":
 		return nil, apiErrorf(codeTemplateIDNotFound, "The specified launch template, with template ID %s, does not exist.", id)
@@ -87,7 +110,6 @@ func loadTemplate(ctx context.Context, tx *sql.Tx, acct, id, name string) (*laun
 	case err != nil:
 		return nil, fmt.Errorf("reading launch template, %w", err)
 	}
-	_ = json.Unmarshal([]byte(tags), &t.tags)
 	return t, nil
 }
 
@@ -124,25 +146,37 @@ func loadVersion(ctx context.Context, tx *sql.Tx, acct string, t *launchTemplate
 	return v, nil
 }
 
-// loadTemplateVersion resolves ref within the account.
-func loadTemplateVersion(ctx context.Context, tx *sql.Tx, acct string, ref templateRef) (*templateVersion, error) {
-	t, err := loadTemplate(ctx, tx, acct, ref.id, ref.name)
-	if err != nil {
-		return nil, err
-	}
-	n, err := t.resolveVersion(ref.version)
+// loadNamedVersion loads t's version named v ($Latest, $Default, empty
+// or a number).
+func loadNamedVersion(ctx context.Context, tx *sql.Tx, acct string, t *launchTemplate, v string) (*templateVersion, error) {
+	n, err := t.resolveVersion(v)
 	if err != nil {
 		return nil, err
 	}
 	return loadVersion(ctx, tx, acct, t, n)
 }
 
-func readDescription(p params) (string, error) {
-	d := p.get("VersionDescription")
-	if len(d) > 255 {
-		return "", apiErrorf(codeInvalidParameterValue, "Version description must be at most 255 characters")
+// loadTemplateVersion resolves ref within the account.
+func loadTemplateVersion(ctx context.Context, tx *sql.Tx, acct string, ref templateRef) (*templateVersion, error) {
+	t, err := loadTemplate(ctx, tx, acct, ref.id, ref.name)
+	if err != nil {
+		return nil, err
 	}
-	return d, nil
+	return loadNamedVersion(ctx, tx, acct, t, ref.version)
+}
+
+// readVersion reads a new version's VersionDescription and
+// LaunchTemplateData.
+func readVersion(p params) (desc string, data launchSpec, err error) {
+	desc = p.get("VersionDescription")
+	if len(desc) > 255 {
+		return "", launchSpec{}, apiErrorf(codeInvalidParameterValue, "Version description must be at most 255 characters")
+	}
+	data, err = readLaunchSpec(p, "LaunchTemplateData.")
+	if err != nil {
+		return "", launchSpec{}, err
+	}
+	return desc, data, nil
 }
 
 func insertVersion(ctx context.Context, tx *sql.Tx, acct, id string, n int, desc string, data launchSpec, now int64) error {
@@ -163,11 +197,7 @@ func (c *Cloud) createLaunchTemplate(ctx context.Context, acct string, p params,
 	if !templateNamePattern.MatchString(name) {
 		return apiErrorf(codeTemplateNameMalformed, "A launch template name must be between 3 and 128 characters, and may contain letters, numbers, and the following characters: - ( ) . / _.'")
 	}
-	desc, err := readDescription(p)
-	if err != nil {
-		return err
-	}
-	data, err := readLaunchSpec(p, "LaunchTemplateData.")
+	desc, data, err := readVersion(p)
 	if err != nil {
 		return err
 	}
@@ -216,18 +246,11 @@ func writeTemplate(w *xmlWriter, elem, acct string, t *launchTemplate) {
 }
 
 func (c *Cloud) createLaunchTemplateVersion(ctx context.Context, acct string, p params, w *xmlWriter) error {
-	ref, err := readTemplateRef(p, "")
+	ref, err := requiredTemplateRef(p)
 	if err != nil {
 		return err
 	}
-	if ref == nil {
-		return apiErrorf(codeMissingParameter, "The request must contain the parameter LaunchTemplateId or LaunchTemplateName")
-	}
-	desc, err := readDescription(p)
-	if err != nil {
-		return err
-	}
-	data, err := readLaunchSpec(p, "LaunchTemplateData.")
+	desc, data, err := readVersion(p)
 	if err != nil {
 		return err
 	}
@@ -244,11 +267,7 @@ func (c *Cloud) createLaunchTemplateVersion(ctx context.Context, acct string, p 
 		if src := p.get("SourceVersion"); src != "" {
 			// The new version inherits the source's parameters, except
 			// those the request gives.
-			n, err := t.resolveVersion(src)
-			if err != nil {
-				return err
-			}
-			base, err := loadVersion(ctx, tx, acct, t, n)
+			base, err := loadNamedVersion(ctx, tx, acct, t, src)
 			if err != nil {
 				return err
 			}
@@ -271,13 +290,12 @@ func (c *Cloud) createLaunchTemplateVersion(ctx context.Context, acct string, p 
 	return nil
 }
 
-func (c *Cloud) modifyLaunchTemplate(ctx context.Context, acct string, p params, w *xmlWriter) error {
-	ref, err := readTemplateRef(p, "")
+// changeTemplate runs change on the template the request names, in one
+// write transaction, and writes the template as change left it.
+func (c *Cloud) changeTemplate(ctx context.Context, acct string, p params, w *xmlWriter, change func(tx *sql.Tx, t *launchTemplate) error) error {
+	ref, err := requiredTemplateRef(p)
 	if err != nil {
 		return err
-	}
-	if ref == nil {
-		return apiErrorf(codeMissingParameter, "The request must contain the parameter LaunchTemplateId or LaunchTemplateName")
 	}
 	var t *launchTemplate
 	err = c.write(ctx, func(tx *sql.Tx) error {
@@ -285,20 +303,7 @@ func (c *Cloud) modifyLaunchTemplate(ctx context.Context, acct string, p params,
 		if t, err = loadTemplate(ctx, tx, acct, ref.id, ref.name); err != nil {
 			return err
 		}
-		if v := p.get("SetDefaultVersion"); v != "" {
-			n, err := t.resolveVersion(v)
-			if err != nil {
-				return err
-			}
-			if _, err := loadVersion(ctx, tx, acct, t, n); err != nil {
-				return err
-			}
-			if _, err := tx.ExecContext(ctx, `UPDATE launch_templates SET default_version = ? WHERE account = ? AND id = ?`, n, acct, t.id); err != nil {
-				return fmt.Errorf("updating launch template, %w", err)
-			}
-			t.defaultVersion = n
-		}
-		return nil
+		return change(tx, t)
 	})
 	if err != nil {
 		return err
@@ -307,20 +312,26 @@ func (c *Cloud) modifyLaunchTemplate(ctx context.Context, acct string, p params,
 	return nil
 }
 
-func (c *Cloud) deleteLaunchTemplate(ctx context.Context, acct string, p params, w *xmlWriter) error {
-	ref, err := readTemplateRef(p, "")
-	if err != nil {
-		return err
-	}
-	if ref == nil {
-		return apiErrorf(codeMissingParameter, "The request must contain the parameter LaunchTemplateId or LaunchTemplateName")
-	}
-	var t *launchTemplate
-	err = c.write(ctx, func(tx *sql.Tx) error {
-		var err error
-		if t, err = loadTemplate(ctx, tx, acct, ref.id, ref.name); err != nil {
+func (c *Cloud) modifyLaunchTemplate(ctx context.Context, acct string, p params, w *xmlWriter) error {
+	return c.changeTemplate(ctx, acct, p, w, func(tx *sql.Tx, t *launchTemplate) error {
+		v := p.get("SetDefaultVersion")
+		if v == "" {
+			return nil
+		}
+		def, err := loadNamedVersion(ctx, tx, acct, t, v)
+		if err != nil {
 			return err
 		}
+		if _, err := tx.ExecContext(ctx, `UPDATE launch_templates SET default_version = ? WHERE account = ? AND id = ?`, def.version, acct, t.id); err != nil {
+			return fmt.Errorf("updating launch template, %w", err)
+		}
+		t.defaultVersion = def.version
+		return nil
+	})
+}
+
+func (c *Cloud) deleteLaunchTemplate(ctx context.Context, acct string, p params, w *xmlWriter) error {
+	return c.changeTemplate(ctx, acct, p, w, func(tx *sql.Tx, t *launchTemplate) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM launch_template_versions WHERE account = ? AND template_id = ?`, acct, t.id); err != nil {
 			return fmt.Errorf("deleting launch template, %w", err)
 		}
@@ -329,11 +340,6 @@ func (c *Cloud) deleteLaunchTemplate(ctx context.Context, acct string, p params,
 		}
 		return nil
 	})
-	if err != nil {
-		return err
-	}
-	writeTemplate(w, "launchTemplate", acct, t)
-	return nil
 }
 
 func (c *Cloud) describeLaunchTemplates(ctx context.Context, acct string, p params, w *xmlWriter) error {
@@ -359,18 +365,16 @@ func (c *Cloud) describeLaunchTemplates(ctx context.Context, acct string, p para
 				return err
 			}
 		}
-		rows, err := tx.QueryContext(ctx, `SELECT id, name, default_version, latest_version, tags, created_ns FROM launch_templates WHERE account = ? ORDER BY created_ns, id`, acct)
+		rows, err := tx.QueryContext(ctx, templateColumns+` WHERE account = ? ORDER BY created_ns, id`, acct)
 		if err != nil {
 			return fmt.Errorf("listing launch templates, %w", err)
 		}
 		defer rows.Close()
 		for rows.Next() {
-			t := &launchTemplate{}
-			var tags string
-			if err := rows.Scan(&t.id, &t.name, &t.defaultVersion, &t.latestVersion, &tags, &t.createdNs); err != nil {
+			t, err := scanTemplate(rows)
+			if err != nil {
 				return fmt.Errorf("listing launch templates, %w", err)
 			}
-			_ = json.Unmarshal([]byte(tags), &t.tags)
 			list = append(list, t)
 		}
 		return rows.Err()
@@ -409,12 +413,9 @@ func (c *Cloud) describeLaunchTemplates(ctx context.Context, acct string, p para
 }
 
 func (c *Cloud) describeLaunchTemplateVersions(ctx context.Context, acct string, p params, w *xmlWriter) error {
-	ref, err := readTemplateRef(p, "")
+	ref, err := requiredTemplateRef(p)
 	if err != nil {
 		return err
-	}
-	if ref == nil {
-		return apiErrorf(codeMissingParameter, "The request must contain the parameter LaunchTemplateId or LaunchTemplateName")
 	}
 	wanted := p.list("LaunchTemplateVersion")
 	minV, err := p.integer("MinVersion", 1)
@@ -500,20 +501,8 @@ func (c *Cloud) writeVersion(w *xmlWriter, elem, acct string, v *templateVersion
 	if d.KeyName != "" {
 		w.text("keyName", d.KeyName)
 	}
-	if len(d.GroupIDs) > 0 {
-		w.open("securityGroupIdSet")
-		for _, g := range d.GroupIDs {
-			w.text("item", g)
-		}
-		w.close("securityGroupIdSet")
-	}
-	if len(d.GroupNames) > 0 {
-		w.open("securityGroupSet")
-		for _, g := range d.GroupNames {
-			w.text("item", g)
-		}
-		w.close("securityGroupSet")
-	}
+	writeItems(w, "securityGroupIdSet", d.GroupIDs)
+	writeItems(w, "securityGroupSet", d.GroupNames)
 	if d.UserData != "" {
 		w.text("userData", d.UserData)
 	}
@@ -552,4 +541,17 @@ func (c *Cloud) writeVersion(w *xmlWriter, elem, acct string, v *templateVersion
 	}
 	w.close("launchTemplateData")
 	w.close(elem)
+}
+
+// writeItems writes values as the items of set; nothing when there are
+// none.
+func writeItems(w *xmlWriter, set string, values []string) {
+	if len(values) == 0 {
+		return
+	}
+	w.open(set)
+	for _, v := range values {
+		w.text("item", v)
+	}
+	w.close(set)
 }

@@ -2,8 +2,6 @@ package ec2
 
 import (
 	"context"
-	"fmt"
-	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 
@@ -19,19 +17,7 @@ import (
 // built once per tenant and kept; the assumed credentials are cached and
 // renewed before they expire.
 type Accounts struct {
-	cfg      aws.Config
-	endpoint string
-	tenants  awsconfig.Tenants
-	newAPI   func(aws.Config) EC2API
-	image    string // Options.DefaultImageID
-
-	mu       sync.Mutex
-	accounts map[string]*account
-}
-
-type account struct {
-	compute *Provider
-	creds   aws.CredentialsProvider
+	clients *awsconfig.Clients[*Provider]
 }
 
 var _ providers.Accounts = (*Accounts)(nil)
@@ -51,60 +37,22 @@ func NewAccountsFromConfig(ctx context.Context, o Options) (*Accounts, error) {
 // configure the SDK themselves (tests). o.Endpoint is used for EC2 and STS;
 // o.Region, o.Profile and o.Credentials are ignored (cfg has them).
 func NewAccounts(cfg aws.Config, o Options) *Accounts {
-	return &Accounts{
-		cfg:      cfg,
-		endpoint: o.Endpoint,
-		tenants:  awsconfig.Tenants{RoleARN: o.Roles, Own: providers.DefaultTenant},
-		newAPI:   func(c aws.Config) EC2API { return newClient(c, o.Endpoint) },
-		image:    o.DefaultImageID,
-		accounts: map[string]*account{},
-	}
+	tenants := awsconfig.Tenants{RoleARN: o.Roles, Own: providers.DefaultTenant}
+	return &Accounts{clients: awsconfig.NewClients(cfg, o.Endpoint, tenants, func(c aws.Config) *Provider {
+		compute := New(newClient(c, o.Endpoint))
+		compute.defaultImage = o.DefaultImageID
+		return compute
+	})}
 }
 
-// Compute returns tenant's Compute (see providers.Accounts). It makes sure
-// the tenant's credentials are at hand first, assuming its role when the
-// cache holds none, so a refused role is a typed error here.
+// Compute returns tenant's Compute (see providers.Accounts and
+// awsconfig.Clients.Get for the errors). It makes sure the tenant's
+// credentials are at hand first, assuming its role when the cache holds
+// none, so a refused role is a typed error here.
 func (a *Accounts) Compute(ctx context.Context, tenant string) (providers.Compute, error) {
-	tenant = providers.TenantOrDefault(tenant)
-	if !providers.ValidTenantName(tenant) {
-		return nil, providers.NewInvalidError(fmt.Errorf("invalid tenant %q: use 1 to 64 characters from [a-zA-Z0-9_-], starting with a letter or digit", tenant))
-	}
-	acct, err := a.account(tenant)
+	compute, err := a.clients.Get(ctx, tenant)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := awsconfig.Retrieve(ctx, acct.creds, tenant); err != nil {
-		if providers.IsNotFound(err) || providers.IsInvalid(err) {
-			// Not kept: a tenant created later must work, and names
-			// nobody has must not accumulate clients.
-			a.forget(tenant, acct)
-		}
-		return nil, err
-	}
-	return acct.compute, nil
-}
-
-func (a *Accounts) account(tenant string) (*account, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if acct, ok := a.accounts[tenant]; ok {
-		return acct, nil
-	}
-	creds, err := a.tenants.Credentials(a.cfg, a.endpoint, tenant)
-	if err != nil {
-		return nil, err
-	}
-	compute := New(a.newAPI(awsconfig.TenantConfig(a.cfg, creds)))
-	compute.defaultImage = a.image
-	acct := &account{compute: compute, creds: creds}
-	a.accounts[tenant] = acct
-	return acct, nil
-}
-
-func (a *Accounts) forget(tenant string, acct *account) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.accounts[tenant] == acct {
-		delete(a.accounts, tenant)
-	}
+	return compute, nil
 }

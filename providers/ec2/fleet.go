@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -72,7 +73,7 @@ func (p *Provider) LaunchFleet(ctx context.Context, in providers.FleetLaunchInpu
 		for _, id := range got.InstanceIds {
 			res.Instances = append(res.Instances, providers.FleetLaunched{Override: i, Instance: providers.Instance{
 				ID: id, InstanceType: instanceType, Zone: zone, State: providers.StatePending,
-				Tags: copyTags(in.Tags), Market: market,
+				Tags: maps.Clone(in.Tags), Market: market,
 			}})
 		}
 	}
@@ -229,15 +230,4 @@ func matchOverride(overrides []providers.FleetLaunchOverride, instanceType, zone
 		}
 	}
 	return -1
-}
-
-func copyTags(m map[string]string) map[string]string {
-	if m == nil {
-		return nil
-	}
-	out := make(map[string]string, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 	"sort"
@@ -539,7 +540,7 @@ func (c *Compute) Run(ctx context.Context, in providers.RunInput) ([]providers.I
 	for range n {
 		inst := &instance{Instance: providers.Instance{
 			ID: fmt.Sprintf("i-%017x", len(c.instances)+1), InstanceType: in.InstanceType, Zone: zone,
-			State: state, LaunchTime: time.Now(), Tags: copyTags(in.Tags), Market: market,
+			State: state, LaunchTime: time.Now(), Tags: maps.Clone(in.Tags), Market: market,
 		}, pool: p}
 		if r != nil {
 			inst.reservation = r.ID
@@ -664,19 +665,8 @@ func hasTags(have, want map[string]string) bool {
 	return true
 }
 
-func copyTags(m map[string]string) map[string]string {
-	if m == nil {
-		return nil
-	}
-	out := make(map[string]string, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
-}
-
 func copyInstance(in *providers.Instance) providers.Instance {
 	out := *in
-	out.Tags = copyTags(in.Tags)
+	out.Tags = maps.Clone(in.Tags)
 	return out
 }

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 	"time"
@@ -206,7 +207,7 @@ func (c *Compute) LaunchFleet(ctx context.Context, in providers.FleetLaunchInput
 		for range p.n {
 			inst := &instance{Instance: providers.Instance{
 				ID: fmt.Sprintf("i-%017x", len(c.instances)+1), InstanceType: in.Overrides[p.override].InstanceType, Zone: p.zone,
-				State: state, LaunchTime: time.Now(), Tags: copyTags(in.Tags), Market: market,
+				State: state, LaunchTime: time.Now(), Tags: maps.Clone(in.Tags), Market: market,
 			}, pool: p.pool}
 			c.instances = append(c.instances, inst)
 			c.byID[inst.ID] = inst

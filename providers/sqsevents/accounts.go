@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -44,19 +43,10 @@ type Options struct {
 // credentials, so one tenant's events never reach another's fleets.
 // Queues are built once per tenant and kept.
 type Accounts struct {
-	cfg      aws.Config
-	endpoint string
-	queue    string
-	tenants  awsconfig.Tenants
-	newAPI   func(aws.Config) API
-
-	mu     sync.Mutex
-	queues map[string]*account
-}
-
-type account struct {
-	queue *Queue
-	creds aws.CredentialsProvider
+	queues *awsconfig.Clients[*Queue]
+	// newAPI builds a tenant's SQS client from its configuration; tests
+	// replace it before the first Queue.
+	newAPI func(aws.Config) API
 }
 
 // NewAccountsFromConfig builds the tenants' queues from the standard
@@ -79,20 +69,16 @@ func NewAccountsFromConfig(ctx context.Context, o Options) (*Accounts, error) {
 // configure the SDK themselves. o.Region, o.Profile and o.Credentials are
 // ignored (cfg has them).
 func NewAccounts(cfg aws.Config, o Options) *Accounts {
-	return &Accounts{
-		cfg:      cfg,
-		endpoint: o.Endpoint,
-		queue:    o.Queue,
-		tenants:  awsconfig.Tenants{RoleARN: o.Roles, Own: providers.DefaultTenant},
-		newAPI: func(c aws.Config) API {
-			return sqs.NewFromConfig(c, func(so *sqs.Options) {
-				if o.Endpoint != "" {
-					so.BaseEndpoint = aws.String(o.Endpoint)
-				}
-			})
-		},
-		queues: map[string]*account{},
-	}
+	a := &Accounts{newAPI: func(c aws.Config) API {
+		return sqs.NewFromConfig(c, func(so *sqs.Options) {
+			if o.Endpoint != "" {
+				so.BaseEndpoint = aws.String(o.Endpoint)
+			}
+		})
+	}}
+	tenants := awsconfig.Tenants{RoleARN: o.Roles, Own: providers.DefaultTenant}
+	a.queues = awsconfig.NewClients(cfg, o.Endpoint, tenants, func(c aws.Config) *Queue { return New(a.newAPI(c), o.Queue) })
+	return a
 }
 
 // Queue returns tenant's events queue ("" is providers.DefaultTenant). It
@@ -101,23 +87,7 @@ func NewAccounts(cfg aws.Config, o Options) *Accounts {
 // refused it) or InvalidError (a malformed name, the worker's own
 // credentials rejected) here; other errors are transient.
 func (a *Accounts) Queue(ctx context.Context, tenant string) (*Queue, error) {
-	tenant = providers.TenantOrDefault(tenant)
-	if !providers.ValidTenantName(tenant) {
-		return nil, providers.NewInvalidError(fmt.Errorf("invalid tenant %q", tenant))
-	}
-	acct, err := a.account(tenant)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := awsconfig.Retrieve(ctx, acct.creds, tenant); err != nil {
-		if providers.IsNotFound(err) || providers.IsInvalid(err) {
-			// Not kept: a tenant created later must work, and names
-			// nobody has must not accumulate clients.
-			a.forget(tenant, acct)
-		}
-		return nil, err
-	}
-	return acct.queue, nil
+	return a.queues.Get(ctx, tenant)
 }
 
 // Poll polls tenant's queue once, waiting up to wait for messages (see
@@ -128,27 +98,4 @@ func (a *Accounts) Poll(ctx context.Context, tenant string, wait time.Duration, 
 		return Result{}, err
 	}
 	return q.PollWait(ctx, wait, handle)
-}
-
-func (a *Accounts) account(tenant string) (*account, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if acct, ok := a.queues[tenant]; ok {
-		return acct, nil
-	}
-	creds, err := a.tenants.Credentials(a.cfg, a.endpoint, tenant)
-	if err != nil {
-		return nil, err
-	}
-	acct := &account{queue: New(a.newAPI(awsconfig.TenantConfig(a.cfg, creds)), a.queue), creds: creds}
-	a.queues[tenant] = acct
-	return acct, nil
-}
-
-func (a *Accounts) forget(tenant string, acct *account) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.queues[tenant] == acct {
-		delete(a.queues, tenant)
-	}
 }
