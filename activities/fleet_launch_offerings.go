@@ -74,7 +74,7 @@ func (a *Fleet) launchEach(ctx context.Context, compute providers.Compute, in La
 		// A throttled call is retried here, not by failing the attempt:
 		// a retried attempt would replay every candidate before it, each
 		// a call into the same empty request bucket.
-		instances, err := retryThrottled(ctx, func() ([]providers.Instance, error) {
+		instances, err := retryThrottled(ctx, nil, func() ([]providers.Instance, error) {
 			return keepAlive(ctx, func() ([]providers.Instance, error) {
 				return compute.Run(ctx, providers.RunInput{
 					InstanceType: c.InstanceType, Zone: c.Zone, SubnetID: c.SubnetID, Market: in.Market, Params: in.Params,

@@ -57,7 +57,7 @@ func (a *Fleet) reserveOfferings(ctx context.Context, in ReserveOfferingsInput) 
 			zones = []string{o.Zone}
 		}
 		token := fmt.Sprintf("%s-o%d-%dx%d", in.ClientToken, o.Offering, held, ask)
-		return retryThrottled(ctx, func() (providers.Reservation, error) {
+		return retryThrottled(ctx, rec.details(), func() (providers.Reservation, error) {
 			return keepAliveWith(ctx, rec.details(), func() (providers.Reservation, error) {
 				return compute.Reserve(ctx, providers.ReserveInput{InstanceType: o.InstanceType, Zones: zones, Count: ask, ClientToken: token, Tags: in.Tags})
 			})
@@ -186,18 +186,25 @@ func ceilDiv(a, b int) int { return (a + b - 1) / b }
 // doubling to 8s in between, for as long as ctx allows. A throttled call
 // changed nothing, so calling again is safe; retrying here rather than
 // failing the attempt keeps a retried attempt from replaying every call
-// before it into the same empty request bucket.
-func retryThrottled[T any](ctx context.Context, fn func() (T, error)) (T, error) {
+// before it into the same empty request bucket. It heartbeats details
+// while it waits (keepAliveWith), so the attempt's heartbeat timeout does
+// not end it and the heartbeat record is kept, not wiped.
+func retryThrottled[T any](ctx context.Context, details any, fn func() (T, error)) (T, error) {
 	wait := time.Second
 	for {
 		v, err := fn()
 		if !providers.IsThrottled(err) {
 			return v, err
 		}
-		select {
-		case <-ctx.Done():
+		_, _ = keepAliveWith(ctx, details, func() (struct{}, error) {
+			select {
+			case <-ctx.Done():
+			case <-time.After(wait):
+			}
+			return struct{}{}, nil
+		})
+		if ctx.Err() != nil {
 			return v, err
-		case <-time.After(wait):
 		}
 		wait = min(2*wait, 8*time.Second)
 	}

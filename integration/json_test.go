@@ -73,7 +73,9 @@ func TestCLIFleetJSONStyle(t *testing.T) {
 		return gust(t, append(append([]string{"fleet"}, args...), "--address", d.Address)...)
 	}
 
-	stdout, stderr, code := run("launch", "--min", "2", "--target", "3", "-t", "m5.large", "--fleet-id", "js-done", "--wait", "--output", "json")
+	// --on-lost fail: a fleet that ends at its target, so that launching
+	// it again below joins a finished fleet (a maintained one never ends).
+	stdout, stderr, code := run("launch", "--min", "2", "--target", "3", "-t", "m5.large", "--fleet-id", "js-done", "--on-lost", "fail", "--wait", "--output", "json")
 	require.Equal(t, 0, code, "stdout=%s stderr=%s", stdout, stderr)
 	res := requireJSONStyle(t, stdout).(map[string]any)
 	require.Equal(t, "fulfilled", res["state"])
