@@ -182,15 +182,16 @@ func invalidInput(format string, args ...any) error {
 // ceilDiv is ceil(a/b) for a >= 0 and b > 0.
 func ceilDiv(a, b int) int { return (a + b - 1) / b }
 
-// retryThrottled calls fn until the cloud stops throttling it, waiting 1s
-// doubling to 8s in between, for as long as ctx allows. A throttled call
+// retryThrottled calls fn until the cloud stops throttling it, waiting
+// half a second (EC2's request bucket refills two calls a second) doubling
+// to 8s in between, for as long as ctx allows. A throttled call
 // changed nothing, so calling again is safe; retrying here rather than
 // failing the attempt keeps a retried attempt from replaying every call
 // before it into the same empty request bucket. It heartbeats details
 // while it waits (keepAliveWith), so the attempt's heartbeat timeout does
 // not end it and the heartbeat record is kept, not wiped.
 func retryThrottled[T any](ctx context.Context, details any, fn func() (T, error)) (T, error) {
-	wait := time.Second
+	wait := 500 * time.Millisecond
 	for {
 		v, err := fn()
 		if !providers.IsThrottled(err) {
