@@ -8,8 +8,10 @@ import (
 	"github.com/gust-dev/gust/providers/sqsevents"
 )
 
-// run is tenant l's receive loop. It ends when the router closes or when
-// the tenant went IdleAfter without a Watch or Learn.
+// run is one of tenant l's Config.Receivers receive loops; they share l's
+// state. It ends when the router closes or when the tenant went IdleAfter
+// without a Watch or Learn (the first to see that removes l; the others
+// see it too and end).
 func (r *Router) run(l *loop) {
 	defer r.wg.Done()
 	var backoff time.Duration

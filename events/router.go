@@ -56,6 +56,7 @@ const (
 	DefaultMinBackoff    = time.Second
 	DefaultMaxBackoff    = 30 * time.Second
 	DefaultSignalTimeout = 10 * time.Second
+	DefaultReceivers     = 4
 )
 
 // Config configures a Router. Source, Accounts and Signaler are required;
@@ -73,6 +74,12 @@ type Config struct {
 	// MaxTenants bounds the tenants watched at once; Watch for one more
 	// reports false (its fleets poll) until a loop stops.
 	MaxTenants int
+	// Receivers is how many receives a tenant's loop keeps outstanding
+	// (default DefaultReceivers). SQS hands each message to one receiver,
+	// so they split the queue; one receiver would bound a tenant to ten
+	// messages per round trip of receive, signals and delete, which a
+	// hundred fleets launching together outrun.
+	Receivers int
 	// CacheSize bounds the instances whose fleet the router remembers.
 	CacheSize int
 	// IdleAfter stops a tenant's loop that long after its last Watch or
@@ -120,6 +127,9 @@ type loop struct {
 
 // New returns a Router with no loop running; Close stops it.
 func New(cfg Config) *Router {
+	if cfg.Receivers <= 0 {
+		cfg.Receivers = DefaultReceivers
+	}
 	if cfg.MaxTenants <= 0 {
 		cfg.MaxTenants = DefaultMaxTenants
 	}
@@ -188,8 +198,10 @@ func (r *Router) Watch(tenant string) bool {
 	}
 	l := &loop{tenant: tenant, lastUse: now}
 	r.loops[tenant] = l
-	r.wg.Add(1)
-	go r.run(l)
+	for range r.cfg.Receivers {
+		r.wg.Add(1)
+		go r.run(l)
+	}
 	return false
 }
 

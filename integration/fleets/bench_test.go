@@ -125,11 +125,11 @@ func BenchmarkConcurrentFleets(b *testing.B) {
 						c.LaunchRate = 1000
 						c.Cloud.Capacity = []ec2.Pool{{InstanceType: "m5.large", Initial: 10000}}
 						c.Cloud.BootDelay = 500 * time.Millisecond
-						// EC2's request and resource throttles are per
-						// account, and these fleets share one: lifted, so
-						// that what is compared is gust's polling or
-						// events, not 2 RunInstances a second.
-						c.Cloud.EC2.RequestBucket, c.Cloud.EC2.ResourceBucket = -1, -1
+						// EC2's request, resource and describe throttles
+						// are per account, and these fleets share one:
+						// lifted, so that what is compared is gust's
+						// polling or events, not the cloud's rate limits.
+						c.Cloud.EC2.RequestBucket, c.Cloud.EC2.ResourceBucket, c.Cloud.EC2.DescribeBucket = -1, -1, -1
 					})
 					var fleets []workflows.LaunchFleetInput
 					for i := range n {
