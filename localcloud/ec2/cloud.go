@@ -43,8 +43,8 @@
 // (or by Interrupt) with EC2's two-minute notice (reclaim.go). Both are
 // lazy too: each queue read publishes the running events that came due,
 // and each write transaction applies due interruptions. Queue calls are
-// limited per account (sqslimits.go): a request bucket (100 calls of
-// burst, 50 a second; RequestThrottled), 16 long polls waiting at once per
+// limited per account (sqslimits.go): a request bucket (1000 calls of
+// burst, 500 a second; RequestThrottled), 16 long polls waiting at once per
 // process (more return at once) and one PurgeQueue a minute
 // (PurgeQueueInProgress).
 //

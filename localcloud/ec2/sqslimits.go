@@ -28,10 +28,14 @@ import (
 // Defaults applied by Open to the zero Config fields of the queue limits.
 const (
 	// DefaultQueueBucket and DefaultQueueRefill are each account's request
-	// throttle for queue calls: a consumer long-polling for batches makes
-	// a few calls a second.
-	DefaultQueueBucket = 100
-	DefaultQueueRefill = 50.0
+	// throttle for queue calls. A quiet consumer long-polling for batches
+	// makes a few calls a second, but a hundred fleets launching together
+	// publish thousands of events, each batch of ten a receive and a
+	// delete: at 50 a second the queue alone held their events back by
+	// twenty seconds (BenchmarkConcurrentFleets). SQS itself barely limits
+	// a standard queue; this bounds a hostile tenant's write load.
+	DefaultQueueBucket = 1000
+	DefaultQueueRefill = 500.0
 	// DefaultQueueLongPolls is how many receives of an account may wait
 	// at once in one process.
 	DefaultQueueLongPolls = 16

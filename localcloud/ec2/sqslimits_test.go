@@ -88,14 +88,15 @@ func TestQueueThrottleIsPerAccount(t *testing.T) {
 	assert.True(t, retry.NewStandard().IsErrorRetryable(err), "the SDK retries it")
 	assert.Equal(t, aws.TrueTernary, retry.IsErrorThrottles(retry.DefaultThrottles).IsErrorThrottle(err), "as a throttle")
 
-	// DefaultQueueRefill is 50 a second: a token every 20 ms.
-	clk.Advance(19 * time.Millisecond)
+	// A token every 1/DefaultQueueRefill of a second.
+	tick := time.Duration(float64(time.Second) / DefaultQueueRefill)
+	clk.Advance(tick - tick/10)
 	require.Error(t, acme.attributes(context.Background()), "not a whole token yet")
-	clk.Advance(time.Millisecond)
+	clk.Advance(tick / 10)
 	require.NoError(t, acme.attributes(context.Background()))
 	require.Error(t, acme.attributes(context.Background()))
 	clk.Advance(time.Second)
-	ok, _ = acme.flood(t, 100)
+	ok, _ = acme.flood(t, 2*int(DefaultQueueRefill))
 	assert.Equal(t, int(DefaultQueueRefill), ok)
 }
 
