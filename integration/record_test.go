@@ -327,11 +327,16 @@ func recordFleets(ctx context.Context, t *testing.T, r *recorder, cloud *localcl
 	t.Run("wait-timeout", func(t *testing.T) {
 		res, hs, err := fleet(t, "fleet-wait-timeout", workflows.LaunchFleetInput{
 			FleetID: "rec-wait-timeout", InstanceType: "t3.nano", Min: 5, Target: 8, Burst: true,
-			CapacityPolicy: workflows.CapacityPolicyWait, WaitTimeout: 6 * time.Second})
+			// Long enough for a second attempt of a fleet of offerings,
+			// whose attempt asks several offerings and sizes (up to v3
+			// the recordings used 6s).
+			CapacityPolicy: workflows.CapacityPolicyWait, WaitTimeout: 20 * time.Second})
 		require.NoError(t, err)
 		require.Equal(t, workflows.PhaseInsufficientCapacity, res.State)
 		// How many attempts fit depends on how long each one is throttled.
-		require.GreaterOrEqual(t, countActivities(hs, "ReserveCapacity"), 2, "the wait policy retried the reservation")
+		// ReserveCapacity for one-type fleets, ReserveOfferings for
+		// fleets of offerings (fleet-offerings): every fleet recorded now.
+		require.GreaterOrEqual(t, countActivities(hs, "ReserveCapacity")+countActivities(hs, "ReserveOfferings"), 2, "the wait policy retried the reservation")
 		require.Positive(t, countEvents(hs, enumspb.EVENT_TYPE_TIMER_STARTED), "after a durable timer")
 	})
 
@@ -349,8 +354,8 @@ func recordFleets(ctx context.Context, t *testing.T, r *recorder, cloud *localcl
 		_, hs, err := fleet(t, "fleet-invalid", workflows.LaunchFleetInput{
 			FleetID: "rec-invalid", InstanceType: "zz9.huge", Min: 1, Target: 2, Burst: true})
 		requireAppError(t, err, providers.ErrTypeInvalid)
-		require.Equal(t, 1, countActivities(hs, "CheckInstanceType"))
-		require.Zero(t, countActivities(hs, "ReserveCapacity"))
+		require.Equal(t, 1, countActivities(hs, "CheckInstanceType")+countActivities(hs, "PrepareFleet"), "the cloud was asked once")
+		require.Zero(t, countActivities(hs, "ReserveCapacity")+countActivities(hs, "ReserveOfferings"))
 	})
 }
 

@@ -86,6 +86,11 @@ var inputsChanged = map[string]string{}
 //     snake_case JSON (codec.LegacyJSONPayloadConverter still reads the
 //     Go-named ones above), fill rounds with a fairness key, and the
 //     fleet-keep-count and fleet-drop-surplus markers.
+//   - fleet-v4-*: the fleet scenarios recorded after fleets of offerings
+//     (the fleet-offerings marker): PrepareFleet, ReserveOfferings,
+//     LaunchOfferings and ReconcileFleet in place of the one-type
+//     activities, and a wait-timeout scenario given 20s so that it
+//     retries its reservation.
 //
 // docs/design.md, "Recording a history for the replay tests", says how to
 // record more. The control replays each history with the changed twin of
