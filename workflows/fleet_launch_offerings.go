@@ -291,21 +291,18 @@ func (f *fleet) startOfferingsRound(ctx, lctx workflow.Context, r fillRound) {
 		}
 		f.st.FillLaunched += got
 		f.markUnavailable(ctx, unavailable, r.Spot)
-		if res >= 0 && err != nil && classifyLaunchError(err, true) != launchPermanent {
+		if res >= 0 {
 			// The reservation keeps what the round did not use, unless it
 			// cannot deliver.
 			h := &f.st.Reservations[res]
-			switch classifyLaunchError(err, true) {
-			case launchNoCapacity:
+			switch outcome := classifyLaunchError(err, true); {
+			case err != nil && outcome == launchNoCapacity:
 				h.Left = 0
-			case launchReservationGone:
+			case err != nil && outcome == launchReservationGone:
 				h.Left, h.Released = 0, true
 			default:
-				h.Left += ceilDiv(units-got, max(1, f.st.Offerings[h.Offering].Weight))
+				h.Left += ceilDiv(max(0, units-got), max(1, f.st.Offerings[h.Offering].Weight))
 			}
-		} else if res >= 0 {
-			h := &f.st.Reservations[res]
-			h.Left += ceilDiv(max(0, units-got), max(1, f.st.Offerings[h.Offering].Weight))
 		}
 		switch {
 		case err == nil && got > 0:
