@@ -132,13 +132,33 @@ type signal struct {
 }
 
 // fakeSignaler records signals; fail answers a workflow id with an error.
+// Each signal takes delay, and the most signals under way at once is kept.
 type fakeSignaler struct {
-	mu   sync.Mutex
-	got  []signal
-	fail map[string]error
+	mu                    sync.Mutex
+	got                   []signal
+	fail                  map[string]error
+	delay                 time.Duration
+	inFlight, maxInFlight int
 }
 
-func (f *fakeSignaler) SignalWorkflow(_ context.Context, workflowID, runID, name string, arg any) error {
+func (f *fakeSignaler) SignalWorkflow(ctx context.Context, workflowID, runID, name string, arg any) error {
+	f.mu.Lock()
+	delay := f.delay
+	f.inFlight++
+	f.maxInFlight = max(f.maxInFlight, f.inFlight)
+	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		f.inFlight--
+		f.mu.Unlock()
+	}()
+	if delay > 0 {
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.fail[workflowID]; err != nil {
@@ -146,6 +166,18 @@ func (f *fakeSignaler) SignalWorkflow(_ context.Context, workflowID, runID, name
 	}
 	f.got = append(f.got, signal{workflowID, runID, name, arg.(workflows.InstanceEventsInput)})
 	return nil
+}
+
+func (f *fakeSignaler) setDelay(d time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.delay = d
+}
+
+func (f *fakeSignaler) mostInFlight() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.maxInFlight
 }
 
 func (f *fakeSignaler) setFail(workflowID string, err error) {

@@ -8,10 +8,11 @@ import (
 	"github.com/gust-dev/gust/providers/sqsevents"
 )
 
-// run is one of tenant l's Config.Receivers receive loops; they share l's
-// state. It ends when the router closes or when the tenant went IdleAfter
-// without a Watch or Learn (the first to see that removes l; the others
-// see it too and end).
+// run is one of tenant l's receivers (at most Config.Receivers); they
+// share l's state. It ends when the router closes, when the tenant went
+// IdleAfter without a Watch or Learn (the first to see that removes l; the
+// others see it too and end), or, if it is not l's last receiver, when its
+// long poll found nothing.
 func (r *Router) run(l *loop) {
 	defer r.wg.Done()
 	var backoff time.Duration
@@ -60,7 +61,13 @@ func (r *Router) run(l *loop) {
 			r.log.Info("receiving instance events again", "tenant", l.tenant)
 		default:
 			backoff = 0
+			if res.Messages >= sqsevents.MaxMessages {
+				r.grow(l) // a full batch: more may be waiting
+			}
 			if long && res.Messages == 0 {
+				if r.shrink(l) {
+					return
+				}
 				// A queue that answers a long poll at once must not
 				// make the loop spin.
 				pause = r.cfg.MinBackoff - time.Since(start)
@@ -70,6 +77,31 @@ func (r *Router) run(l *loop) {
 			return
 		}
 	}
+}
+
+// grow starts another receiver for l, unless it has Config.Receivers, or
+// l or the router has stopped.
+func (r *Router) grow(l *loop) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed || r.loops[l.tenant] != l || l.receivers >= r.cfg.Receivers {
+		return
+	}
+	l.receivers++
+	r.wg.Add(1) // under r.mu, before Close can set closed and Wait
+	go r.run(l)
+}
+
+// shrink reports whether the calling receiver may end, as l keeps
+// another; if so it is no longer counted.
+func (r *Router) shrink(l *loop) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if l.receivers <= 1 {
+		return false
+	}
+	l.receivers--
+	return true
 }
 
 // flowing reports whether l's last poll succeeded.

@@ -56,7 +56,7 @@ const (
 	DefaultMinBackoff    = time.Second
 	DefaultMaxBackoff    = 30 * time.Second
 	DefaultSignalTimeout = 10 * time.Second
-	DefaultReceivers     = 4
+	DefaultReceivers     = 16
 )
 
 // Config configures a Router. Source, Accounts and Signaler are required;
@@ -74,11 +74,14 @@ type Config struct {
 	// MaxTenants bounds the tenants watched at once; Watch for one more
 	// reports false (its fleets poll) until a loop stops.
 	MaxTenants int
-	// Receivers is how many receives a tenant's loop keeps outstanding
+	// Receivers bounds the receives a tenant's loop keeps outstanding
 	// (default DefaultReceivers). SQS hands each message to one receiver,
 	// so they split the queue; one receiver would bound a tenant to ten
 	// messages per round trip of receive, signals and delete, which a
-	// hundred fleets launching together outrun.
+	// hundred fleets launching together outrun. A loop starts with one
+	// receiver, adds one each time a receive comes back full (a backlog),
+	// and drops one each time a long poll comes back empty, so a quiet
+	// tenant costs one long poll, not Receivers.
 	Receivers int
 	// CacheSize bounds the instances whose fleet the router remembers.
 	CacheSize int
@@ -123,6 +126,9 @@ type loop struct {
 	lastUse time.Time // last Watch or Learn
 	okAt    time.Time // end of the last fully successful poll; zero: none yet
 	failing bool      // the last poll failed
+	// receivers counts the loop's receivers running; between 1 and
+	// Config.Receivers while the loop is in Router.loops.
+	receivers int
 }
 
 // New returns a Router with no loop running; Close stops it.
@@ -196,12 +202,10 @@ func (r *Router) Watch(tenant string) bool {
 		r.log.Debug("not watching a tenant's events: too many tenants watched", "tenant", tenant, "max", r.cfg.MaxTenants)
 		return false
 	}
-	l := &loop{tenant: tenant, lastUse: now}
+	l := &loop{tenant: tenant, lastUse: now, receivers: 1}
 	r.loops[tenant] = l
-	for range r.cfg.Receivers {
-		r.wg.Add(1)
-		go r.run(l)
-	}
+	r.wg.Add(1)
+	go r.run(l)
 	return false
 }
 

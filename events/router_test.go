@@ -3,6 +3,7 @@ package events
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"testing"
@@ -40,6 +41,16 @@ func newRig(t *testing.T, configure func(*Config)) *rig {
 	g.r = New(cfg)
 	t.Cleanup(g.r.Close)
 	return g
+}
+
+// receivers is how many receivers tenant's loop counts; 0 without one.
+func (g *rig) receivers(tenant string) int {
+	g.r.mu.Lock()
+	defer g.r.mu.Unlock()
+	if l := g.r.loops[tenant]; l != nil {
+		return l.receivers
+	}
+	return 0
 }
 
 func (g *rig) loops() []string {
@@ -268,8 +279,9 @@ func TestWatchIsActiveOnlyAfterASuccessfulReceive(t *testing.T) {
 	if g.r.Watch("acme") {
 		t.Fatal("the first Watch cannot know yet")
 	}
-	// Every receiver of the tenant's loop makes its first, short poll.
-	eventually(t, "the first polls", func() bool { return g.src.waiting() == g.r.cfg.Receivers })
+	// The tenant's loop starts with one receiver, which makes its first,
+	// short poll.
+	eventually(t, "the first poll", func() bool { return g.src.waiting() == 1 })
 	if g.r.Watch("acme") {
 		t.Fatal("active before any receive succeeded")
 	}
@@ -290,7 +302,7 @@ func TestWatchIsActiveOnlyAfterASuccessfulReceive(t *testing.T) {
 
 	// A loop stuck in a receive goes stale.
 	g.src.setGate(make(chan struct{}))
-	eventually(t, "stuck polls", func() bool { return g.src.waiting() == g.r.cfg.Receivers })
+	eventually(t, "stuck polls", func() bool { n := g.receivers("acme"); return n > 0 && g.src.waiting() == n })
 	g.clock.advance(DefaultActiveFor + time.Second)
 	if g.r.Watch("acme") {
 		t.Fatal("active without a successful receive for longer than ActiveFor")
@@ -395,5 +407,36 @@ func TestMetricsCountByTenant(t *testing.T) {
 		if got := m.get(series); got != want {
 			t.Errorf("%s = %d, want %d", series, got, want)
 		}
+	}
+}
+
+// TestReceiversFollowTheBacklog: a loop starts with one receiver, adds
+// one after each full batch up to Config.Receivers, so that deliveries run
+// that many at once and no more, and, once the queue is drained, drops
+// back to one as long polls come back empty.
+func TestReceiversFollowTheBacklog(t *testing.T) {
+	g := newRig(t, func(c *Config) { c.Receivers = 3 })
+	g.accts.Add("acme")
+	var ids []string
+	for i := range 100 {
+		ids = append(ids, fmt.Sprintf("i-%017x", i+1))
+	}
+	g.r.Learn("acme", "web", "run-1", ids)
+	for b := range 10 {
+		var batch []sqsevents.Event
+		for _, id := range ids[10*b : 10*b+10] {
+			batch = append(batch, ev(id, "running", 1))
+		}
+		g.src.send("acme", batch...)
+	}
+	g.sig.setDelay(50 * time.Millisecond) // each batch is one signal
+	g.r.Watch("acme")
+	eventually(t, "the backlog deleted", func() bool { _, deleted, _, _ := g.src.stats("acme"); return deleted == 100 })
+	if n := g.sig.mostInFlight(); n != 3 {
+		t.Fatalf("at most %d deliveries at once, want Receivers, 3", n)
+	}
+	eventually(t, "one receiver left", func() bool { return g.receivers("acme") == 1 })
+	if _, _, _, queued := g.src.stats("acme"); queued != 0 {
+		t.Fatalf("%d batches left", queued)
 	}
 }

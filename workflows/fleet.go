@@ -66,7 +66,27 @@ const (
 	// target after it is reached. A chain of runs started before it stays
 	// on the one-type path.
 	versionOfferings = "fleet-offerings"
+	// fleetFastStart is versionOfferings' version 2: PrepareFleet runs as a
+	// local activity inside the first workflow task (one round trip through
+	// the server less before the burst), and while instance events arrive
+	// a launch's answer does not trigger a reconciling count (the events
+	// carry the states; the count stays the slow safety net). Version 2,
+	// not a new change id, because each new id costs every fleet one more
+	// search attribute upsert, a visibility write.
+	fleetFastStart workflow.Version = 2
 )
+
+// version is workflow.GetVersion of one of the change ids older than
+// fleetFastStart, whose newest version is 1. A run on fleetFastStart has
+// every older change: it records no marker for them (each would cost a
+// search attribute upsert), and its replays, which see fastStart again,
+// ask none.
+func (f *fleet) version(ctx workflow.Context, changeID string) workflow.Version {
+	if f.fastStart {
+		return 1
+	}
+	return workflow.GetVersion(ctx, changeID, workflow.DefaultVersion, 1)
+}
 
 // LaunchFleetWorkflow launches a fleet: it verifies capacity for Min with a
 // capacity reservation, launches Min in one parallel burst against it
@@ -147,6 +167,8 @@ type fleet struct {
 	statesKnown   bool
 	// eventsActive: the worker said instance events arrive for the tenant.
 	eventsActive bool
+	// fastStart: this run is on versionOfferings' fleetFastStart.
+	fastStart bool
 	// spotBackingOff holds new spot rounds as backingOff holds on-demand
 	// ones; availableAt is when the armed availability timer fires.
 	spotBackingOff bool
@@ -249,9 +271,10 @@ func (f *fleet) terminal() bool {
 func (f *fleet) run(ctx workflow.Context) (FleetResult, error) {
 	// A chain is a fleet of offerings from its first run on, or never: a
 	// run resumed from a one-type run stays one-type.
-	if workflow.GetVersion(ctx, versionOfferings, workflow.DefaultVersion, 1) >= 1 &&
-		(f.st.Phase == PhaseValidating || len(f.st.Offerings) > 0) {
+	v := workflow.GetVersion(ctx, versionOfferings, workflow.DefaultVersion, fleetFastStart)
+	if v >= 1 && (f.st.Phase == PhaseValidating || len(f.st.Offerings) > 0) {
 		f.offerings = true
+		f.fastStart = v >= fleetFastStart
 		f.maintain = f.in.OnLost == OnLostReplace
 		f.states = make(map[string]string, len(f.st.InstanceIDs))
 		f.early = map[string]string{}

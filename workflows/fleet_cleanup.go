@@ -104,7 +104,7 @@ func (f *fleet) terminateAll(ctx workflow.Context, launched, keep bool) error {
 		// The last poll may predate the kept instances' boot: count them
 		// once more, so the fleet's final status says what it leaves
 		// running rather than what an older poll saw.
-		if workflow.GetVersion(ctx, "fleet-keep-count", workflow.DefaultVersion, 1) == 1 {
+		if f.version(ctx, "fleet-keep-count") == 1 {
 			f.countKept(ctx)
 		}
 		return nil

@@ -98,7 +98,7 @@ func (f *fleet) scale(ctx workflow.Context, in ScaleInput) (ScaleResult, error) 
 	}
 	defer func() { f.changed = true }() // the fill loop waits for handlers before it ends
 	f.log.Info("fleet scaled", "From", prev, "To", in.Target)
-	if workflow.GetVersion(ctx, versionScaleMemo, workflow.DefaultVersion, 1) >= 1 {
+	if f.version(ctx, versionScaleMemo) >= 1 {
 		// Listings read the target from the memo; keep it current.
 		if err := workflow.UpsertMemo(ctx, map[string]any{MemoTarget: in.Target}); err != nil {
 			f.log.Warn("updating the memo's target failed", "Error", err)

@@ -314,8 +314,8 @@ func (f *fleet) fill(ctx workflow.Context) *stop {
 		f.startSpotBackoff(ctx, left)
 	}
 	f.startFillDeadline(ctx)
-	lookAgain := workflow.GetVersion(ctx, versionLookAgain, workflow.DefaultVersion, 1) >= 1
-	f.dropSurplus = workflow.GetVersion(ctx, versionDropSurplus, workflow.DefaultVersion, 1) >= 1
+	lookAgain := f.version(ctx, versionLookAgain) >= 1
+	f.dropSurplus = f.version(ctx, versionDropSurplus) >= 1
 	for {
 		if ctx.Err() != nil {
 			return stopCancel()

@@ -33,10 +33,17 @@ func (f *fleet) prepare(ctx workflow.Context) error {
 		Markets:   f.in.markets(),
 		Params:    f.launchParams(),
 	}
-	actx := workflow.WithActivityOptions(ctx, controlOptions(fmt.Sprintf("check %d offerings", len(in.Offerings))))
 	f.activitiesThisRun++
 	var res activities.PrepareFleetResult
-	if err := workflow.ExecuteActivity(actx, a.PrepareFleet, in).Get(ctx, &res); err != nil {
+	var fut workflow.Future
+	if f.fastStart {
+		// Only reads: run again after a lost workflow task, it does no
+		// harm.
+		fut = workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, prepareOptions()), a.PrepareFleet, in)
+	} else {
+		fut = workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, controlOptions(fmt.Sprintf("check %d offerings", len(in.Offerings)))), a.PrepareFleet, in)
+	}
+	if err := fut.Get(ctx, &res); err != nil {
 		return err
 	}
 	if len(res.Problems) > 0 {

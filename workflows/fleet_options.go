@@ -93,6 +93,18 @@ func controlOptions(summary string) workflow.ActivityOptions {
 	}
 }
 
+// prepareOptions: PrepareFleet as a local activity (fleetFastStart), with
+// controlOptions' timeouts and retries.
+func prepareOptions() workflow.LocalActivityOptions {
+	o := controlOptions("")
+	return workflow.LocalActivityOptions{
+		StartToCloseTimeout:    o.StartToCloseTimeout,
+		ScheduleToCloseTimeout: o.ScheduleToCloseTimeout,
+		RetryPolicy:            o.RetryPolicy,
+		Summary:                "check the offerings",
+	}
+}
+
 // reserveOptions: like controlOptions, but InsufficientCapacity comes back
 // to the workflow, which applies the capacity policy.
 func reserveOptions(summary string) workflow.ActivityOptions {

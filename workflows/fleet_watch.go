@@ -144,7 +144,7 @@ func (f *fleet) launchesSettled() bool {
 func (f *fleet) adoptOrphans(ctx workflow.Context) {
 	// Workflows started before adoption existed never scheduled this
 	// activity; replaying their histories must not either.
-	if workflow.GetVersion(ctx, versionAdoptOrphans, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+	if f.version(ctx, versionAdoptOrphans) == workflow.DefaultVersion {
 		return
 	}
 	var a *activities.Fleet
@@ -209,8 +209,13 @@ func (f *fleet) busy() bool {
 		f.st.Pending > 0 || f.st.Running < len(f.st.InstanceIDs)
 }
 
-// pokeWatcher ends an idle wait between polls early.
+// pokeWatcher ends an idle wait between polls early, unless instance
+// events carry the changes (fleetFastStart): then the count stays the slow
+// safety net, and a launch's answer does not cost a DescribeInstances.
 func (f *fleet) pokeWatcher() {
+	if f.fastStart && f.eventsActive {
+		return
+	}
 	if f.w.idle {
 		f.w.poke = true
 	}

@@ -307,11 +307,7 @@ func setEventState(ctx context.Context, tx *sql.Tx, acct string, ids []string, s
 // ends. ok is false when nothing is scheduled.
 func (c *Cloud) nextDue(ctx context.Context, tx *sql.Tx, acct string, now int64) (due int64, ok bool, err error) {
 	var visible, launched, interrupted sql.NullInt64
-	err = tx.QueryRowContext(ctx, `SELECT
-		(SELECT min(visible_ns) FROM events WHERE account = ?1 AND visible_ns > ?2),
-		(SELECT min(launch_ns) FROM instances WHERE account = ?1 AND event_state = 'pending'),
-		(SELECT min(interrupt_ns) FROM instances WHERE interrupt_ns IS NOT NULL AND terminated_ns IS NULL AND account = ?1)`,
-		acct, now).Scan(&visible, &launched, &interrupted)
+	err = tx.QueryRowContext(ctx, sqlNextDue, acct, now).Scan(&visible, &launched, &interrupted)
 	if err != nil {
 		return 0, false, fmt.Errorf("finding the next event, %w", err)
 	}

@@ -37,7 +37,10 @@ var states = map[string]bool{
 }
 
 // errIgnored marks a message that is well formed but not an event the
-// fleets need (a rebalance recommendation).
+// fleets need: a rebalance recommendation, or a change to pending, the
+// state every launch answers with, so that a fleet learns nothing from it
+// (about half of a launching fleet's events: dropping them here saves the
+// lookups and signals).
 var errIgnored = errors.New("not an instance event")
 
 // envelope is an EventBridge event, or an SNS notification carrying one
@@ -107,6 +110,9 @@ func parse(body string) (Event, error) {
 	}
 	if !states[d.State] {
 		return Event{}, fmt.Errorf("instance state %q is not one", d.State)
+	}
+	if d.State == "pending" {
+		return Event{}, errIgnored
 	}
 	ev.State = d.State
 	return ev, nil

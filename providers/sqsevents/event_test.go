@@ -73,6 +73,14 @@ func TestParseEventBridgeSamples(t *testing.T) {
 	if _, err := parse(sampleRebalance); !errors.Is(err, errIgnored) {
 		t.Errorf("rebalance recommendation: got %v, want it ignored", err)
 	}
+	// Every launch answers with pending: its event tells a fleet nothing.
+	pending := strings.Replace(sampleRunning, `"state": "running"`, `"state": "pending"`, 1)
+	if pending == sampleRunning {
+		t.Fatal("the sample has no running state to replace")
+	}
+	if _, err := parse(pending); !errors.Is(err, errIgnored) {
+		t.Errorf("pending: got %v, want it ignored", err)
+	}
 }
 
 func TestParseRejectsWhatIsNotAnInstanceEvent(t *testing.T) {

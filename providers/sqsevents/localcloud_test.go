@@ -20,7 +20,8 @@ import (
 
 // TestLocalCloudEvents reads the local cloud's own queue as a worker does:
 // with the platform's key, assuming each tenant's role. A tenant's launch
-// shows as its pending and running events, and in its queue only.
+// shows as its running events (its pending ones are deleted unhandled:
+// no fleet needs them), and in its queue only.
 func TestLocalCloudEvents(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a local cloud")
@@ -67,10 +68,11 @@ func TestLocalCloudEvents(t *testing.T) {
 	}
 
 	seen := map[string][]string{} // instance → states
+	ignored := 0
 	deadline := time.Now().Add(10 * time.Second)
-	for !(len(seen[ids[0]]) >= 2 && len(seen[ids[1]]) >= 2) {
+	for !(slices.Contains(seen[ids[0]], "running") && slices.Contains(seen[ids[1]], "running") && ignored == 2) {
 		if time.Now().After(deadline) {
-			t.Fatalf("events seen %v, want pending and running of %v", seen, ids)
+			t.Fatalf("events seen %v and %d ignored, want the running events of %v and their 2 pending ones ignored", seen, ignored, ids)
 		}
 		res, err := queues.Poll(ctx, "acme", time.Second, func(_ context.Context, evs []sqsevents.Event) error {
 			for _, e := range evs {
@@ -84,13 +86,16 @@ func TestLocalCloudEvents(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if res.Ignored != 0 {
-			t.Fatalf("the cloud's own events were ignored: %+v", res)
+		// The pending events are the cloud's too, well formed, but no
+		// fleet needs them: they are deleted unhandled.
+		ignored += res.Ignored
+		if ignored > 2 {
+			t.Fatalf("more than the 2 pending events were ignored: %+v", res)
 		}
 	}
 	for _, id := range ids {
-		if !slices.Contains(seen[id], "pending") || !slices.Contains(seen[id], "running") {
-			t.Errorf("%s: states %v, want pending and running", id, seen[id])
+		if !slices.Equal(seen[id], []string{"running"}) {
+			t.Errorf("%s: states %v handled, want running only", id, seen[id])
 		}
 	}
 	if len(seen) != 2 {

@@ -1,0 +1,100 @@
+package workflows
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/gust-dev/gust/activities"
+	"github.com/gust-dev/gust/providers"
+	"github.com/gust-dev/gust/providers/fake"
+)
+
+// eventsOn is an activities.EventWatcher whose tenant's events always
+// arrive.
+type eventsOn struct{}
+
+func (eventsOn) Watch(string) bool                      { return true }
+func (eventsOn) Learn(string, string, string, []string) {}
+
+// TestFastStart: a new fleet (fleetFastStart) checks its offerings as a
+// local activity, in its first workflow task, and while events arrive a
+// launch's answer triggers no reconciling count: one count at the start
+// (which says the events arrive) and the events do the rest. A fleet on
+// versionOfferings' version 1, whose histories must replay, still checks
+// with an activity and counts after each launch.
+func TestFastStart(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		version    workflow.Version
+		local      bool
+		reconciles func(n int) bool
+	}{
+		{"fast start", fleetFastStart, true, func(n int) bool { return n == 1 }},
+		{"version 1", 1, false, func(n int) bool { return n > 1 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var ts testsuite.WorkflowTestSuite
+			env := ts.NewTestWorkflowEnvironment()
+			accounts := fake.NewAccounts()
+			cloud := accounts.Add("")
+			cloud.SetCapacity("m5.large", fake.Unlimited)
+			cloud.PendingDescribes = 1 << 30 // only the events say running
+			env.RegisterWorkflow(LaunchFleetWorkflow)
+			env.RegisterActivity(&activities.Fleet{Accounts: accounts, Events: eventsOn{}})
+			env.SetTestTimeout(30 * time.Second)
+			env.OnGetVersion(versionOfferings, workflow.DefaultVersion, fleetFastStart).Return(tc.version)
+			var mu sync.Mutex
+			started := map[string]int{}
+			env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, _ converter.EncodedValues) {
+				mu.Lock()
+				defer mu.Unlock()
+				started[info.ActivityType.Name]++
+			})
+			env.SetOnLocalActivityStartedListener(func(info *activity.Info, _ context.Context, _ []interface{}) {
+				mu.Lock()
+				defer mu.Unlock()
+				started["local "+info.ActivityType.Name]++
+			})
+			env.RegisterDelayedCallback(func() {
+				var evs []InstanceEvent
+				for _, id := range cloud.Live(nil) {
+					evs = append(evs, InstanceEvent{ID: id, State: providers.StateRunning})
+				}
+				require.Len(t, evs, 10)
+				var origin string
+				for _, inst := range cloud.Instances() {
+					origin = inst.Tags[activities.FleetRunTagKey]
+				}
+				env.SignalWorkflow(InstanceEventsSignal, InstanceEventsInput{RunTag: origin, Events: evs})
+			}, time.Minute)
+			in := fleetInput(5, 10) // the fill's launches answer after the first count
+			in.Tuning.ReconcileInterval = time.Hour
+			env.ExecuteWorkflow(LaunchFleetWorkflow, in)
+			require.True(t, env.IsWorkflowCompleted())
+			require.NoError(t, env.GetWorkflowError())
+			var res FleetResult
+			require.NoError(t, env.GetWorkflowResult(&res))
+			require.Equal(t, PhaseFulfilled, res.State)
+			require.InDelta(t, 60000, res.TimeToMinMS, 1000, "min through the events")
+
+			mu.Lock()
+			defer mu.Unlock()
+			if tc.local {
+				require.Equal(t, 1, started["local PrepareFleet"], "started %v", started)
+				require.Zero(t, started["PrepareFleet"], "started %v", started)
+			} else {
+				require.Equal(t, 1, started["PrepareFleet"], "started %v", started)
+				require.Zero(t, started["local PrepareFleet"], "started %v", started)
+			}
+			require.True(t, tc.reconciles(started["ReconcileFleet"]), "%d reconciling counts (started %v)", started["ReconcileFleet"], started)
+		})
+	}
+}
