@@ -59,9 +59,6 @@ func (r *Router) deliver(ctx context.Context, tenant string, evs []sqsevents.Eve
 	var mu sync.Mutex
 	var errs []error
 	for o, batch := range groups {
-		// A queue does not keep order; the fleet gets each instance's
-		// events oldest first.
-		slices.SortStableFunc(batch, func(a, b workflows.InstanceEvent) int { return a.At.Compare(b.At) })
 		wg.Go(func() {
 			err := r.signal(ctx, tenant, o, batch)
 			mu.Lock()
@@ -75,9 +72,79 @@ func (r *Router) deliver(ctx context.Context, tenant string, evs []sqsevents.Eve
 	return errors.Join(errs...)
 }
 
-// signal sends one fleet launch its events. A fleet whose workflow is not
-// running (it completed) needs none: that is not an error.
+// outboxKey names a fleet launch of a tenant.
+type outboxKey struct {
+	tenant string
+	o      owner
+}
+
+// outbox is what waits for a fleet launch's next signal: the events, and
+// for each batch they came from, where to report the signal's outcome.
+type outbox struct {
+	events  []workflows.InstanceEvent
+	waiters []chan error
+}
+
+// signal gets batch to its fleet launch and returns the outcome of the
+// signal that carried it. Signals to one fleet launch go one at a time:
+// the batches that arrive while one is in flight go together in the next
+// (group commit), so a fleet that the receivers feed from many batches at
+// once gets a signal, and a workflow task, per round trip rather than per
+// batch. Each batch still learns whether its own events went through, so
+// its messages are deleted only then.
 func (r *Router) signal(ctx context.Context, tenant string, o owner, batch []workflows.InstanceEvent) error {
+	key := outboxKey{tenant, o}
+	done := make(chan error, 1)
+	r.omu.Lock()
+	ob, sending := r.outboxes[key]
+	if !sending {
+		ob = &outbox{}
+		r.outboxes[key] = ob
+	}
+	ob.events = append(ob.events, batch...)
+	ob.waiters = append(ob.waiters, done)
+	r.omu.Unlock()
+	if !sending {
+		// The caller is one of the loop's receivers, counted in r.wg, so
+		// the count is positive here and Close waits for this too.
+		r.wg.Add(1)
+		go r.flush(key)
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// flush sends key's outbox, one signal at a time, until it is empty.
+func (r *Router) flush(key outboxKey) {
+	defer r.wg.Done()
+	for {
+		r.omu.Lock()
+		ob := r.outboxes[key]
+		if len(ob.waiters) == 0 {
+			delete(r.outboxes, key)
+			r.omu.Unlock()
+			return
+		}
+		evs, waiters := ob.events, ob.waiters
+		ob.events, ob.waiters = nil, nil
+		r.omu.Unlock()
+		// A queue does not keep order; the fleet gets each instance's
+		// events oldest first.
+		slices.SortStableFunc(evs, func(a, b workflows.InstanceEvent) int { return a.At.Compare(b.At) })
+		err := r.send(r.ctx, key.tenant, key.o, evs)
+		for _, w := range waiters {
+			w <- err
+		}
+	}
+}
+
+// send signals one fleet launch its events. A fleet whose workflow is not
+// running (it completed) needs none: that is not an error.
+func (r *Router) send(ctx context.Context, tenant string, o owner, batch []workflows.InstanceEvent) error {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.SignalTimeout)
 	defer cancel()
 	id := workflows.FleetWorkflowID(tenant, o.fleetID)

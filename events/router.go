@@ -113,9 +113,14 @@ type Router struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu     sync.Mutex
-	loops  map[string]*loop // by tenant; at most cfg.MaxTenants
-	closed bool
+	mu    sync.Mutex
+	loops map[string]*loop // by tenant; at most cfg.MaxTenants
+
+	// outboxes holds, for each fleet launch with a signal in flight, the
+	// events that go in its next one (deliver.go).
+	omu      sync.Mutex
+	outboxes map[outboxKey]*outbox
+	closed   bool
 }
 
 var _ activities.EventWatcher = (*Router)(nil)
@@ -169,12 +174,13 @@ func New(cfg Config) *Router {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Router{
-		cfg:    cfg,
-		log:    log.With("component", "events"),
-		cache:  newCache(cfg.CacheSize),
-		ctx:    ctx,
-		cancel: cancel,
-		loops:  map[string]*loop{},
+		cfg:      cfg,
+		log:      log.With("component", "events"),
+		cache:    newCache(cfg.CacheSize),
+		ctx:      ctx,
+		cancel:   cancel,
+		loops:    map[string]*loop{},
+		outboxes: map[outboxKey]*outbox{},
 	}
 }
 

@@ -417,16 +417,16 @@ func TestMetricsCountByTenant(t *testing.T) {
 func TestReceiversFollowTheBacklog(t *testing.T) {
 	g := newRig(t, func(c *Config) { c.Receivers = 3 })
 	g.accts.Add("acme")
-	var ids []string
-	for i := range 100 {
-		ids = append(ids, fmt.Sprintf("i-%017x", i+1))
-	}
-	g.r.Learn("acme", "web", "run-1", ids)
 	for b := range 10 {
+		// One fleet per batch: signals to one fleet go one at a time.
+		var ids []string
 		var batch []sqsevents.Event
-		for _, id := range ids[10*b : 10*b+10] {
+		for i := range 10 {
+			id := fmt.Sprintf("i-%017x", 10*b+i+1)
+			ids = append(ids, id)
 			batch = append(batch, ev(id, "running", 1))
 		}
+		g.r.Learn("acme", fmt.Sprintf("web-%d", b), "run-1", ids)
 		g.src.send("acme", batch...)
 	}
 	g.sig.setDelay(50 * time.Millisecond) // each batch is one signal
@@ -438,5 +438,60 @@ func TestReceiversFollowTheBacklog(t *testing.T) {
 	eventually(t, "one receiver left", func() bool { return g.receivers("acme") == 1 })
 	if _, _, _, queued := g.src.stats("acme"); queued != 0 {
 		t.Fatalf("%d batches left", queued)
+	}
+}
+
+// TestSignalsToOneFleetGoTogether: while a signal to a fleet is in flight,
+// the batches for it that other receivers hold wait and go together in
+// the next; every event arrives once, each signal oldest first, and each
+// batch is deleted only after the signal that carried it.
+func TestSignalsToOneFleetGoTogether(t *testing.T) {
+	g := newRig(t, func(c *Config) { c.Receivers = 4 })
+	g.accts.Add("acme")
+	var ids []string
+	for i := range 40 {
+		ids = append(ids, fmt.Sprintf("i-%017x", i+1))
+	}
+	g.r.Learn("acme", "web", "run-1", ids)
+	for b := range 4 {
+		var batch []sqsevents.Event
+		for i, id := range ids[10*b : 10*b+10] {
+			batch = append(batch, ev(id, "running", 40-10*b-i)) // newest first
+		}
+		g.src.send("acme", batch...)
+	}
+	for i := range 8 { // one event per batch: the loop does not grow on these
+		g.src.send("acme", ev(ids[i], "shutting-down", 100+i))
+	}
+	g.sig.setDelay(30 * time.Millisecond)
+	g.r.Watch("acme")
+	eventually(t, "every batch deleted", func() bool { _, deleted, _, _ := g.src.stats("acme"); return deleted == 48 })
+
+	sigs := g.sig.signals()
+	seen := map[string]int{}
+	for _, s := range sigs {
+		if s.workflowID != workflows.FleetWorkflowID("acme", "web") || s.in.RunTag != "run-1" {
+			t.Fatalf("signal %+v", s)
+		}
+		if !slices.IsSortedFunc(s.in.Events, func(a, b workflows.InstanceEvent) int { return a.At.Compare(b.At) }) {
+			t.Errorf("signal's events not oldest first: %+v", s.in.Events)
+		}
+		for _, e := range s.in.Events {
+			seen[e.ID+" "+e.State]++
+		}
+	}
+	if len(seen) != 48 {
+		t.Fatalf("%d distinct events delivered, want 48", len(seen))
+	}
+	for e, n := range seen {
+		if n != 1 {
+			t.Errorf("%s delivered %d times", e, n)
+		}
+	}
+	if len(sigs) >= 12 {
+		t.Errorf("%d signals for 12 batches of one fleet, want fewer: batches that wait go together", len(sigs))
+	}
+	if n := g.sig.mostInFlight(); n != 1 {
+		t.Errorf("%d signals to one fleet at once, want 1", n)
 	}
 }

@@ -91,6 +91,10 @@ var inputsChanged = map[string]string{}
 //     LaunchOfferings and ReconcileFleet in place of the one-type
 //     activities, and a wait-timeout scenario given 20s so that it
 //     retries its reservation.
+//   - fleet-v5-*: the same fleet scenarios on fleet-offerings' version 2
+//     (fleetFastStart): PrepareFleet as a local activity marker, no
+//     marker for the older change ids, and no count after a launch while
+//     events arrive.
 //
 // docs/design.md, "Recording a history for the replay tests", says how to
 // record more. The control replays each history with the changed twin of
