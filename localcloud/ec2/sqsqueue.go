@@ -118,35 +118,43 @@ func (c *Cloud) receive(ctx context.Context, acct string, limit int, visibility 
 }
 
 // receiveWait is receive as a long poll: it waits up to wait for a message,
-// waking when this process commits events, when the next scheduled change
-// is due, and every pollInterval.
+// waking when this process commits events to acct's queue that another
+// waiter does not take, when the queue's next scheduled change is due
+// (one waiter for it: eventSignal), and every pollInterval.
 func (c *Cloud) receiveWait(ctx context.Context, acct string, limit int, visibility, wait time.Duration) ([]message, error) {
 	deadline := time.Now().Add(wait)
 	for {
-		woken := c.events.wait() // before the look, so no commit is missed
+		woken, cancel := c.events.wait(acct) // before the look, so no commit is missed
 		msgs, due, ok, err := c.receive(ctx, acct, limit, visibility)
 		if err != nil || len(msgs) > 0 {
+			cancel()
+			if len(msgs) == limit {
+				// A full batch: more may be there for another waiter.
+				c.events.wake(acct, 1)
+			}
 			return msgs, err
 		}
 		sleep := time.Until(deadline)
 		if sleep <= 0 {
+			cancel()
 			return nil, nil
 		}
-		sleep = min(sleep, pollInterval)
 		if ok {
 			// due is on the cloud's clock; a millisecond late makes sure
-			// it has passed when we look.
-			sleep = min(sleep, max(time.Duration(due-c.cfg.Now().UnixNano())+time.Millisecond, 0))
+			// it has passed when a waiter looks.
+			c.events.wakeAt(acct, time.Now().Add(max(time.Duration(due-c.cfg.Now().UnixNano())+time.Millisecond, 0)))
 		}
-		t := time.NewTimer(sleep)
+		t := time.NewTimer(min(sleep, pollInterval))
 		select {
 		case <-ctx.Done():
 			t.Stop()
+			cancel()
 			return nil, ctx.Err()
 		case <-woken:
 			t.Stop()
 		case <-t.C:
 		}
+		cancel()
 	}
 }
 
