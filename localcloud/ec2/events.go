@@ -364,8 +364,9 @@ func (s *eventSignal) note(acct string, n int) {
 }
 
 // wait registers a waiter for acct's next wake-up; cancel unregisters it
-// (after a wake-up too: it is then a no-op).
-func (s *eventSignal) wait(acct string) (woken <-chan struct{}, cancel func()) {
+// and reports whether a wake-up came that the waiter did not take from
+// woken, which the caller, if it will not look again, hands on (wake).
+func (s *eventSignal) wait(acct string) (woken <-chan struct{}, cancel func() (untaken bool)) {
 	ch := make(chan struct{}, 1)
 	s.mu.Lock()
 	if s.waiters == nil {
@@ -373,15 +374,18 @@ func (s *eventSignal) wait(acct string) (woken <-chan struct{}, cancel func()) {
 	}
 	s.waiters[acct] = append(s.waiters[acct], ch)
 	s.mu.Unlock()
-	return ch, func() {
+	return ch, func() bool {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		if i := slices.Index(s.waiters[acct], ch); i >= 0 {
-			s.waiters[acct] = slices.Delete(s.waiters[acct], i, i+1)
+		i := slices.Index(s.waiters[acct], ch)
+		if i < 0 {
+			return len(ch) > 0 // woken: the buffered wake-up is still there unless taken
 		}
+		s.waiters[acct] = slices.Delete(s.waiters[acct], i, i+1)
 		if len(s.waiters[acct]) == 0 {
 			delete(s.waiters, acct)
 		}
+		return false
 	}
 }
 

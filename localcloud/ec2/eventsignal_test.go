@@ -12,7 +12,7 @@ import (
 func TestEventSignalWakesAsManyAsTheEventsNeed(t *testing.T) {
 	var s eventSignal
 	var a []<-chan struct{}
-	var cancels []func()
+	var cancels []func() bool
 	for range 4 {
 		ch, cancel := s.wait("a")
 		a = append(a, ch)
@@ -53,6 +53,21 @@ func TestEventSignalWakesAsManyAsTheEventsNeed(t *testing.T) {
 	if woken(a[2]) {
 		t.Fatal("a cancelled waiter was woken")
 	}
+
+	// A waiter that leaves with a wake-up it did not take says so, so
+	// that it can be handed on; one that took it, or had none, does not.
+	d1, cancelD1 := s.wait("a")
+	d2, cancelD2 := s.wait("a")
+	s.wake("a", 1)
+	if !cancelD1() {
+		t.Fatal("a waiter leaving with an untaken wake-up did not report it")
+	}
+	s.wake("a", 1)
+	<-d2
+	if cancelD2() {
+		t.Fatal("a waiter that took its wake-up reported it untaken")
+	}
+	_ = d1
 
 	c1, cancel1 := s.wait("a")
 	defer cancel1()

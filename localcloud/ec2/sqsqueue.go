@@ -127,16 +127,21 @@ func (c *Cloud) receiveWait(ctx context.Context, acct string, limit int, visibil
 		woken, cancel := c.events.wait(acct) // before the look, so no commit is missed
 		msgs, due, ok, err := c.receive(ctx, acct, limit, visibility)
 		if err != nil || len(msgs) > 0 {
-			cancel()
-			if len(msgs) == limit {
-				// A full batch: more may be there for another waiter.
-				c.events.wake(acct, 1)
+			n := 0
+			if cancel() {
+				n++ // a wake-up meant for a waiter came while this one looked
 			}
+			if len(msgs) == limit {
+				n++ // a full batch: more may be there for another waiter
+			}
+			c.events.wake(acct, n)
 			return msgs, err
 		}
 		sleep := time.Until(deadline)
 		if sleep <= 0 {
-			cancel()
+			if cancel() {
+				c.events.wake(acct, 1)
+			}
 			return nil, nil
 		}
 		if ok {
@@ -148,7 +153,9 @@ func (c *Cloud) receiveWait(ctx context.Context, acct string, limit int, visibil
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			cancel()
+			if cancel() {
+				c.events.wake(acct, 1)
+			}
 			return nil, ctx.Err()
 		case <-woken:
 			t.Stop()
