@@ -736,20 +736,27 @@ func countActivities(hs []*historypb.History, activity string) int {
 	return n
 }
 
+// markers returns the markers named name recorded in hs, in order.
+func markers(hs []*historypb.History, name string) []*historypb.MarkerRecordedEventAttributes {
+	var out []*historypb.MarkerRecordedEventAttributes
+	for _, h := range hs {
+		for _, ev := range h.GetEvents() {
+			if m := ev.GetMarkerRecordedEventAttributes(); m != nil && m.GetMarkerName() == name {
+				out = append(out, m)
+			}
+		}
+	}
+	return out
+}
+
 // countLocalActivities counts the local activities of the given type
 // recorded in hs (their markers).
 func countLocalActivities(hs []*historypb.History, activity string) int {
 	n := 0
-	for _, h := range hs {
-		for _, ev := range h.GetEvents() {
-			m := ev.GetMarkerRecordedEventAttributes()
-			if m == nil || m.GetMarkerName() != "LocalActivity" {
-				continue
-			}
-			for _, p := range m.GetDetails()["data"].GetPayloads() {
-				if bytes.Contains(p.GetData(), []byte(`"ActivityType":"`+activity+`"`)) {
-					n++
-				}
+	for _, m := range markers(hs, "LocalActivity") {
+		for _, p := range m.GetDetails()["data"].GetPayloads() {
+			if bytes.Contains(p.GetData(), []byte(`"ActivityType":"`+activity+`"`)) {
+				n++
 			}
 		}
 	}
@@ -784,42 +791,32 @@ func decodeFirst(p *commonpb.Payloads, v any) error {
 	return converter.GetDefaultDataConverter().FromPayload(p.GetPayloads()[0], v)
 }
 
+// versionMarkers returns the workflow.GetVersion markers of changeID in
+// hs, in order.
+func versionMarkers(hs []*historypb.History, changeID string) []*historypb.MarkerRecordedEventAttributes {
+	var out []*historypb.MarkerRecordedEventAttributes
+	for _, m := range markers(hs, "Version") {
+		var id string
+		if p := m.GetDetails()["change-id"]; p != nil && decodeFirst(p, &id) == nil && id == changeID {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
 // countVersionMarkers counts the workflow.GetVersion markers of changeID.
+func countVersionMarkers(hs []*historypb.History, changeID string) int {
+	return len(versionMarkers(hs, changeID))
+}
+
 // recordedVersion is the version the first Version marker of changeID in
 // hs recorded, or -2 without one.
 func recordedVersion(hs []*historypb.History, changeID string) int {
-	for _, h := range hs {
-		for _, ev := range h.GetEvents() {
-			a := ev.GetMarkerRecordedEventAttributes()
-			if a == nil || a.GetMarkerName() != "Version" {
-				continue
-			}
-			var id string
-			var v int
-			if p := a.GetDetails()["change-id"]; p == nil || decodeFirst(p, &id) != nil || id != changeID {
-				continue
-			}
-			if p := a.GetDetails()["version"]; p != nil && decodeFirst(p, &v) == nil {
-				return v
-			}
+	for _, m := range versionMarkers(hs, changeID) {
+		var v int
+		if p := m.GetDetails()["version"]; p != nil && decodeFirst(p, &v) == nil {
+			return v
 		}
 	}
 	return -2
-}
-
-func countVersionMarkers(hs []*historypb.History, changeID string) int {
-	n := 0
-	for _, h := range hs {
-		for _, ev := range h.GetEvents() {
-			a := ev.GetMarkerRecordedEventAttributes()
-			if a == nil || a.GetMarkerName() != "Version" {
-				continue
-			}
-			var id string
-			if p := a.GetDetails()["change-id"]; p != nil && decodeFirst(p, &id) == nil && id == changeID {
-				n++
-			}
-		}
-	}
-	return n
 }
