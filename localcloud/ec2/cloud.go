@@ -69,9 +69,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/gust-dev/gust/localcloud/stmtcache"
 	"github.com/gust-dev/gust/tenants"
-
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
 // Cloud is the EC2 API of the local cloud. It is an http.Handler that
@@ -138,10 +137,9 @@ func Open(cfg Config) (*Cloud, error) {
 	} else {
 		dsn = "file:" + (&url.URL{Path: cfg.DBPath}).EscapedPath() + "?" + pragmas
 	}
-	db, err := sql.Open("sqlite", dsn)
-	if err != nil {
-		return nil, fmt.Errorf("opening local cloud database, %w", err)
-	}
+	// Every call runs the same few dozen statements; the connections keep
+	// them prepared (stmtcache) instead of parsing them each time.
+	db := stmtcache.Open(dsn)
 	if cfg.DBPath == "" {
 		// Every connection to :memory: is a separate database.
 		db.SetMaxOpenConns(1)
