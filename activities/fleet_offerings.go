@@ -60,6 +60,10 @@ type PrepareFleetResult struct {
 	// key, template or image). The workflow fails the fleet as an invalid
 	// request when there are any, before anything is reserved.
 	Problems []string `json:"problems,omitempty"`
+	// EventsActive says this worker receives the tenant's instance events
+	// (as ReconcileFleetResult's), so the fleet need not count at once.
+	// Only set when there are no Problems.
+	EventsActive bool `json:"events_active,omitempty"`
 }
 
 // PrepareFleet checks the fleet's request against the cloud: the instance

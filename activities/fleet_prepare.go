@@ -106,6 +106,11 @@ func (a *Fleet) prepareFleet(ctx context.Context, in PrepareFleetInput) (Prepare
 		return res, err
 	}
 	res.Offerings = prepared
+	if a.Events != nil {
+		// Starts the tenant's receive loop if it is not running, as the
+		// reconciling count does.
+		res.EventsActive = a.Events.Watch(providers.TenantOrDefault(in.Tenant))
+	}
 	return res, nil
 }
 

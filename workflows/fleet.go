@@ -74,6 +74,16 @@ const (
 	// not a new change id, because each new id costs every fleet one more
 	// search attribute upsert, a visibility write.
 	fleetFastStart workflow.Version = 2
+	// fleetEventsFirst is versionOfferings' version 3: PrepareFleet also
+	// says whether the tenant's instance events arrive, and when they do
+	// the fleet takes no reconciling count at the start (its first is one
+	// ReconcileInterval later). A fleet whose every live instance has had
+	// its state from an event knows them without a count, so it may end on
+	// them (view's Fresh). Each fleet so saves one DescribeInstances by tag,
+	// one activity and often one workflow task while it launches, which is
+	// when a hundred fleets together are short of CPU (and, on AWS, of the
+	// describe bucket).
+	fleetEventsFirst workflow.Version = 3
 )
 
 // version is workflow.GetVersion of one of the change ids older than
@@ -167,8 +177,9 @@ type fleet struct {
 	statesKnown   bool
 	// eventsActive: the worker said instance events arrive for the tenant.
 	eventsActive bool
-	// fastStart: this run is on versionOfferings' fleetFastStart.
-	fastStart bool
+	// fastStart: this run is on versionOfferings' fleetFastStart;
+	// eventsFirst: on fleetEventsFirst.
+	fastStart, eventsFirst bool
 	// spotBackingOff holds new spot rounds as backingOff holds on-demand
 	// ones; availableAt is when the armed availability timer fires.
 	spotBackingOff bool
@@ -271,10 +282,11 @@ func (f *fleet) terminal() bool {
 func (f *fleet) run(ctx workflow.Context) (FleetResult, error) {
 	// A chain is a fleet of offerings from its first run on, or never: a
 	// run resumed from a one-type run stays one-type.
-	v := workflow.GetVersion(ctx, versionOfferings, workflow.DefaultVersion, fleetFastStart)
+	v := workflow.GetVersion(ctx, versionOfferings, workflow.DefaultVersion, fleetEventsFirst)
 	if v >= 1 && (f.st.Phase == PhaseValidating || len(f.st.Offerings) > 0) {
 		f.offerings = true
 		f.fastStart = v >= fleetFastStart
+		f.eventsFirst = v >= fleetEventsFirst
 		f.maintain = f.in.OnLost == OnLostReplace
 		f.states = make(map[string]string, len(f.st.InstanceIDs))
 		f.early = map[string]string{}

@@ -20,7 +20,10 @@ type fleetView struct {
 	Live int
 	// Running and Pending are the last running count's. Fresh says no
 	// launch or terminate landed since that count was scheduled, so it
-	// describes Live's instances.
+	// describes Live's instances. In a fleet of offerings, whose counts
+	// come from each instance's state, Fresh says a reconciling count came
+	// back or (fleetEventsFirst) events gave every live instance its
+	// state.
 	Running, Pending int
 	Fresh            bool
 

@@ -88,6 +88,22 @@ func (f *fleet) applyEvents(ctx workflow.Context, in InstanceEventsInput) {
 	}
 }
 
+// statesFromEvents reports whether events gave every live instance its
+// state, so the fleet knows them all without a reconciling count
+// (fleetEventsFirst). An event is as recent as a count taken when it was
+// sent, and a state an event never gave waits for the count.
+func (f *fleet) statesFromEvents() bool {
+	if len(f.st.InstanceIDs) == 0 {
+		return false
+	}
+	for _, id := range f.st.InstanceIDs {
+		if f.states[id] == "" {
+			return false
+		}
+	}
+	return true
+}
+
 // applyReconcile handles a reconciling count taken of the instances in
 // known (the live ids when it was scheduled).
 func (f *fleet) applyReconcile(ctx workflow.Context, known []string, res activities.ReconcileFleetResult) {

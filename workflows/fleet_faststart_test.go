@@ -24,12 +24,14 @@ type eventsOn struct{}
 func (eventsOn) Watch(string) bool                      { return true }
 func (eventsOn) Learn(string, string, string, []string) {}
 
-// TestFastStart: a new fleet (fleetFastStart) checks its offerings as a
-// local activity, in its first workflow task, and while events arrive a
-// launch's answer triggers no reconciling count: one count at the start
-// (which says the events arrive) and the events do the rest. A fleet on
-// versionOfferings' version 1, whose histories must replay, still checks
-// with an activity and counts after each launch.
+// TestFastStart: a new fleet (fleetEventsFirst) checks its offerings as a
+// local activity, in its first workflow task, which also says the events
+// arrive; it then takes no reconciling count at all (the next is an hour
+// away) and ends on the states the events gave. On fleetFastStart, whose
+// histories must replay, it takes one count at the start (which says the
+// events arrive) and no more, since a launch's answer triggers none while
+// events arrive. On versionOfferings' version 1 it still checks with an
+// activity and counts after each launch.
 func TestFastStart(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
@@ -37,6 +39,7 @@ func TestFastStart(t *testing.T) {
 		local      bool
 		reconciles func(n int) bool
 	}{
+		{"events first", fleetEventsFirst, true, func(n int) bool { return n == 0 }},
 		{"fast start", fleetFastStart, true, func(n int) bool { return n == 1 }},
 		{"version 1", 1, false, func(n int) bool { return n > 1 }},
 	} {
@@ -50,7 +53,7 @@ func TestFastStart(t *testing.T) {
 			env.RegisterWorkflow(LaunchFleetWorkflow)
 			env.RegisterActivity(&activities.Fleet{Accounts: accounts, Events: eventsOn{}})
 			env.SetTestTimeout(30 * time.Second)
-			env.OnGetVersion(versionOfferings, workflow.DefaultVersion, fleetFastStart).Return(tc.version)
+			env.OnGetVersion(versionOfferings, workflow.DefaultVersion, fleetEventsFirst).Return(tc.version)
 			var mu sync.Mutex
 			started := map[string]int{}
 			env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, _ converter.EncodedValues) {
@@ -97,4 +100,52 @@ func TestFastStart(t *testing.T) {
 			require.True(t, tc.reconciles(started["ReconcileFleet"]), "%d reconciling counts (started %v)", started["ReconcileFleet"], started)
 		})
 	}
+}
+
+// TestEventsFirstEndsOnlyOnKnownStates: on fleetEventsFirst a fleet ends
+// on its events only when they gave every live instance its state. With
+// one instance's event lost, it waits for the reconciling count, one
+// ReconcileInterval after the start.
+func TestEventsFirstEndsOnlyOnKnownStates(t *testing.T) {
+	var ts testsuite.WorkflowTestSuite
+	env := ts.NewTestWorkflowEnvironment()
+	accounts := fake.NewAccounts()
+	cloud := accounts.Add("")
+	cloud.SetCapacity("m5.large", fake.Unlimited)
+	env.RegisterWorkflow(LaunchFleetWorkflow)
+	env.RegisterActivity(&activities.Fleet{Accounts: accounts, Events: eventsOn{}})
+	env.SetTestTimeout(30 * time.Second)
+	var mu sync.Mutex
+	reconciles := 0
+	env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, _ converter.EncodedValues) {
+		mu.Lock()
+		defer mu.Unlock()
+		if info.ActivityType.Name == "ReconcileFleet" {
+			reconciles++
+		}
+	})
+	env.RegisterDelayedCallback(func() {
+		var evs []InstanceEvent
+		for _, id := range cloud.Live(nil) {
+			evs = append(evs, InstanceEvent{ID: id, State: providers.StateRunning})
+		}
+		require.Len(t, evs, 10)
+		var origin string
+		for _, inst := range cloud.Instances() {
+			origin = inst.Tags[activities.FleetRunTagKey]
+		}
+		env.SignalWorkflow(InstanceEventsSignal, InstanceEventsInput{RunTag: origin, Events: evs[1:]}) // one lost
+	}, time.Minute)
+	in := fleetInput(5, 10)
+	in.Tuning.ReconcileInterval = 10 * time.Minute
+	env.ExecuteWorkflow(LaunchFleetWorkflow, in)
+	require.True(t, env.IsWorkflowCompleted())
+	require.NoError(t, env.GetWorkflowError())
+	var res FleetResult
+	require.NoError(t, env.GetWorkflowResult(&res))
+	require.Equal(t, PhaseFulfilled, res.State)
+	require.GreaterOrEqual(t, res.TimeToTargetMS, (10 * time.Minute).Milliseconds(), "ended before the count that knows the last state")
+	mu.Lock()
+	defer mu.Unlock()
+	require.Equal(t, 1, reconciles, "the one count one interval after the start")
 }

@@ -408,7 +408,7 @@ func (f *fleet) view(ctx workflow.Context) fleetView {
 		now := v.Now
 		v.Markets, v.Maintain = true, f.maintain
 		v.Surplus = f.surplus(live)
-		v.Fresh = f.statesKnown
+		v.Fresh = f.statesKnown || f.eventsFirst && f.statesFromEvents()
 		v.OnDemandWant, v.SpotWant = splitMarkets(f.st.Target, f.in.OnDemandBase, f.in.SpotShare)
 		v.LiveOnDemand, v.LiveSpot = liveOD, liveSpot
 		v.RequestedSpot = f.flight.spotRequested

@@ -53,6 +53,11 @@ func (f *fleet) prepare(ctx workflow.Context) error {
 		return invalidRequest(fmt.Sprintf("the request makes %d offerings; between 1 and %d are allowed", len(res.Offerings), 4*MaxOfferings))
 	}
 	f.st.Offerings = res.Offerings
+	if f.eventsFirst && res.EventsActive {
+		// The watcher's first count waits (startWatcher).
+		f.eventsActive = true
+		f.log.Info("instance events", "Active", true)
+	}
 	return nil
 }
 

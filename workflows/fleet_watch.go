@@ -1,6 +1,8 @@
 package workflows
 
 import (
+	"time"
+
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/gust-dev/gust/activities"
@@ -32,46 +34,16 @@ func (f *fleet) startWatcher(ctx workflow.Context) {
 	wctx, cancel := workflow.WithCancel(ctx)
 	f.w.cancel = cancel
 	workflow.Go(wctx, func(ctx workflow.Context) {
-		var a *activities.Fleet
 		actx := workflow.WithActivityOptions(ctx, countOptions())
-		in := activities.CountRunningInput{Tenant: f.in.Tenant, FleetID: f.in.FleetID, RunTag: f.st.Origin}
+		// fleetEventsFirst: PrepareFleet said the events flow, so the first
+		// count waits its interval like the later ones.
+		skip := f.eventsFirst && f.eventsActive
 		for !f.w.stop && ctx.Err() == nil {
-			epoch, quiet := f.w.epoch, f.launchesSettled()
-			f.activitiesThisRun++
-			var res activities.CountRunningResult
-			began := workflow.Now(ctx)
-			var err error
-			if f.offerings {
-				res, err = f.reconcile(ctx, actx)
+			var took time.Duration
+			if skip {
+				skip = false
 			} else {
-				err = workflow.ExecuteActivity(actx, a.CountRunning, in).Get(ctx, &res)
-			}
-			took := workflow.Now(ctx).Sub(began)
-			if err == nil && f.offerings {
-				f.w.obsEpoch = epoch
-				if quiet && f.launchesSettled() && epoch == f.w.epoch && res.Running+res.Pending > len(f.st.InstanceIDs)+f.stillRunningLost() {
-					f.w.adopting = true
-					f.adoptOrphans(ctx)
-					f.w.adopting = false
-					f.changed = true
-				}
-			} else if err == nil {
-				f.st.Running, f.st.Pending, f.st.Gone = res.Running, res.Pending, res.Total-res.Running-res.Pending
-				f.w.obsEpoch = epoch
-				if f.st.MinReachedAt.IsZero() && res.Running >= f.in.Min {
-					f.st.MinReachedAt = workflow.Now(ctx)
-				}
-				f.changed = true
-				if quiet && f.launchesSettled() && epoch == f.w.epoch && res.Running+res.Pending > len(f.st.InstanceIDs) {
-					// Set before the fill loop can see this count: the
-					// running instances it counts include the orphans.
-					f.w.adopting = true
-					f.adoptOrphans(ctx)
-					f.w.adopting = false
-					f.changed = true
-				}
-			} else if ctx.Err() == nil {
-				f.log.Warn("counting running instances failed", "Error", err)
+				took = f.countOnce(ctx, actx)
 			}
 			if f.w.stop || ctx.Err() != nil {
 				return
@@ -95,6 +67,52 @@ func (f *fleet) startWatcher(ctx workflow.Context) {
 			f.w.idle = false
 		}
 	})
+}
+
+// countOnce takes one running count (a reconciling count in a fleet of
+// offerings), applies it, and adopts orphans it reveals. It returns how
+// long the count took.
+func (f *fleet) countOnce(ctx, actx workflow.Context) time.Duration {
+	var a *activities.Fleet
+	in := activities.CountRunningInput{Tenant: f.in.Tenant, FleetID: f.in.FleetID, RunTag: f.st.Origin}
+	epoch, quiet := f.w.epoch, f.launchesSettled()
+	f.activitiesThisRun++
+	var res activities.CountRunningResult
+	began := workflow.Now(ctx)
+	var err error
+	if f.offerings {
+		res, err = f.reconcile(ctx, actx)
+	} else {
+		err = workflow.ExecuteActivity(actx, a.CountRunning, in).Get(ctx, &res)
+	}
+	took := workflow.Now(ctx).Sub(began)
+	if err == nil && f.offerings {
+		f.w.obsEpoch = epoch
+		if quiet && f.launchesSettled() && epoch == f.w.epoch && res.Running+res.Pending > len(f.st.InstanceIDs)+f.stillRunningLost() {
+			f.w.adopting = true
+			f.adoptOrphans(ctx)
+			f.w.adopting = false
+			f.changed = true
+		}
+	} else if err == nil {
+		f.st.Running, f.st.Pending, f.st.Gone = res.Running, res.Pending, res.Total-res.Running-res.Pending
+		f.w.obsEpoch = epoch
+		if f.st.MinReachedAt.IsZero() && res.Running >= f.in.Min {
+			f.st.MinReachedAt = workflow.Now(ctx)
+		}
+		f.changed = true
+		if quiet && f.launchesSettled() && epoch == f.w.epoch && res.Running+res.Pending > len(f.st.InstanceIDs) {
+			// Set before the fill loop can see this count: the
+			// running instances it counts include the orphans.
+			f.w.adopting = true
+			f.adoptOrphans(ctx)
+			f.w.adopting = false
+			f.changed = true
+		}
+	} else if ctx.Err() == nil {
+		f.log.Warn("counting running instances failed", "Error", err)
+	}
+	return took
 }
 
 // reconcile runs one ReconcileFleet and applies it to the instances' states.

@@ -95,6 +95,10 @@ var inputsChanged = map[string]string{}
 //     (fleetFastStart): PrepareFleet as a local activity marker, no
 //     marker for the older change ids, and no count after a launch while
 //     events arrive.
+//   - fleet-v6-*: the same fleet scenarios on fleet-offerings' version 3
+//     (fleetEventsFirst). The recording's worker reads no events queue,
+//     so these fleets count at the start and poll; the path without that
+//     count is TestFastStart's.
 //
 // docs/design.md, "Recording a history for the replay tests", says how to
 // record more. The control replays each history with the changed twin of
