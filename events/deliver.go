@@ -83,28 +83,44 @@ type outboxKey struct {
 type outbox struct {
 	events  []workflows.InstanceEvent
 	waiters []chan error
+	// senders are the flushes sending to the fleet launch, at most
+	// signalsInFlight.
+	senders int
 }
 
+// signalsInFlight bounds the signals in flight to one fleet launch. Two,
+// not one: a launch's events come in batches of ten (SQS's most per
+// receive) that the receivers read at once, and with one signal at a time
+// the second batch of a 20-instance burst waited a whole signal round trip
+// behind the first before either reached the fleet. A third batch waits
+// and goes with whatever else arrived meanwhile.
+const signalsInFlight = 2
+
 // signal gets batch to its fleet launch and returns the outcome of the
-// signal that carried it. Signals to one fleet launch go one at a time:
-// the batches that arrive while one is in flight go together in the next
-// (group commit), so a fleet that the receivers feed from many batches at
-// once gets a signal, and a workflow task, per round trip rather than per
-// batch. Each batch still learns whether its own events went through, so
-// its messages are deleted only then.
+// signal that carried it. Signals to one fleet launch go at most
+// signalsInFlight at a time: the batches that arrive while they are in
+// flight go together in the next (group commit), so a fleet that the
+// receivers feed from many batches at once gets a signal, and a workflow
+// task, per round trip rather than per batch. Each batch still learns
+// whether its own events went through, so its messages are deleted only
+// then.
 func (r *Router) signal(ctx context.Context, tenant string, o owner, batch []workflows.InstanceEvent) error {
 	key := outboxKey{tenant, o}
 	done := make(chan error, 1)
 	r.omu.Lock()
-	ob, sending := r.outboxes[key]
-	if !sending {
+	ob := r.outboxes[key]
+	if ob == nil {
 		ob = &outbox{}
 		r.outboxes[key] = ob
 	}
 	ob.events = append(ob.events, batch...)
 	ob.waiters = append(ob.waiters, done)
+	start := ob.senders < signalsInFlight
+	if start {
+		ob.senders++
+	}
 	r.omu.Unlock()
-	if !sending {
+	if start {
 		// The caller is one of the loop's receivers, counted in r.wg, so
 		// the count is positive here and Close waits for this too.
 		r.wg.Add(1)
@@ -118,14 +134,17 @@ func (r *Router) signal(ctx context.Context, tenant string, o owner, batch []wor
 	}
 }
 
-// flush sends key's outbox, one signal at a time, until it is empty.
+// flush sends key's outbox, one signal at a time, until it is empty; up to
+// signalsInFlight flushes of one outbox run at once.
 func (r *Router) flush(key outboxKey) {
 	defer r.wg.Done()
 	for {
 		r.omu.Lock()
 		ob := r.outboxes[key]
 		if len(ob.waiters) == 0 {
-			delete(r.outboxes, key)
+			if ob.senders--; ob.senders == 0 {
+				delete(r.outboxes, key)
+			}
 			r.omu.Unlock()
 			return
 		}

@@ -491,7 +491,7 @@ func TestSignalsToOneFleetGoTogether(t *testing.T) {
 	if len(sigs) >= 12 {
 		t.Errorf("%d signals for 12 batches of one fleet, want fewer: batches that wait go together", len(sigs))
 	}
-	if n := g.sig.mostInFlight(); n != 1 {
-		t.Errorf("%d signals to one fleet at once, want 1", n)
+	if n := g.sig.mostInFlight(); n != signalsInFlight {
+		t.Errorf("%d signals to one fleet at once, want %d", n, signalsInFlight)
 	}
 }
