@@ -51,6 +51,11 @@ const (
 // the rest are published by the next reads.
 const materializeBatch = 5000
 
+// sqlBootedInstances finds an account's instances still published as
+// pending that were launched by a time (materializeRunning).
+var sqlBootedInstances = fmt.Sprintf(`SELECT id, launch_ns FROM instances
+		WHERE account = ? AND event_state = 'pending' AND launch_ns <= ? ORDER BY launch_ns LIMIT %d`, materializeBatch)
+
 // eventsSchema holds the queues. event_queues counts each account's
 // events, so that keeping the queue under its limit costs no scan.
 const eventsSchema = `
@@ -261,9 +266,9 @@ func forgetEvents(ctx context.Context, tx *sql.Tx, acct string, n int64) error {
 // is only marked: its event would already have expired.
 func (c *Cloud) materializeRunning(ctx context.Context, tx *sql.Tx, acct string, now int64) error {
 	boot := c.cfg.BootDelay.Nanoseconds()
-	rows, err := tx.QueryContext(ctx, `SELECT id, launch_ns FROM instances
-		WHERE account = ? AND event_state = 'pending' AND launch_ns <= ? ORDER BY launch_ns LIMIT ?`,
-		acct, now-boot, materializeBatch)
+	// The limit is in the text: a bound LIMIT expires the statement at
+	// each binding (sqlEndedNotices).
+	rows, err := tx.QueryContext(ctx, sqlBootedInstances, acct, now-boot)
 	if err != nil {
 		return fmt.Errorf("finding booted instances, %w", err)
 	}

@@ -66,9 +66,11 @@ const instanceColumns = `seq, id, reservation_id, instance_type, zone, pool_zone
 // instances table), in launch order, at most limit of them (all if limit
 // < 0), with their tags.
 func queryInstances(ctx context.Context, tx *sql.Tx, where string, args []any, limit int) ([]*instance, error) {
-	page := `SELECT ` + instanceColumns + ` FROM instances WHERE ` + where + ` ORDER BY seq LIMIT ?`
-	args = append(args[:len(args):len(args)], limit)
-	rows, err := tx.QueryContext(ctx, page, args...)
+	// The limit is in the text: a bound LIMIT expires the statement at
+	// each binding (sqlEndedNotices). It is an int, so nothing else can
+	// get into the text.
+	order := ` ORDER BY seq LIMIT ` + strconv.Itoa(limit)
+	rows, err := tx.QueryContext(ctx, `SELECT `+instanceColumns+` FROM instances WHERE `+where+order, args...)
 	if err != nil {
 		return nil, fmt.Errorf("querying instances, %w", err)
 	}
@@ -97,7 +99,7 @@ func queryInstances(ctx context.Context, tx *sql.Tx, where string, args []any, l
 		return nil, err
 	}
 	rows, err = tx.QueryContext(ctx, `SELECT seq, key, value FROM tags WHERE seq IN (SELECT seq FROM instances WHERE `+
-		where+` ORDER BY seq LIMIT ?)`, args...)
+		where+order+`)`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("querying tags, %w", err)
 	}

@@ -36,7 +36,7 @@ func TestHotQueriesUseTheirIndexes(t *testing.T) {
 		args  []any
 		index string
 	}{
-		"ended notices":     {sqlEndedNotices, []any{int64(5), 10}, "instances_interrupted"},
+		"ended notices":     {sqlEndedNotices, []any{int64(5)}, "instances_interrupted"},
 		"any ended notice":  {sqlAnyEndedNotice, []any{int64(5)}, "instances_interrupted"},
 		"spot to interrupt": {sqlSpotToInterrupt, []any{int64(5), 10}, "instances_spot_live"},
 		"next due of queue": {sqlNextDue, []any{"acct1", int64(5)}, "instances_interrupted"},

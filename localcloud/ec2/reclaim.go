@@ -45,9 +45,15 @@ const reclaimBatch = 1000
 // prefers instances_terminated for "terminated_ns IS NULL", which walks
 // every live instance, and with a few thousand of them the local cloud
 // spent half its write time there (TestHotQueriesUseTheirIndexes).
+//
+// A limit is written into the text, not bound: SQLite's planner reads a
+// bound LIMIT's value, so every new binding of it expires the prepared
+// statement and the next step parses it again (stmtcache's cache would
+// not save the parse).
+var sqlEndedNotices = fmt.Sprintf(`SELECT account, id, instance_type, pool_zone, cr_id, interrupt_ns FROM instances INDEXED BY instances_interrupted
+		WHERE interrupt_ns IS NOT NULL AND terminated_ns IS NULL AND interrupt_ns <= ? ORDER BY interrupt_ns LIMIT %d`, reclaimBatch)
+
 const (
-	sqlEndedNotices = `SELECT account, id, instance_type, pool_zone, cr_id, interrupt_ns FROM instances INDEXED BY instances_interrupted
-		WHERE interrupt_ns IS NOT NULL AND terminated_ns IS NULL AND interrupt_ns <= ? ORDER BY interrupt_ns LIMIT ?`
 	sqlAnyEndedNotice = `SELECT count(*) FROM (SELECT 1 FROM instances INDEXED BY instances_interrupted
 		WHERE interrupt_ns IS NOT NULL AND terminated_ns IS NULL AND interrupt_ns <= ? LIMIT 1)`
 	sqlSpotToInterrupt = `SELECT account, id FROM instances INDEXED BY instances_spot_live
@@ -136,7 +142,7 @@ func (c *Cloud) startNotices(ctx context.Context, tx *sql.Tx, acct string, ids [
 // publishes their state changes.
 func (c *Cloud) endNotices(ctx context.Context, tx *sql.Tx, now int64) error {
 	notice := c.cfg.SpotNoticePeriod.Nanoseconds()
-	rows, err := tx.QueryContext(ctx, sqlEndedNotices, now-notice, reclaimBatch)
+	rows, err := tx.QueryContext(ctx, sqlEndedNotices, now-notice)
 	if err != nil {
 		return fmt.Errorf("finding ended spot notices, %w", err)
 	}

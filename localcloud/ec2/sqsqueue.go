@@ -80,8 +80,10 @@ func (c *Cloud) receive(ctx context.Context, acct string, limit int, visibility 
 		if err := c.refreshQueue(ctx, tx, acct, now); err != nil {
 			return err
 		}
-		rows, err := tx.QueryContext(ctx, `SELECT seq, message_id, body, sent_ns, receives, coalesce(first_receive_ns, ?)
-			FROM events WHERE account = ? AND visible_ns <= ? ORDER BY visible_ns, seq LIMIT ?`, now, acct, now, limit)
+		// limit (1 to 10) is in the text: a bound LIMIT expires the
+		// statement at each binding (sqlEndedNotices).
+		rows, err := tx.QueryContext(ctx, fmt.Sprintf(`SELECT seq, message_id, body, sent_ns, receives, coalesce(first_receive_ns, ?)
+			FROM events WHERE account = ? AND visible_ns <= ? ORDER BY visible_ns, seq LIMIT %d`, limit), now, acct, now)
 		if err != nil {
 			return fmt.Errorf("receiving events, %w", err)
 		}

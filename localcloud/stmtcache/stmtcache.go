@@ -10,6 +10,11 @@
 // must re-bind each of them (Tx.Stmt); caching in the connection keeps the
 // call sites as they are.
 //
+// SQLite itself expires a prepared statement whose plan depends on a bound
+// value each time that value is bound again, and parses it anew at its
+// next step: a bound LIMIT or OFFSET, and a bound LIKE or GLOB pattern. The
+// cache cannot save those parses; write such a limit into the text.
+//
 // Invariants: a cached statement is used by one call at a time (a query's
 // statement stays taken until its rows are closed; a second use meanwhile,
 // such as the same query nested inside the loop over the first's rows,
