@@ -24,6 +24,50 @@ type eventsOn struct{}
 func (eventsOn) Watch(string) bool                      { return true }
 func (eventsOn) Learn(string, string, string, []string) {}
 
+// eventsEnv is a test environment whose fleet activities run on cloud, an
+// unlimited m5.large pool, with the tenant's events flowing (eventsOn).
+func eventsEnv() (*testsuite.TestWorkflowEnvironment, *fake.Compute) {
+	var ts testsuite.WorkflowTestSuite
+	env := ts.NewTestWorkflowEnvironment()
+	accounts := fake.NewAccounts()
+	cloud := accounts.Add("")
+	cloud.SetCapacity("m5.large", fake.Unlimited)
+	env.RegisterWorkflow(LaunchFleetWorkflow)
+	env.RegisterActivity(&activities.Fleet{Accounts: accounts, Events: eventsOn{}})
+	env.SetTestTimeout(30 * time.Second)
+	return env, cloud
+}
+
+// signalRunningAfter signals, after d, an InstanceEventsSignal that says
+// the fleet's 10 live instances run, less the first lost of them (their
+// events lost).
+func signalRunningAfter(t *testing.T, env *testsuite.TestWorkflowEnvironment, cloud *fake.Compute, d time.Duration, lost int) {
+	env.RegisterDelayedCallback(func() {
+		var evs []InstanceEvent
+		for _, id := range cloud.Live(nil) {
+			evs = append(evs, InstanceEvent{ID: id, State: providers.StateRunning})
+		}
+		require.Len(t, evs, 10)
+		var origin string
+		for _, inst := range cloud.Instances() {
+			origin = inst.Tags[activities.FleetRunTagKey]
+		}
+		env.SignalWorkflow(InstanceEventsSignal, InstanceEventsInput{RunTag: origin, Events: evs[lost:]})
+	}, d)
+}
+
+// fulfilled runs the fleet of in to its end and returns its result,
+// which must be fulfilled.
+func fulfilled(t *testing.T, env *testsuite.TestWorkflowEnvironment, in LaunchFleetInput) FleetResult {
+	env.ExecuteWorkflow(LaunchFleetWorkflow, in)
+	require.True(t, env.IsWorkflowCompleted())
+	require.NoError(t, env.GetWorkflowError())
+	var res FleetResult
+	require.NoError(t, env.GetWorkflowResult(&res))
+	require.Equal(t, PhaseFulfilled, res.State)
+	return res
+}
+
 // TestFastStart: a new fleet (fleetEventsFirst) checks its offerings as a
 // local activity, in its first workflow task, which also says the events
 // arrive; it then takes no reconciling count at all (the next is an hour
@@ -44,15 +88,8 @@ func TestFastStart(t *testing.T) {
 		{"version 1", 1, false, func(n int) bool { return n > 1 }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var ts testsuite.WorkflowTestSuite
-			env := ts.NewTestWorkflowEnvironment()
-			accounts := fake.NewAccounts()
-			cloud := accounts.Add("")
-			cloud.SetCapacity("m5.large", fake.Unlimited)
+			env, cloud := eventsEnv()
 			cloud.PendingDescribes = 1 << 30 // only the events say running
-			env.RegisterWorkflow(LaunchFleetWorkflow)
-			env.RegisterActivity(&activities.Fleet{Accounts: accounts, Events: eventsOn{}})
-			env.SetTestTimeout(30 * time.Second)
 			env.OnGetVersion(versionOfferings, workflow.DefaultVersion, fleetEventsFirst).Return(tc.version)
 			var mu sync.Mutex
 			started := map[string]int{}
@@ -66,26 +103,10 @@ func TestFastStart(t *testing.T) {
 				defer mu.Unlock()
 				started["local "+info.ActivityType.Name]++
 			})
-			env.RegisterDelayedCallback(func() {
-				var evs []InstanceEvent
-				for _, id := range cloud.Live(nil) {
-					evs = append(evs, InstanceEvent{ID: id, State: providers.StateRunning})
-				}
-				require.Len(t, evs, 10)
-				var origin string
-				for _, inst := range cloud.Instances() {
-					origin = inst.Tags[activities.FleetRunTagKey]
-				}
-				env.SignalWorkflow(InstanceEventsSignal, InstanceEventsInput{RunTag: origin, Events: evs})
-			}, time.Minute)
+			signalRunningAfter(t, env, cloud, time.Minute, 0)
 			in := fleetInput(5, 10) // the fill's launches answer after the first count
 			in.Tuning.ReconcileInterval = time.Hour
-			env.ExecuteWorkflow(LaunchFleetWorkflow, in)
-			require.True(t, env.IsWorkflowCompleted())
-			require.NoError(t, env.GetWorkflowError())
-			var res FleetResult
-			require.NoError(t, env.GetWorkflowResult(&res))
-			require.Equal(t, PhaseFulfilled, res.State)
+			res := fulfilled(t, env, in)
 			require.InDelta(t, 60000, res.TimeToMinMS, 1000, "min through the events")
 
 			mu.Lock()
@@ -107,14 +128,7 @@ func TestFastStart(t *testing.T) {
 // one instance's event lost, it waits for the reconciling count, one
 // ReconcileInterval after the start.
 func TestEventsFirstEndsOnlyOnKnownStates(t *testing.T) {
-	var ts testsuite.WorkflowTestSuite
-	env := ts.NewTestWorkflowEnvironment()
-	accounts := fake.NewAccounts()
-	cloud := accounts.Add("")
-	cloud.SetCapacity("m5.large", fake.Unlimited)
-	env.RegisterWorkflow(LaunchFleetWorkflow)
-	env.RegisterActivity(&activities.Fleet{Accounts: accounts, Events: eventsOn{}})
-	env.SetTestTimeout(30 * time.Second)
+	env, cloud := eventsEnv()
 	var mu sync.Mutex
 	reconciles := 0
 	env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, _ converter.EncodedValues) {
@@ -124,26 +138,10 @@ func TestEventsFirstEndsOnlyOnKnownStates(t *testing.T) {
 			reconciles++
 		}
 	})
-	env.RegisterDelayedCallback(func() {
-		var evs []InstanceEvent
-		for _, id := range cloud.Live(nil) {
-			evs = append(evs, InstanceEvent{ID: id, State: providers.StateRunning})
-		}
-		require.Len(t, evs, 10)
-		var origin string
-		for _, inst := range cloud.Instances() {
-			origin = inst.Tags[activities.FleetRunTagKey]
-		}
-		env.SignalWorkflow(InstanceEventsSignal, InstanceEventsInput{RunTag: origin, Events: evs[1:]}) // one lost
-	}, time.Minute)
+	signalRunningAfter(t, env, cloud, time.Minute, 1) // one event lost
 	in := fleetInput(5, 10)
 	in.Tuning.ReconcileInterval = 10 * time.Minute
-	env.ExecuteWorkflow(LaunchFleetWorkflow, in)
-	require.True(t, env.IsWorkflowCompleted())
-	require.NoError(t, env.GetWorkflowError())
-	var res FleetResult
-	require.NoError(t, env.GetWorkflowResult(&res))
-	require.Equal(t, PhaseFulfilled, res.State)
+	res := fulfilled(t, env, in)
 	require.GreaterOrEqual(t, res.TimeToTargetMS, (10 * time.Minute).Milliseconds(), "ended before the count that knows the last state")
 	mu.Lock()
 	defer mu.Unlock()
