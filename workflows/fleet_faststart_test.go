@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -103,8 +104,34 @@ func TestFastStart(t *testing.T) {
 				defer mu.Unlock()
 				started["local "+info.ActivityType.Name]++
 			})
+			if tc.version < fleetEventsFirst {
+				// The fill's launches answer after the first count has come
+				// back, so the count after them is the one a launch's
+				// answer triggers (or, on fleetFastStart, would). Left to
+				// the scheduler, a fill could answer while the first count
+				// was out, when there is no wait to end, and version 1
+				// then counted once. The listener runs before the workflow
+				// takes the count's result, and the fill's result is
+				// handled after it.
+				counted := make(chan struct{})
+				var once sync.Once
+				env.SetOnActivityCompletedListener(func(info *activity.Info, _ converter.EncodedValue, _ error) {
+					if info.ActivityType.Name == "ReconcileFleet" {
+						once.Do(func() { close(counted) })
+					}
+				})
+				cloud.FailRun = func(in providers.RunInput, _ int) error {
+					if strings.HasPrefix(in.ClientToken, "fill-") {
+						<-counted
+						mu.Lock()
+						defer mu.Unlock()
+						started["gated fill"]++
+					}
+					return nil
+				}
+			}
 			signalRunningAfter(t, env, cloud, time.Minute, 0)
-			in := fleetInput(5, 10) // the fill's launches answer after the first count
+			in := fleetInput(5, 10)
 			in.Tuning.ReconcileInterval = time.Hour
 			res := fulfilled(t, env, in)
 			require.InDelta(t, 60000, res.TimeToMinMS, 1000, "min through the events")
@@ -117,6 +144,9 @@ func TestFastStart(t *testing.T) {
 			} else {
 				require.Equal(t, 1, started["PrepareFleet"], "started %v", started)
 				require.Zero(t, started["local PrepareFleet"], "started %v", started)
+			}
+			if tc.version < fleetEventsFirst {
+				require.Positive(t, started["gated fill"], "no fill launch waited for the first count (started %v)", started)
 			}
 			require.True(t, tc.reconciles(started["ReconcileFleet"]), "%d reconciling counts (started %v)", started["ReconcileFleet"], started)
 		})
