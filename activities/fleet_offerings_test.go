@@ -1,6 +1,7 @@
 package activities
 
 import (
+	"errors"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -95,6 +96,28 @@ func TestPrepareFleetProblems(t *testing.T) {
 	assert.Contains(t, res.Problems[2], "us-east-1c")
 	assert.Contains(t, res.Problems[3], `"bad-key"`, "one line for the key, not one per type and market")
 	assert.Equal(t, 0, c.CallCount(fake.MethodDescribeOfferings), "a rejected fleet is not priced")
+}
+
+// TestPrepareFleetWaitsOutThrottledDryRuns: dry runs that the request
+// bucket throttles are asked again once it refills, within the attempt;
+// before, each attempt failed at the first throttled one, so a fleet with
+// more types and markets than the bucket holds never started.
+func TestPrepareFleetWaitsOutThrottledDryRuns(t *testing.T) {
+	c := offeringsCompute()
+	c.FailNext(fake.MethodRun, providers.NewThrottledError(errors.New("Request limit exceeded")))
+	c.FailNext(fake.MethodRun, providers.NewThrottledError(errors.New("Request limit exceeded")))
+	a := &Fleet{Accounts: providers.OneAccount(c)}
+	env := newActivityEnv(t, a)
+	v, err := env.ExecuteActivity(a.PrepareFleet, PrepareFleetInput{
+		Offerings: []OfferingSpec{{InstanceType: "m5.large", Weight: 1}, {InstanceType: "c5.large", Weight: 1}},
+		Markets:   []string{providers.MarketOnDemand},
+	})
+	require.NoError(t, err)
+	var res PrepareFleetResult
+	require.NoError(t, v.Get(&res))
+	assert.Empty(t, res.Problems)
+	assert.Len(t, res.Offerings, 2)
+	assert.Equal(t, 4, c.CallCount(fake.MethodRun), "two dry runs, the first asked three times")
 }
 
 func reserveInput(units int, offerings ...ReserveOffering) ReserveOfferingsInput {

@@ -162,9 +162,15 @@ func (a *Fleet) dryRuns(ctx context.Context, compute providers.Compute, in Prepa
 		}
 		checked = append(checked, o.InstanceType)
 		for _, m := range markets {
-			_, err := keepAlive(ctx, func() ([]providers.Instance, error) {
-				return compute.Run(ctx, providers.RunInput{InstanceType: o.InstanceType, Zone: o.Zone, SubnetID: o.SubnetID,
-					MinCount: 1, MaxCount: 1, Market: m, Params: in.Params, DryRun: true})
+			// A dry run takes a token from RunInstances' request bucket
+			// (5 on EC2): a throttled one waits for the next, or a fleet of
+			// more types and markets than the bucket holds would fail
+			// every attempt at the same call.
+			_, err := retryThrottled(ctx, nil, func() ([]providers.Instance, error) {
+				return keepAlive(ctx, func() ([]providers.Instance, error) {
+					return compute.Run(ctx, providers.RunInput{InstanceType: o.InstanceType, Zone: o.Zone, SubnetID: o.SubnetID,
+						MinCount: 1, MaxCount: 1, Market: m, Params: in.Params, DryRun: true})
+				})
 			})
 			switch {
 			case err == nil || providers.IsInsufficientCapacity(err):
