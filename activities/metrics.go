@@ -105,6 +105,11 @@ func (m meteredCompute) CancelReservation(ctx context.Context, id string) error 
 	return meter(ctx, "compute.CancelReservation", m.c.CancelReservation(ctx, id))
 }
 
+func (m meteredCompute) ListReservations(ctx context.Context, tags map[string]string) ([]providers.Reservation, error) {
+	out, err := m.c.ListReservations(ctx, tags)
+	return out, meter(ctx, "compute.ListReservations", err)
+}
+
 func (m meteredCompute) Run(ctx context.Context, in providers.RunInput) ([]providers.Instance, error) {
 	out, err := m.c.Run(ctx, in)
 	return out, meter(ctx, "compute.Run", err)

@@ -219,6 +219,11 @@ type Compute interface {
 	// CancelReservation releases a reservation's unused capacity. It returns
 	// NotFoundError if the reservation does not exist.
 	CancelReservation(ctx context.Context, id string) error
+	// ListReservations lists the active and pending capacity reservations
+	// that carry every tag in tags (at least one), following pagination.
+	// Like Describe it may lag a Reserve on a cloud that is eventually
+	// consistent (EC2); it returns ThrottledError when rate limited.
+	ListReservations(ctx context.Context, tags map[string]string) ([]Reservation, error)
 	// Run launches instances. It returns InsufficientCapacityError when fewer
 	// than MinCount can start (nothing is launched then), ThrottledError when
 	// the request or resource rate limiter refused the call (nothing is

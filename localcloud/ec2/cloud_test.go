@@ -822,3 +822,52 @@ func TestBigLaunchAndDescribeByTag(t *testing.T) {
 	}
 	assert.Len(t, seen, 10000)
 }
+
+// TestDescribeCapacityReservationsByStateAndTag: the state and tag
+// filters, which the listing applies in SQL, select exactly what EC2's
+// would: every tag filter and the state must match, any of a filter's
+// values will do, and a tag key is a plain string (dots and quotes are
+// not a JSON path).
+func TestDescribeCapacityReservationsByStateAndTag(t *testing.T) {
+	ctx := context.Background()
+	client, _ := start(t, unthrottled(Config{Pools: []Pool{{InstanceType: "m5.large", Initial: 20}}}))
+	create := func(tags map[string]string) string {
+		var list []types.Tag
+		for k, v := range tags {
+			list = append(list, types.Tag{Key: aws.String(k), Value: aws.String(v)})
+		}
+		out, err := client.CreateCapacityReservation(ctx, &awsec2.CreateCapacityReservationInput{
+			InstanceType: aws.String("m5.large"), InstancePlatform: types.CapacityReservationInstancePlatformLinuxUnix,
+			InstanceCount: aws.Int32(1), EndDateType: types.EndDateTypeUnlimited,
+			TagSpecifications: []types.TagSpecification{{ResourceType: types.ResourceTypeCapacityReservation, Tags: list}},
+		})
+		require.NoError(t, err)
+		return aws.ToString(out.CapacityReservation.CapacityReservationId)
+	}
+	a := create(map[string]string{"gust:reserve": "tok-a", "team": "x"})
+	b := create(map[string]string{"gust:reserve": "tok-a", "team": "y"})
+	cancelled := create(map[string]string{"gust:reserve": "tok-a", "team": "x"})
+	other := create(map[string]string{"gust:reserve": "tok-b", `odd."key`: "v"})
+	untagged := create(nil)
+	_, err := client.CancelCapacityReservation(ctx, &awsec2.CancelCapacityReservationInput{CapacityReservationId: aws.String(cancelled)})
+	require.NoError(t, err)
+
+	list := func(filters ...types.Filter) []string {
+		out, err := client.DescribeCapacityReservations(ctx, &awsec2.DescribeCapacityReservationsInput{Filters: filters})
+		require.NoError(t, err)
+		var ids []string
+		for _, cr := range out.CapacityReservations {
+			ids = append(ids, aws.ToString(cr.CapacityReservationId))
+		}
+		return ids
+	}
+	live := types.Filter{Name: aws.String("state"), Values: []string{"active", "pending"}}
+	assert.Equal(t, []string{a, b}, list(tagFilter("gust:reserve", "tok-a"), live))
+	assert.Equal(t, []string{a, b, cancelled}, list(tagFilter("gust:reserve", "tok-a")))
+	assert.Equal(t, []string{a}, list(tagFilter("gust:reserve", "tok-a"), tagFilter("team", "x"), live))
+	assert.Equal(t, []string{a, b, other}, list(types.Filter{Name: aws.String("tag:gust:reserve"), Values: []string{"tok-a", "tok-b"}}, live))
+	assert.Equal(t, []string{other}, list(tagFilter(`odd."key`, "v")))
+	assert.Empty(t, list(tagFilter("odd", "v")))
+	assert.Equal(t, []string{cancelled}, list(types.Filter{Name: aws.String("state"), Values: []string{"cancelled"}}))
+	assert.Equal(t, []string{a, b, other, untagged}, list(live))
+}

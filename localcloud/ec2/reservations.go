@@ -214,7 +214,8 @@ func (c *Cloud) describeCapacityReservations(ctx context.Context, acct string, p
 				return err
 			}
 		}
-		rows, err := tx.QueryContext(ctx, `SELECT `+reservationColumns+` FROM capacity_reservations WHERE account = ? ORDER BY seq`, acct)
+		q, args := reservationQuery(acct, filters)
+		rows, err := tx.QueryContext(ctx, q, args...)
 		if err != nil {
 			return fmt.Errorf("listing capacity reservations, %w", err)
 		}
@@ -239,6 +240,38 @@ func (c *Cloud) describeCapacityReservations(ctx context.Context, acct string, p
 	}
 	w.close("capacityReservationSet")
 	return nil
+}
+
+// reservationQuery selects the account's reservations, narrowed in SQL by
+// the state and tag:KEY filters (reservationMatches still decides).
+// Without it every listing decodes every reservation the account ever
+// made, cancelled ones too, so a fleet's lookup of its own reservations by
+// tag would grow with the account's history.
+func reservationQuery(acct string, filters []filter) (string, []any) {
+	var q strings.Builder
+	q.WriteString(`SELECT ` + reservationColumns + ` FROM capacity_reservations WHERE account = ?`)
+	args := []any{acct}
+	for _, f := range filters {
+		if len(f.Values) == 0 {
+			continue
+		}
+		marks := strings.TrimSuffix(strings.Repeat("?,", len(f.Values)), ",")
+		key, isTag := strings.CutPrefix(f.Name, "tag:")
+		switch {
+		case f.Name == "state":
+			q.WriteString(` AND state IN (` + marks + `)`)
+		case isTag:
+			q.WriteString(` AND EXISTS (SELECT 1 FROM json_each(capacity_reservations.tags) AS t WHERE t.key = ? AND t.value IN (` + marks + `))`)
+			args = append(args, key)
+		default:
+			continue
+		}
+		for _, v := range f.Values {
+			args = append(args, v)
+		}
+	}
+	q.WriteString(` ORDER BY seq`)
+	return q.String(), args
 }
 
 func reservationMatches(cr *capacityReservation, filters []filter) bool {

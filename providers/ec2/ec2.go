@@ -324,6 +324,41 @@ func (p *Provider) findReservation(ctx context.Context, token string) (providers
 	return reservation(&out.CapacityReservations[0]), true, nil
 }
 
+// ListReservations lists the live reservations carrying every tag in tags.
+func (p *Provider) ListReservations(ctx context.Context, tags map[string]string) ([]providers.Reservation, error) {
+	if len(tags) == 0 {
+		return nil, providers.NewInvalidError(errors.New("listing capacity reservations needs a tag"))
+	}
+	filters := tagFilters(tags)
+	filters = append(filters, types.Filter{Name: aws.String("state"), Values: []string{"active", "pending"}})
+	var list []providers.Reservation
+	pages := awsec2.NewDescribeCapacityReservationsPaginator(p.api, &awsec2.DescribeCapacityReservationsInput{Filters: filters})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("listing capacity reservations, %w", translate(err))
+		}
+		for i := range page.CapacityReservations {
+			list = append(list, reservation(&page.CapacityReservations[i]))
+		}
+	}
+	return list, nil
+}
+
+// tagFilters is one tag:KEY filter per tag, in key order.
+func tagFilters(tags map[string]string) []types.Filter {
+	keys := make([]string, 0, len(tags))
+	for k := range tags {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	filters := make([]types.Filter, 0, len(keys)+2)
+	for _, k := range keys {
+		filters = append(filters, types.Filter{Name: aws.String("tag:" + k), Values: []string{tags[k]}})
+	}
+	return filters
+}
+
 // zoneToken derives a per-zone token that stays within EC2's 64 characters.
 func zoneToken(token, zone string) string {
 	s := token + "/" + zone
@@ -472,15 +507,7 @@ func (p *Provider) Run(ctx context.Context, in providers.RunInput) ([]providers.
 // an instance-id filter, so ids that no longer exist are simply absent
 // instead of failing the call.
 func (p *Provider) Describe(ctx context.Context, f providers.InstanceFilter) ([]providers.Instance, error) {
-	var filters []types.Filter
-	keys := make([]string, 0, len(f.Tags))
-	for k := range f.Tags {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		filters = append(filters, types.Filter{Name: aws.String("tag:" + k), Values: []string{f.Tags[k]}})
-	}
+	filters := tagFilters(f.Tags)
 	if len(f.States) > 0 {
 		filters = append(filters, types.Filter{Name: aws.String("instance-state-name"), Values: f.States})
 	}

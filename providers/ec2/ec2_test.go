@@ -403,7 +403,20 @@ func TestEndToEndAgainstLocalCloud(t *testing.T) {
 	require.NoError(t, err)
 	assert.Len(t, some, 2, "unknown ids are absent, not an error")
 
+	listed, err := p.ListReservations(ctx, map[string]string{providers.FleetTagKey: "f"})
+	require.NoError(t, err)
+	require.Len(t, listed, 1)
+	assert.Equal(t, r.ID, listed[0].ID)
+	listed, err = p.ListReservations(ctx, map[string]string{providers.FleetTagKey: "g"})
+	require.NoError(t, err)
+	assert.Empty(t, listed, "another fleet's tag")
+	_, err = p.ListReservations(ctx, nil)
+	assert.True(t, providers.IsInvalid(err), "%v", err)
+
 	require.NoError(t, p.CancelReservation(ctx, r.ID))
+	listed, err = p.ListReservations(ctx, map[string]string{providers.FleetTagKey: "f"})
+	require.NoError(t, err)
+	assert.Empty(t, listed, "a cancelled reservation is not listed")
 	err = p.CancelReservation(ctx, "cr-0123456789abcdef0")
 	assert.True(t, providers.IsNotFound(err), "%v", err)
 }

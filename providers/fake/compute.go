@@ -29,6 +29,7 @@ const (
 	MethodLaunchFleet       = "LaunchFleet"
 	MethodDescribeOfferings = "DescribeOfferings"
 	MethodSubnets           = "Subnets"
+	MethodListReservations  = "ListReservations"
 )
 
 // Unlimited, given to SetCapacity, makes an instance type's open capacity
@@ -140,9 +141,10 @@ type Compute struct {
 	byID         map[string]*instance
 	reservations []*providers.Reservation // in creation order
 	resByID      map[string]*providers.Reservation
-	launched     map[string]runRecord     // Run ClientToken -> first call
-	reserved     map[string]reserveRecord // Reserve ClientToken -> first call
-	runAttempts  map[string]int           // Run calls per ClientToken
+	resTags      map[string]map[string]string // reservation id -> its tags
+	launched     map[string]runRecord         // Run ClientToken -> first call
+	reserved     map[string]reserveRecord     // Reserve ClientToken -> first call
+	runAttempts  map[string]int               // Run calls per ClientToken
 	lose         []lostResponse
 	failures     map[string][]error
 	calls        []Call
@@ -183,6 +185,7 @@ func NewCompute() *Compute {
 		free:        map[string]int{},
 		byID:        map[string]*instance{},
 		resByID:     map[string]*providers.Reservation{},
+		resTags:     map[string]map[string]string{},
 		launched:    map[string]runRecord{},
 		reserved:    map[string]reserveRecord{},
 		runAttempts: map[string]int{},
@@ -419,6 +422,7 @@ func (c *Compute) Reserve(ctx context.Context, in providers.ReserveInput) (provi
 	c.reservations = append(c.reservations, r)
 	c.resByID[r.ID] = r
 	c.resPool[r.ID] = p
+	c.resTags[r.ID] = maps.Clone(in.Tags)
 	if in.ClientToken != "" {
 		c.reserved[in.ClientToken] = reserveRecord{input: in, id: r.ID}
 	}
@@ -443,6 +447,26 @@ func (c *Compute) CancelReservation(ctx context.Context, id string) error {
 		r.State = "cancelled"
 	}
 	return nil
+}
+
+// ListReservations lists the active reservations that carry every tag,
+// in creation order. Unlike EC2 it never lags.
+func (c *Compute) ListReservations(ctx context.Context, tags map[string]string) ([]providers.Reservation, error) {
+	if _, err := c.begin(ctx, MethodListReservations, maps.Clone(tags)); err != nil {
+		return nil, err
+	}
+	if len(tags) == 0 {
+		return nil, providers.NewInvalidError(errors.New("listing capacity reservations needs a tag"))
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []providers.Reservation
+	for _, r := range c.reservations {
+		if r.State == "active" && hasTags(c.resTags[r.ID], tags) {
+			out = append(out, *r)
+		}
+	}
+	return out, nil
 }
 
 // Run launches between MinCount and MaxCount instances, from the targeted
