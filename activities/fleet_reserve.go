@@ -3,6 +3,7 @@ package activities
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -49,6 +50,18 @@ func (a *Fleet) reserveOfferings(ctx context.Context, in ReserveOfferingsInput) 
 		return ReserveOfferingsResult{}, err
 	}
 	rec := newHeldRecord(ctx)
+	if activity.IsActivity(ctx) && activity.GetInfo(ctx).IsLocalActivity {
+		// No heartbeat record: find what an earlier run of this attempt
+		// reserved by its tag (fleet_reserve_record.go).
+		if err := rec.find(ctx, compute, in.ClientToken); err != nil {
+			return ReserveOfferingsResult{}, err
+		}
+	}
+	tags := maps.Clone(in.Tags)
+	if tags == nil {
+		tags = map[string]string{}
+	}
+	tags[ReserveTagKey] = in.ClientToken
 	var res ReserveOfferingsResult
 	missing := in.Units
 	reserve := func(o ReserveOffering, held, ask int) (providers.Reservation, error) {
@@ -59,7 +72,7 @@ func (a *Fleet) reserveOfferings(ctx context.Context, in ReserveOfferingsInput) 
 		token := fmt.Sprintf("%s-o%d-%dx%d", in.ClientToken, o.Offering, held, ask)
 		return retryThrottled(ctx, rec.details(), func() (providers.Reservation, error) {
 			return keepAliveWith(ctx, rec.details(), func() (providers.Reservation, error) {
-				return compute.Reserve(ctx, providers.ReserveInput{InstanceType: o.InstanceType, Zones: zones, Count: ask, ClientToken: token, Tags: in.Tags})
+				return compute.Reserve(ctx, providers.ReserveInput{InstanceType: o.InstanceType, Zones: zones, Count: ask, ClientToken: token, Tags: tags})
 			})
 		})
 	}

@@ -5,9 +5,27 @@ import (
 	"slices"
 
 	"go.temporal.io/sdk/activity"
+
+	"github.com/gust-dev/gust/providers"
 )
 
-// ReserveOfferings keeps, as its heartbeat details, the ids of every
+// ReserveTagKey tags every reservation ReserveOfferings makes with the
+// attempt's ClientToken (the fleet's "reserve-N" token, unique to the
+// fleet chain and the attempt), so that a run as a local activity can list
+// what an earlier run of the same attempt made.
+const ReserveTagKey = "gust:reserve"
+
+// Run as a local activity (the fleet's fleetLocalReserve), ReserveOfferings
+// has no heartbeat record: a workflow task lost with the activity's result
+// (its worker died) runs it again from the start. It first lists the live
+// reservations tagged with its token (find) and treats them as the record
+// below: the plan keeps those it returns again and cancels the rest. The
+// guarantee is then the stronger one, with no throttle window: what a run
+// made is returned or cancelled by a later run, unless the cloud's listing
+// lags the Reserve (EC2's is eventually consistent; the next run starts
+// only after the lost task's timeout, 10s by default).
+//
+// As a regular activity, ReserveOfferings keeps, as its heartbeat details, the ids of every
 // reservation it may hold, so that a retry whose plan differs from the
 // attempt that died (the cloud's capacity changed in between, so the
 // retry asks other questions with other client tokens) still finds the
@@ -79,6 +97,27 @@ func newHeldRecord(ctx context.Context) *heldRecord {
 		}
 	}
 	return h
+}
+
+// find adds to the record the live reservations tagged with the attempt's
+// token (ReserveTagKey): those an earlier run of the attempt made. A
+// local activity has no heartbeat record, and a workflow task that is
+// lost with its local activity's result runs the activity again from the
+// start, as attempt 1.
+func (h *heldRecord) find(ctx context.Context, compute providers.Compute, token string) error {
+	found, err := retryThrottled(ctx, h.details(), func() ([]providers.Reservation, error) {
+		return compute.ListReservations(ctx, map[string]string{ReserveTagKey: token})
+	})
+	if err != nil {
+		return ProviderErrorf("listing the reservations of "+token, err)
+	}
+	for _, r := range found {
+		h.put(r.ID)
+	}
+	if len(found) > 0 {
+		activity.GetLogger(ctx).Info("earlier run's reservations found", "Token", token, "Reservations", len(found))
+	}
+	return nil
 }
 
 func (h *heldRecord) put(id string) {

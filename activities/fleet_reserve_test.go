@@ -275,3 +275,84 @@ func countReserves(c *fake.Compute, instanceType string) int {
 	}
 	return n
 }
+
+// runLocal runs ReserveOfferings as a local activity, as a fleet on
+// fleetLocalReserve does: no heartbeat record, only the cloud's tags.
+func runLocal(t *testing.T, compute providers.Compute, in ReserveOfferingsInput) (ReserveOfferingsResult, error) {
+	a := &Fleet{Accounts: providers.OneAccount(compute)}
+	env := newActivityEnv(t, a)
+	v, err := env.ExecuteLocalActivity(a.ReserveOfferings, in)
+	if err != nil {
+		return ReserveOfferingsResult{}, err
+	}
+	var res ReserveOfferingsResult
+	require.NoError(t, v.Get(&res))
+	return res, nil
+}
+
+// TestReserveOfferingsLocalRerunCancelsWhatItsPlanDropped: a local run
+// that died (its workflow task lost with it) left a reservation that the
+// next run's plan does not ask for again; the next run finds it by its
+// tag and cancels it. A live reservation under another token (another
+// attempt's, or another fleet's) is not touched.
+func TestReserveOfferingsLocalRerunCancelsWhatItsPlanDropped(t *testing.T) {
+	c, in := twoOfferings()
+	c.SetOfferingCapacity("t3.micro", "us-east-1a", providers.MarketOnDemand, 1)
+	bystander, err := c.Reserve(context.Background(), providers.ReserveInput{InstanceType: "t3.micro", Zones: []string{"us-east-1a"}, Count: 1,
+		Tags: map[string]string{providers.FleetTagKey: "f1", ReserveTagKey: "f1-r0"}})
+	require.NoError(t, err)
+
+	// Run 1: 4 of m5.large fail, 2 hold (r1); it dies asking for the
+	// other 2.
+	_, err = runLocal(t, &dyingCompute{Compute: c, after: 1}, in)
+	require.ErrorContains(t, err, errWorkerKilled.Error())
+	require.Len(t, c.Reservations(), 2)
+	r1 := c.Reservations()[1].ID
+
+	// Capacity came back: the rerun holds all 4 in one reservation, under a
+	// token run 1 never got an answer for.
+	c.SetOfferingCapacity("m5.large", "us-east-1a", providers.MarketOnDemand, 10)
+	res, err := runLocal(t, c, in)
+	require.NoError(t, err)
+	require.Len(t, res.Reservations, 1)
+	assert.Equal(t, 4, res.Reservations[0].Count)
+	assert.NotEqual(t, r1, res.Reservations[0].ReservationID)
+	assert.Equal(t, append([]string{bystander.ID}, ids(res.Reservations)...), active(c), "the returned reservations and the bystander are held")
+	r, _ := c.Reservation(r1)
+	assert.Equal(t, "cancelled", r.State, "the dead run's reservation is given back")
+	n, _ := c.OfferingCapacity("m5.large", "us-east-1a", providers.MarketOnDemand)
+	assert.Equal(t, 10-4+2, n)
+	assert.Equal(t, 2, c.CallCount(fake.MethodListReservations), "each run listed its token's reservations once")
+}
+
+// TestReserveOfferingsLocalRerunKeepsWhatItsPlanReturnsAgain: the rerun
+// gets run 1's first reservation back by its client token and keeps it;
+// the second, which its plan no longer makes, it cancels.
+func TestReserveOfferingsLocalRerunKeepsWhatItsPlanReturnsAgain(t *testing.T) {
+	c, in := twoOfferings()
+	_, err := runLocal(t, &dyingCompute{Compute: c, after: 2}, in)
+	require.ErrorContains(t, err, errWorkerKilled.Error())
+	require.Len(t, c.Reservations(), 2)
+	r1, r2 := c.Reservations()[0].ID, c.Reservations()[1].ID
+
+	c.SetOfferingCapacity("m5.large", "us-east-1a", providers.MarketOnDemand, 2)
+	res, err := runLocal(t, c, in)
+	require.NoError(t, err)
+	got := ids(res.Reservations)
+	require.Len(t, got, 2)
+	assert.Equal(t, r1, got[0], "the same token returns the same reservation")
+	assert.NotContains(t, got, r2)
+	assert.Equal(t, got, active(c), "exactly the returned reservations are held")
+}
+
+// TestReserveOfferingsLocalListingFails: a rerun that cannot list what an
+// earlier run may hold reserves nothing; the error is retried.
+func TestReserveOfferingsLocalListingFails(t *testing.T) {
+	c, in := twoOfferings()
+	c.FailNext(fake.MethodListReservations, errors.New("connection reset"))
+	_, err := runLocal(t, c, in)
+	require.ErrorContains(t, err, "listing the reservations of f1-r1")
+	var appErr *temporal.ApplicationError
+	assert.False(t, errors.As(err, &appErr) && appErr.NonRetryable(), "a listing that failed is retried")
+	assert.Empty(t, c.Reservations())
+}

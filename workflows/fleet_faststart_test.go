@@ -69,29 +69,33 @@ func fulfilled(t *testing.T, env *testsuite.TestWorkflowEnvironment, in LaunchFl
 	return res
 }
 
-// TestFastStart: a new fleet (fleetEventsFirst) checks its offerings as a
-// local activity, in its first workflow task, which also says the events
-// arrive; it then takes no reconciling count at all (the next is an hour
-// away) and ends on the states the events gave. On fleetFastStart, whose
+// TestFastStart: a new fleet (fleetLocalReserve) checks its offerings and
+// reserves the minimum as local activities, in its first workflow task;
+// the check also says the events arrive, so it takes no reconciling count
+// at all (the next is an hour away) and ends on the states the events
+// gave. On fleetEventsFirst it reserves with an activity and is otherwise
+// the same. On fleetFastStart, whose
 // histories must replay, it takes one count at the start (which says the
 // events arrive) and no more, since a launch's answer triggers none while
 // events arrive. On versionOfferings' version 1 it still checks with an
 // activity and counts after each launch.
 func TestFastStart(t *testing.T) {
 	for _, tc := range []struct {
-		name       string
-		version    workflow.Version
-		local      bool
-		reconciles func(n int) bool
+		name         string
+		version      workflow.Version
+		local        bool // PrepareFleet is a local activity
+		localReserve bool // and so is ReserveOfferings
+		reconciles   func(n int) bool
 	}{
-		{"events first", fleetEventsFirst, true, func(n int) bool { return n == 0 }},
-		{"fast start", fleetFastStart, true, func(n int) bool { return n == 1 }},
-		{"version 1", 1, false, func(n int) bool { return n > 1 }},
+		{"local reserve", fleetLocalReserve, true, true, func(n int) bool { return n == 0 }},
+		{"events first", fleetEventsFirst, true, false, func(n int) bool { return n == 0 }},
+		{"fast start", fleetFastStart, true, false, func(n int) bool { return n == 1 }},
+		{"version 1", 1, false, false, func(n int) bool { return n > 1 }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			env, cloud := eventsEnv()
 			cloud.PendingDescribes = 1 << 30 // only the events say running
-			env.OnGetVersion(versionOfferings, workflow.DefaultVersion, fleetEventsFirst).Return(tc.version)
+			env.OnGetVersion(versionOfferings, workflow.DefaultVersion, fleetLocalReserve).Return(tc.version)
 			var mu sync.Mutex
 			started := map[string]int{}
 			env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, _ converter.EncodedValues) {
@@ -144,6 +148,13 @@ func TestFastStart(t *testing.T) {
 			} else {
 				require.Equal(t, 1, started["PrepareFleet"], "started %v", started)
 				require.Zero(t, started["local PrepareFleet"], "started %v", started)
+			}
+			if tc.localReserve {
+				require.Equal(t, 1, started["local ReserveOfferings"], "started %v", started)
+				require.Zero(t, started["ReserveOfferings"], "started %v", started)
+			} else {
+				require.Equal(t, 1, started["ReserveOfferings"], "started %v", started)
+				require.Zero(t, started["local ReserveOfferings"], "started %v", started)
 			}
 			if tc.version < fleetEventsFirst {
 				require.Positive(t, started["gated fill"], "no fill launch waited for the first count (started %v)", started)

@@ -82,9 +82,15 @@ func (f *fleet) reserveOfferings(ctx workflow.Context) error {
 		o := f.st.Offerings[i]
 		in.Offerings = append(in.Offerings, activities.ReserveOffering{Offering: i, InstanceType: o.InstanceType, Zone: o.Zone, Weight: max(1, o.Weight)})
 	}
-	actx := workflow.WithActivityOptions(ctx, reserveOptions(fmt.Sprintf("reserve %d units over %d offerings (attempt %d)", odMin, len(order), f.st.ReserveAttempts)))
+	summary := fmt.Sprintf("reserve %d units over %d offerings (attempt %d)", odMin, len(order), f.st.ReserveAttempts)
+	var fut workflow.Future
+	if f.localReserve {
+		fut = workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, reserveLocalOptions(summary)), a.ReserveOfferings, in)
+	} else {
+		fut = workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, reserveOptions(summary)), a.ReserveOfferings, in)
+	}
 	var res activities.ReserveOfferingsResult
-	if err := workflow.ExecuteActivity(actx, a.ReserveOfferings, in).Get(ctx, &res); err != nil {
+	if err := fut.Get(ctx, &res); err != nil {
 		return err
 	}
 	f.markUnavailable(ctx, res.Unavailable, false)

@@ -119,6 +119,20 @@ func reserveOptions(summary string) workflow.ActivityOptions {
 	return o
 }
 
+// reserveLocalOptions: ReserveOfferings as a local activity
+// (fleetLocalReserve), with reserveOptions' timeouts and retries. No
+// heartbeat: a local activity has none, and a run lost with its workflow
+// task is found by its reservations' tag.
+func reserveLocalOptions(summary string) workflow.LocalActivityOptions {
+	o := reserveOptions(summary)
+	return workflow.LocalActivityOptions{
+		StartToCloseTimeout:    o.StartToCloseTimeout,
+		ScheduleToCloseTimeout: o.ScheduleToCloseTimeout,
+		RetryPolicy:            o.RetryPolicy,
+		Summary:                summary,
+	}
+}
+
 // countOptions: the running-count poll. It is abandoned, not awaited, when
 // the workflow stops polling.
 func countOptions() workflow.ActivityOptions {

@@ -67,7 +67,7 @@ func (s *FleetSuite) newEnv() *testsuite.TestWorkflowEnvironment {
 	env.RegisterActivity(&activities.Fleet{Accounts: s.accounts})
 	env.SetTestTimeout(30 * time.Second)
 	if s.oneType {
-		env.OnGetVersion(versionOfferings, workflow.DefaultVersion, fleetEventsFirst).Return(workflow.DefaultVersion)
+		env.OnGetVersion(versionOfferings, workflow.DefaultVersion, fleetLocalReserve).Return(workflow.DefaultVersion)
 	}
 	return env
 }

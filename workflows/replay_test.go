@@ -99,6 +99,9 @@ var inputsChanged = map[string]string{}
 //     (fleetEventsFirst). The recording's worker reads no events queue,
 //     so these fleets count at the start and poll; the path without that
 //     count is TestFastStart's.
+//   - fleet-v7-*: the same fleet scenarios on fleet-offerings' version 4
+//     (fleetLocalReserve): ReserveOfferings as a local activity marker
+//     after PrepareFleet's, in the first workflow task.
 //
 // docs/design.md, "Recording a history for the replay tests", says how to
 // record more. The control replays each history with the changed twin of
