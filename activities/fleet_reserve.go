@@ -28,7 +28,8 @@ const maxReserveOfferings = 500
 //
 // A retry that the cloud answers otherwise (its capacity changed) asks
 // other questions, so it would not get back what the attempt before it
-// held: the heartbeat record (fleet_reserve_record.go) names those. Before
+// held: the heartbeat record, or, run as a local activity, the listing by
+// the attempt's tag (fleet_reserve_record.go) names those. Before
 // it returns, an attempt cancels every recorded reservation it does not
 // return: on success and on a capacity or invalid-input failure alike, so
 // then exactly the returned reservations are held. A recorded one the plan

@@ -30,8 +30,9 @@ const ReserveTagKey = "gust:reserve"
 // attempt that died (the cloud's capacity changed in between, so the
 // retry asks other questions with other client tokens) still finds the
 // reservations the dead attempt made and cancels those it does not
-// return again. providers.Compute cannot list reservations by tag, so
-// the record is the only way back to them.
+// return again. This predates ListReservations; it stays for the fleets
+// on fleet-offerings version 3 and older, which still schedule
+// ReserveOfferings as an activity.
 //
 // What reaches the server, and so the retry (SDK v1.50, server 1.32):
 //
