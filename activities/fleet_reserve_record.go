@@ -25,9 +25,9 @@ const ReserveTagKey = "gust:reserve"
 // lags the Reserve (EC2's is eventually consistent; the next run starts
 // only after the lost task's timeout, 10s by default).
 //
-// As a regular activity, ReserveOfferings keeps, as its heartbeat details, the ids of every
-// reservation it may hold, so that a retry whose plan differs from the
-// attempt that died (the cloud's capacity changed in between, so the
+// As a regular activity, ReserveOfferings keeps, as its heartbeat
+// details, the ids of every reservation it may hold, so that a retry
+// whose plan differs from the attempt that died (the cloud's capacity changed in between, so the
 // retry asks other questions with other client tokens) still finds the
 // reservations the dead attempt made and cancels those it does not
 // return again. This predates ListReservations; it stays for the fleets
