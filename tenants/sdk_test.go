@@ -101,7 +101,13 @@ func TestSDKClients(t *testing.T) {
 	}
 
 	wrong := acme
-	wrong.SecretAccessKey = "x" + acme.SecretAccessKey[1:]
+	// Another first character: a secret that already began with the
+	// replacement (one in 64) was no wrong secret at all.
+	first := "x"
+	if acme.SecretAccessKey[0] == 'x' {
+		first = "y"
+	}
+	wrong.SecretAccessKey = first + acme.SecretAccessKey[1:]
 	cfg := aws.Config{Region: "us-east-1", Credentials: staticCreds(wrong), BaseEndpoint: aws.String(srv.URL), RetryMaxAttempts: 1}
 	if _, err := lambda.NewFromConfig(cfg).Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("my-fn")}); err == nil {
 		t.Fatal("wrong secret accepted")
