@@ -92,7 +92,11 @@ const (
 	// together, about a third of the time to min. A run that is lost with
 	// its workflow task finds what it reserved by tag and keeps or
 	// cancels it (activities.ReserveTagKey), where the activity relied on
-	// its heartbeat record.
+	// its heartbeat record. The same version makes a fleet end (fulfilled,
+	// not maintained) only on a count taken while every launch had
+	// settled: ending on events alone, or on any earlier count, missed
+	// the instances a lost launch response or a dropped round left
+	// behind, which only such a count finds and adopts (actSettle).
 	fleetLocalReserve workflow.Version = 4
 )
 
@@ -188,9 +192,9 @@ type fleet struct {
 	// eventsActive: the worker said instance events arrive for the tenant.
 	eventsActive bool
 	// fastStart: this run is on versionOfferings' fleetFastStart;
-	// eventsFirst: on fleetEventsFirst; localReserve: on
+	// eventsFirst: on fleetEventsFirst; localReserve and settleEnd: on
 	// fleetLocalReserve.
-	fastStart, eventsFirst, localReserve bool
+	fastStart, eventsFirst, localReserve, settleEnd bool
 	// spotBackingOff holds new spot rounds as backingOff holds on-demand
 	// ones; availableAt is when the armed availability timer fires.
 	spotBackingOff bool
@@ -299,6 +303,7 @@ func (f *fleet) run(ctx workflow.Context) (FleetResult, error) {
 		f.fastStart = v >= fleetFastStart
 		f.eventsFirst = v >= fleetEventsFirst
 		f.localReserve = v >= fleetLocalReserve
+		f.settleEnd = v >= fleetLocalReserve
 		f.maintain = f.in.OnLost == OnLostReplace
 		f.states = make(map[string]string, len(f.st.InstanceIDs))
 		f.early = map[string]string{}

@@ -62,6 +62,11 @@ type fleetView struct {
 	// LostSince is when the fleet first saw fewer instances running than
 	// it launched with none pending; zero if it does not now.
 	LostSince time.Time
+	// Unsettled: no count was taken, since the last launch or terminate,
+	// while every launch had settled, so an instance a lost launch
+	// response left behind may be unknown yet; the fleet must not end on
+	// it (fleetLocalReserve). Runs recorded before never set it.
+	Unsettled bool
 
 	// Surplus is how many units over the target a fleet of offerings can
 	// terminate without going under it (whole instances of their weight).
@@ -122,6 +127,10 @@ const (
 	// actMaintain: the target runs; a maintained fleet is fulfilled and
 	// keeps watching its instances.
 	actMaintain
+	// actSettle: the target runs, but the fleet may end only on a count
+	// taken with every launch settled (which adopts what lost responses
+	// left behind): ask the watcher for one.
+	actSettle
 )
 
 var actionNames = [...]string{
@@ -129,6 +138,7 @@ var actionNames = [...]string{
 	actReleaseReservation: "release reservation", actFulfilled: "fulfilled", actLost: "lost",
 	actFillTimeout: "fill timeout", actContinueAsNew: "continue as new", actDrain: "drain",
 	actCancelled: "cancelled", actFail: "fail", actDropRounds: "drop rounds", actMaintain: "maintain",
+	actSettle: "settle",
 }
 
 func (a action) String() string { return actionNames[a] }
@@ -226,6 +236,8 @@ func decide(v fleetView) decision {
 				d.Action = actContinueAsNew
 			case v.Maintain:
 				d.Action = actMaintain
+			case v.HandlersFinished && v.Unsettled:
+				d.Action = actSettle
 			case v.HandlersFinished:
 				d.Action = actFulfilled
 			}

@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -72,9 +73,10 @@ func fulfilled(t *testing.T, env *testsuite.TestWorkflowEnvironment, in LaunchFl
 // TestFastStart: a new fleet (fleetLocalReserve) checks its offerings and
 // reserves the minimum as local activities, in its first workflow task;
 // the check also says the events arrive, so it takes no reconciling count
-// at all (the next is an hour away) and ends on the states the events
-// gave. On fleetEventsFirst it reserves with an activity and is otherwise
-// the same. On fleetFastStart, whose
+// while it launches (the next is an hour away) and reaches min on the
+// states the events gave; its one count is the settled count its end
+// waits for. On fleetEventsFirst it reserves with an activity and ends on
+// the events without any count. On fleetFastStart, whose
 // histories must replay, it takes one count at the start (which says the
 // events arrive) and no more, since a launch's answer triggers none while
 // events arrive. On versionOfferings' version 1 it still checks with an
@@ -87,7 +89,7 @@ func TestFastStart(t *testing.T) {
 		localReserve bool // and so is ReserveOfferings
 		reconciles   func(n int) bool
 	}{
-		{"local reserve", fleetLocalReserve, true, true, func(n int) bool { return n == 0 }},
+		{"local reserve", fleetLocalReserve, true, true, func(n int) bool { return n == 1 }},
 		{"events first", fleetEventsFirst, true, false, func(n int) bool { return n == 0 }},
 		{"fast start", fleetFastStart, true, false, func(n int) bool { return n == 1 }},
 		{"version 1", 1, false, false, func(n int) bool { return n > 1 }},
@@ -187,4 +189,62 @@ func TestEventsFirstEndsOnlyOnKnownStates(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	require.Equal(t, 1, reconciles, "the one count one interval after the start")
+}
+
+// TestEventsFleetEndsOnASettledCount: burst chunk 0 launches, its
+// response is lost, and every retry is throttled until the chunk gives up;
+// its instances exist, tagged, but no launch reported them, and the fill
+// makes up for them. Events then say every instance runs, orphans too. On
+// fleetLocalReserve the fleet does not end on those events: it asks for a
+// count with every launch settled, which finds the orphans, adopts them
+// and terminates the surplus, so nothing is left running that the fleet
+// does not report. On fleetEventsFirst it ended on the events and left the
+// orphans running: the control shows the test sees the difference.
+func TestEventsFleetEndsOnASettledCount(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		version workflow.Version
+		leaked  int
+	}{
+		{"settled end", fleetLocalReserve, 0},
+		{"events first (control)", fleetEventsFirst, 5},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env, cloud := eventsEnv()
+			cloud.PendingDescribes = 0
+			env.OnGetVersion(versionOfferings, workflow.DefaultVersion, fleetLocalReserve).Return(tc.version)
+			cloud.LoseResponse("burst-0-", 1)
+			cloud.FailRun = func(in providers.RunInput, attempt int) error {
+				if strings.HasPrefix(in.ClientToken, "burst-0-") && attempt > 0 {
+					return providers.NewThrottledError(errors.New("RequestLimitExceeded (scripted)"))
+				}
+				return nil
+			}
+			// After the chunk gave up (15 minutes) and the fill landed:
+			// every live instance runs, as the events say.
+			env.RegisterDelayedCallback(func() {
+				var evs []InstanceEvent
+				for _, id := range cloud.Live(nil) {
+					evs = append(evs, InstanceEvent{ID: id, State: providers.StateRunning})
+				}
+				var origin string
+				for _, inst := range cloud.Instances() {
+					origin = inst.Tags[activities.FleetRunTagKey]
+				}
+				env.SignalWorkflow(InstanceEventsSignal, InstanceEventsInput{RunTag: origin, Events: evs})
+			}, 20*time.Minute)
+			in := fleetInput(10, 10)
+			in.Tuning.BurstChunk = 5
+			in.Tuning.ReconcileInterval = 24 * time.Hour
+			res := fulfilled(t, env, in)
+			require.Len(t, res.InstanceIDs, 10)
+			live := cloud.Live(nil)
+			require.Len(t, live, 10+tc.leaked, "live instances: %v, the fleet's: %v", live, res.InstanceIDs)
+			if tc.leaked == 0 {
+				require.ElementsMatch(t, res.InstanceIDs, live, "exactly the fleet's instances run")
+				require.Equal(t, 5, res.Adopted, "the lost chunk's instances were found by their tags")
+				require.Equal(t, 5, res.Terminated, "and the surplus terminated")
+			}
+		})
+	}
 }

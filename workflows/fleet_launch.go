@@ -345,6 +345,8 @@ func (f *fleet) fill(ctx workflow.Context) *stop {
 			}
 		case actFulfilled:
 			return &stop{state: PhaseFulfilled}
+		case actSettle:
+			f.requestSettledCount()
 		case actMaintain:
 			if f.st.Phase != PhaseFulfilled {
 				f.setPhase(PhaseFulfilled)
@@ -409,6 +411,7 @@ func (f *fleet) view(ctx workflow.Context) fleetView {
 		v.Markets, v.Maintain = true, f.maintain
 		v.Surplus = f.surplus(live)
 		v.Fresh = f.statesKnown || f.eventsFirst && f.statesFromEvents()
+		v.Unsettled = f.unsettled()
 		v.OnDemandWant, v.SpotWant = splitMarkets(f.st.Target, f.in.OnDemandBase, f.in.SpotShare)
 		v.LiveOnDemand, v.LiveSpot = liveOD, liveSpot
 		v.RequestedSpot = f.flight.spotRequested

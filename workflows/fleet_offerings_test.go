@@ -146,6 +146,15 @@ func TestDecideMarkets(t *testing.T) {
 		{"states not known yet: not fulfilled", func(v *fleetView) {
 			v.Live, v.LiveOnDemand, v.LiveSpot, v.Running, v.Fresh = 20, 12, 8, 20, false
 		}, decision{Action: actWait}},
+		{"at target, not maintained, no settled count yet: ask for one", func(v *fleetView) {
+			v.Live, v.LiveOnDemand, v.LiveSpot, v.Running, v.Maintain, v.Unsettled = 20, 12, 8, 20, false, true
+		}, decision{Action: actSettle, MarkTargetReached: true}},
+		{"at target, not maintained, settled: fulfilled", func(v *fleetView) {
+			v.Live, v.LiveOnDemand, v.LiveSpot, v.Running, v.Maintain, v.TargetReached = 20, 12, 8, 20, false, true
+		}, decision{Action: actFulfilled}},
+		{"maintained fleets do not wait for a settled count", func(v *fleetView) {
+			v.Live, v.LiveOnDemand, v.LiveSpot, v.Running, v.Unsettled = 20, 12, 8, 20, true
+		}, decision{Action: actMaintain, MarkTargetReached: true}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -25,6 +25,12 @@ type watcher struct {
 	// poke ends the wait early.
 	stop, idle, poke bool
 	cancel           workflow.CancelFunc
+	// settled says a count was taken while every launch had settled, at
+	// settledEpoch, with the orphans it revealed adopted; settle is the
+	// fill loop's request for one (fleetLocalReserve), answered every
+	// PollInterval until a count settles.
+	settled, settle bool
+	settledEpoch    int
 }
 
 // startWatcher polls the running count: every PollInterval while anything
@@ -59,6 +65,10 @@ func (f *fleet) startWatcher(ctx workflow.Context) {
 				// a third of the cloud's and the worker's time.
 				interval = max(f.tune.PollInterval, 2*took)
 			}
+			if f.w.settle {
+				// The fill loop waits on a settled count to end the fleet.
+				interval = min(interval, f.tune.PollInterval)
+			}
 			f.w.idle, f.w.poke = interval > f.tune.PollInterval, false
 			_, _ = workflow.AwaitWithOptions(ctx, workflow.AwaitOptions{
 				Timeout:      interval,
@@ -88,10 +98,18 @@ func (f *fleet) countOnce(ctx, actx workflow.Context) time.Duration {
 	took := workflow.Now(ctx).Sub(began)
 	if err == nil && f.offerings {
 		f.w.obsEpoch = epoch
-		if quiet && f.launchesSettled() && epoch == f.w.epoch && res.Running+res.Pending > len(f.st.InstanceIDs)+f.stillRunningLost() {
+		settled := quiet && f.launchesSettled() && epoch == f.w.epoch
+		if settled && res.Running+res.Pending > len(f.st.InstanceIDs)+f.stillRunningLost() {
 			f.w.adopting = true
 			f.adoptOrphans(ctx)
 			f.w.adopting = false
+			f.changed = true
+			// What it adopted (or a list that raced a launch) needs a
+			// count of its own before the fleet may end on it.
+			settled = false
+		}
+		if settled {
+			f.w.settled, f.w.settledEpoch, f.w.settle = true, epoch, false
 			f.changed = true
 		}
 	} else if err == nil {
@@ -237,6 +255,21 @@ func (f *fleet) pokeWatcher() {
 	if f.w.idle {
 		f.w.poke = true
 	}
+}
+
+// requestSettledCount asks the watcher for a count taken with every
+// launch settled (actSettle), at once, even while events carry the
+// changes: the fleet ends on it.
+func (f *fleet) requestSettledCount() {
+	if !f.w.settle {
+		f.w.settle, f.w.poke = true, true
+	}
+}
+
+// unsettled reports whether the fleet may not end yet for want of a
+// settled count (fleetLocalReserve).
+func (f *fleet) unsettled() bool {
+	return f.settleEnd && !(f.w.settled && f.w.settledEpoch == f.w.epoch)
 }
 
 func (f *fleet) stopWatcher() {

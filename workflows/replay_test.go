@@ -101,7 +101,8 @@ var inputsChanged = map[string]string{}
 //     count is TestFastStart's.
 //   - fleet-v7-*: the same fleet scenarios on fleet-offerings' version 4
 //     (fleetLocalReserve): ReserveOfferings as a local activity marker
-//     after PrepareFleet's, in the first workflow task.
+//     after PrepareFleet's, in the first workflow task, and a fleet that
+//     ends only on a count taken with every launch settled.
 //
 // docs/design.md, "Recording a history for the replay tests", says how to
 // record more. The control replays each history with the changed twin of
