@@ -94,9 +94,9 @@ const (
 	// cancels it (activities.ReserveTagKey), where the activity relied on
 	// its heartbeat record. The same version makes a fleet end (fulfilled,
 	// not maintained) only on a count taken while every launch had
-	// settled: ending on events alone, or on any earlier count, missed
-	// the instances a lost launch response or a dropped round left
-	// behind, which only such a count finds and adopts (actSettle).
+	// settled: ending on events alone, or on any count that came back,
+	// settled or not, could miss the instances a lost launch response
+	// left behind, which only such a count finds and adopts (actSettle).
 	fleetLocalReserve workflow.Version = 4
 )
 
