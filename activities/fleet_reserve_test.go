@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/gust-dev/gust/providers"
@@ -103,6 +104,11 @@ func retry(t *testing.T, c *fake.Compute, in ReserveOfferingsInput, rec reserveP
 	env := newActivityEnv(t, a)
 	env.SetHeartbeatDetails(rec)
 	v, err := env.ExecuteActivity(a.ReserveOfferings, in)
+	return reserveResult(t, v, err)
+}
+
+// reserveResult decodes what a ReserveOfferings run returned.
+func reserveResult(t *testing.T, v converter.EncodedValue, err error) (ReserveOfferingsResult, error) {
 	if err != nil {
 		return ReserveOfferingsResult{}, err
 	}
@@ -282,12 +288,7 @@ func runLocal(t *testing.T, compute providers.Compute, in ReserveOfferingsInput)
 	a := &Fleet{Accounts: providers.OneAccount(compute)}
 	env := newActivityEnv(t, a)
 	v, err := env.ExecuteLocalActivity(a.ReserveOfferings, in)
-	if err != nil {
-		return ReserveOfferingsResult{}, err
-	}
-	var res ReserveOfferingsResult
-	require.NoError(t, v.Get(&res))
-	return res, nil
+	return reserveResult(t, v, err)
 }
 
 // TestReserveOfferingsLocalRerunCancelsWhatItsPlanDropped: a local run

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
 
@@ -71,7 +70,7 @@ func TestFleetReservationSurvivesWorkerKill(t *testing.T) {
 	for _, r := range dead {
 		require.Equal(t, "m5.large", r.InstanceType, "the kill must land in the first run's split of the minimum")
 	}
-	hs := []*historypb.History{fleetHistory(ctx, t, c, fleetID, run.GetRunID())}
+	hs := []*historypb.History{runHistory(ctx, t, c, fleetID, run.GetRunID())}
 	require.Zero(t, countLocalActivities(hs, "ReserveOfferings"), "the kill must land before the first workflow task completed")
 
 	// Room for the whole minimum in c5.large: the rerun's first pass takes
@@ -101,19 +100,6 @@ func TestFleetReservationSurvivesWorkerKill(t *testing.T) {
 		require.True(t, err == nil || providers.IsThrottled(err), "%v", err)
 		return err == nil && r.Count == 6
 	})
-	hs = []*historypb.History{fleetHistory(ctx, t, c, fleetID, run.GetRunID())}
+	hs = []*historypb.History{runHistory(ctx, t, c, fleetID, run.GetRunID())}
 	require.Equal(t, 1, countLocalActivities(hs, "ReserveOfferings"), "the rerun's reservation is in the history")
-}
-
-// fleetHistory reads a run's history so far.
-func fleetHistory(ctx context.Context, t *testing.T, c client.Client, workflowID, runID string) *historypb.History {
-	t.Helper()
-	iter := c.GetWorkflowHistory(ctx, workflowID, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	h := &historypb.History{}
-	for iter.HasNext() {
-		ev, err := iter.Next()
-		require.NoError(t, err)
-		h.Events = append(h.Events, ev)
-	}
-	return h
 }

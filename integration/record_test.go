@@ -621,16 +621,24 @@ func (r *recorder) save(ctx context.Context, t *testing.T, name string, run clie
 	return hs
 }
 
-// history reads one run's whole history; the run must be closed.
-func (r *recorder) history(ctx context.Context, t *testing.T, workflowID, runID string) *historypb.History {
+// runHistory reads a run's history so far (all of it, once the run is
+// closed).
+func runHistory(ctx context.Context, t *testing.T, c client.Client, workflowID, runID string) *historypb.History {
 	t.Helper()
-	iter := r.c.GetWorkflowHistory(ctx, workflowID, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	iter := c.GetWorkflowHistory(ctx, workflowID, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	h := &historypb.History{}
 	for iter.HasNext() {
 		ev, err := iter.Next()
 		require.NoError(t, err)
 		h.Events = append(h.Events, ev)
 	}
+	return h
+}
+
+// history reads one run's whole history; the run must be closed.
+func (r *recorder) history(ctx context.Context, t *testing.T, workflowID, runID string) *historypb.History {
+	t.Helper()
+	h := runHistory(ctx, t, r.c, workflowID, runID)
 	require.NotEmpty(t, h.Events)
 	switch last := lastEvent([]*historypb.History{h}).GetEventType(); last {
 	case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED, enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED,

@@ -144,20 +144,18 @@ func TestFastStart(t *testing.T) {
 
 			mu.Lock()
 			defer mu.Unlock()
-			if tc.local {
-				require.Equal(t, 1, started["local PrepareFleet"], "started %v", started)
-				require.Zero(t, started["PrepareFleet"], "started %v", started)
-			} else {
-				require.Equal(t, 1, started["PrepareFleet"], "started %v", started)
-				require.Zero(t, started["local PrepareFleet"], "started %v", started)
+			// ranOnce: the activity ran once, as a local activity or as a
+			// regular one, and never the other way.
+			ranOnce := func(activity string, local bool) {
+				as, not := activity, "local "+activity
+				if local {
+					as, not = not, as
+				}
+				require.Equal(t, 1, started[as], "started %v", started)
+				require.Zero(t, started[not], "started %v", started)
 			}
-			if tc.localReserve {
-				require.Equal(t, 1, started["local ReserveOfferings"], "started %v", started)
-				require.Zero(t, started["ReserveOfferings"], "started %v", started)
-			} else {
-				require.Equal(t, 1, started["ReserveOfferings"], "started %v", started)
-				require.Zero(t, started["local ReserveOfferings"], "started %v", started)
-			}
+			ranOnce("PrepareFleet", tc.local)
+			ranOnce("ReserveOfferings", tc.localReserve)
 			if tc.version < fleetEventsFirst {
 				require.Positive(t, started["gated fill"], "no fill launch waited for the first count (started %v)", started)
 			}
